@@ -1,0 +1,369 @@
+//! Frame types: every JSON object that travels between client and server.
+//!
+//! Frames are serde enums tagged by `"type"` with snake_case names. Optional fields are
+//! omitted when empty so that frames stay small on the wire.
+
+use serde::{Deserialize, Serialize};
+
+/// A client-chosen request id, echoed on the reply or error the request causes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FrameId {
+    /// A numeric id.
+    Num(u64),
+    /// A string id.
+    Str(String),
+}
+
+/// A frame sent by a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Log in, or create the account first when `register` is true.
+    Auth {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Account name (see [`crate::validate_username`]).
+        user: String,
+        /// Password in clear; the transport is what protects it.
+        password: String,
+        /// Create the account instead of logging in.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        register: bool,
+    },
+    /// A message to everyone online.
+    Public {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Message text.
+        text: String,
+    },
+    /// A message to one user's sessions.
+    Private {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Recipient's user name.
+        to: String,
+        /// Message text.
+        text: String,
+    },
+    /// Ask who is online.
+    List {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Liveness probe; the server answers `pong`.
+    Ping {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Answer to a server `ping`.
+    Pong {
+        /// The id of the server's ping.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Leave gracefully; the server answers `bye` and closes.
+    Quit {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+}
+
+impl ClientFrame {
+    /// The request id carried by this frame, if any.
+    pub fn id(&self) -> Option<&FrameId> {
+        match self {
+            ClientFrame::Auth { id, .. }
+            | ClientFrame::Public { id, .. }
+            | ClientFrame::Private { id, .. }
+            | ClientFrame::List { id }
+            | ClientFrame::Ping { id }
+            | ClientFrame::Pong { id }
+            | ClientFrame::Quit { id } => id.as_ref(),
+        }
+    }
+
+    /// The frame's `type` name as it appears on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::Public { .. } => "public",
+            ClientFrame::Private { .. } => "private",
+            ClientFrame::List { .. } => "list",
+            ClientFrame::Ping { .. } => "ping",
+            ClientFrame::Pong { .. } => "pong",
+            ClientFrame::Quit { .. } => "quit",
+        }
+    }
+}
+
+/// Whether a presence notice reports someone arriving or leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    /// The user's first session came online.
+    Join,
+    /// The user's last session went away.
+    Leave,
+}
+
+/// Machine-readable reason carried by an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not valid JSON.
+    BadJson,
+    /// The line is not valid UTF-8.
+    BadUtf8,
+    /// Valid JSON, but not a known frame: unknown type, missing or wrong-typed field.
+    BadFrame,
+    /// The line exceeded the maximum length; the server closes the connection.
+    LineTooLong,
+    /// The frame needs a logged-in session.
+    NotAuthenticated,
+    /// `auth` on a session that is already logged in.
+    AlreadyAuthenticated,
+    /// Wrong user name or password (deliberately not saying which).
+    AuthFailed,
+    /// The user name breaks the naming rules.
+    InvalidUsername,
+    /// The password breaks the password rules.
+    InvalidPassword,
+    /// Registration of a name that already exists.
+    UsernameTaken,
+    /// A message with no visible text.
+    EmptyMessage,
+    /// A message longer than the server allows.
+    MessageTooLong,
+    /// A private message to a name with no account.
+    NoSuchUser,
+    /// A private message to a user with no session online.
+    UserOffline,
+    /// Too many frames before logging in; the server closes the connection.
+    TooManyFrames,
+    /// The server failed internally; details are in its log.
+    Internal,
+    /// A code this client version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code's wire name, e.g. `"auth_failed"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadUtf8 => "bad_utf8",
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::AlreadyAuthenticated => "already_authenticated",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::InvalidUsername => "invalid_username",
+            ErrorCode::InvalidPassword => "invalid_password",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::UserOffline => "user_offline",
+            ErrorCode::TooManyFrames => "too_many_frames",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A frame sent by the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Hello {
+        /// Always `"natter"`.
+        server: String,
+        /// Server software version.
+        version: String,
+        /// Protocol version, see [`crate::PROTOCOL_VERSION`].
+        protocol: u32,
+    },
+    /// Login (or registration and login) succeeded.
+    AuthOk {
+        /// Echo of the `auth` frame's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The account name as it was registered (original case).
+        user: String,
+        /// True when this `auth` created the account.
+        #[serde(default)]
+        registered: bool,
+    },
+    /// A public message.
+    Public {
+        /// Sender's user name.
+        from: String,
+        /// Message text.
+        text: String,
+        /// Server time of acceptance, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// A private message, delivered to the recipient's and the sender's sessions.
+    Private {
+        /// Sender's user name.
+        from: String,
+        /// Recipient's user name.
+        to: String,
+        /// Message text.
+        text: String,
+        /// Server time of acceptance, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// A notice from the server itself (shutdown, announcements).
+    System {
+        /// Human-readable text.
+        text: String,
+    },
+    /// Someone came online or went away.
+    Presence {
+        /// The user concerned.
+        user: String,
+        /// Join or leave.
+        event: PresenceEvent,
+        /// Why they left (`"quit"`, `"connection lost"`, ...), on leave only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Answer to `list`: the users online, sorted case-insensitively.
+    List {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// User names.
+        users: Vec<String>,
+    },
+    /// Acknowledges a request that has no other reply (only sent when it carried an id).
+    Ok {
+        /// Echo of the request id.
+        id: FrameId,
+    },
+    /// A request failed, or the connection is about to end for a protocol violation.
+    Error {
+        /// Echo of the id of the request that failed, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation, safe to show to the user.
+        message: String,
+    },
+    /// Liveness probe; answer with `pong` carrying the same id.
+    Ping {
+        /// Probe id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Answer to a client `ping`.
+    Pong {
+        /// Echo of the ping's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Last frame before the server closes the connection.
+    Bye {
+        /// Why the connection ends.
+        reason: String,
+    },
+}
+
+impl ServerFrame {
+    /// Shorthand for an `error` frame.
+    pub fn error(id: Option<FrameId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip_with_wire_names() {
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"type":"auth","user":"al","password":"pw","id":7}"#)
+                .expect("auth decodes");
+        assert_eq!(
+            f,
+            ClientFrame::Auth {
+                id: Some(FrameId::Num(7)),
+                user: "al".into(),
+                password: "pw".into(),
+                register: false
+            }
+        );
+        let json = serde_json::to_string(&ClientFrame::Private {
+            id: Some(FrameId::Str("x".into())),
+            to: "bo".into(),
+            text: "hi".into(),
+        })
+        .expect("encodes");
+        assert_eq!(json, r#"{"type":"private","id":"x","to":"bo","text":"hi"}"#);
+    }
+
+    #[test]
+    fn server_frames_use_snake_case_tags() {
+        let json = serde_json::to_string(&ServerFrame::AuthOk {
+            id: None,
+            user: "al".into(),
+            registered: true,
+        })
+        .expect("encodes");
+        assert_eq!(json, r#"{"type":"auth_ok","user":"al","registered":true}"#);
+        let json = serde_json::to_string(&ServerFrame::error(
+            None,
+            ErrorCode::UserOffline,
+            "bob is not online",
+        ))
+        .expect("encodes");
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"user_offline","message":"bob is not online"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_error_codes_decode_as_unknown() {
+        let f: ServerFrame =
+            serde_json::from_str(r#"{"type":"error","code":"from_the_future","message":"m"}"#)
+                .expect("decodes");
+        assert!(matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_in_client_frames_are_ignored_for_forward_compatibility() {
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"list","colour":"red"}"#)
+            .expect("extra fields are tolerated");
+        assert_eq!(f, ClientFrame::List { id: None });
+    }
+}
