@@ -1,0 +1,411 @@
+//! One task per connection: decode frames, enforce the pre-login rules, talk to the hub.
+//!
+//! A session is a small state machine: unauthenticated (only `auth`, `ping` and `quit`
+//! are allowed, within a time and frame budget) → authenticated (chat) → closing. The
+//! connection's write half belongs to a separate writer task fed by the session's bounded
+//! queue, which is the same queue the hub fans out into; the writer coalesces whatever is
+//! queued into one write. Nothing here knows which transport carries the bytes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use natter_proto::{
+    ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, decode_client,
+    encode, validate_username,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::auth::check_new_password;
+use crate::hub::{Closer, PrivateError, SessionHandle, SessionId};
+use crate::store::StoreError;
+
+/// Failed logins allowed on one connection before it is closed.
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Largest chunk the writer gathers from the queue into a single write.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// What the read loop does after handling a frame.
+enum Flow {
+    /// Keep reading.
+    Continue,
+    /// End the session for this reason (already told to the peer).
+    Close(String),
+}
+
+/// The logged-in identity of a session.
+struct LoggedIn {
+    /// Display name of the account.
+    name: String,
+    /// Id in the hub.
+    id: SessionId,
+}
+
+/// Per-connection state.
+struct Session {
+    /// Server-wide state.
+    shared: Arc<Shared>,
+    /// Remote address, for logs.
+    peer: SocketAddr,
+    /// This session's queue and closer, as registered in the hub.
+    handle: SessionHandle,
+    /// Set once logged in.
+    user: Option<LoggedIn>,
+    /// Lines received before login.
+    prelogin_frames: u32,
+    /// Failed `auth` attempts on this connection.
+    auth_failures: u32,
+}
+
+/// Serves one connection until the peer leaves, misbehaves, or `shutdown` fires.
+pub async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let mut lines = FramedRead::new(rd, LineCodec::new(MAX_LINE));
+    let (tx, rx) = mpsc::channel(shared.config.session_queue);
+    let closer = Closer::default();
+    let writer = tokio::spawn(write_loop(wr, rx, closer.clone()));
+    let auth_deadline = Instant::now() + shared.config.auth_timeout;
+    let mut s = Session {
+        shared,
+        peer,
+        handle: SessionHandle { tx, closer },
+        user: None,
+        prelogin_frames: 0,
+        auth_failures: 0,
+    };
+    s.reply(&ServerFrame::Hello {
+        server: "natter".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol: natter_proto::PROTOCOL_VERSION,
+    });
+    tracing::debug!(%peer, "connection opened");
+
+    let reason = loop {
+        let logged_in = s.user.is_some();
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                s.reply(&ServerFrame::System { text: "server is shutting down".into() });
+                s.bye("server shutting down");
+                break "server shutting down".to_string();
+            }
+            _ = s.handle.closer.closed() => {
+                let reason = s.handle.closer.reason().unwrap_or("closed").to_string();
+                s.bye(&reason);
+                break reason;
+            }
+            _ = sleep_until(auth_deadline), if !logged_in => {
+                s.error(None, ErrorCode::NotAuthenticated, "login timed out");
+                s.bye("login timed out");
+                break "login timeout".to_string();
+            }
+            next = lines.next() => match next {
+                None => break "connection lost".to_string(),
+                Some(Err(CodecError::LineTooLong { max })) => {
+                    s.error(None, ErrorCode::LineTooLong, format!("line longer than {max} bytes; closing"));
+                    s.bye("line too long");
+                    break "line too long".to_string();
+                }
+                Some(Err(CodecError::Io(e))) => {
+                    tracing::debug!(%peer, error = %e, "read failed");
+                    break "connection lost".to_string();
+                }
+                Some(Ok(line)) => match s.handle_line(&line).await {
+                    Flow::Continue => {}
+                    Flow::Close(reason) => break reason,
+                },
+            },
+        }
+    };
+
+    if let Some(user) = &s.user {
+        s.shared.hub.leave(user.id, &reason);
+        tracing::info!(%peer, user = %user.name, %reason, "session ended");
+    } else {
+        tracing::debug!(%peer, %reason, "connection closed before login");
+    }
+    let grace = s.shared.config.shutdown_grace;
+    // Dropping the last sender lets the writer flush what is queued and close the socket.
+    drop(s);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(grace, writer).await.is_err() {
+        // The peer is not reading; it cannot hold this task any longer.
+        abort.abort();
+    }
+}
+
+/// Writes queued lines to the peer, coalescing everything already queued into one write.
+async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>, closer: Closer) {
+    let mut wr = std::pin::pin!(wr);
+    let mut buf = BytesMut::with_capacity(4096);
+    while let Some(first) = rx.recv().await {
+        buf.extend_from_slice(&first);
+        while buf.len() < WRITE_CHUNK {
+            match rx.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        }
+        .await
+        {
+            closer.close(format!("write failed: {e}"));
+            return;
+        }
+        buf.clear();
+        // Do not keep a large buffer alive for an idle connection.
+        if buf.capacity() > WRITE_CHUNK {
+            buf = BytesMut::with_capacity(4096);
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+impl Session {
+    fn reply(&self, frame: &ServerFrame) {
+        self.handle.deliver(encode(frame));
+    }
+
+    fn error(&self, id: Option<FrameId>, code: ErrorCode, message: impl Into<String>) {
+        self.reply(&ServerFrame::error(id, code, message));
+    }
+
+    fn ok(&self, id: Option<FrameId>) {
+        if let Some(id) = id {
+            self.reply(&ServerFrame::Ok { id });
+        }
+    }
+
+    fn bye(&self, reason: &str) {
+        self.reply(&ServerFrame::Bye {
+            reason: reason.to_string(),
+        });
+    }
+
+    async fn handle_line(&mut self, line: &[u8]) -> Flow {
+        if self.user.is_none() {
+            self.prelogin_frames += 1;
+            if self.prelogin_frames > self.shared.config.max_prelogin_frames {
+                self.error(
+                    None,
+                    ErrorCode::TooManyFrames,
+                    "too many frames before login; closing",
+                );
+                self.bye("too many frames before login");
+                return Flow::Close("too many frames before login".into());
+            }
+        }
+        let frame = match decode_client(line) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, code = %e.code, "rejected frame");
+                self.reply(&e.to_frame());
+                return Flow::Continue;
+            }
+        };
+        match (frame, self.user.is_some()) {
+            (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
+            (ClientFrame::Pong { .. }, _) => {}
+            (ClientFrame::Quit { .. }, _) => {
+                self.bye("quit");
+                return Flow::Close("quit".into());
+            }
+            (ClientFrame::Auth { id, .. }, true) => {
+                self.error(id, ErrorCode::AlreadyAuthenticated, "already logged in")
+            }
+            (
+                ClientFrame::Auth {
+                    id,
+                    user,
+                    password,
+                    register,
+                },
+                false,
+            ) => return self.auth(id, &user, &password, register).await,
+            (other, false) => self.error(
+                other.id().cloned(),
+                ErrorCode::NotAuthenticated,
+                format!(
+                    "log in first: '{}' needs an authenticated session",
+                    other.kind()
+                ),
+            ),
+            (ClientFrame::Public { id, text }, true) => self.public(id, &text),
+            (ClientFrame::Private { id, to, text }, true) => self.private(id, &to, &text).await,
+            (ClientFrame::List { id }, true) => self.reply(&ServerFrame::List {
+                id,
+                users: self.shared.hub.online_users(),
+            }),
+        }
+        Flow::Continue
+    }
+
+    async fn auth(
+        &mut self,
+        id: Option<FrameId>,
+        user: &str,
+        password: &str,
+        register: bool,
+    ) -> Flow {
+        let result = if register {
+            self.register(user, password).await
+        } else {
+            self.login(user, password).await
+        };
+        match result {
+            Ok(name) => {
+                self.reply(&ServerFrame::AuthOk {
+                    id,
+                    user: name.clone(),
+                    registered: register,
+                });
+                let sid = self.shared.hub.join(&name, self.handle.clone());
+                tracing::info!(peer = %self.peer, user = %name, registered = register, "logged in");
+                self.user = Some(LoggedIn { name, id: sid });
+                Flow::Continue
+            }
+            Err((code, message)) => {
+                self.error(id, code, message);
+                if code == ErrorCode::AuthFailed {
+                    self.auth_failures += 1;
+                    tracing::info!(peer = %self.peer, "failed login");
+                    if self.auth_failures >= MAX_AUTH_FAILURES {
+                        self.bye("too many failed logins");
+                        return Flow::Close("too many failed logins".into());
+                    }
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn register(&self, user: &str, password: &str) -> Result<String, (ErrorCode, String)> {
+        validate_username(user).map_err(|e| (ErrorCode::InvalidUsername, e.to_string()))?;
+        check_new_password(password).map_err(|m| (ErrorCode::InvalidPassword, m))?;
+        let hash = self
+            .shared
+            .auth
+            .hash(password)
+            .await
+            .map_err(|e| internal(&e))?;
+        match self.shared.store.create_user(user, &hash).await {
+            Ok(()) => Ok(user.to_string()),
+            Err(StoreError::NameTaken) => Err((
+                ErrorCode::UsernameTaken,
+                format!("the user name '{user}' is already taken"),
+            )),
+            Err(e) => Err(internal(&e)),
+        }
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<String, (ErrorCode, String)> {
+        let record = if validate_username(user).is_ok() {
+            self.shared
+                .store
+                .get_user(user)
+                .await
+                .map_err(|e| internal(&e))?
+        } else {
+            None
+        };
+        // Unknown users are verified against a dummy hash: same time, same answer.
+        let ok = self
+            .shared
+            .auth
+            .verify(password, record.as_ref().map(|r| r.password_hash.as_str()))
+            .await;
+        match record {
+            Some(r) if ok => Ok(r.name),
+            _ => Err((
+                ErrorCode::AuthFailed,
+                "invalid user name or password".to_string(),
+            )),
+        }
+    }
+
+    /// Checks message text; the error goes straight back to the sender.
+    fn check_text(&self, id: &Option<FrameId>, text: &str) -> bool {
+        if text.trim().is_empty() {
+            self.error(id.clone(), ErrorCode::EmptyMessage, "message is empty");
+            return false;
+        }
+        let max = self.shared.config.max_message_bytes;
+        if text.len() > max {
+            self.error(
+                id.clone(),
+                ErrorCode::MessageTooLong,
+                format!("message is {} bytes; the limit is {max}", text.len()),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn public(&self, id: Option<FrameId>, text: &str) {
+        let Some(me) = &self.user else { return };
+        if !self.check_text(&id, text) {
+            return;
+        }
+        self.shared.hub.broadcast(&ServerFrame::Public {
+            from: me.name.clone(),
+            text: text.to_string(),
+            ts: crate::now_ms(),
+        });
+        self.ok(id);
+    }
+
+    async fn private(&self, id: Option<FrameId>, to: &str, text: &str) {
+        let Some(me) = &self.user else { return };
+        if validate_username(to).is_err() {
+            self.error(
+                id,
+                ErrorCode::NoSuchUser,
+                format!("'{to}' is not a valid user name"),
+            );
+            return;
+        }
+        if !self.check_text(&id, text) {
+            return;
+        }
+        match self
+            .shared
+            .hub
+            .send_private(&me.name, to, text, crate::now_ms())
+        {
+            Ok(()) => self.ok(id),
+            Err(PrivateError::NotOnline) => match self.shared.store.get_user(to).await {
+                Ok(Some(r)) => self.error(
+                    id,
+                    ErrorCode::UserOffline,
+                    format!("{} is not online", r.name),
+                ),
+                Ok(None) => self.error(id, ErrorCode::NoSuchUser, format!("no user named '{to}'")),
+                Err(e) => {
+                    let (code, message) = internal(&e);
+                    self.error(id, code, message);
+                }
+            },
+        }
+    }
+}
+
+/// Logs an internal failure and returns the generic answer for the peer.
+fn internal(e: &dyn std::fmt::Display) -> (ErrorCode, String) {
+    tracing::error!(error = %e, "internal error");
+    (
+        ErrorCode::Internal,
+        "internal server error; try again later".to_string(),
+    )
+}
