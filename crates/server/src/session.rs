@@ -15,7 +15,7 @@ use natter_proto::{
     ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, decode_client,
     encode, validate_username,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
@@ -28,6 +28,11 @@ use crate::store::StoreError;
 
 /// Failed logins allowed on one connection before it is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// How long a closing connection keeps reading (and discarding) the peer's input.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+/// How much input a closing connection discards at most.
+const LINGER_BYTES: usize = 256 * 1024;
 
 /// Largest chunk the writer gathers from the queue into a single write.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -140,7 +145,23 @@ where
     if tokio::time::timeout(grace, writer).await.is_err() {
         // The peer is not reading; it cannot hold this task any longer.
         abort.abort();
+        return;
     }
+    // Closing a socket with unread input makes the kernel send a reset, which can destroy
+    // our last frames (error, bye) before the peer reads them. Read and discard what the
+    // peer still sends, briefly and boundedly, so the close is orderly.
+    let mut rd = lines.into_inner();
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes queued lines to the peer, coalescing everything already queued into one write.

@@ -1,0 +1,226 @@
+//! Byte-level attacks on the protocol: every malformed input gets a clear error frame,
+//! and the connection stays usable where that makes sense.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use natter_proto::{ErrorCode, FrameId, MAX_LINE, ServerFrame};
+use natter_server::Config;
+
+fn code(f: &ServerFrame) -> ErrorCode {
+    match f {
+        ServerFrame::Error { code, .. } => *code,
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+/// A raw connection logged in as `name` (registered through a typed client first).
+async fn raw_logged_in(srv: &TestServer, name: &str) -> Raw {
+    drop(register(srv.addr, name).await);
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.send(format!(r#"{{"type":"auth","user":"{name}","password":"{PASSWORD}"}}"#).as_bytes())
+        .await;
+    raw.send(b"\n").await;
+    assert!(matches!(raw.frame().await, ServerFrame::AuthOk { .. }));
+    raw
+}
+
+/// Proves the connection still works: ping gets pong.
+async fn still_usable(raw: &mut Raw) {
+    raw.send(b"{\"type\":\"ping\",\"id\":\"alive\"}\n").await;
+    assert_eq!(
+        raw.frame().await,
+        ServerFrame::Pong {
+            id: Some(FrameId::Str("alive".into()))
+        }
+    );
+}
+
+#[tokio::test]
+async fn malformed_lines_get_errors_and_the_connection_survives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    let cases: [(&[u8], ErrorCode); 7] = [
+        (b"this is not json\n", ErrorCode::BadJson),
+        (
+            b"{\"type\":\"public\",\"text\":\"unterminated\n",
+            ErrorCode::BadJson,
+        ),
+        (b"{\"type\":\"teleport\"}\n", ErrorCode::BadFrame),
+        (b"{\"text\":\"no type\"}\n", ErrorCode::BadFrame),
+        (
+            b"{\"type\":\"private\",\"text\":\"no recipient\"}\n",
+            ErrorCode::BadFrame,
+        ),
+        (b"{\"type\":\"public\",\"text\":42}\n", ErrorCode::BadFrame),
+        (
+            b"{\"type\":\"public\",\"text\":\"\xff\xfe\"}\n",
+            ErrorCode::BadUtf8,
+        ),
+    ];
+    for (line, want) in cases {
+        raw.send(line).await;
+        let f = raw.frame().await;
+        assert_eq!(code(&f), want, "{}", String::from_utf8_lossy(line));
+        still_usable(&mut raw).await;
+    }
+}
+
+#[tokio::test]
+async fn errors_echo_the_request_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    raw.send(b"{\"type\":\"teleport\",\"id\":\"t1\"}\n").await;
+    let f = raw.frame().await;
+    assert!(
+        matches!(f, ServerFrame::Error { id: Some(FrameId::Str(ref s)), code: ErrorCode::BadFrame, .. } if s == "t1"),
+        "{f:?}"
+    );
+    raw.send(b"{\"type\":\"public\",\"text\":\"   \",\"id\":5}\n")
+        .await;
+    let f = raw.frame().await;
+    assert!(
+        matches!(
+            f,
+            ServerFrame::Error {
+                id: Some(FrameId::Num(5)),
+                code: ErrorCode::EmptyMessage,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+}
+
+#[tokio::test]
+async fn empty_and_oversized_messages_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    raw.send(b"{\"type\":\"public\",\"text\":\"\"}\n").await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::EmptyMessage);
+    raw.send(b"{\"type\":\"private\",\"to\":\"alice\",\"text\":\" \\n \"}\n")
+        .await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::EmptyMessage);
+    let big = "x".repeat(Config::default().max_message_bytes + 1);
+    raw.send(format!("{{\"type\":\"public\",\"text\":\"{big}\"}}\n").as_bytes())
+        .await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::MessageTooLong);
+    still_usable(&mut raw).await;
+}
+
+#[tokio::test]
+async fn overlong_line_is_refused_without_waiting_for_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    // No newline at all: the server must not wait for one or buffer past the limit.
+    raw.send(&vec![b'a'; MAX_LINE + 100]).await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::LineTooLong);
+    assert_eq!(
+        raw.frame().await,
+        ServerFrame::Bye {
+            reason: "line too long".into()
+        }
+    );
+    raw.expect_closed().await;
+}
+
+#[tokio::test]
+async fn commands_before_login_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    for line in [
+        &b"{\"type\":\"public\",\"text\":\"hi\"}\n"[..],
+        b"{\"type\":\"private\",\"to\":\"bob\",\"text\":\"hi\"}\n",
+        b"{\"type\":\"list\",\"id\":1}\n",
+    ] {
+        raw.send(line).await;
+        assert_eq!(code(&raw.frame().await), ErrorCode::NotAuthenticated);
+    }
+    still_usable(&mut raw).await;
+}
+
+#[tokio::test]
+async fn auth_with_bad_names_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.send(
+        b"{\"type\":\"auth\",\"user\":\"a b\",\"password\":\"whatever12\",\"register\":true}\n",
+    )
+    .await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::InvalidUsername);
+    raw.send(b"{\"type\":\"auth\",\"user\":\"../x\",\"password\":\"whatever12\"}\n")
+        .await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::AuthFailed);
+    still_usable(&mut raw).await;
+}
+
+#[tokio::test]
+async fn too_many_frames_before_login_close_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        max_prelogin_frames: 3,
+        ..Config::with_data_dir(dir.path())
+    };
+    let srv = TestServer::start_with(config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    for _ in 0..3 {
+        raw.send(b"{\"type\":\"ping\"}\n").await;
+        assert!(matches!(raw.frame().await, ServerFrame::Pong { .. }));
+    }
+    raw.send(b"{\"type\":\"ping\"}\n").await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::TooManyFrames);
+    assert!(matches!(raw.frame().await, ServerFrame::Bye { .. }));
+    raw.expect_closed().await;
+}
+
+#[tokio::test]
+async fn silent_connection_is_closed_at_the_login_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        auth_timeout: Duration::from_secs(1),
+        ..Config::with_data_dir(dir.path())
+    };
+    let srv = TestServer::start_with(config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    assert_eq!(code(&raw.frame().await), ErrorCode::NotAuthenticated);
+    assert_eq!(
+        raw.frame().await,
+        ServerFrame::Bye {
+            reason: "login timed out".into()
+        }
+    );
+    raw.expect_closed().await;
+}
+
+#[tokio::test]
+async fn one_users_garbage_does_not_disturb_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut bob = register(srv.addr, "bob").await;
+    let mut raw = raw_logged_in(&srv, "mallory").await;
+    raw.send(b"\xff\xff\n{{{{\n").await;
+    raw.send(&vec![b'z'; MAX_LINE * 2]).await;
+    raw.expect_closed().await;
+    let mut alice = register(srv.addr, "alice").await;
+    send(
+        &mut alice,
+        natter_proto::ClientFrame::Public {
+            id: None,
+            text: "fine".into(),
+        },
+    )
+    .await;
+    until(
+        &mut bob,
+        |f| matches!(f, ServerFrame::Public { text, .. } if text == "fine"),
+    )
+    .await;
+}

@@ -1,0 +1,215 @@
+//! Shared helpers for the server's integration tests: a real server on 127.0.0.1:0 with a
+//! temp data dir, typed clients, raw byte-level clients, and bounded waits.
+#![allow(dead_code, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use natter_client::Connection;
+use natter_proto::{ClientFrame, ServerFrame, decode_server};
+use natter_server::{Config, Server};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single awaited event.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// Password used by test accounts.
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(dir: &Path) -> TestServer {
+        TestServer::start_with(Config::with_data_dir(dir)).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let dir = config.data_dir.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = Server::open(config).await.expect("open server");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Triggers graceful shutdown and waits (bounded) for run() to return.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .expect("server stops within its grace period")
+                .expect("server task");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Connection {
+    let (conn, hello) = tokio::time::timeout(WAIT, Connection::connect(&addr.to_string()))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert!(matches!(hello, ServerFrame::Hello { protocol: 1, .. }));
+    conn
+}
+
+/// Registers `name` and returns the logged-in connection.
+pub async fn register(addr: SocketAddr, name: &str) -> Connection {
+    let mut c = connect(addr).await;
+    let user = tokio::time::timeout(WAIT, c.login(name, PASSWORD, true))
+        .await
+        .expect("register in time")
+        .expect("register");
+    assert_eq!(user, name);
+    c
+}
+
+/// Logs `name` in on a new connection.
+pub async fn login(addr: SocketAddr, name: &str) -> Connection {
+    let mut c = connect(addr).await;
+    tokio::time::timeout(WAIT, c.login(name, PASSWORD, false))
+        .await
+        .expect("login in time")
+        .expect("login");
+    c
+}
+
+/// The next frame, failing the test if none arrives in time or the connection ends.
+pub async fn next(c: &mut Connection) -> ServerFrame {
+    tokio::time::timeout(WAIT, c.recv())
+        .await
+        .expect("frame in time")
+        .expect("recv ok")
+        .expect("connection open")
+}
+
+/// Skips frames until one matches `pred` (at most 100 frames), and returns it.
+pub async fn until(c: &mut Connection, pred: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+    for _ in 0..100 {
+        let f = next(c).await;
+        if pred(&f) {
+            return f;
+        }
+    }
+    panic!("no matching frame within 100 frames");
+}
+
+/// Sends a frame.
+pub async fn send(c: &mut Connection, f: ClientFrame) {
+    c.send(&f).await.expect("send");
+}
+
+/// Round-trips a ping so every frame sent before it has been handled, and returns every
+/// frame received before the pong.
+pub async fn sync(c: &mut Connection) -> Vec<ServerFrame> {
+    let id = natter_proto::FrameId::Str("sync".into());
+    send(
+        c,
+        ClientFrame::Ping {
+            id: Some(id.clone()),
+        },
+    )
+    .await;
+    let mut before = Vec::new();
+    for _ in 0..1000 {
+        match next(c).await {
+            ServerFrame::Pong { id: Some(got) } if got == id => return before,
+            other => before.push(other),
+        }
+    }
+    panic!("no pong within 1000 frames");
+}
+
+/// Waits until the server closes the connection, returning the frames seen before.
+pub async fn until_closed(c: &mut Connection) -> Vec<ServerFrame> {
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        match tokio::time::timeout(WAIT, c.recv())
+            .await
+            .expect("close in time")
+        {
+            Ok(Some(f)) => seen.push(f),
+            Ok(None) | Err(_) => return seen,
+        }
+    }
+    panic!("connection not closed after 1000 frames");
+}
+
+/// A byte-level client for malformed input.
+pub struct Raw {
+    pub reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    pub writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, w) = tcp.into_split();
+        let mut raw = Raw {
+            reader: BufReader::new(r),
+            writer: w,
+        };
+        assert!(matches!(raw.frame().await, ServerFrame::Hello { .. }));
+        raw
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads one line and decodes it as a server frame.
+    pub async fn frame(&mut self) -> ServerFrame {
+        let mut line = Vec::new();
+        let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut line))
+            .await
+            .expect("line in time")
+            .expect("read");
+        assert!(n > 0, "connection closed while a frame was expected");
+        decode_server(line.strip_suffix(b"\n").expect("newline-terminated"))
+            .expect("server sends valid frames")
+    }
+
+    /// Asserts that the server closes the connection (EOF or reset) in time.
+    pub async fn expect_closed(&mut self) {
+        let mut buf = [0u8; 1024];
+        for _ in 0..1000 {
+            match tokio::time::timeout(WAIT, self.reader.read(&mut buf))
+                .await
+                .expect("close in time")
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+        panic!("connection still open");
+    }
+}
