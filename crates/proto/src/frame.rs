@@ -148,6 +148,12 @@ pub enum ErrorCode {
     UserOffline,
     /// Too many frames before logging in; the server closes the connection.
     TooManyFrames,
+    /// Sending too fast; `retry_after_ms` says when sending works again.
+    RateLimited,
+    /// Muted for flooding; `retry_after_ms` says when the mute ends.
+    Muted,
+    /// The server or this address has too many connections; the server closes.
+    TooManyConnections,
     /// The server failed internally; details are in its log.
     Internal,
     /// A code this client version does not know.
@@ -174,6 +180,9 @@ impl ErrorCode {
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::UserOffline => "user_offline",
             ErrorCode::TooManyFrames => "too_many_frames",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Muted => "muted",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -267,6 +276,9 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// Human-readable explanation, safe to show to the user.
         message: String,
+        /// For `rate_limited` and `muted`: milliseconds until sending works again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Liveness probe; answer with `pong` carrying the same id.
     Ping {
@@ -294,6 +306,7 @@ impl ServerFrame {
             id,
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 }
