@@ -8,10 +8,12 @@
 pub mod codec;
 pub mod frame;
 pub mod name;
+pub mod text;
 
 pub use codec::{CodecError, FrameError, LineCodec, decode_client, decode_server, encode};
 pub use frame::{ClientFrame, ErrorCode, FrameId, PresenceEvent, ServerFrame};
 pub use name::{MAX_USERNAME_LEN, NameError, name_key, validate_username};
+pub use text::neutralize;
 
 /// Version of the protocol described in docs/PROTOCOL.md; sent in the server's `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::{LoginLimits, MessageLimits};
 
 /// Errors in the configuration; each names the option and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -41,36 +43,85 @@ pub enum ConfigError {
     },
 }
 
-/// Command-line flags of `natter-server`; each also reads a `NATTER_*` variable.
-#[derive(Debug, Default, Clone, Parser)]
+/// Options of `natter-server`: each is a flag, a `NATTER_*` environment variable and a
+/// key of the TOML file (the flag name with `_` for `-`). All are optional here; defaults
+/// are applied by [`Config::load`].
+#[derive(Debug, Default, Clone, Parser, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[command(
     name = "natter-server",
     version,
     about = "natter chat server",
-    long_about = "natter chat server.\n\nSettings come from built-in defaults, then the TOML file given by --config, then NATTER_* environment variables, then these flags."
+    long_about = "natter chat server.\n\nSettings come from built-in defaults, then the TOML file given by --config, then NATTER_* environment variables, then these flags. TLS is on by default with a self-signed certificate created in the data directory."
 )]
 pub struct Options {
     /// TOML config file (keys as the long flags, with '_' for '-').
     #[arg(long, env = "NATTER_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on for chat clients [default: 0.0.0.0:9999].
     #[arg(long, env = "NATTER_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// Directory for the database and other state [default: ./natter-data].
+    /// Directory for the database, certificate and other state [default: ./natter-data].
     #[arg(long, env = "NATTER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain to serve instead of the self-signed one (needs --tls-key).
+    #[arg(long, env = "NATTER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "NATTER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// INSECURE: serve plaintext TCP without TLS (local testing only) [default: false].
+    #[arg(long, env = "NATTER_PLAINTEXT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub plaintext: Option<bool>,
     /// Longest chat message in bytes [default: 4096].
     #[arg(long, env = "NATTER_MAX_MESSAGE_BYTES", value_name = "N")]
     pub max_message_bytes: Option<usize>,
     /// Frames queued per session before it counts as a slow consumer [default: 1024].
     #[arg(long, env = "NATTER_SESSION_QUEUE", value_name = "N")]
     pub session_queue: Option<usize>,
-    /// Seconds a new connection has to log in [default: 10].
+    /// Connections accepted at once in total [default: 10000].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections accepted at once from one IP address [default: 64].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a new connection has to finish TLS and log in [default: 10].
     #[arg(long, env = "NATTER_AUTH_TIMEOUT_SECS", value_name = "SECS")]
     pub auth_timeout_secs: Option<u64>,
     /// Frames a connection may send before logging in [default: 10].
     #[arg(long, env = "NATTER_MAX_PRELOGIN_FRAMES", value_name = "N")]
     pub max_prelogin_frames: Option<u32>,
+    /// Seconds of silence from a peer before the server pings it [default: 30].
+    #[arg(long, env = "NATTER_PING_INTERVAL_SECS", value_name = "SECS")]
+    pub ping_interval_secs: Option<u64>,
+    /// Seconds to wait for any answer to a ping before dropping the peer [default: 30].
+    #[arg(long, env = "NATTER_PING_TIMEOUT_SECS", value_name = "SECS")]
+    pub ping_timeout_secs: Option<u64>,
+    /// Sustained chat messages per second per account [default: 5].
+    #[arg(long, env = "NATTER_MESSAGE_RATE", value_name = "PER_SEC")]
+    pub message_rate: Option<f64>,
+    /// Chat messages an account may send in one burst [default: 10].
+    #[arg(long, env = "NATTER_MESSAGE_BURST", value_name = "N")]
+    pub message_burst: Option<u32>,
+    /// Rejected messages in a row that mute a flooding account [default: 10].
+    #[arg(long, env = "NATTER_FLOOD_STRIKES", value_name = "N")]
+    pub flood_strikes: Option<u32>,
+    /// First mute in seconds; each further mute doubles [default: 30].
+    #[arg(long, env = "NATTER_MUTE_SECS", value_name = "SECS")]
+    pub mute_secs: Option<u64>,
+    /// Mutes after which a still-flooding session is disconnected [default: 3].
+    #[arg(long, env = "NATTER_MAX_MUTES", value_name = "N")]
+    pub max_mutes: Option<u32>,
+    /// Delay after a failed login in milliseconds; doubles per failure [default: 250].
+    #[arg(long, env = "NATTER_LOGIN_DELAY_MS", value_name = "MS")]
+    pub login_delay_ms: Option<u64>,
+    /// Longest failed-login delay in seconds [default: 30].
+    #[arg(long, env = "NATTER_LOGIN_MAX_DELAY_SECS", value_name = "SECS")]
+    pub login_max_delay_secs: Option<u64>,
+    /// Failed logins per IP address before its delays start [default: 5].
+    #[arg(long, env = "NATTER_LOGIN_FREE_PER_IP", value_name = "N")]
+    pub login_free_per_ip: Option<u32>,
     /// Password hashes computed at once; more logins wait [default: 2 x CPU cores].
     #[arg(long, env = "NATTER_MAX_HASHES_IN_FLIGHT", value_name = "N")]
     pub max_hashes_in_flight: Option<usize>,
@@ -79,18 +130,24 @@ pub struct Options {
     pub shutdown_grace_secs: Option<u64>,
 }
 
-/// The TOML file's contents: the same options as [`Options`], all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    max_message_bytes: Option<usize>,
-    session_queue: Option<usize>,
-    auth_timeout_secs: Option<u64>,
-    max_prelogin_frames: Option<u32>,
-    max_hashes_in_flight: Option<usize>,
-    shutdown_grace_secs: Option<u64>,
+impl Options {
+    /// These options with every option set in `over` replacing ours.
+    fn overlaid_by(self, over: &Options) -> Result<Options, ConfigError> {
+        let invalid = |e: serde_json::Error| ConfigError::Invalid {
+            option: "options",
+            message: e.to_string(),
+        };
+        let mut base = serde_json::to_value(self).map_err(invalid)?;
+        if let (Some(base), serde_json::Value::Object(top)) = (
+            base.as_object_mut(),
+            serde_json::to_value(over).map_err(invalid)?,
+        ) {
+            for (k, v) in top.into_iter().filter(|(_, v)| !v.is_null()) {
+                base.insert(k, v);
+            }
+        }
+        serde_json::from_value(base).map_err(invalid)
+    }
 }
 
 /// Validated server configuration.
@@ -100,14 +157,30 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the database and other state live.
     pub data_dir: PathBuf,
+    /// Operator-provided certificate chain and key; `None` means self-signed.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// Serve plaintext TCP (insecure, for local testing).
+    pub plaintext: bool,
     /// Longest chat message text in bytes.
     pub max_message_bytes: usize,
     /// Depth of each session's outgoing queue.
     pub session_queue: usize,
-    /// Time a connection has to log in.
+    /// Connections at once, in total.
+    pub max_connections: usize,
+    /// Connections at once per source IP.
+    pub max_connections_per_ip: usize,
+    /// Time a connection has to finish TLS and log in.
     pub auth_timeout: Duration,
     /// Frames allowed before login.
     pub max_prelogin_frames: u32,
+    /// Silence before the server pings a peer.
+    pub ping_interval: Duration,
+    /// Silence after a ping before the peer is dropped.
+    pub ping_timeout: Duration,
+    /// Chat message limits per account.
+    pub messages: MessageLimits,
+    /// Failed-login delays.
+    pub logins: LoginLimits,
     /// Concurrent password hashes.
     pub max_hashes_in_flight: usize,
     /// Time granted to sessions to drain on shutdown.
@@ -123,53 +196,63 @@ impl Config {
         }
     }
 
-    /// Builds the configuration from flags/environment (already parsed by clap) and the
+    /// Builds the configuration from flags/environment (already parsed by clap) over the
     /// config file they name, then validates it.
-    pub fn load(opts: &Options) -> Result<Config, ConfigError> {
-        let file = match &opts.config {
+    pub fn load(cli: &Options) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => Options::default(),
         };
+        let o = file.overlaid_by(cli)?;
         let d = Config::default();
-        let listen_text = opts.listen.clone().or(file.listen);
-        let listen = match listen_text {
+        let listen = match o.listen {
             Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
                 option: "listen",
                 message: format!("'{text}' is not HOST:PORT with a numeric IP, e.g. 0.0.0.0:9999"),
             })?,
             None => d.listen,
         };
+        let tls_files = match (o.tls_cert, o.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    option: "tls_cert",
+                    message: "tls_cert and tls_key must be given together".into(),
+                });
+            }
+        };
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
         let cfg = Config {
             listen,
-            data_dir: opts
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or(d.data_dir),
-            max_message_bytes: opts
-                .max_message_bytes
-                .or(file.max_message_bytes)
-                .unwrap_or(d.max_message_bytes),
-            session_queue: opts
-                .session_queue
-                .or(file.session_queue)
-                .unwrap_or(d.session_queue),
-            auth_timeout: opts
-                .auth_timeout_secs
-                .or(file.auth_timeout_secs)
-                .map_or(d.auth_timeout, Duration::from_secs),
-            max_prelogin_frames: opts
-                .max_prelogin_frames
-                .or(file.max_prelogin_frames)
-                .unwrap_or(d.max_prelogin_frames),
-            max_hashes_in_flight: opts
-                .max_hashes_in_flight
-                .or(file.max_hashes_in_flight)
-                .unwrap_or(d.max_hashes_in_flight),
-            shutdown_grace: opts
-                .shutdown_grace_secs
-                .or(file.shutdown_grace_secs)
-                .map_or(d.shutdown_grace, Duration::from_secs),
+            data_dir: o.data_dir.unwrap_or(d.data_dir),
+            tls_files,
+            plaintext: o.plaintext.unwrap_or(d.plaintext),
+            max_message_bytes: o.max_message_bytes.unwrap_or(d.max_message_bytes),
+            session_queue: o.session_queue.unwrap_or(d.session_queue),
+            max_connections: o.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: o.max_connections_per_ip.unwrap_or(d.max_connections_per_ip),
+            auth_timeout: secs(o.auth_timeout_secs, d.auth_timeout),
+            max_prelogin_frames: o.max_prelogin_frames.unwrap_or(d.max_prelogin_frames),
+            ping_interval: secs(o.ping_interval_secs, d.ping_interval),
+            ping_timeout: secs(o.ping_timeout_secs, d.ping_timeout),
+            messages: MessageLimits {
+                rate: o.message_rate.unwrap_or(d.messages.rate),
+                burst: o.message_burst.map_or(d.messages.burst, f64::from),
+                strikes_to_mute: o.flood_strikes.unwrap_or(d.messages.strikes_to_mute),
+                mute_base: secs(o.mute_secs, d.messages.mute_base),
+                max_mutes: o.max_mutes.unwrap_or(d.messages.max_mutes),
+            },
+            logins: LoginLimits {
+                base_delay: o
+                    .login_delay_ms
+                    .map_or(d.logins.base_delay, Duration::from_millis),
+                max_delay: secs(o.login_max_delay_secs, d.logins.max_delay),
+                free_per_ip: o.login_free_per_ip.unwrap_or(d.logins.free_per_ip),
+                window: d.logins.window,
+            },
+            max_hashes_in_flight: o.max_hashes_in_flight.unwrap_or(d.max_hashes_in_flight),
+            shutdown_grace: secs(o.shutdown_grace_secs, d.shutdown_grace),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -185,12 +268,58 @@ impl Config {
             max_text as u64,
         )?;
         range("session_queue", self.session_queue as u64, 8, 1 << 20)?;
+        range(
+            "max_connections",
+            self.max_connections as u64,
+            1,
+            10_000_000,
+        )?;
+        range(
+            "max_connections_per_ip",
+            self.max_connections_per_ip as u64,
+            1,
+            10_000_000,
+        )?;
         range("auth_timeout_secs", self.auth_timeout.as_secs(), 1, 3600)?;
         range(
             "max_prelogin_frames",
             u64::from(self.max_prelogin_frames),
             1,
             1000,
+        )?;
+        range(
+            "ping_interval_secs",
+            self.ping_interval.as_secs(),
+            1,
+            86_400,
+        )?;
+        range("ping_timeout_secs", self.ping_timeout.as_secs(), 1, 86_400)?;
+        if !(self.messages.rate.is_finite() && self.messages.rate > 0.0) {
+            return Err(ConfigError::Invalid {
+                option: "message_rate",
+                message: format!("{} must be a positive number", self.messages.rate),
+            });
+        }
+        range("message_burst", self.messages.burst as u64, 1, 1_000_000)?;
+        range(
+            "flood_strikes",
+            u64::from(self.messages.strikes_to_mute),
+            1,
+            1_000_000,
+        )?;
+        range("mute_secs", self.messages.mute_base.as_secs(), 1, 86_400)?;
+        range("max_mutes", u64::from(self.messages.max_mutes), 0, 100)?;
+        range(
+            "login_max_delay_secs",
+            self.logins.max_delay.as_secs(),
+            0,
+            3600,
+        )?;
+        range(
+            "login_delay_ms",
+            self.logins.base_delay.as_millis() as u64,
+            0,
+            60_000,
         )?;
         range(
             "max_hashes_in_flight",
@@ -215,10 +344,29 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], natter_proto::DEFAULT_PORT)),
             data_dir: PathBuf::from("natter-data"),
+            tls_files: None,
+            plaintext: false,
             max_message_bytes: 4096,
             session_queue: 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
             auth_timeout: Duration::from_secs(10),
             max_prelogin_frames: 10,
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(30),
+            messages: MessageLimits {
+                rate: 5.0,
+                burst: 10.0,
+                strikes_to_mute: 10,
+                mute_base: Duration::from_secs(30),
+                max_mutes: 3,
+            },
+            logins: LoginLimits {
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(30),
+                free_per_ip: 5,
+                window: Duration::from_secs(15 * 60),
+            },
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
         }
@@ -236,7 +384,7 @@ fn range(option: &'static str, value: u64, min: u64, max: u64) -> Result<(), Con
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<Options, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -305,6 +453,27 @@ mod tests {
         };
         let e = Config::load(&opts).expect_err("typo").to_string();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_flag_and_file_key() {
+        let o = Options::try_parse_from(["natter-server", "--plaintext"]).expect("parses");
+        assert!(Config::load(&o).expect("valid").plaintext);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("natter.toml");
+        std::fs::write(&path, "plaintext = true\nmessage_rate = 2.5\n").expect("write");
+        let o = Options {
+            config: Some(path),
+            ..Options::default()
+        };
+        let c = Config::load(&o).expect("valid");
+        assert!(c.plaintext);
+        assert_eq!(c.messages.rate, 2.5);
+        let o = Options {
+            tls_cert: Some("c.pem".into()),
+            ..Options::default()
+        };
+        assert!(Config::load(&o).is_err(), "cert without key is refused");
     }
 
     #[test]

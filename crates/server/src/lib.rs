@@ -1,16 +1,20 @@
 //! The natter chat server as a library: `natter-server` is a thin binary over it, and
 //! tests drive [`Server`] directly on `127.0.0.1:0`.
 //!
-//! Module map: [`config`] (options), `listener` logic in [`Server::run`] (accept,
-//! shutdown), [`session`] (one task per connection), [`hub`] (presence and fan-out),
-//! [`store`] (durable state behind a trait), [`auth`] (password hashing).
+//! Module map: [`config`] (options), [`listener`] (accept loop, connection limits, TLS
+//! handshake), [`session`] (one task per connection), [`hub`] (presence and fan-out),
+//! [`store`] (durable state behind a trait), [`auth`] (password hashing), [`ratelimit`]
+//! (message and login limits), [`tls`] (certificates).
 
 pub mod auth;
 pub mod config;
 pub mod fsutil;
 pub mod hub;
+pub mod listener;
+pub mod ratelimit;
 pub mod session;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +48,9 @@ pub enum ServerError {
     /// Password hashing could not be initialised.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// State shared by every session; each field has one owner, see docs/ARCHITECTURE.md.
@@ -56,6 +63,14 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Password hashing.
     pub auth: auth::Authenticator,
+    /// TLS acceptor; `None` when serving plaintext.
+    pub tls: Option<tls::TlsIdentity>,
+    /// Open connections, for the connection limits.
+    pub conns: Arc<listener::ConnLimits>,
+    /// Chat message rate limits per account.
+    pub messages: ratelimit::MessageLimiter,
+    /// Failed-login delays.
+    pub logins: ratelimit::LoginThrottle,
 }
 
 /// A server with its state opened, ready to serve a listener.
@@ -76,11 +91,25 @@ impl Server {
         })?;
         let sqlite = Arc::new(SqliteStore::open(&config.data_dir)?);
         let auth = auth::Authenticator::new(config.max_hashes_in_flight).await?;
+        let tls = if config.plaintext {
+            None
+        } else {
+            let files = config.tls_files.as_ref();
+            Some(tls::load_or_create(
+                &config.data_dir,
+                files.map(|f| f.0.as_path()),
+                files.map(|f| f.1.as_path()),
+            )?)
+        };
         let shared = Arc::new(Shared {
+            messages: ratelimit::MessageLimiter::new(config.messages.clone()),
+            logins: ratelimit::LoginThrottle::new(config.logins.clone()),
             config,
             hub: Hub::new(),
             store: sqlite.clone(),
             auth,
+            tls,
+            conns: Arc::default(),
         });
         Ok(Server { shared, sqlite })
     }
@@ -90,29 +119,20 @@ impl Server {
         &self.shared
     }
 
+    /// The TLS identity served, or `None` in plaintext mode.
+    pub fn tls(&self) -> Option<&tls::TlsIdentity> {
+        self.shared.tls.as_ref()
+    }
+
     /// Accepts connections on `listener` until `shutdown` resolves, then tells every
     /// client, lets sessions drain for the configured grace period and closes the store.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let _ = tcp.set_nodelay(true);
-                        tracker.spawn(session::serve(tcp, peer, self.shared.clone(), stop.child_token()));
-                    }
-                    Err(e) => {
-                        // Usually out of file descriptors: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
+        tokio::select! {
+            _ = shutdown => {}
+            _ = listener::accept_loop(listener, self.shared.clone(), &tracker, &stop) => {}
         }
-        drop(listener);
         tracing::info!(sessions = self.shared.hub.session_count(), "shutting down");
         self.shared.hub.set_closing();
         stop.cancel();

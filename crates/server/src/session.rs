@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use natter_proto::{
     ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, decode_client,
-    encode, validate_username,
+    encode, neutralize, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::auth::check_new_password;
 use crate::hub::{Closer, PrivateError, SessionHandle, SessionId};
+use crate::ratelimit::Verdict;
 use crate::store::StoreError;
 
 /// Failed logins allowed on one connection before it is closed.
@@ -69,9 +70,26 @@ struct Session {
     auth_failures: u32,
 }
 
+/// The `hello` frame that opens every connection.
+pub fn hello() -> ServerFrame {
+    ServerFrame::Hello {
+        server: "natter".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol: natter_proto::PROTOCOL_VERSION,
+    }
+}
+
 /// Serves one connection until the peer leaves, misbehaves, or `shutdown` fires.
-pub async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, shutdown: CancellationToken)
-where
+///
+/// `accepted` is when the TCP connection was accepted: the login deadline counts from
+/// there, so the TLS handshake and the login share one budget.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
@@ -79,7 +97,7 @@ where
     let (tx, rx) = mpsc::channel(shared.config.session_queue);
     let closer = Closer::default();
     let writer = tokio::spawn(write_loop(wr, rx, closer.clone()));
-    let auth_deadline = Instant::now() + shared.config.auth_timeout;
+    let auth_deadline = accepted + shared.config.auth_timeout;
     let mut s = Session {
         shared,
         peer,
@@ -88,16 +106,31 @@ where
         prelogin_frames: 0,
         auth_failures: 0,
     };
-    s.reply(&ServerFrame::Hello {
-        server: "natter".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        protocol: natter_proto::PROTOCOL_VERSION,
-    });
+    s.reply(&hello());
     tracing::debug!(%peer, "connection opened");
 
+    let (ping_interval, ping_timeout) =
+        (s.shared.config.ping_interval, s.shared.config.ping_timeout);
+    let mut last_heard = Instant::now();
+    // Set while a ping is outstanding: when it was sent.
+    let mut pinged: Option<Instant> = None;
+    let mut ping_seq: u64 = 0;
     let reason = loop {
         let logged_in = s.user.is_some();
+        let liveness_deadline = match pinged {
+            Some(at) => at + ping_timeout,
+            None => last_heard + ping_interval,
+        };
         tokio::select! {
+            _ = sleep_until(liveness_deadline) => {
+                if pinged.is_some() {
+                    s.bye("ping timeout");
+                    break "ping timeout".to_string();
+                }
+                ping_seq += 1;
+                s.reply(&ServerFrame::Ping { id: Some(FrameId::Num(ping_seq)) });
+                pinged = Some(Instant::now());
+            }
             _ = shutdown.cancelled() => {
                 s.reply(&ServerFrame::System { text: "server is shutting down".into() });
                 s.bye("server shutting down");
@@ -124,10 +157,15 @@ where
                     tracing::debug!(%peer, error = %e, "read failed");
                     break "connection lost".to_string();
                 }
-                Some(Ok(line)) => match s.handle_line(&line).await {
-                    Flow::Continue => {}
-                    Flow::Close(reason) => break reason,
-                },
+                Some(Ok(line)) => {
+                    // Any line proves the peer alive, not only a pong.
+                    last_heard = Instant::now();
+                    pinged = None;
+                    match s.handle_line(&line).await {
+                        Flow::Continue => {}
+                        Flow::Close(reason) => break reason,
+                    }
+                }
             },
         }
     };
@@ -263,8 +301,10 @@ impl Session {
                     other.kind()
                 ),
             ),
-            (ClientFrame::Public { id, text }, true) => self.public(id, &text),
-            (ClientFrame::Private { id, to, text }, true) => self.private(id, &to, &text).await,
+            (ClientFrame::Public { id, text }, true) => return self.public(id, &text),
+            (ClientFrame::Private { id, to, text }, true) => {
+                return self.private(id, &to, &text).await;
+            }
             (ClientFrame::List { id }, true) => self.reply(&ServerFrame::List {
                 id,
                 users: self.shared.hub.online_users(),
@@ -332,6 +372,14 @@ impl Session {
     }
 
     async fn login(&self, user: &str, password: &str) -> Result<String, (ErrorCode, String)> {
+        let key = natter_proto::name_key(user);
+        let ip = self.peer.ip();
+        // Growing delays per account and per address; an attacker's connection waits
+        // here, holding only its own slot.
+        let delay = self.shared.logins.delay(&key, ip, Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let record = if validate_username(user).is_ok() {
             self.shared
                 .store
@@ -348,19 +396,26 @@ impl Session {
             .verify(password, record.as_ref().map(|r| r.password_hash.as_str()))
             .await;
         match record {
-            Some(r) if ok => Ok(r.name),
-            _ => Err((
-                ErrorCode::AuthFailed,
-                "invalid user name or password".to_string(),
-            )),
+            Some(r) if ok => {
+                self.shared.logins.success(&key);
+                Ok(r.name)
+            }
+            _ => {
+                self.shared.logins.failure(&key, ip, Instant::now());
+                Err((
+                    ErrorCode::AuthFailed,
+                    "invalid user name or password".to_string(),
+                ))
+            }
         }
     }
 
-    /// Checks message text; the error goes straight back to the sender.
-    fn check_text(&self, id: &Option<FrameId>, text: &str) -> bool {
+    /// Checks a chat message against the text rules and the account's rate limit.
+    /// `Err` carries what to do instead of sending: the error was already reported.
+    fn admit_message(&self, id: &Option<FrameId>, text: &str) -> Result<(), Flow> {
         if text.trim().is_empty() {
             self.error(id.clone(), ErrorCode::EmptyMessage, "message is empty");
-            return false;
+            return Err(Flow::Continue);
         }
         let max = self.shared.config.max_message_bytes;
         if text.len() > max {
@@ -369,41 +424,87 @@ impl Session {
                 ErrorCode::MessageTooLong,
                 format!("message is {} bytes; the limit is {max}", text.len()),
             );
-            return false;
+            return Err(Flow::Continue);
         }
-        true
+        let Some(me) = &self.user else {
+            return Err(Flow::Continue);
+        };
+        let verdict = self
+            .shared
+            .messages
+            .check(&natter_proto::name_key(&me.name), Instant::now());
+        let retry = |d: std::time::Duration| Some(d.as_millis().max(1) as u64);
+        match verdict {
+            Verdict::Allow => Ok(()),
+            Verdict::Limited(wait) => {
+                self.reply(&ServerFrame::Error {
+                    id: id.clone(),
+                    code: ErrorCode::RateLimited,
+                    message: format!(
+                        "slow down: message not sent; you can send again in {} ms",
+                        wait.as_millis().max(1)
+                    ),
+                    retry_after_ms: retry(wait),
+                });
+                Err(Flow::Continue)
+            }
+            Verdict::Muted(wait) => {
+                tracing::info!(peer = %self.peer, user = %me.name, secs = wait.as_secs(), "muted for flooding");
+                self.reply(&ServerFrame::Error {
+                    id: id.clone(),
+                    code: ErrorCode::Muted,
+                    message: format!(
+                        "you are muted for flooding; message not sent; the mute ends in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                    retry_after_ms: retry(wait),
+                });
+                Err(Flow::Continue)
+            }
+            Verdict::Disconnect => {
+                tracing::warn!(peer = %self.peer, user = %me.name, "disconnected for flooding");
+                self.bye("disconnected for flooding");
+                Err(Flow::Close("disconnected for flooding".into()))
+            }
+        }
     }
 
-    fn public(&self, id: Option<FrameId>, text: &str) {
-        let Some(me) = &self.user else { return };
-        if !self.check_text(&id, text) {
-            return;
+    fn public(&self, id: Option<FrameId>, text: &str) -> Flow {
+        let Some(me) = &self.user else {
+            return Flow::Continue;
+        };
+        if let Err(flow) = self.admit_message(&id, text) {
+            return flow;
         }
         self.shared.hub.broadcast(&ServerFrame::Public {
             from: me.name.clone(),
-            text: text.to_string(),
+            text: neutralize(text).into_owned(),
             ts: crate::now_ms(),
         });
         self.ok(id);
+        Flow::Continue
     }
 
-    async fn private(&self, id: Option<FrameId>, to: &str, text: &str) {
-        let Some(me) = &self.user else { return };
+    async fn private(&self, id: Option<FrameId>, to: &str, text: &str) -> Flow {
+        let Some(me) = &self.user else {
+            return Flow::Continue;
+        };
         if validate_username(to).is_err() {
             self.error(
                 id,
                 ErrorCode::NoSuchUser,
-                format!("'{to}' is not a valid user name"),
+                format!("'{}' is not a valid user name", neutralize(to)),
             );
-            return;
+            return Flow::Continue;
         }
-        if !self.check_text(&id, text) {
-            return;
+        if let Err(flow) = self.admit_message(&id, text) {
+            return flow;
         }
+        let text = neutralize(text);
         match self
             .shared
             .hub
-            .send_private(&me.name, to, text, crate::now_ms())
+            .send_private(&me.name, to, &text, crate::now_ms())
         {
             Ok(()) => self.ok(id),
             Err(PrivateError::NotOnline) => match self.shared.store.get_user(to).await {
@@ -419,6 +520,7 @@ impl Session {
                 }
             },
         }
+        Flow::Continue
     }
 }
 

@@ -167,7 +167,7 @@ async fn too_many_frames_before_login_close_the_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         max_prelogin_frames: 3,
-        ..Config::with_data_dir(dir.path())
+        ..plain_config(dir.path())
     };
     let srv = TestServer::start_with(config).await;
     let mut raw = Raw::connect(srv.addr).await;
@@ -186,7 +186,7 @@ async fn silent_connection_is_closed_at_the_login_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         auth_timeout: Duration::from_secs(1),
-        ..Config::with_data_dir(dir.path())
+        ..plain_config(dir.path())
     };
     let srv = TestServer::start_with(config).await;
     let mut raw = Raw::connect(srv.addr).await;

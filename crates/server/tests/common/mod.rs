@@ -19,6 +19,14 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Password used by test accounts.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Default configuration, but plaintext, in `dir`.
+pub fn plain_config(dir: &Path) -> Config {
+    Config {
+        plaintext: true,
+        ..Config::with_data_dir(dir)
+    }
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: PathBuf,
@@ -27,8 +35,9 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A plaintext server with default limits (TLS has its own tests).
     pub async fn start(dir: &Path) -> TestServer {
-        TestServer::start_with(Config::with_data_dir(dir)).await
+        TestServer::start_with(plain_config(dir)).await
     }
 
     pub async fn start_with(config: Config) -> TestServer {

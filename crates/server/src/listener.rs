@@ -1,0 +1,187 @@
+//! Accepting connections: connection limits, the TLS handshake, and the accept loop.
+//!
+//! The accept loop never does per-connection work beyond counting: the TLS handshake
+//! runs in the connection's own task under the login timeout, so a slow handshake
+//! (slowloris) holds only its own slot. Connections over a limit get a short, bounded
+//! refusal (`error` with `too_many_connections`, then `bye`) or, under heavy pressure, are
+//! dropped at once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use natter_proto::{ErrorCode, ServerFrame, encode};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::{Shared, session};
+
+/// Refusals being written at once; beyond this, refused connections are just closed.
+const MAX_REFUSING: usize = 64;
+/// Time a refusal may take, handshake included.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counts open connections in total and per source address.
+#[derive(Default)]
+pub struct ConnLimits {
+    /// Open connections by source address.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections in total.
+    total: AtomicUsize,
+    /// Refusals in progress.
+    refusing: AtomicUsize,
+}
+
+/// One admitted connection; dropping it frees the slot.
+pub struct ConnSlot {
+    /// The counters to give the slot back to.
+    limits: Arc<ConnLimits>,
+    /// The address counted.
+    ip: IpAddr,
+}
+
+impl ConnLimits {
+    /// Admits a connection from `ip` if both limits allow it.
+    pub fn try_admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        total_max: usize,
+        per_ip_max: usize,
+    ) -> Option<ConnSlot> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.get(&ip).copied().unwrap_or(0);
+        if n >= per_ip_max || self.total.load(Ordering::Relaxed) >= total_max {
+            return None;
+        }
+        per_ip.insert(ip, n + 1);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(ConnSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// Open connections in total.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.limits.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections until `stop` fires, spawning each onto `tracker`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let cfg = &shared.config;
+        match shared
+            .conns
+            .try_admit(peer.ip(), cfg.max_connections, cfg.max_connections_per_ip)
+        {
+            Some(slot) => {
+                tracker.spawn(connection(
+                    tcp,
+                    peer,
+                    shared.clone(),
+                    stop.child_token(),
+                    slot,
+                ));
+            }
+            None => {
+                tracing::warn!(%peer, "connection refused: too many connections");
+                if shared.conns.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING {
+                    let shared = shared.clone();
+                    tracker.spawn(async move {
+                        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse(tcp, &shared)).await;
+                        shared.conns.refusing.fetch_sub(1, Ordering::Relaxed);
+                    });
+                } else {
+                    shared.conns.refusing.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one admitted connection: TLS handshake (if enabled), then the session.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    _slot: ConnSlot,
+) {
+    let accepted = tokio::time::Instant::now();
+    match shared.tls.clone() {
+        None => session::serve(tcp, peer, accepted, shared, stop).await,
+        Some(tls) => {
+            let handshake =
+                tokio::time::timeout(shared.config.auth_timeout, tls.acceptor.accept(tcp));
+            match handshake.await {
+                Ok(Ok(stream)) => session::serve(stream, peer, accepted, shared, stop).await,
+                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Tells a connection over the limit why it is refused, then closes it.
+async fn refuse(tcp: TcpStream, shared: &Shared) {
+    match &shared.tls {
+        None => write_refusal(tcp).await,
+        Some(tls) => {
+            if let Ok(stream) = tls.acceptor.accept(tcp).await {
+                write_refusal(stream).await;
+            }
+        }
+    }
+}
+
+async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&encode(&session::hello()));
+    out.extend_from_slice(&encode(&ServerFrame::error(
+        None,
+        ErrorCode::TooManyConnections,
+        "the server has too many connections (in total or from your address); try again later",
+    )));
+    out.extend_from_slice(&encode(&ServerFrame::Bye {
+        reason: "too many connections".into(),
+    }));
+    if stream.write_all(&out).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
+}

@@ -1,0 +1,386 @@
+//! Rate limits: a token bucket per account for chat messages with escalating mutes for
+//! floods, and growing delays for failed logins per account and per source address.
+//!
+//! Every check takes the current [`Instant`] as an argument, so the rules are tested
+//! with a synthetic clock and the server passes `Instant::now()`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Message rate settings.
+#[derive(Debug, Clone)]
+pub struct MessageLimits {
+    /// Sustained messages per second per account.
+    pub rate: f64,
+    /// Messages that may be sent at once after a quiet period.
+    pub burst: f64,
+    /// Rejected messages in a row that trigger a mute.
+    pub strikes_to_mute: u32,
+    /// First mute; each further mute doubles it.
+    pub mute_base: Duration,
+    /// Mutes after which the next escalation disconnects instead.
+    pub max_mutes: u32,
+}
+
+/// A classic token bucket.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    /// Tokens available now (fractional while refilling).
+    tokens: f64,
+    /// When `tokens` was last brought up to date.
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn try_take(&mut self, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver it.
+    Allow,
+    /// Reject it: too fast; sending works again after the duration.
+    Limited(Duration),
+    /// Reject it: the account is muted for the duration (just now, or still).
+    Muted(Duration),
+    /// Reject it and disconnect: the account kept flooding through its mutes.
+    Disconnect,
+}
+
+/// Flood state of one account.
+#[derive(Debug)]
+struct Flood {
+    /// Message budget.
+    bucket: TokenBucket,
+    /// Rejected messages since the last accepted one or the last mute.
+    strikes: u32,
+    /// Mutes so far (reset after a long quiet period).
+    mutes: u32,
+    /// End of the current mute, if any.
+    muted_until: Option<Instant>,
+}
+
+/// Per-account message limiter shared by all of an account's sessions.
+pub struct MessageLimiter {
+    /// Settings.
+    limits: MessageLimits,
+    /// Flood state by case-folded account name.
+    accounts: Mutex<HashMap<String, Flood>>,
+}
+
+impl MessageLimiter {
+    /// A limiter with these settings.
+    pub fn new(limits: MessageLimits) -> MessageLimiter {
+        MessageLimiter {
+            limits,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides about one message from `account` at `now`.
+    pub fn check(&self, account: &str, now: Instant) -> Verdict {
+        let l = &self.limits;
+        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            // Bound memory: forget accounts that are neither muted nor short of tokens.
+            map.retain(|_, f| f.muted_until.is_some_and(|u| u > now) || f.strikes > 0);
+        }
+        let f = map.entry(account.to_string()).or_insert_with(|| Flood {
+            bucket: TokenBucket::new(l.burst, now),
+            strikes: 0,
+            mutes: 0,
+            muted_until: None,
+        });
+        if let Some(until) = f.muted_until {
+            if until > now {
+                f.strikes += 1;
+                if f.strikes >= l.strikes_to_mute {
+                    return escalate(f, l, now);
+                }
+                return Verdict::Muted(until - now);
+            }
+            f.muted_until = None;
+            // A mute that ended long ago no longer counts towards the next one.
+            if now.saturating_duration_since(until) > l.mute_base * 20 {
+                f.mutes = 0;
+            }
+        }
+        match f.bucket.try_take(l.rate, l.burst, now) {
+            Ok(()) => {
+                f.strikes = 0;
+                Verdict::Allow
+            }
+            Err(wait) => {
+                f.strikes += 1;
+                if f.strikes >= l.strikes_to_mute {
+                    escalate(f, l, now)
+                } else {
+                    Verdict::Limited(wait)
+                }
+            }
+        }
+    }
+}
+
+fn escalate(f: &mut Flood, l: &MessageLimits, now: Instant) -> Verdict {
+    f.strikes = 0;
+    if f.mutes >= l.max_mutes {
+        f.mutes = 0;
+        f.muted_until = None;
+        return Verdict::Disconnect;
+    }
+    let period = l.mute_base * 2u32.saturating_pow(f.mutes);
+    f.mutes += 1;
+    f.muted_until = Some(now + period);
+    Verdict::Muted(period)
+}
+
+/// Failed-login settings.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Delay after the first counted failure; doubles with each further one.
+    pub base_delay: Duration,
+    /// Longest delay.
+    pub max_delay: Duration,
+    /// Failures from one address that are not delayed (shared addresses behind NAT).
+    pub free_per_ip: u32,
+    /// How long a failure is remembered.
+    pub window: Duration,
+}
+
+/// Failures remembered for one key.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    /// Failures inside the window.
+    count: u32,
+    /// Time of the latest.
+    last: Instant,
+}
+
+/// Growing delays for failed logins, per account name and per source address.
+pub struct LoginThrottle {
+    /// Settings.
+    limits: LoginLimits,
+    /// Failures by account (case-folded name, known or not).
+    accounts: Mutex<HashMap<String, Failures>>,
+    /// Failures by source address.
+    addrs: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// Entries kept per map before stale ones are dropped.
+const MAX_ENTRIES: usize = 100_000;
+
+impl LoginThrottle {
+    /// A throttle with these settings.
+    pub fn new(limits: LoginLimits) -> LoginThrottle {
+        LoginThrottle {
+            limits,
+            accounts: Mutex::new(HashMap::new()),
+            addrs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long to wait before answering a login for `account` from `ip`.
+    pub fn delay(&self, account: &str, ip: IpAddr, now: Instant) -> Duration {
+        let l = &self.limits;
+        let count = |f: Option<&Failures>| {
+            f.filter(|f| now.saturating_duration_since(f.last) < l.window)
+                .map_or(0, |f| f.count)
+        };
+        let by_account = count(lock(&self.accounts).get(account));
+        let by_addr = count(lock(&self.addrs).get(&ip)).saturating_sub(l.free_per_ip);
+        self.delay_for(by_account.max(by_addr))
+    }
+
+    fn delay_for(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 2u32.saturating_pow(failures - 1);
+        self.limits
+            .base_delay
+            .saturating_mul(factor)
+            .min(self.limits.max_delay)
+    }
+
+    /// Records a failed login.
+    pub fn failure(&self, account: &str, ip: IpAddr, now: Instant) {
+        let window = self.limits.window;
+        let bump = |f: &mut Failures| {
+            if now.saturating_duration_since(f.last) >= window {
+                f.count = 0;
+            }
+            f.count = f.count.saturating_add(1);
+            f.last = now;
+        };
+        let fresh = Failures {
+            count: 0,
+            last: now,
+        };
+        {
+            let mut m = lock(&self.accounts);
+            prune(&mut m, now, window);
+            bump(m.entry(account.to_string()).or_insert(fresh));
+        }
+        let mut m = lock(&self.addrs);
+        prune(&mut m, now, window);
+        bump(m.entry(ip).or_insert(fresh));
+    }
+
+    /// Records a successful login: the account's failures are forgiven.
+    pub fn success(&self, account: &str) {
+        lock(&self.accounts).remove(account);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Failures>, now: Instant, window: Duration) {
+    if m.len() >= MAX_ENTRIES {
+        m.retain(|_, f| now.saturating_duration_since(f.last) < window);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> MessageLimits {
+        MessageLimits {
+            rate: 5.0,
+            burst: 10.0,
+            strikes_to_mute: 5,
+            mute_base: Duration::from_secs(10),
+            max_mutes: 2,
+        }
+    }
+
+    #[test]
+    fn burst_then_rate() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        for _ in 0..10 {
+            assert_eq!(lim.check("a", t0), Verdict::Allow);
+        }
+        assert_eq!(
+            lim.check("a", t0),
+            Verdict::Limited(Duration::from_millis(200))
+        );
+        // 200 ms later one token has refilled.
+        assert_eq!(
+            lim.check("a", t0 + Duration::from_millis(200)),
+            Verdict::Allow
+        );
+        // Other accounts are unaffected.
+        assert_eq!(lim.check("b", t0), Verdict::Allow);
+    }
+
+    #[test]
+    fn flood_is_muted_for_growing_periods_then_disconnected() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        for _ in 0..10 {
+            lim.check("a", t0);
+        }
+        for _ in 0..4 {
+            assert!(matches!(lim.check("a", t0), Verdict::Limited(_)));
+        }
+        assert_eq!(lim.check("a", t0), Verdict::Muted(Duration::from_secs(10)));
+        // Still flooding while muted: the mute grows.
+        for _ in 0..4 {
+            assert!(matches!(lim.check("a", t0), Verdict::Muted(_)));
+        }
+        assert_eq!(lim.check("a", t0), Verdict::Muted(Duration::from_secs(20)));
+        for _ in 0..4 {
+            lim.check("a", t0);
+        }
+        assert_eq!(lim.check("a", t0), Verdict::Disconnect);
+    }
+
+    #[test]
+    fn mute_expires() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        for _ in 0..15 {
+            lim.check("a", t0);
+        }
+        let later = t0 + Duration::from_secs(11);
+        assert_eq!(lim.check("a", later), Verdict::Allow);
+    }
+
+    fn login_limits() -> LoginLimits {
+        LoginLimits {
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            free_per_ip: 5,
+            window: Duration::from_secs(900),
+        }
+    }
+
+    #[test]
+    fn login_delays_grow_per_account_and_cap() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(login_limits());
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        assert_eq!(th.delay("alice", ip, t0), Duration::ZERO);
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            th.failure("alice", ip, t0);
+            seen.push(th.delay("alice", ip, t0));
+        }
+        assert_eq!(seen[0], Duration::from_millis(250));
+        assert_eq!(seen[1], Duration::from_millis(500));
+        assert_eq!(seen[2], Duration::from_secs(1));
+        assert_eq!(seen[9], Duration::from_secs(30));
+        // Another address trying alice is throttled too; success forgives.
+        let other: IpAddr = [10, 0, 0, 2].into();
+        assert!(th.delay("alice", other, t0) > Duration::ZERO);
+        th.success("alice");
+        assert_eq!(th.delay("alice", other, t0), Duration::ZERO);
+        // Failures expire after the window.
+        th.failure("bob", other, t0);
+        assert_eq!(
+            th.delay("bob", other, t0 + Duration::from_secs(901)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn an_address_trying_many_accounts_is_throttled_after_its_allowance() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(login_limits());
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for i in 0..5 {
+            th.failure(&format!("user{i}"), ip, t0);
+        }
+        assert_eq!(th.delay("fresh", ip, t0), Duration::ZERO);
+        th.failure("user5", ip, t0);
+        assert_eq!(th.delay("fresh", ip, t0), Duration::from_millis(250));
+    }
+}
