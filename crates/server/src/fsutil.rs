@@ -25,3 +25,16 @@ pub fn restrict_file(path: &Path) -> io::Result<()> {
     let _ = path;
     Ok(())
 }
+
+/// Creates `path` empty with mode 0600 if it does not exist, and restricts it if it does.
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?;
+    restrict_file(path)
+}

@@ -22,6 +22,23 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
     println!("natter-server listening on {addr}");
+    match server.tls() {
+        Some(tls) => {
+            if tls.generated {
+                println!(
+                    "created a self-signed TLS certificate: {}",
+                    tls.cert_path.display()
+                );
+            }
+            println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint);
+        }
+        None => {
+            println!(
+                "WARNING: plaintext mode: passwords and messages cross the network unencrypted"
+            );
+            tracing::warn!("plaintext mode: TLS is off; use only for local testing");
+        }
+    }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "started");
     server.run(listener, shutdown_signal()).await;
     Ok(())

@@ -85,11 +85,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and starts its thread.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = data_dir.join("natter.db");
-        let conn = Connection::open(&path)?;
-        crate::fsutil::restrict_file(&path).map_err(|source| StoreError::Io {
+        // Create the file 0600 before SQLite opens it; SQLite gives its -wal and -shm
+        // files the database file's mode.
+        crate::fsutil::create_private_file(&path).map_err(|source| StoreError::Io {
             path: path.clone(),
             source,
         })?;
+        let conn = Connection::open(&path)?;
         migrate(&conn)?;
         let (tx, rx) = mpsc::channel(STORE_QUEUE);
         let thread = std::thread::Builder::new()
