@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod fuzzing;
 pub mod name;
 pub mod text;
 
