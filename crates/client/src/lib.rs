@@ -1,1 +1,33 @@
-//! placeholder
+//! The natter client library: connection, command parsing, chat state and the two front
+//! ends (plain line mode and the interactive line editor).
+//!
+//! The terminal UI (`natter` binary) is a thin layer over this crate; tests drive the
+//! library directly.
+//!
+//! - [`connection`]: a framed connection to a server, login.
+//! - [`command`]: one input line → [`Command`].
+//! - [`state`]: [`ChatState`] (who we are, where lines go, the prompt) turns commands and
+//!   server frames into actions.
+//! - [`format`]: server frames → one display line each (the plain-mode output format).
+//! - [`input`]: bounded, cancel-safe reading of input lines.
+//! - [`login`]: the login flow with the offer to create a missing account.
+//! - [`session`]: the chat loop shared by both front ends.
+//! - [`plain`] and [`interactive`]: the front ends.
+//! - [`cli`]: the binary's command-line options.
+
+pub mod cli;
+pub mod command;
+pub mod connection;
+pub mod format;
+pub mod input;
+pub mod interactive;
+pub mod login;
+pub mod plain;
+pub mod session;
+pub mod state;
+
+pub use command::{Command, ParseError};
+pub use connection::{Authenticated, ClientError, Connection};
+pub use login::{LoginError, Prompter};
+pub use session::{RunError, SessionOptions};
+pub use state::{Action, ChatState, Reaction};

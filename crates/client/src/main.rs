@@ -1,1 +1,134 @@
-fn main() {}
+//! `natter`: the terminal client. Parses options, gets the password, connects, logs in and
+//! hands over to the plain or interactive front end in `natter_client`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
+use natter_client::login::{self, LoginError, Prompter, TerminalPrompter};
+use natter_client::{Connection, SessionOptions, format, interactive, plain};
+use natter_proto::{PROTOCOL_VERSION, ServerFrame};
+
+fn main() {
+    let args = Args::parse();
+    let code = match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("natter: {e:#}");
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // Exit at once: a blocked stdin read or editor thread must not keep the process alive.
+    std::process::exit(code);
+}
+
+/// Runs the client and returns the exit status.
+fn run(args: Args) -> anyhow::Result<i32> {
+    // The line editor needs a terminal on both sides.
+    let plain = args.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+    let user = match args.user {
+        Some(user) => user,
+        None if plain => {
+            bail!("plain mode needs a user name: pass --user NAME or set NATTER_USER")
+        }
+        None => ask_user()?,
+    };
+    let password = password(&user, plain, args.register)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The error already names its cause; anyhow's chain would repeat it.
+    let (mut conn, hello) = runtime
+        .block_on(Connection::connect(&args.server))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let ServerFrame::Hello { protocol, .. } = hello
+        && protocol != PROTOCOL_VERSION
+    {
+        eprintln!(
+            "natter: warning: the server speaks protocol {protocol}, this client {PROTOCOL_VERSION}"
+        );
+    }
+
+    let mut terminal = TerminalPrompter;
+    let prompter: Option<&mut dyn Prompter> = if plain { None } else { Some(&mut terminal) };
+    let login = match runtime.block_on(login::login(
+        &mut conn,
+        &user,
+        &password,
+        args.register,
+        prompter,
+    )) {
+        Ok(login) => login,
+        Err(LoginError::Refused { code, message }) if plain => {
+            println!("{}", format::error_line(code, &message));
+            return Ok(1);
+        }
+        Err(e) => {
+            eprintln!("natter: {e}");
+            return Ok(1);
+        }
+    };
+    drop(password);
+
+    let options = SessionOptions::default();
+    let result = if plain {
+        runtime.block_on(plain::run(
+            &mut conn,
+            &login,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            &options,
+        ))
+    } else {
+        interactive::run(&runtime, conn, &login, &options)
+    };
+    // Do not wait for a blocking stdin read that may never finish.
+    runtime.shutdown_background();
+    match result {
+        Ok(_reason) => Ok(0),
+        Err(e) => {
+            eprintln!("natter: {e}");
+            Ok(1)
+        }
+    }
+}
+
+/// Asks for the user name on the terminal.
+fn ask_user() -> anyhow::Result<String> {
+    print!("User name: ");
+    std::io::stdout().flush()?;
+    let mut name = String::new();
+    if std::io::stdin().lock().read_line(&mut name)? == 0 {
+        bail!("no user name given");
+    }
+    parse_user(name.trim()).map_err(anyhow::Error::msg)
+}
+
+/// The password from the environment, or asked for without echo.
+fn password(user: &str, plain: bool, register: bool) -> anyhow::Result<String> {
+    match std::env::var(PASSWORD_ENV) {
+        Ok(password) => return Ok(password),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSWORD_ENV} is not valid UTF-8"),
+        Err(std::env::VarError::NotPresent) => {}
+    }
+    let asked = rpassword::prompt_password(format!("Password for {user}: "));
+    let password = match asked {
+        Ok(password) => password,
+        Err(e) if plain => {
+            bail!("no password: set {PASSWORD_ENV} (plain mode cannot ask without a terminal: {e})")
+        }
+        Err(e) => return Err(e).context("cannot read the password"),
+    };
+    if register && !plain {
+        let again =
+            rpassword::prompt_password("Repeat password: ").context("cannot read the password")?;
+        if again != password {
+            bail!("the passwords do not match; no account was created");
+        }
+    }
+    Ok(password)
+}

@@ -1,0 +1,380 @@
+//! Interactive mode: a line editor whose prompt shows where lines go, with incoming messages
+//! printed above the line being typed.
+//!
+//! Threads and channels:
+//!
+//! ```text
+//!  readline thread ──Input──► async chat loop (tokio, owns the Connection and ChatState)
+//!        ▲                      │            │
+//!        └──next prompt─────────┘            └──lines──► printer thread ──► ExternalPrinter
+//! ```
+//!
+//! rustyline blocks, so it runs on its own std thread. After each line it waits for the chat
+//! loop to send the next prompt, so the prompt after `/msg bob` already reads `[@bob] > `.
+//! Incoming lines go through rustyline's `ExternalPrinter`, which clears the edited line,
+//! prints, and redraws it, so messages never tear through what is being typed; printing can
+//! block, so it happens on a printer thread fed by a bounded channel. Ctrl-D and Ctrl-C act
+//! like `/exit`.
+//!
+//! When the server ends the session while the user is typing, rustyline cannot be told to
+//! stop. The `[bye]` line is printed above the edited line like any other; the printer then
+//! waits (bounded) until the editor has drawn every line, which it can prove because the
+//! external printer hands over one line at a time. Then the terminal settings saved at
+//! start-up are restored (Unix; bracketed paste is turned off again) and the caller exits
+//! the process, which ends the still-blocked editor thread. One race remains: if the server
+//! ends the session in the instant between the user pressing Enter and the editor
+//! re-entering raw mode for the next prompt, the terminal may be left in raw mode (`reset`
+//! fixes it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rustyline::error::ReadlineError;
+use rustyline::{DefaultEditor, ExternalPrinter as _};
+use tokio::sync::mpsc;
+
+use crate::connection::{Authenticated, Connection};
+use crate::format;
+use crate::session::{Frontend, Input, RunError, SessionOptions, drive};
+use crate::state::ChatState;
+
+/// How many display lines may wait for the printer before the chat loop waits.
+const PRINT_QUEUE: usize = 256;
+
+/// Longest wait at the end for the editor to draw the last lines.
+const PRINT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the editor gets to finish its last redraw before the terminal is restored.
+const REDRAW_GRACE: Duration = Duration::from_millis(30);
+
+/// A "line" that leaves the screen as it was: the editor prints it above the edited line
+/// followed by a newline, and moving the cursor up one row first cancels that newline.
+const INVISIBLE_LINE: &str = "\x1b[1A";
+
+/// Runs an interactive session for an already logged-in connection, on the terminal.
+///
+/// Returns the server's `bye` reason (already printed). The caller should exit the process
+/// soon after this returns: if the server ended the session, the editor thread is still
+/// blocked reading the terminal (whose settings this function has restored).
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    mut conn: Connection,
+    login: &Authenticated,
+    options: &SessionOptions,
+) -> Result<String, RunError> {
+    let terminal_err = |e: ReadlineError| RunError::Terminal(e.to_string());
+    let mut editor = DefaultEditor::new().map_err(terminal_err)?;
+    let mut printer = editor.create_external_printer().map_err(terminal_err)?;
+    let saved = SavedTerminal::save();
+
+    println!("{}", format::logged_in_line(&login.user, login.registered));
+    println!("Type /help for the commands, /exit or Ctrl-D to leave.");
+
+    let mut state = ChatState::new(login.user.clone());
+    let (mut frontend, channels) = ChannelFrontend::new(&state.prompt());
+    let ThreadEnds {
+        input_tx,
+        prompt_rx,
+        mut print_rx,
+        in_readline,
+    } = channels;
+
+    let printer_in_readline = in_readline.clone();
+    let reader = std::thread::spawn(move || read_lines(editor, input_tx, prompt_rx, in_readline));
+    let (printed_tx, printed_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        while let Some(line) = print_rx.blocking_recv() {
+            // The printer adds no newline when the editor is idle; a line always ends in one.
+            if printer.print(line + "\n").is_err() {
+                break;
+            }
+        }
+        // While the editor reads, it draws our lines itself, later. The printer hands over
+        // one line at a time and each print waits until the editor took the previous one;
+        // so once two more prints went through, every real line has been drawn.
+        if printer_in_readline.load(Ordering::SeqCst) {
+            for _ in 0..2 {
+                if printer.print(INVISIBLE_LINE.to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = printed_tx.send(());
+    });
+
+    let result = runtime.block_on(drive(&mut conn, &mut state, &mut frontend, options));
+
+    let editor_blocked = frontend.in_readline.load(Ordering::SeqCst);
+    if editor_blocked && let Ok(reason) = &result {
+        // The server ended the session while the user was typing: say why above the line.
+        // (Errors are reported by the caller once the terminal is back to normal.)
+        let _ = frontend.print_tx.try_send(format::bye_line(reason));
+    }
+    // Closing the channels ends the printer (after the queued lines) and an idle editor.
+    drop(frontend);
+    // Bounded: an editor busy in a mode that holds back printing must not keep us here.
+    let _ = printed_rx.recv_timeout(PRINT_FLUSH_TIMEOUT);
+    if editor_blocked {
+        // The editor is still redrawing its line after the last (invisible) print; a
+        // moment's grace keeps that redraw from mixing with the newline written below.
+        std::thread::sleep(REDRAW_GRACE);
+        saved.restore();
+    } else {
+        let _ = reader.join();
+        if let Ok(reason) = &result {
+            println!("{}", format::bye_line(reason));
+        }
+    }
+    result
+}
+
+/// The editor thread: reads a line with the prompt it is given, hands it over, repeats.
+fn read_lines(
+    mut editor: DefaultEditor,
+    input_tx: mpsc::Sender<std::io::Result<Input>>,
+    prompt_rx: std::sync::mpsc::Receiver<String>,
+    in_readline: Arc<AtomicBool>,
+) {
+    while let Ok(prompt) = prompt_rx.recv() {
+        let read = editor.readline(&prompt);
+        in_readline.store(false, Ordering::SeqCst);
+        let input = match read {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                Ok(Input::Line(line))
+            }
+            Err(ReadlineError::Eof | ReadlineError::Interrupted) => Ok(Input::End),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        if input_tx.blocking_send(input).is_err() {
+            break;
+        }
+    }
+}
+
+/// The ends of the channels that the editor and printer threads hold.
+pub(crate) struct ThreadEnds {
+    /// Where the editor sends what was typed.
+    pub(crate) input_tx: mpsc::Sender<std::io::Result<Input>>,
+    /// Where the editor waits for its next prompt; closed when no more input is wanted.
+    pub(crate) prompt_rx: std::sync::mpsc::Receiver<String>,
+    /// Where the printer takes lines to show.
+    pub(crate) print_rx: mpsc::Receiver<String>,
+    /// True from the moment a prompt is handed out until the editor returns a line.
+    pub(crate) in_readline: Arc<AtomicBool>,
+}
+
+/// The chat loop's side of the editor and printer threads.
+pub(crate) struct ChannelFrontend {
+    /// Lines typed in the editor.
+    input_rx: mpsc::Receiver<std::io::Result<Input>>,
+    /// Next prompts for the editor; `None` once input is over.
+    prompt_tx: Option<std::sync::mpsc::Sender<String>>,
+    /// Lines for the printer.
+    print_tx: mpsc::Sender<String>,
+    /// Whether the editor may be inside `readline` (so the terminal may be in raw mode).
+    in_readline: Arc<AtomicBool>,
+}
+
+impl ChannelFrontend {
+    /// A front end whose editor is about to show `first_prompt`, and the threads' ends.
+    pub(crate) fn new(first_prompt: &str) -> (ChannelFrontend, ThreadEnds) {
+        let (input_tx, input_rx) = mpsc::channel(1);
+        let (prompt_tx, prompt_rx) = std::sync::mpsc::channel();
+        let (print_tx, print_rx) = mpsc::channel(PRINT_QUEUE);
+        let in_readline = Arc::new(AtomicBool::new(false));
+        let mut frontend = ChannelFrontend {
+            input_rx,
+            prompt_tx: Some(prompt_tx),
+            print_tx,
+            in_readline: in_readline.clone(),
+        };
+        frontend.ready(Some(first_prompt));
+        let ends = ThreadEnds {
+            input_tx,
+            prompt_rx,
+            print_rx,
+            in_readline,
+        };
+        (frontend, ends)
+    }
+}
+
+impl Frontend for ChannelFrontend {
+    async fn next_input(&mut self) -> std::io::Result<Input> {
+        // A vanished editor thread means no more input.
+        self.input_rx.recv().await.unwrap_or(Ok(Input::End))
+    }
+
+    async fn show(&mut self, line: String) -> std::io::Result<()> {
+        self.print_tx
+            .send(line)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "printer stopped"))
+    }
+
+    fn ready(&mut self, next_prompt: Option<&str>) {
+        match (next_prompt, &self.prompt_tx) {
+            (Some(prompt), Some(tx)) => {
+                // Set before sending so that "false" proves the editor is not reading.
+                self.in_readline.store(true, Ordering::SeqCst);
+                if tx.send(prompt.to_string()).is_err() {
+                    self.in_readline.store(false, Ordering::SeqCst);
+                }
+            }
+            (Some(_), None) => {}
+            (None, _) => self.prompt_tx = None,
+        }
+    }
+
+    fn warn(&mut self, text: &str) {
+        // Best effort: a full queue drops the diagnostic rather than blocking the loop.
+        let _ = self.print_tx.try_send(format!("natter: {text}"));
+    }
+}
+
+/// The terminal settings from before the editor touched them.
+struct SavedTerminal {
+    /// The settings of stdin's terminal, if it had any.
+    #[cfg(unix)]
+    termios: Option<nix::sys::termios::Termios>,
+}
+
+impl SavedTerminal {
+    /// Records the current settings of stdin's terminal.
+    fn save() -> Self {
+        SavedTerminal {
+            #[cfg(unix)]
+            termios: nix::sys::termios::tcgetattr(std::io::stdin()).ok(),
+        }
+    }
+
+    /// Puts the settings back and ends the line the editor was drawing.
+    fn restore(&self) {
+        #[cfg(unix)]
+        if let Some(termios) = &self.termios {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                termios,
+            );
+        }
+        // Bracketed paste off (the editor turned it on), then a fresh line.
+        print!("\x1b[?2004l\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use natter_proto::{ClientFrame, LineCodec, ServerFrame, decode_client, encode};
+    use tokio::time::timeout;
+    use tokio_util::codec::Framed;
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// The chat loop behind the interactive front end, with the threads played by the test:
+    /// the prompt after `/msg bob` is already the focused one, and lines reach the printer.
+    // Multi-threaded: the test blocks on std channels as the editor thread would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_line_is_answered_with_the_prompt_for_the_next() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let mut server = Framed::new(server_io, LineCodec::new(natter_proto::MAX_LINE));
+        let hello = ServerFrame::Hello {
+            server: "natter".into(),
+            version: "test".into(),
+            protocol: natter_proto::PROTOCOL_VERSION,
+        };
+        server.send(encode(&hello)).await.expect("hello");
+        let (mut conn, _) = Connection::over(Box::new(client_io)).await.expect("over");
+
+        let mut state = ChatState::new("alice");
+        let (mut frontend, ends) = ChannelFrontend::new(&state.prompt());
+        let ThreadEnds {
+            input_tx,
+            prompt_rx,
+            mut print_rx,
+            in_readline,
+        } = ends;
+        let chat = tokio::spawn(async move {
+            let r = drive(
+                &mut conn,
+                &mut state,
+                &mut frontend,
+                &SessionOptions::default(),
+            )
+            .await;
+            (r, frontend.in_readline.load(Ordering::SeqCst))
+        });
+
+        let next_prompt = |rx: &std::sync::mpsc::Receiver<String>| {
+            rx.recv_timeout(T).expect("a prompt is handed out")
+        };
+        assert_eq!(next_prompt(&prompt_rx), "[public] > ");
+        assert!(in_readline.load(Ordering::SeqCst));
+
+        // What the editor thread does when a line is entered.
+        let enter = |input: Input| {
+            in_readline.store(false, Ordering::SeqCst);
+            input_tx.send(Ok(input))
+        };
+        enter(Input::Line("/msg bob".into())).await.expect("send");
+        let line = timeout(T, print_rx.recv()).await.expect("in time");
+        assert!(line.expect("a line").starts_with("[focus] "));
+        assert_eq!(next_prompt(&prompt_rx), "[@bob] > ");
+        assert!(
+            in_readline.load(Ordering::SeqCst),
+            "set again with the prompt"
+        );
+
+        enter(Input::Line("psst".into())).await.expect("send");
+        let frame = timeout(T, server.next()).await.expect("in time");
+        let frame = decode_client(&frame.expect("open").expect("line")).expect("frame");
+        assert_eq!(
+            frame,
+            ClientFrame::Private {
+                id: None,
+                to: "bob".into(),
+                text: "psst".into()
+            }
+        );
+        assert_eq!(next_prompt(&prompt_rx), "[@bob] > ");
+
+        // Incoming messages go to the printer.
+        server
+            .send(encode(&ServerFrame::Public {
+                from: "carol".into(),
+                text: "hi".into(),
+                ts: 1,
+            }))
+            .await
+            .expect("send");
+        let line = timeout(T, print_rx.recv()).await.expect("in time");
+        assert_eq!(line.as_deref(), Some("<carol> hi"));
+
+        // Ctrl-D: quit is sent, no prompt follows, and bye ends the loop.
+        enter(Input::End).await.expect("send");
+        let frame = timeout(T, server.next()).await.expect("in time");
+        let frame = decode_client(&frame.expect("open").expect("line")).expect("frame");
+        assert_eq!(frame, ClientFrame::Quit { id: None });
+        server
+            .send(encode(&ServerFrame::Bye {
+                reason: "quit".into(),
+            }))
+            .await
+            .expect("send");
+        let (result, editor_blocked) = timeout(T, chat).await.expect("in time").expect("join");
+        assert_eq!(result.expect("clean end"), "quit");
+        assert!(!editor_blocked, "the editor is not reading after Ctrl-D");
+        assert!(
+            prompt_rx.recv_timeout(T).is_err(),
+            "the prompt channel is closed instead of handing out a prompt"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The chat loop shared by plain and interactive mode.
+//!
+//! [`drive`] races the next server frame against the next input line. Server frames become
+//! display lines (pings are answered silently); input lines become frames or local lines.
+//! When the input ends (EOF, Ctrl-D, `/exit`) it sends `quit` and keeps handling frames until
+//! the server's `bye`, which the server sends only after every earlier frame of this
+//! connection was processed; so everything typed before the end is delivered before we
+//! leave. That wait is bounded by [`SessionOptions::quit_timeout`].
+//!
+//! Front ends differ only in where lines come from and go to, which the crate-private
+//! [`Frontend`] trait abstracts.
+
+use std::future::Future;
+use std::time::Duration;
+
+use natter_proto::{ClientFrame, MAX_LINE};
+use tokio::time::Instant;
+
+use crate::connection::{ClientError, Connection};
+use crate::format;
+use crate::state::{Action, ChatState, Reaction};
+
+/// How long to wait for the server's `bye` after sending `quit`, unless configured.
+pub const DEFAULT_QUIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tuning of a chat session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Upper bound on the wait for `bye` after `quit`, so a stuck server cannot keep us.
+    pub quit_timeout: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            quit_timeout: DEFAULT_QUIT_TIMEOUT,
+        }
+    }
+}
+
+/// Why a chat session ended other than with the server's `bye`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The connection failed or the server closed it without `bye`.
+    #[error(transparent)]
+    Connection(#[from] ClientError),
+    /// Reading what the user typed failed.
+    #[error("cannot read input: {0}")]
+    Input(std::io::Error),
+    /// Showing a line failed (for example stdout was closed).
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+    /// The server did not say `bye` in time after `quit`.
+    #[error("the server did not confirm quitting within {} s", .0.as_secs())]
+    QuitTimeout(Duration),
+    /// The line editor could not be set up.
+    #[error("terminal error: {0}")]
+    Terminal(String),
+}
+
+/// One event from the user's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// A line was typed.
+    Line(String),
+    /// A line too long to send was typed (and dropped).
+    TooLong,
+    /// The input ended: EOF, Ctrl-D or Ctrl-C.
+    End,
+}
+
+/// Where input comes from and where lines go.
+pub(crate) trait Frontend {
+    /// The next input event. Must be cancel-safe: it is raced against the network.
+    fn next_input(&mut self) -> impl Future<Output = std::io::Result<Input>> + Send;
+
+    /// Shows one display line (never containing a newline).
+    fn show(&mut self, line: String) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// An input event was handled: `Some(prompt)` to ask for the next line with this prompt,
+    /// `None` when no more input will be read.
+    fn ready(&mut self, next_prompt: Option<&str>);
+
+    /// Reports a diagnostic that is not part of the chat (stderr in plain mode).
+    fn warn(&mut self, text: &str);
+}
+
+/// Runs the chat until the server says `bye`; returns its reason.
+pub(crate) async fn drive<F: Frontend>(
+    conn: &mut Connection,
+    state: &mut ChatState,
+    frontend: &mut F,
+    options: &SessionOptions,
+) -> Result<String, RunError> {
+    // Set once `quit` was sent: from then on input is no longer read.
+    let mut quit_deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            // Frames first: answering pings and showing messages never waits behind typing.
+            biased;
+            frame = conn.recv() => {
+                let frame = match frame {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return Err(ClientError::Closed.into()),
+                    // One undecodable line (say, a frame type from a newer server) is
+                    // skipped; a broken stream ends on the next read anyway.
+                    Err(ClientError::BadFrame(why)) => {
+                        frontend.warn(&format!("ignored a frame from the server: {why}"));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match state.on_frame(&frame) {
+                    Reaction::Ignore => {}
+                    Reaction::Show(line) => frontend.show(line).await.map_err(RunError::Output)?,
+                    Reaction::Reply(reply) => conn.send(&reply).await?,
+                    Reaction::Bye(reason) => return Ok(reason),
+                }
+            }
+            input = frontend.next_input(), if quit_deadline.is_none() => {
+                let action = match input.map_err(RunError::Input)? {
+                    Input::Line(line) => state.handle_line(&line),
+                    Input::TooLong => Action::Show(vec![format::local_error_line(&format!(
+                        "input line longer than {MAX_LINE} bytes; it was not sent"
+                    ))]),
+                    Input::End => Action::Exit,
+                };
+                match action {
+                    Action::Nothing => {}
+                    Action::Send(frame) => conn.send(&frame).await?,
+                    Action::Show(lines) => {
+                        for line in lines {
+                            frontend.show(line).await.map_err(RunError::Output)?;
+                        }
+                    }
+                    Action::Exit => {
+                        frontend.ready(None);
+                        conn.send(&ClientFrame::Quit { id: None }).await?;
+                        quit_deadline = Some(Instant::now() + options.quit_timeout);
+                        continue;
+                    }
+                }
+                frontend.ready(Some(&state.prompt()));
+            }
+            () = tokio::time::sleep_until(quit_deadline.unwrap_or_else(Instant::now)),
+                if quit_deadline.is_some() =>
+            {
+                return Err(RunError::QuitTimeout(options.quit_timeout));
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! End to end: the real `natter-server` and `natter` binaries in plain mode, with a
+//! temporary data directory. Bob waits with stdin open; Alice says something publicly and
+//! privately and closes her stdin; Bob must see it all, Alice must leave cleanly.
+//!
+//! The server is started with `NATTER_PLAINTEXT=true` because the client speaks plain TCP.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::time::timeout;
+
+/// Upper bound for every wait on a process.
+const T: Duration = Duration::from_secs(20);
+
+/// Upper bound for building the server binary when it is missing.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Environment variables of either binary that must not leak in from the test's environment.
+const SCRUBBED_ENV: &[&str] = &[
+    "NATTER_SERVER",
+    "NATTER_USER",
+    "NATTER_PASSWORD",
+    "NATTER_CONFIG",
+    "NATTER_LISTEN",
+    "NATTER_DATA_DIR",
+    "NATTER_TLS_CERT",
+    "NATTER_TLS_KEY",
+];
+
+/// A child process that is killed when the guard goes away, on every path.
+struct Proc {
+    /// For messages.
+    name: String,
+    /// The process.
+    child: tokio::process::Child,
+    /// Its stdout, line by line (taken out by tests that read it).
+    stdout: Option<Lines<BufReader<ChildStdout>>>,
+    /// Its stdin, while open.
+    stdin: Option<ChildStdin>,
+    /// Where its stderr goes, shown if the test fails.
+    stderr_path: PathBuf,
+    /// Every stdout line read so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+        let stderr_path = log_dir.join(format!("{name}.stderr"));
+        let stderr = std::fs::File::create(&stderr_path).expect("create stderr file");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().map(|out| BufReader::new(out).lines());
+        let stdin = child.stdin.take();
+        Proc {
+            name: name.to_string(),
+            child,
+            stdout,
+            stdin,
+            stderr_path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next stdout line; `None` at its end.
+    async fn next_line(&mut self) -> Option<String> {
+        let name = self.name.clone();
+        let lines = self.stdout.as_mut().expect("stdout piped");
+        let line = timeout(T, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: no output line within {T:?}; saw {:?}", self.seen))
+            .unwrap_or_else(|e| panic!("{name}: cannot read stdout: {e}"));
+        if let Some(l) = &line {
+            self.seen.push(l.clone());
+        }
+        line
+    }
+
+    /// Reads lines until one satisfies `pred`; returns it.
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        for _ in 0..1000 {
+            match self.next_line().await {
+                Some(line) if pred(&line) => return line,
+                Some(_) => {}
+                None => panic!(
+                    "{}: stdout ended before {what}; saw {:?}; stderr: {}",
+                    self.name,
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+        panic!("{}: too many lines before {what}", self.name);
+    }
+
+    async fn write_stdin(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        timeout(T, async {
+            stdin.write_all(text.as_bytes()).await?;
+            stdin.flush().await
+        })
+        .await
+        .expect("stdin write in time")
+        .expect("stdin write");
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the process to exit, reading (and keeping) the rest of its stdout.
+    async fn wait(&mut self) -> ExitStatus {
+        while self.next_line().await.is_some() {}
+        let name = self.name.clone();
+        timeout(T, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not exit within {T:?}"))
+            .expect("wait for exit")
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!("--- {} stderr ---\n{}", self.name, self.stderr());
+        }
+    }
+}
+
+/// A command for `program` without any natter settings from the test's environment.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The `natter-server` binary next to the `natter` binary under test, built if missing.
+async fn server_binary() -> PathBuf {
+    let client = Path::new(env!("CARGO_BIN_EXE_natter"));
+    let server = client.with_file_name(format!("natter-server{}", std::env::consts::EXE_SUFFIX));
+    if !server.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+        let status = timeout(
+            BUILD_TIMEOUT,
+            Command::new(cargo)
+                .args(["build", "-p", "natter-server", "--bin", "natter-server"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await
+        .expect("building natter-server in time")
+        .expect("cargo runs");
+        assert!(status.success(), "building natter-server failed: {status}");
+        assert!(server.exists(), "no server binary at {}", server.display());
+    }
+    server
+}
+
+fn client(addr: &str, user: &str) -> Command {
+    let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--server", addr, "--user", user, "--register", "--plain"])
+        .env("NATTER_PASSWORD", PASSWORD);
+    cmd
+}
+
+#[tokio::test]
+async fn two_plain_clients_chat_through_the_real_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut server_cmd = command(server_binary().await);
+    server_cmd
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("NATTER_PLAINTEXT", "true");
+    let mut server = Proc::spawn("natter-server", server_cmd, dir.path());
+    let listening = server
+        .wait_for("the listening line", |l| {
+            l.starts_with("natter-server listening on ")
+        })
+        .await;
+    let addr = listening
+        .trim_start_matches("natter-server listening on ")
+        .trim()
+        .to_string();
+
+    let mut bob = Proc::spawn("bob", client(&addr, "bob"), dir.path());
+    let first = bob.next_line().await;
+    assert_eq!(
+        first.as_deref(),
+        Some("[system] registered and logged in as bob"),
+        "bob's stderr: {}",
+        bob.stderr()
+    );
+
+    let mut alice = Proc::spawn("alice", client(&addr, "alice"), dir.path());
+    alice.write_stdin("hello all\n/msg bob psst\n").await;
+    alice.close_stdin();
+
+    bob.wait_for("alice's join", |l| l == "[join] alice").await;
+    bob.wait_for("alice's public message", |l| l == "<alice> hello all")
+        .await;
+    bob.wait_for("alice's private message", |l| l == "*alice -> bob* psst")
+        .await;
+
+    let status = alice.wait().await;
+    assert!(
+        status.success(),
+        "alice exited with {status}; stdout {:?}; stderr {}",
+        alice.seen,
+        alice.stderr()
+    );
+    assert_eq!(
+        alice.seen.first().map(String::as_str),
+        Some("[system] registered and logged in as alice")
+    );
+    for want in ["<alice> hello all", "*alice -> bob* psst"] {
+        assert!(
+            alice.seen.iter().any(|l| l == want),
+            "alice did not see her own {want:?}: {:?}",
+            alice.seen
+        );
+    }
+    assert_eq!(alice.seen.last().map(String::as_str), Some("[bye] quit"));
+
+    // Bob leaves by closing stdin, and also exits cleanly.
+    bob.close_stdin();
+    let status = bob.wait().await;
+    assert!(status.success(), "bob exited with {status}: {:?}", bob.seen);
+    assert_eq!(bob.seen.last().map(String::as_str), Some("[bye] quit"));
+}
+
+#[tokio::test]
+async fn plain_mode_login_failure_prints_the_error_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server_cmd = command(server_binary().await);
+    server_cmd
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NATTER_PLAINTEXT", "true");
+    let mut server = Proc::spawn("natter-server", server_cmd, dir.path());
+    let listening = server
+        .wait_for("the listening line", |l| {
+            l.starts_with("natter-server listening on ")
+        })
+        .await;
+    let addr = listening
+        .trim_start_matches("natter-server listening on ")
+        .trim()
+        .to_string();
+
+    // No such account, and no --register: plain mode asks nothing.
+    let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--server", &addr, "--user", "nobody", "--plain"])
+        .env("NATTER_PASSWORD", PASSWORD);
+    let mut nobody = Proc::spawn("nobody", cmd, dir.path());
+    let status = nobody.wait().await;
+    assert_eq!(status.code(), Some(1), "stdout {:?}", nobody.seen);
+    assert_eq!(nobody.seen.len(), 1, "{:?}", nobody.seen);
+    assert!(
+        nobody.seen[0].starts_with("[error] ") && nobody.seen[0].ends_with("(auth_failed)"),
+        "{:?}",
+        nobody.seen
+    );
+}
+
+#[tokio::test]
+async fn plain_mode_without_a_user_or_password_explains_what_to_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--plain", "--server", "127.0.0.1:9"]);
+    let mut p = Proc::spawn("no-user", cmd, dir.path());
+    let status = p.wait().await;
+    assert_eq!(status.code(), Some(1));
+    let err = p.stderr();
+    assert!(
+        err.contains("--user") && err.contains("NATTER_USER"),
+        "{err}"
+    );
+}

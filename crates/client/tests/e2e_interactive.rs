@@ -1,0 +1,344 @@
+//! End to end in a real terminal: `natter` in interactive mode inside tmux, against the real
+//! server, with a plain-mode client on the other side. Skipped (with a note) when tmux is
+//! not installed.
+//!
+//! The screen is read with `tmux capture-pane`; waiting for text polls it until a deadline,
+//! since a terminal offers no event to await.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::time::timeout;
+
+/// Upper bound for every wait.
+const T: Duration = Duration::from_secs(20);
+
+/// How often the screen is looked at while waiting.
+const POLL: Duration = Duration::from_millis(50);
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A tmux server of our own (its own socket), killed when the guard goes away.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        StdCommand::new("tmux")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = StdCommand::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Polls the screen until `pred` holds; returns that screen.
+    async fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {what}:\n{screen}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The `natter-server` binary next to `natter` (see e2e_binaries.rs for building it).
+fn server_binary() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_natter"))
+        .with_file_name(format!("natter-server{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in [
+        "NATTER_SERVER",
+        "NATTER_USER",
+        "NATTER_PASSWORD",
+        "NATTER_CONFIG",
+        "NATTER_LISTEN",
+        "NATTER_DATA_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// The last non-empty line of a screen (where the prompt is).
+fn last_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// Starts the server on a free port; returns it and its address.
+async fn start_server(dir: &Path) -> (tokio::process::Child, String) {
+    let mut server = scrubbed(server_binary())
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("NATTER_PLAINTEXT", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut server_out = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let line = timeout(T, server_out.next_line())
+        .await
+        .expect("listening line in time")
+        .expect("readable")
+        .expect("a line");
+    let addr = line
+        .strip_prefix("natter-server listening on ")
+        .expect("listening line")
+        .to_string();
+    // Keep draining: the server prints more after starting, and a closed pipe would stop it.
+    tokio::spawn(async move { while let Ok(Some(_)) = server_out.next_line().await {} });
+    (server, addr)
+}
+
+/// Runs Dave's interactive client in a fresh tmux server and waits for his first prompt.
+/// After the client exits, the pane shows `EXIT=status` and `TTY=SANE` or `TTY=RAW`.
+async fn start_dave(dir: &Path, addr: &str, test: &str) -> Tmux {
+    let script = dir.join("dave.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} --user dave --register\n\
+             echo EXIT=$?\nstty -a | grep -q -- '-icanon' && echo TTY=RAW || echo TTY=SANE\nsleep 600\n",
+            env!("CARGO_BIN_EXE_natter")
+        ),
+    )
+    .expect("write script");
+    let tmux = Tmux {
+        socket: format!("natter-test-{}-{test}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        &script.to_string_lossy(),
+    ]);
+    tmux.wait_for("the public prompt", |s| {
+        s.contains("[system] registered and logged in as dave") && last_line(s) == "[public] >"
+    })
+    .await;
+    tmux
+}
+
+/// Whether this test can run here; says why not otherwise.
+fn can_run() -> bool {
+    if !Tmux::available() {
+        eprintln!("tmux not installed: skipping the interactive terminal test");
+        return false;
+    }
+    if !server_binary().exists() {
+        eprintln!(
+            "{} missing (e2e_binaries builds it): skipping",
+            server_binary().display()
+        );
+        return false;
+    }
+    true
+}
+
+#[tokio::test]
+async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, "chat").await;
+
+    // Carol: plain mode, stdin kept open.
+    let mut carol = scrubbed(env!("CARGO_BIN_EXE_natter"))
+        .args([
+            "--server",
+            &addr,
+            "--user",
+            "carol",
+            "--register",
+            "--plain",
+        ])
+        .env("NATTER_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carol starts");
+    let mut carol_in = carol.stdin.take().expect("stdin");
+    let mut carol_out = BufReader::new(carol.stdout.take().expect("stdout")).lines();
+    let first = timeout(T, carol_out.next_line())
+        .await
+        .expect("in time")
+        .expect("readable");
+    assert_eq!(
+        first.as_deref(),
+        Some("[system] registered and logged in as carol")
+    );
+    tmux.wait_for("carol's join", |s| s.contains("[join] carol"))
+        .await;
+
+    // Focus on carol: the very next prompt is the focused one.
+    tmux.keys(&["/msg carol", "Enter"]);
+    tmux.wait_for("the focused prompt", |s| last_line(s) == "[@carol] >")
+        .await;
+
+    // A half-typed line survives an incoming message printed above it.
+    tmux.keys(&["half typed"]);
+    tmux.wait_for("the typed text", |s| {
+        last_line(s) == "[@carol] > half typed"
+    })
+    .await;
+    timeout(T, carol_in.write_all(b"hello dave\n"))
+        .await
+        .expect("in time")
+        .expect("write");
+    let screen = tmux
+        .wait_for("carol's message", |s| s.contains("<carol> hello dave"))
+        .await;
+    assert_eq!(last_line(&screen), "[@carol] > half typed", "{screen}");
+
+    // Finishing the line sends it privately to carol.
+    tmux.keys(&[" now", "Enter"]);
+    let mut got = None;
+    for _ in 0..20 {
+        let line = timeout(T, carol_out.next_line())
+            .await
+            .expect("carol gets lines in time")
+            .expect("readable")
+            .expect("carol still running");
+        if line.starts_with("*dave") {
+            got = Some(line);
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some("*dave -> carol* half typed now"));
+
+    // Ctrl-D leaves cleanly and gives the terminal back in its normal state.
+    tmux.keys(&["C-d"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
+    assert!(screen.contains("[bye] quit"), "{screen}");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("TTY=SANE"), "{screen}");
+
+    drop(carol_in);
+    let status = timeout(T, carol.wait())
+        .await
+        .expect("carol exits in time")
+        .expect("wait");
+    assert!(status.success());
+    let _ = server.start_kill();
+}
+
+#[tokio::test]
+async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, "shutdown").await;
+    tmux.keys(&["not finished"]);
+    tmux.wait_for("the typed text", |s| {
+        last_line(s) == "[public] > not finished"
+    })
+    .await;
+
+    // A graceful shutdown (SIGTERM): the server says bye while Dave is typing.
+    let pid = server.id().expect("server running").to_string();
+    let status = StdCommand::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
+    assert!(screen.contains("[bye] "), "{screen}");
+    assert!(
+        screen.contains("[public] > not finished"),
+        "the unfinished line stays visible: {screen}"
+    );
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("TTY=SANE"), "{screen}");
+    let _ = timeout(T, server.wait()).await;
+}
+
+#[tokio::test]
+async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, "crash").await;
+    tmux.keys(&["not finished"]);
+    tmux.wait_for("the typed text", |s| {
+        last_line(s) == "[public] > not finished"
+    })
+    .await;
+
+    // SIGKILL: the connection just ends, without bye.
+    server.start_kill().expect("kill server");
+    let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
+    assert!(screen.contains("server closed the connection"), "{screen}");
+    assert!(screen.contains("EXIT=1"), "{screen}");
+    assert!(screen.contains("TTY=SANE"), "{screen}");
+    let _ = timeout(T, server.wait()).await;
+}
