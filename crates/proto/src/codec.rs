@@ -148,16 +148,27 @@ fn decode_line<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, FrameEr
                 FrameError {
                     id,
                     code: ErrorCode::BadFrame,
-                    message: format!("not a valid frame: {e}"),
+                    message: format!("not a valid frame: {}", clip(&e.to_string())),
                 }
             }
             _ => FrameError {
                 id: None,
                 code: ErrorCode::BadJson,
-                message: format!("not valid JSON: {e}"),
+                message: format!("not valid JSON: {}", clip(&e.to_string())),
             },
         }
     })
+}
+
+/// Longest piece of peer-supplied text quoted back in an error message, in characters.
+pub const MAX_QUOTE: usize = 200;
+
+/// Shortens text quoted back to a peer, so that an error about a huge input stays small.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_QUOTE) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}...", &text[..cut])),
+    }
 }
 
 /// Decodes one line from a client.
@@ -254,6 +265,15 @@ mod tests {
         assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(FrameId::Num(3))));
         let e = decode_client(br#"{"type":"private","text":"x"}"#).expect_err("missing to");
         assert!(e.message.contains("missing field `to`"), "{}", e.message);
+    }
+
+    #[test]
+    fn errors_about_huge_input_stay_small() {
+        let huge = format!(r#"{{"type":"{}"}}"#, "x".repeat(20_000));
+        let e = decode_client(huge.as_bytes()).expect_err("unknown type");
+        assert!(e.message.len() < 2 * MAX_QUOTE, "{}", e.message.len());
+        let e = decode_client(&huge.as_bytes()[..15_000]).expect_err("truncated");
+        assert!(e.message.len() < 2 * MAX_QUOTE, "{}", e.message.len());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod fuzzing;
 pub mod name;
 pub mod text;
 
-pub use codec::{CodecError, FrameError, LineCodec, decode_client, decode_server, encode};
+pub use codec::{CodecError, FrameError, LineCodec, clip, decode_client, decode_server, encode};
 pub use frame::{ClientFrame, ErrorCode, FrameId, PresenceEvent, ServerFrame};
 pub use name::{MAX_USERNAME_LEN, NameError, name_key, validate_username};
 pub use text::neutralize;

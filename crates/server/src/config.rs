@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ratelimit::{LoginLimits, MessageLimits};
 
+/// Largest allowed `max_message_bytes`. Delivered text can grow to three times its size
+/// (a control byte becomes U+FFFD, three bytes; `"` and `\\` gain an escape), and a
+/// delivered frame must stay within the protocol's line limit with room for the envelope.
+pub const MAX_MESSAGE_BYTES: usize = (natter_proto::MAX_LINE - 512) / 3;
+
 /// Errors in the configuration; each names the option and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -260,12 +265,11 @@ impl Config {
 
     /// Checks every value's range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let max_text = natter_proto::MAX_LINE / 2;
         range(
             "max_message_bytes",
             self.max_message_bytes as u64,
             1,
-            max_text as u64,
+            MAX_MESSAGE_BYTES as u64,
         )?;
         range("session_queue", self.session_queue as u64, 8, 1 << 20)?;
         range(
@@ -453,6 +457,25 @@ mod tests {
         };
         let e = Config::load(&opts).expect_err("typo").to_string();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn the_largest_message_still_fits_in_one_line_when_delivered() {
+        let worst = "\u{1}\"\\".repeat(MAX_MESSAGE_BYTES / 3);
+        assert!(worst.len() <= MAX_MESSAGE_BYTES);
+        let frame = natter_proto::ServerFrame::Private {
+            from: "x".repeat(32),
+            to: "y".repeat(32),
+            text: natter_proto::neutralize(&worst).into_owned(),
+            ts: u64::MAX,
+        };
+        let line = natter_proto::encode(&frame);
+        assert!(line.len() - 1 <= natter_proto::MAX_LINE, "{}", line.len());
+        let too_big = Options {
+            max_message_bytes: Some(MAX_MESSAGE_BYTES + 1),
+            ..Options::default()
+        };
+        assert!(Config::load(&too_big).is_err());
     }
 
     #[test]

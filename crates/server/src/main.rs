@@ -21,27 +21,37 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
-    println!("natter-server listening on {addr}");
+    say(&format!("natter-server listening on {addr}"));
     match server.tls() {
         Some(tls) => {
             if tls.generated {
-                println!(
+                say(&format!(
                     "created a self-signed TLS certificate: {}",
                     tls.cert_path.display()
-                );
+                ));
             }
-            println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint);
+            say(&format!(
+                "TLS certificate SHA-256 fingerprint: {}",
+                tls.fingerprint
+            ));
         }
         None => {
-            println!(
-                "WARNING: plaintext mode: passwords and messages cross the network unencrypted"
-            );
+            say("WARNING: plaintext mode: passwords and messages cross the network unencrypted");
             tracing::warn!("plaintext mode: TLS is off; use only for local testing");
         }
     }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "started");
     server.run(listener, shutdown_signal()).await;
     Ok(())
+}
+
+/// Prints a line for the operator. A closed stdout (the operator's pipe went away) must
+/// not take the server down, so write errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

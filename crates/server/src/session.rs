@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use natter_proto::{
-    ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, decode_client,
-    encode, neutralize, validate_username,
+    ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, clip,
+    decode_client, encode, neutralize, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -455,7 +455,7 @@ impl Session {
                     code: ErrorCode::Muted,
                     message: format!(
                         "you are muted for flooding; message not sent; the mute ends in {} s",
-                        wait.as_secs().max(1)
+                        wait.as_millis().div_ceil(1000).max(1)
                     ),
                     retry_after_ms: retry(wait),
                 });
@@ -493,7 +493,7 @@ impl Session {
             self.error(
                 id,
                 ErrorCode::NoSuchUser,
-                format!("'{}' is not a valid user name", neutralize(to)),
+                format!("'{}' is not a valid user name", neutralize(&clip(to))),
             );
             return Flow::Continue;
         }
