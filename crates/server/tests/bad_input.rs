@@ -181,22 +181,24 @@ async fn too_many_frames_before_login_close_the_connection() {
     raw.expect_closed().await;
 }
 
-#[tokio::test]
+/// Paused time: the default 10 s login timeout elapses without the test waiting for it
+/// (tokio advances the clock whenever every task is idle, e.g. waiting on the socket).
+#[tokio::test(start_paused = true)]
 async fn silent_connection_is_closed_at_the_login_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        auth_timeout: Duration::from_secs(1),
-        ..plain_config(dir.path())
-    };
-    let srv = TestServer::start_with(config).await;
+    let srv = TestServer::start(dir.path()).await;
     let mut raw = Raw::connect(srv.addr).await;
-    assert_eq!(code(&raw.frame().await), ErrorCode::NotAuthenticated);
+    let start = tokio::time::Instant::now();
+    let f = raw.frame_within(Duration::from_secs(60)).await;
+    assert_eq!(code(&f), ErrorCode::NotAuthenticated);
+    assert!(matches!(f, ServerFrame::Error { ref message, .. } if message == "login timed out"));
     assert_eq!(
         raw.frame().await,
         ServerFrame::Bye {
             reason: "login timed out".into()
         }
     );
+    assert!(start.elapsed() >= Config::default().auth_timeout - Duration::from_millis(100));
     raw.expect_closed().await;
 }
 

@@ -197,8 +197,13 @@ impl Raw {
 
     /// Reads one line and decodes it as a server frame.
     pub async fn frame(&mut self) -> ServerFrame {
+        self.frame_within(WAIT).await
+    }
+
+    /// Like [`Raw::frame`], with an explicit upper bound.
+    pub async fn frame_within(&mut self, limit: Duration) -> ServerFrame {
         let mut line = Vec::new();
-        let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut line))
+        let n = tokio::time::timeout(limit, self.reader.read_until(b'\n', &mut line))
             .await
             .expect("line in time")
             .expect("read");
