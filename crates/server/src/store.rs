@@ -1,15 +1,19 @@
 //! Durable state behind the [`Store`] trait; SQLite is the embedded default.
 //!
-//! [`SqliteStore`] owns its `rusqlite::Connection` on a dedicated thread and takes
-//! commands over a bounded channel, so no async worker ever blocks on disk and there is
-//! exactly one owner of the database handle. A PostgreSQL store can implement the same
-//! trait later.
+//! [`SqliteStore`] owns its `rusqlite::Connection` on a dedicated thread and takes jobs
+//! over a bounded channel, so no async worker ever blocks on disk and there is exactly one
+//! owner of the database handle. The thread commits in groups: it takes every job that is
+//! waiting, runs them all in one transaction, commits once (one fsync), and only then
+//! answers each caller. A message is therefore on disk before anyone is told it was sent,
+//! at the cost of one fsync per batch rather than per message. A PostgreSQL store can
+//! implement the same trait later.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::thread::JoinHandle;
 
+use natter_proto::name_key;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +29,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The batch this request was part of could not be committed.
+    #[error("database commit failed: {0}")]
+    Commit(String),
     /// The data directory could not be prepared.
     #[error("cannot prepare {path}: {source}")]
     Io {
@@ -47,26 +54,84 @@ pub struct UserRecord {
     pub password_hash: String,
 }
 
+/// A message to store: public (to a room) or private (to a user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Sender's display name.
+    pub from: String,
+    /// Where it goes.
+    pub target: Target,
+    /// Text as delivered (already neutralised).
+    pub text: String,
+    /// Server time of acceptance, Unix milliseconds.
+    pub ts: u64,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A room, by its (case-folded) name.
+    Room(String),
+    /// A user, by display name; `pending` when they are offline and it awaits delivery.
+    User {
+        /// Recipient's display name.
+        to: String,
+        /// Not yet delivered.
+        pending: bool,
+    },
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Server-assigned id, increasing with time of storage.
+    pub id: u64,
+    /// The message.
+    pub msg: NewMessage,
+}
+
 /// Persistent storage used by the server.
 pub trait Store: Send + Sync + 'static {
     /// Creates an account; fails with [`StoreError::NameTaken`] if the name exists.
     fn create_user<'a>(&'a self, name: &'a str, password_hash: &'a str) -> StoreFuture<'a, ()>;
     /// Looks an account up by name, case-insensitively.
     fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<UserRecord>>;
+    /// Stores a message durably and returns its id.
+    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, u64>;
+    /// Up to `limit` messages of `room` with ids below `before`, oldest first.
+    fn room_history<'a>(
+        &'a self,
+        room: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>>;
+    /// Up to `limit` private messages between `a` and `b` with ids below `before`,
+    /// oldest first.
+    fn private_history<'a>(
+        &'a self,
+        a: &'a str,
+        b: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>>;
+    /// Takes every pending private message for `user` and marks them delivered, in one
+    /// step: concurrent callers never both get the same message.
+    fn take_pending<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoredMessage>>;
+    /// Deletes messages older than `ts` (Unix ms); returns how many.
+    fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64>;
 }
 
-/// One request to the store thread, with the channel for its answer.
+/// A unit of work for the store thread; runs inside the batch's transaction and returns
+/// what to do once the batch's commit outcome is known.
+type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+/// Delivers a job's answer, given the commit error of its batch, if any.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// Something for the store thread to do.
 enum Command {
-    CreateUser {
-        name: String,
-        hash: String,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    GetUser {
-        name: String,
-        reply: oneshot::Sender<Result<Option<UserRecord>, StoreError>>,
-    },
-    /// Stop serving after the requests queued before this one.
+    /// Work to run in the next batch.
+    Job(Job),
+    /// Stop serving after the commands queued before this one.
     Shutdown,
 }
 
@@ -79,7 +144,9 @@ pub struct SqliteStore {
 }
 
 /// Depth of the store's request queue.
-const STORE_QUEUE: usize = 1024;
+const STORE_QUEUE: usize = 4096;
+/// Most jobs committed together.
+const MAX_BATCH: usize = 512;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and starts its thread.
@@ -114,13 +181,25 @@ impl SqliteStore {
         }
     }
 
-    async fn call<T>(
+    /// Runs `work` on the store thread in the next batch and returns its result once the
+    /// batch is committed.
+    async fn call<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = work(conn);
+            Box::new(move |commit_error: Option<&str>| {
+                let result = match commit_error {
+                    Some(e) => Err(StoreError::Commit(e.to_string())),
+                    None => result,
+                };
+                let _ = reply.send(result);
+            })
+        });
         self.tx
-            .send(make(reply))
+            .send(Command::Job(job))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -129,17 +208,78 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn create_user<'a>(&'a self, name: &'a str, password_hash: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(self.call(|reply| Command::CreateUser {
-            name: name.to_string(),
-            hash: password_hash.to_string(),
-            reply,
-        }))
+        let (name, hash) = (name.to_string(), password_hash.to_string());
+        Box::pin(self.call(move |c| create_user(c, &name, &hash)))
     }
 
     fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<UserRecord>> {
-        Box::pin(self.call(|reply| Command::GetUser {
-            name: name.to_string(),
-            reply,
+        let name = name.to_string();
+        Box::pin(self.call(move |c| get_user(c, &name)))
+    }
+
+    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, u64> {
+        Box::pin(self.call(move |c| append_message(c, &msg)))
+    }
+
+    fn room_history<'a>(
+        &'a self,
+        room: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>> {
+        let room = name_key(room);
+        Box::pin(self.call(move |c| {
+            select_messages(
+                c,
+                "room = ?1 AND id < ?2",
+                params![room, before_id(before), limit],
+            )
+        }))
+    }
+
+    fn private_history<'a>(
+        &'a self,
+        a: &'a str,
+        b: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>> {
+        let pair = pair_key(a, b);
+        Box::pin(self.call(move |c| {
+            select_messages(
+                c,
+                "pair = ?1 AND id < ?2",
+                params![pair, before_id(before), limit],
+            )
+        }))
+    }
+
+    fn take_pending<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoredMessage>> {
+        let key = name_key(user);
+        Box::pin(self.call(move |c| {
+            // The store thread runs one job at a time, so select-then-update is atomic
+            // with respect to every other caller.
+            let msgs = select_messages(
+                c,
+                "recipient_key = ?1 AND pending = 1 AND id < ?2",
+                params![key, i64::MAX, u32::MAX],
+            )?;
+            c.execute(
+                "UPDATE messages SET pending = 0 WHERE recipient_key = ?1 AND pending = 1",
+                params![key],
+            )?;
+            Ok(msgs)
+        }))
+    }
+
+    fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64> {
+        Box::pin(self.call(move |c| {
+            // Undelivered messages are kept: their recipient has not seen them yet.
+            let n = c.execute(
+                "DELETE FROM messages WHERE ts < ?1 AND pending = 0",
+                params![ts as i64],
+            )?;
+            Ok(n as u64)
         }))
     }
 }
@@ -156,25 +296,68 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             name_key      TEXT NOT NULL UNIQUE,
             password_hash TEXT NOT NULL,
             created_at    INTEGER NOT NULL
-        );",
+        );
+        CREATE TABLE IF NOT EXISTS messages (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts            INTEGER NOT NULL,
+            sender        TEXT NOT NULL,
+            room          TEXT,
+            recipient     TEXT,
+            recipient_key TEXT,
+            pair          TEXT,
+            text          TEXT NOT NULL,
+            pending       INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS messages_room ON messages(room, id) WHERE room IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS messages_pair ON messages(pair, id) WHERE pair IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS messages_pending ON messages(recipient_key) WHERE pending = 1;
+        CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);",
     )?;
     Ok(())
 }
 
 fn serve(conn: Connection, mut rx: mpsc::Receiver<Command>) {
-    while let Some(cmd) = rx.blocking_recv() {
-        match cmd {
-            Command::CreateUser { name, hash, reply } => {
-                let _ = reply.send(create_user(&conn, &name, &hash));
+    let mut stop = false;
+    while !stop {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut jobs = Vec::new();
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Job(job) => jobs.push(job),
+                Command::Shutdown => {
+                    stop = true;
+                    break;
+                }
             }
-            Command::GetUser { name, reply } => {
-                let _ = reply.send(get_user(&conn, &name));
+            if jobs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
-            Command::Shutdown => break,
         }
+        run_batch(&conn, jobs);
     }
     if let Err((_, e)) = conn.close() {
         tracing::error!(error = %e, "closing the database failed");
+    }
+}
+
+/// Runs jobs in one transaction, commits once, then answers every caller.
+fn run_batch(conn: &Connection, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let began = conn.execute_batch("BEGIN IMMEDIATE");
+    let finishes: Vec<Finish> = jobs.into_iter().map(|job| job(conn)).collect();
+    let outcome = began.and_then(|()| conn.execute_batch("COMMIT"));
+    let error = outcome.err().map(|e| {
+        tracing::error!(error = %e, "database commit failed");
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
+    for finish in finishes {
+        finish(error.as_deref());
     }
 }
 
@@ -182,7 +365,7 @@ fn create_user(conn: &Connection, name: &str, hash: &str) -> Result<(), StoreErr
     let now = crate::now_ms();
     let res = conn.execute(
         "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name, natter_proto::name_key(name), hash, now as i64],
+        params![name, name_key(name), hash, now as i64],
     );
     match res {
         Ok(_) => Ok(()),
@@ -197,15 +380,255 @@ fn create_user(conn: &Connection, name: &str, hash: &str) -> Result<(), StoreErr
 
 fn get_user(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT name, password_hash FROM users WHERE name_key = ?1",
-            params![natter_proto::name_key(name)],
-            |row| {
-                Ok(UserRecord {
-                    name: row.get(0)?,
-                    password_hash: row.get(1)?,
-                })
-            },
-        )
+        .prepare_cached("SELECT name, password_hash FROM users WHERE name_key = ?1")?
+        .query_row(params![name_key(name)], |row| {
+            Ok(UserRecord {
+                name: row.get(0)?,
+                password_hash: row.get(1)?,
+            })
+        })
         .optional()?)
+}
+
+/// The key under which both directions of a private conversation are stored.
+fn pair_key(a: &str, b: &str) -> String {
+    let (a, b) = (name_key(a), name_key(b));
+    if a <= b {
+        format!("{a}:{b}")
+    } else {
+        format!("{b}:{a}")
+    }
+}
+
+fn before_id(before: Option<u64>) -> i64 {
+    before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX))
+}
+
+fn append_message(conn: &Connection, m: &NewMessage) -> Result<u64, StoreError> {
+    let (room, recipient, recipient_key, pair, pending) = match &m.target {
+        Target::Room(room) => (Some(name_key(room)), None, None, None, false),
+        Target::User { to, pending } => (
+            None,
+            Some(to.clone()),
+            Some(name_key(to)),
+            Some(pair_key(&m.from, to)),
+            *pending,
+        ),
+    };
+    conn.prepare_cached(
+        "INSERT INTO messages (ts, sender, room, recipient, recipient_key, pair, text, pending)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        m.ts as i64,
+        m.from,
+        room,
+        recipient,
+        recipient_key,
+        pair,
+        m.text,
+        pending
+    ])?;
+    Ok(conn.last_insert_rowid() as u64)
+}
+
+/// The newest `limit` messages matching `filter` (parameters ?1, ?2 = before id, ?3 =
+/// limit), returned oldest first.
+fn select_messages(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let sql = format!(
+        "SELECT id, ts, sender, room, recipient, text, pending FROM messages
+         WHERE {filter} ORDER BY id DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut out: Vec<StoredMessage> = stmt
+        .query_map(params, |row| {
+            let room: Option<String> = row.get(3)?;
+            let recipient: Option<String> = row.get(4)?;
+            let target = match (room, recipient) {
+                (Some(room), _) => Target::Room(room),
+                (None, to) => Target::User {
+                    to: to.unwrap_or_default(),
+                    pending: row.get(6)?,
+                },
+            };
+            Ok(StoredMessage {
+                id: row.get::<_, i64>(0)? as u64,
+                msg: NewMessage {
+                    from: row.get(2)?,
+                    target,
+                    text: row.get(5)?,
+                    ts: row.get::<_, i64>(1)? as u64,
+                },
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessage {
+        NewMessage {
+            from: from.into(),
+            target: Target::Room(room.into()),
+            text: text.into(),
+            ts,
+        }
+    }
+
+    fn dm(from: &str, to: &str, text: &str, pending: bool) -> NewMessage {
+        NewMessage {
+            from: from.into(),
+            target: Target::User {
+                to: to.into(),
+                pending,
+            },
+            text: text.into(),
+            ts: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn history_pages_backwards_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let id = store
+                .append_message(room_msg("al", "Lobby", &format!("m{i}"), i))
+                .await
+                .expect("append");
+            ids.push(id);
+        }
+        store
+            .append_message(room_msg("al", "other", "elsewhere", 1))
+            .await
+            .expect("append");
+        let last3 = store.room_history("lobby", None, 3).await.expect("history");
+        let texts: Vec<_> = last3.iter().map(|m| m.msg.text.as_str()).collect();
+        assert_eq!(texts, ["m7", "m8", "m9"]);
+        let before = store
+            .room_history("LOBBY", Some(last3[0].id), 4)
+            .await
+            .expect("history");
+        let texts: Vec<_> = before.iter().map(|m| m.msg.text.as_str()).collect();
+        assert_eq!(texts, ["m3", "m4", "m5", "m6"]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn private_history_has_both_directions_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store
+            .append_message(dm("al", "Bo", "1", false))
+            .await
+            .expect("a");
+        store
+            .append_message(dm("bo", "al", "2", false))
+            .await
+            .expect("b");
+        store
+            .append_message(dm("al", "cy", "3", false))
+            .await
+            .expect("c");
+        let h = store
+            .private_history("BO", "al", None, 10)
+            .await
+            .expect("h");
+        let texts: Vec<_> = h.iter().map(|m| m.msg.text.as_str()).collect();
+        assert_eq!(texts, ["1", "2"]);
+    }
+
+    #[tokio::test]
+    async fn pending_messages_are_taken_exactly_once_under_concurrency() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path()).expect("open"));
+        for i in 0..20 {
+            store
+                .append_message(dm("al", "bo", &format!("p{i}"), true))
+                .await
+                .expect("append");
+        }
+        store
+            .append_message(dm("al", "bo", "seen", false))
+            .await
+            .expect("append");
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.take_pending("BO").await })
+            })
+            .collect();
+        let mut total = 0;
+        for t in takers {
+            total += t.await.expect("join").expect("take").len();
+        }
+        assert_eq!(total, 20);
+        assert!(store.take_pending("bo").await.expect("again").is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_survive_reopening_and_prune_keeps_undelivered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            store
+                .append_message(room_msg("al", "lobby", "old", 1))
+                .await
+                .expect("a");
+            store
+                .append_message(dm("al", "bo", "queued", true))
+                .await
+                .expect("b");
+            store
+                .append_message(room_msg("al", "lobby", "new", 100))
+                .await
+                .expect("c");
+            store.close().await;
+        }
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.prune_before(50).await.expect("prune"), 1);
+        let h = store.room_history("lobby", None, 10).await.expect("h");
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].msg.text, "new");
+        assert_eq!(store.take_pending("bo").await.expect("take").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writers_are_committed_in_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path()).expect("open"));
+        let writers: Vec<_> = (0..200)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    s.append_message(room_msg("al", "lobby", &format!("{i}"), i))
+                        .await
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for w in writers {
+            ids.push(w.await.expect("join").expect("append"));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 200, "every message got its own id");
+        assert_eq!(
+            store
+                .room_history("lobby", None, 500)
+                .await
+                .expect("h")
+                .len(),
+            200
+        );
+    }
 }
