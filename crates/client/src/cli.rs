@@ -3,8 +3,16 @@
 //! Kept in the library so that `--help` and option parsing are tested like everything else.
 //! The password is deliberately not an option (command lines are visible to other users
 //! through `ps`): it comes from [`PASSWORD_ENV`] or is asked for without echo.
+//!
+//! TLS is always on unless `--plaintext` is given; [`Args::trust_config`] turns the
+//! verification options into a [`TrustConfig`] (see [`crate::trust`]).
+
+use std::path::PathBuf;
 
 use clap::Parser;
+use clap::builder::FalseyValueParser;
+
+use crate::trust::{self, TrustConfig};
 
 /// Environment variable holding the password, for scripts and plain mode.
 pub const PASSWORD_ENV: &str = "NATTER_PASSWORD";
@@ -28,6 +36,17 @@ Chat commands (type them at the prompt, or feed them on stdin in plain mode):
   /exit, /quit    leave (Ctrl-D and Ctrl-C too)
   //TEXT          send TEXT starting with a single /
 
+Server verification (TLS, always on unless --plaintext):
+  The server is trusted if its certificate chain verifies against the system's root
+  certificates (or only against --ca-cert FILE) for the host name in --server.
+  Otherwise natter pins the certificate on first use, like ssh: its SHA-256
+  fingerprint is shown and, once accepted, stored as a 'HOST:PORT FINGERPRINT' line in
+  the known-servers file. Interactive mode asks first; plain mode pins with a notice on
+  stderr unless --strict-trust refuses unknown servers. Compare the fingerprint with
+  the one the server prints at start ('TLS certificate SHA-256 fingerprint: ...').
+  A server presenting a different certificate later is refused; if the change is
+  legitimate, remove the line the message names and connect again.
+
 Plain mode prints one line per event:
   <alice> hello   *alice -> bob* hi   [join] alice   [leave] alice (quit)
   [system] text   [online] alice, bob   [error] message (code)   [bye] reason
@@ -36,6 +55,7 @@ it exits 1 when login fails or the connection ends any other way.
 
 Examples:
   natter --user alice
+  natter --server chat.example.org:9999 --ca-cert company-ca.pem --user alice
   NATTER_PASSWORD=secret natter --plain --user bot --register < lines.txt";
 
 /// Terminal client for the natter chat server.
@@ -69,6 +89,46 @@ pub struct Args {
     /// questions asked. Automatic when stdin or stdout is not a terminal.
     #[arg(long)]
     pub plain: bool,
+
+    /// Verify the server against this CA certificate (PEM) only, with the host name of
+    /// --server, instead of the system roots and fingerprint pinning.
+    #[arg(long, env = "NATTER_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Refuse a server that is neither verified by a CA nor pinned in the known-servers
+    /// file, instead of pinning it on first use (plain mode) or asking (interactive mode).
+    #[arg(long, env = "NATTER_STRICT_TRUST", value_parser = FalseyValueParser::new())]
+    pub strict_trust: bool,
+
+    /// File of pinned server fingerprints, one 'HOST:PORT FINGERPRINT' per line
+    /// [default: $XDG_CONFIG_HOME/natter/known_servers, else ~/.config/natter/known_servers].
+    #[arg(long, env = "NATTER_KNOWN_SERVERS", value_name = "FILE")]
+    pub known_servers: Option<PathBuf>,
+
+    /// INSECURE: connect over plain TCP without TLS, to a server started with --plaintext
+    /// (local testing only). Your password and messages cross the network unencrypted.
+    #[arg(long, env = "NATTER_PLAINTEXT", value_parser = FalseyValueParser::new())]
+    pub plaintext: bool,
+}
+
+impl Args {
+    /// How to verify the server, with the default known-servers file resolved.
+    pub fn trust_config(&self) -> Result<TrustConfig, String> {
+        let known_servers = match &self.known_servers {
+            Some(path) => path.clone(),
+            None => trust::default_known_servers().ok_or_else(|| {
+                "cannot find your config directory for the known-servers file: set HOME or \
+                 XDG_CONFIG_HOME, or pass --known-servers FILE"
+                    .to_string()
+            })?,
+        };
+        Ok(TrustConfig {
+            known_servers,
+            ca_cert: self.ca_cert.clone(),
+            strict: self.strict_trust,
+            system_roots: true,
+        })
+    }
 }
 
 /// Checks a user name with the protocol's rules, for a clear error at start-up.
@@ -111,6 +171,26 @@ mod tests {
         assert_eq!(a.server, "example.org:1234");
         assert_eq!(a.user.as_deref(), Some("bob"));
         assert!(a.register && a.plain);
+        assert!(!a.plaintext && !a.strict_trust && a.ca_cert.is_none());
+    }
+
+    #[test]
+    fn parses_the_trust_options() {
+        let a = Args::try_parse_from([
+            "natter",
+            "--ca-cert",
+            "/ca.pem",
+            "--strict-trust",
+            "--known-servers",
+            "/tmp/k",
+            "--plaintext",
+        ])
+        .expect("valid");
+        assert!(a.strict_trust && a.plaintext);
+        let trust = a.trust_config().expect("trust config");
+        assert_eq!(trust.known_servers, PathBuf::from("/tmp/k"));
+        assert_eq!(trust.ca_cert, Some(PathBuf::from("/ca.pem")));
+        assert!(trust.strict && trust.system_roots);
     }
 
     #[test]
@@ -131,6 +211,17 @@ mod tests {
             "--plain",
             "--register",
             "127.0.0.1:9999",
+            "--ca-cert",
+            "NATTER_CA_CERT",
+            "--strict-trust",
+            "NATTER_STRICT_TRUST",
+            "--known-servers",
+            "NATTER_KNOWN_SERVERS",
+            "known_servers",
+            "--plaintext",
+            "NATTER_PLAINTEXT",
+            "INSECURE",
+            "fingerprint",
         ] {
             assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
         }

@@ -1,4 +1,9 @@
 //! A framed connection to a natter server.
+//!
+//! [`Connection::connect_tls`] is the normal way in: TLS with the server verified as
+//! [`crate::trust`] describes, nothing sent before trust is settled.
+//! [`Connection::connect`] speaks plain TCP (the client's `--plaintext`, for local testing,
+//! and tests of plaintext servers). [`Connection::over`] wraps any other transport.
 
 use futures::{SinkExt, StreamExt};
 use natter_proto::{
@@ -7,6 +12,9 @@ use natter_proto::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+
+use crate::login::Prompter;
+use crate::trust::{TrustConfig, TrustError, TrustOutcome};
 
 /// Any byte stream a connection can run over (TCP, TLS, an in-memory pipe in tests).
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -35,6 +43,18 @@ pub enum ClientError {
     /// The server did not start with `hello`.
     #[error("not a natter server (no hello frame)")]
     NoHello,
+    /// The TLS handshake failed (for example because the server speaks plaintext); the
+    /// reason says what to do.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The address tried.
+        addr: String,
+        /// What went wrong, with a hint.
+        reason: String,
+    },
+    /// The server was not trusted, or the trust settings are unusable.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// The server refused a request.
     #[error("{message} ({code})")]
     Refused {
@@ -72,6 +92,22 @@ impl Connection {
         // Chat lines are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
         Connection::over(Box::new(tcp)).await
+    }
+
+    /// Connects over TLS, verifies the server as [`crate::trust`] describes (asking through
+    /// `prompter` about an unknown server in interactive mode; pinning it without one unless
+    /// `trust.strict`), then reads the server's `hello`.
+    ///
+    /// Nothing is sent to the server before it is trusted. A [`TrustOutcome::NewlyPinned`]
+    /// should be shown to the user (see [`TrustOutcome::notice`]).
+    pub async fn connect_tls(
+        addr: &str,
+        trust: &TrustConfig,
+        prompter: Option<&mut dyn Prompter>,
+    ) -> Result<(Connection, ServerFrame, TrustOutcome), ClientError> {
+        let (tls, outcome) = crate::trust::establish(addr, trust, prompter).await?;
+        let (conn, hello) = Connection::over(Box::new(tls)).await?;
+        Ok((conn, hello, outcome))
     }
 
     /// Wraps an established transport and reads the server's `hello`.
@@ -154,6 +190,11 @@ impl Connection {
 
 fn codec_err(e: natter_proto::CodecError) -> ClientError {
     match e {
+        // TLS reports a connection closed without its close_notify (a crashed or killed
+        // server) as an unexpected EOF; a partial last line is dropped, never delivered.
+        natter_proto::CodecError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ClientError::Closed
+        }
         natter_proto::CodecError::Io(io) => ClientError::Io(io),
         other => ClientError::BadFrame(other.to_string()),
     }

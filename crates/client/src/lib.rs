@@ -4,7 +4,10 @@
 //! The terminal UI (`natter` binary) is a thin layer over this crate; tests drive the
 //! library directly.
 //!
-//! - [`connection`]: a framed connection to a server, login.
+//! - [`connection`]: a framed connection to a server (TLS or, on request, plain TCP),
+//!   login.
+//! - [`trust`]: verifying the server: `--ca-cert`, the system roots, or pinning its
+//!   certificate's fingerprint on first use in the known-servers file.
 //! - [`command`]: one input line → [`Command`].
 //! - [`state`]: [`ChatState`] (who we are, where lines go, the prompt) turns commands and
 //!   server frames into actions.
@@ -25,9 +28,11 @@ pub mod login;
 pub mod plain;
 pub mod session;
 pub mod state;
+pub mod trust;
 
 pub use command::{Command, ParseError};
 pub use connection::{Authenticated, ClientError, Connection};
 pub use login::{LoginError, Prompter};
 pub use session::{RunError, SessionOptions};
 pub use state::{Action, ChatState, Reaction};
+pub use trust::{TrustConfig, TrustError, TrustOutcome};

@@ -1,4 +1,5 @@
-//! `natter`: the terminal client. Parses options, gets the password, connects, logs in and
+//! `natter`: the terminal client. Parses options, gets the password, connects (TLS with the
+//! server verified by `natter_client::trust`, or plain TCP with `--plaintext`), logs in and
 //! hands over to the plain or interactive front end in `natter_client`.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -7,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
 use natter_client::login::{self, LoginError, Prompter, TerminalPrompter};
+use natter_client::trust::PLAINTEXT_WARNING;
 use natter_client::{Connection, SessionOptions, format, interactive, plain};
 use natter_proto::{PROTOCOL_VERSION, ServerFrame};
 
@@ -28,6 +30,12 @@ fn main() {
 fn run(args: Args) -> anyhow::Result<i32> {
     // The line editor needs a terminal on both sides.
     let plain = args.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+    let trust = if args.plaintext {
+        eprintln!("natter: {PLAINTEXT_WARNING}");
+        None
+    } else {
+        Some(args.trust_config().map_err(anyhow::Error::msg)?)
+    };
     let user = match args.user {
         Some(user) => user,
         None if plain => {
@@ -41,10 +49,24 @@ fn run(args: Args) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // The error already names its cause; anyhow's chain would repeat it.
-    let (mut conn, hello) = runtime
-        .block_on(Connection::connect(&args.server))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut terminal = TerminalPrompter;
+    // The errors already name their cause; anyhow's chain would repeat it.
+    let (mut conn, hello) = match &trust {
+        None => runtime
+            .block_on(Connection::connect(&args.server))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(trust) => {
+            let prompter: Option<&mut dyn Prompter> =
+                if plain { None } else { Some(&mut terminal) };
+            let (conn, hello, outcome) = runtime
+                .block_on(Connection::connect_tls(&args.server, trust, prompter))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(notice) = outcome.notice(&args.server) {
+                eprintln!("natter: {notice}");
+            }
+            (conn, hello)
+        }
+    };
     if let ServerFrame::Hello { protocol, .. } = hello
         && protocol != PROTOCOL_VERSION
     {
@@ -53,7 +75,6 @@ fn run(args: Args) -> anyhow::Result<i32> {
         );
     }
 
-    let mut terminal = TerminalPrompter;
     let prompter: Option<&mut dyn Prompter> = if plain { None } else { Some(&mut terminal) };
     let login = match runtime.block_on(login::login(
         &mut conn,

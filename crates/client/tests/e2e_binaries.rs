@@ -2,7 +2,12 @@
 //! temporary data directory. Bob waits with stdin open; Alice says something publicly and
 //! privately and closes her stdin; Bob must see it all, Alice must leave cleanly.
 //!
-//! The server is started with `NATTER_PLAINTEXT=true` because the client speaks plain TCP.
+//! The main scenario runs over TLS with default settings: the server's self-signed
+//! certificate is pinned on first use by Bob (with a notice on stderr) in a temporary
+//! known-servers file, which Alice then uses. One case runs with `--plaintext` on both
+//! sides; one checks that a client without it refuses a plaintext server. Clients always
+//! get `--known-servers` in the temp dir (and `XDG_CONFIG_HOME` there too, as a guard), so
+//! the user's real config is never touched.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -30,6 +35,10 @@ const SCRUBBED_ENV: &[&str] = &[
     "NATTER_DATA_DIR",
     "NATTER_TLS_CERT",
     "NATTER_TLS_KEY",
+    "NATTER_PLAINTEXT",
+    "NATTER_CA_CERT",
+    "NATTER_STRICT_TRUST",
+    "NATTER_KNOWN_SERVERS",
 ];
 
 /// A child process that is killed when the guard goes away, on every path.
@@ -173,26 +182,29 @@ async fn server_binary() -> PathBuf {
     server
 }
 
-fn client(addr: &str, user: &str) -> Command {
-    let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
-    cmd.args(["--server", addr, "--user", user, "--register", "--plain"])
-        .env("NATTER_PASSWORD", PASSWORD);
-    cmd
+/// A running server and what it printed at start.
+struct StartedServer {
+    /// The process, kept for its guard (killed on drop).
+    _proc: Proc,
+    /// `HOST:PORT` it listens on.
+    addr: String,
+    /// The certificate fingerprint it printed; `None` in plaintext mode.
+    fingerprint: Option<String>,
 }
 
-#[tokio::test]
-async fn two_plain_clients_chat_through_the_real_server() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
-    let mut server_cmd = command(server_binary().await);
-    server_cmd
-        .arg("--listen")
+/// Starts the real server on a free port with its data in `dir/data`; TLS unless
+/// `plaintext`.
+async fn start_server(dir: &Path, plaintext: bool) -> StartedServer {
+    let mut cmd = command(server_binary().await);
+    cmd.arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(&data_dir)
-        .env("NATTER_PLAINTEXT", "true");
-    let mut server = Proc::spawn("natter-server", server_cmd, dir.path());
-    let listening = server
+        .arg(dir.join("data"));
+    if plaintext {
+        cmd.arg("--plaintext");
+    }
+    let mut proc = Proc::spawn("natter-server", cmd, dir);
+    let listening = proc
         .wait_for("the listening line", |l| {
             l.starts_with("natter-server listening on ")
         })
@@ -201,8 +213,51 @@ async fn two_plain_clients_chat_through_the_real_server() {
         .trim_start_matches("natter-server listening on ")
         .trim()
         .to_string();
+    let fingerprint = if plaintext {
+        None
+    } else {
+        let line = proc
+            .wait_for("the fingerprint", |l| {
+                l.starts_with("TLS certificate SHA-256 fingerprint: ")
+            })
+            .await;
+        Some(
+            line.trim_start_matches("TLS certificate SHA-256 fingerprint: ")
+                .to_string(),
+        )
+    };
+    StartedServer {
+        _proc: proc,
+        addr,
+        fingerprint,
+    }
+}
 
-    let mut bob = Proc::spawn("bob", client(&addr, "bob"), dir.path());
+/// The known-servers file every client of a test uses.
+fn known_servers(dir: &Path) -> PathBuf {
+    dir.join("known_servers")
+}
+
+/// A plain-mode client that registers `user`, pinning in `dir`'s known-servers file.
+fn client(dir: &Path, addr: &str, user: &str) -> Command {
+    let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--server", addr, "--user", user, "--register", "--plain"])
+        .arg("--known-servers")
+        .arg(known_servers(dir))
+        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+        .env("NATTER_PASSWORD", PASSWORD);
+    cmd
+}
+
+#[tokio::test]
+async fn two_plain_clients_chat_through_the_real_server_over_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path(), false).await;
+    let addr = server.addr.clone();
+    let fingerprint = server.fingerprint.clone().expect("a TLS server");
+    let known = known_servers(dir.path());
+
+    let mut bob = Proc::spawn("bob", client(dir.path(), &addr, "bob"), dir.path());
     let first = bob.next_line().await;
     assert_eq!(
         first.as_deref(),
@@ -210,8 +265,23 @@ async fn two_plain_clients_chat_through_the_real_server() {
         "bob's stderr: {}",
         bob.stderr()
     );
+    // First use: pinned, with a notice on stderr (ssh's accept-new).
+    let notice = format!(
+        "natter: pinned new server {addr} with fingerprint {fingerprint} (in {})",
+        known.display()
+    );
+    assert!(
+        bob.stderr().lines().any(|l| l == notice),
+        "bob's stderr lacks {notice:?}: {}",
+        bob.stderr()
+    );
+    let pinned = std::fs::read_to_string(&known).expect("known servers written");
+    assert!(
+        pinned.lines().any(|l| l == format!("{addr} {fingerprint}")),
+        "{pinned}"
+    );
 
-    let mut alice = Proc::spawn("alice", client(&addr, "alice"), dir.path());
+    let mut alice = Proc::spawn("alice", client(dir.path(), &addr, "alice"), dir.path());
     alice.write_stdin("hello all\n/msg bob psst\n").await;
     alice.close_stdin();
 
@@ -240,39 +310,48 @@ async fn two_plain_clients_chat_through_the_real_server() {
         );
     }
     assert_eq!(alice.seen.last().map(String::as_str), Some("[bye] quit"));
+    // Alice used Bob's pin: nothing new, nothing said.
+    assert!(
+        alice.stderr().trim().is_empty(),
+        "alice's stderr: {}",
+        alice.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).expect("known servers"),
+        pinned,
+        "no second pin"
+    );
 
     // Bob leaves by closing stdin, and also exits cleanly.
     bob.close_stdin();
     let status = bob.wait().await;
     assert!(status.success(), "bob exited with {status}: {:?}", bob.seen);
     assert_eq!(bob.seen.last().map(String::as_str), Some("[bye] quit"));
+    assert!(
+        !dir.path().join("xdg-config").exists(),
+        "the default config directory was not used"
+    );
+    drop(server);
 }
 
 #[tokio::test]
-async fn plain_mode_login_failure_prints_the_error_and_exits_1() {
+async fn plaintext_on_both_sides_works_with_a_warning_and_login_failure_exits_1() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server_cmd = command(server_binary().await);
-    server_cmd
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("NATTER_PLAINTEXT", "true");
-    let mut server = Proc::spawn("natter-server", server_cmd, dir.path());
-    let listening = server
-        .wait_for("the listening line", |l| {
-            l.starts_with("natter-server listening on ")
-        })
-        .await;
-    let addr = listening
-        .trim_start_matches("natter-server listening on ")
-        .trim()
-        .to_string();
+    let server = start_server(dir.path(), true).await;
 
     // No such account, and no --register: plain mode asks nothing.
     let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
-    cmd.args(["--server", &addr, "--user", "nobody", "--plain"])
-        .env("NATTER_PASSWORD", PASSWORD);
+    cmd.args([
+        "--server",
+        &server.addr,
+        "--user",
+        "nobody",
+        "--plain",
+        "--plaintext",
+    ])
+    .arg("--known-servers")
+    .arg(known_servers(dir.path()))
+    .env("NATTER_PASSWORD", PASSWORD);
     let mut nobody = Proc::spawn("nobody", cmd, dir.path());
     let status = nobody.wait().await;
     assert_eq!(status.code(), Some(1), "stdout {:?}", nobody.seen);
@@ -282,6 +361,89 @@ async fn plain_mode_login_failure_prints_the_error_and_exits_1() {
         "{:?}",
         nobody.seen
     );
+    assert!(
+        nobody.stderr().lines().any(|l| l
+            == "natter: WARNING: --plaintext: your password and messages cross the network unencrypted"),
+        "{}",
+        nobody.stderr()
+    );
+
+    // The environment variable works like the flag; a registration succeeds.
+    let mut cmd = client(dir.path(), &server.addr, "plainbob");
+    cmd.env("NATTER_PLAINTEXT", "true");
+    let mut bob = Proc::spawn("plainbob", cmd, dir.path());
+    bob.close_stdin();
+    let status = bob.wait().await;
+    assert!(
+        status.success(),
+        "{status}: {:?} {}",
+        bob.seen,
+        bob.stderr()
+    );
+    assert_eq!(
+        bob.seen.first().map(String::as_str),
+        Some("[system] registered and logged in as plainbob")
+    );
+    assert!(bob.stderr().contains("--plaintext"), "{}", bob.stderr());
+    assert!(
+        !known_servers(dir.path()).exists(),
+        "nothing pinned in plaintext"
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_client_without_plaintext_refuses_a_plaintext_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path(), true).await;
+    let mut eve = Proc::spawn("eve", client(dir.path(), &server.addr, "eve"), dir.path());
+    let status = eve.wait().await;
+    assert_eq!(status.code(), Some(1), "stdout {:?}", eve.seen);
+    assert!(eve.seen.is_empty(), "{:?}", eve.seen);
+    let err = eve.stderr();
+    assert!(
+        err.contains(&format!(
+            "natter: TLS handshake with {} failed: ",
+            server.addr
+        )) && err.contains(
+            "if the server runs with --plaintext (local testing only), connect with --plaintext"
+        ),
+        "{err}"
+    );
+    assert!(!known_servers(dir.path()).exists(), "nothing pinned");
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_changed_certificate_is_refused_by_the_binary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path(), false).await;
+    let fingerprint = server.fingerprint.clone().expect("a TLS server");
+    // A pin from "before the reinstall", on line 2.
+    let known = known_servers(dir.path());
+    let old = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    std::fs::write(&known, format!("# mine\n{} {old}\n", server.addr)).expect("write pin");
+    let mut mallory = Proc::spawn(
+        "mallory",
+        client(dir.path(), &server.addr, "mallory"),
+        dir.path(),
+    );
+    let status = mallory.wait().await;
+    assert_eq!(status.code(), Some(1), "stdout {:?}", mallory.seen);
+    assert!(mallory.seen.is_empty(), "{:?}", mallory.seen);
+    let err = mallory.stderr();
+    for needle in [
+        format!(
+            "natter: WARNING: THE TLS CERTIFICATE OF {} HAS CHANGED!",
+            server.addr
+        ),
+        old.to_string(),
+        fingerprint,
+        format!("remove line 2 of {} and connect again", known.display()),
+    ] {
+        assert!(err.contains(&needle), "lacks {needle:?}:\n{err}");
+    }
+    drop(server);
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! End to end in a real terminal: `natter` in interactive mode inside tmux, against the real
-//! server, with a plain-mode client on the other side. Skipped (with a note) when tmux is
-//! not installed.
+//! server over TLS, with a plain-mode client on the other side. Skipped (with a note) when
+//! tmux is not installed.
+//!
+//! The server's self-signed certificate is unknown at first: Dave's interactive client
+//! shows its fingerprint and asks whether to trust it; he answers yes, which pins it in a
+//! temporary known-servers file that Carol's plain client then uses.
 //!
 //! The screen is read with `tmux capture-pane`; waiting for text polls it until a deadline,
 //! since a terminal offers no event to await.
@@ -104,6 +108,12 @@ fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
         "NATTER_CONFIG",
         "NATTER_LISTEN",
         "NATTER_DATA_DIR",
+        "NATTER_TLS_CERT",
+        "NATTER_TLS_KEY",
+        "NATTER_PLAINTEXT",
+        "NATTER_CA_CERT",
+        "NATTER_STRICT_TRUST",
+        "NATTER_KNOWN_SERVERS",
     ] {
         cmd.env_remove(var);
     }
@@ -120,14 +130,19 @@ fn last_line(screen: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Starts the server on a free port; returns it and its address.
-async fn start_server(dir: &Path) -> (tokio::process::Child, String) {
+/// The known-servers file of a test's clients (never the user's own).
+fn known_servers(dir: &Path) -> PathBuf {
+    dir.join("known_servers")
+}
+
+/// Starts the server (TLS, self-signed) on a free port; returns it, its address and its
+/// certificate fingerprint.
+async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
     let mut server = scrubbed(server_binary())
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .env("NATTER_PLAINTEXT", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -142,21 +157,38 @@ async fn start_server(dir: &Path) -> (tokio::process::Child, String) {
         .strip_prefix("natter-server listening on ")
         .expect("listening line")
         .to_string();
+    let mut fingerprint = None;
+    for _ in 0..10 {
+        let line = timeout(T, server_out.next_line())
+            .await
+            .expect("start-up lines in time")
+            .expect("readable")
+            .expect("a line");
+        if let Some(fp) = line.strip_prefix("TLS certificate SHA-256 fingerprint: ") {
+            fingerprint = Some(fp.to_string());
+            break;
+        }
+    }
+    let fingerprint = fingerprint.expect("the server prints its fingerprint");
     // Keep draining: the server prints more after starting, and a closed pipe would stop it.
     tokio::spawn(async move { while let Ok(Some(_)) = server_out.next_line().await {} });
-    (server, addr)
+    (server, addr, fingerprint)
 }
 
-/// Runs Dave's interactive client in a fresh tmux server and waits for his first prompt.
+/// Runs Dave's interactive client in a fresh tmux server, trusts the server's certificate
+/// when asked (checking the fingerprint shown), and waits for his first prompt.
 /// After the client exits, the pane shows `EXIT=status` and `TTY=SANE` or `TTY=RAW`.
-async fn start_dave(dir: &Path, addr: &str, test: &str) -> Tmux {
+async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tmux {
     let script = dir.join("dave.sh");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} --user dave --register\n\
+            "#!/bin/sh\nXDG_CONFIG_HOME='{}' NATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} \
+             --user dave --register --known-servers '{}'\n\
              echo EXIT=$?\nstty -a | grep -q -- '-icanon' && echo TTY=RAW || echo TTY=SANE\nsleep 600\n",
-            env!("CARGO_BIN_EXE_natter")
+            dir.join("xdg-config").display(),
+            env!("CARGO_BIN_EXE_natter"),
+            known_servers(dir).display(),
         ),
     )
     .expect("write script");
@@ -175,6 +207,16 @@ async fn start_dave(dir: &Path, addr: &str, test: &str) -> Tmux {
         "sh",
         &script.to_string_lossy(),
     ]);
+    let question = "Trust this server and remember it? [y/N]";
+    let screen = tmux
+        .wait_for("the trust question", |s| last_line(s) == question)
+        .await;
+    // The pane is 100 columns wide: the fingerprint (95) fits on one line.
+    assert!(
+        screen.contains(addr) && screen.contains(fingerprint),
+        "the question shows the server and its fingerprint:\n{screen}"
+    );
+    tmux.keys(&["y", "Enter"]);
     tmux.wait_for("the public prompt", |s| {
         s.contains("[system] registered and logged in as dave") && last_line(s) == "[public] >"
     })
@@ -204,8 +246,17 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = start_server(dir.path()).await;
-    let tmux = start_dave(dir.path(), &addr, "chat").await;
+    let (mut server, addr, fingerprint) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, &fingerprint, "chat").await;
+    let pinned = std::fs::read_to_string(known_servers(dir.path())).expect("pinned by dave");
+    assert!(
+        pinned.lines().any(|l| l == format!("{addr} {fingerprint}")),
+        "{pinned}"
+    );
+    assert!(
+        !dir.path().join("xdg-config").exists(),
+        "the default config directory was not used"
+    );
 
     // Carol: plain mode, stdin kept open.
     let mut carol = scrubbed(env!("CARGO_BIN_EXE_natter"))
@@ -217,6 +268,8 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
             "--register",
             "--plain",
         ])
+        .arg("--known-servers")
+        .arg(known_servers(dir.path()))
         .env("NATTER_PASSWORD", PASSWORD)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -294,8 +347,8 @@ async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = start_server(dir.path()).await;
-    let tmux = start_dave(dir.path(), &addr, "shutdown").await;
+    let (mut server, addr, fingerprint) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, &fingerprint, "shutdown").await;
     tmux.keys(&["not finished"]);
     tmux.wait_for("the typed text", |s| {
         last_line(s) == "[public] > not finished"
@@ -326,8 +379,8 @@ async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, addr) = start_server(dir.path()).await;
-    let tmux = start_dave(dir.path(), &addr, "crash").await;
+    let (mut server, addr, fingerprint) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, &fingerprint, "crash").await;
     tmux.keys(&["not finished"]);
     tmux.wait_for("the typed text", |s| {
         last_line(s) == "[public] > not finished"
