@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod session;
 pub mod store;
 pub mod tls;
+pub mod transcript;
 
 use std::future::Future;
 use std::sync::Arc;
