@@ -32,11 +32,14 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         register: bool,
     },
-    /// A message to everyone online.
+    /// A message to a room the session has joined (`lobby` when `room` is absent).
     Public {
         /// Request id to echo.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
+        /// Target room; see [`crate::parse_room`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Message text.
         text: String,
     },
@@ -55,6 +58,54 @@ pub enum ClientFrame {
         /// Request id to echo.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
+    },
+    /// Join a room, creating it if needed; answered with `joined` and `history`.
+    Join {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Room name.
+        room: String,
+    },
+    /// Leave a room; answered with `parted`.
+    Part {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Room name.
+        room: String,
+    },
+    /// Ask for every room and its member count.
+    Rooms {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// Ask for a room's members.
+    Who {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Room name.
+        room: String,
+    },
+    /// Ask for stored messages of a room (`room`) or of a private conversation (`with`).
+    History {
+        /// Request id to echo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Room whose history to fetch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other participant of the private conversation to fetch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Only messages with a `msg_id` below this (paging backwards).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// How many messages at most (server default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// Liveness probe; the server answers `pong`.
     Ping {
@@ -84,6 +135,11 @@ impl ClientFrame {
             | ClientFrame::Public { id, .. }
             | ClientFrame::Private { id, .. }
             | ClientFrame::List { id }
+            | ClientFrame::Join { id, .. }
+            | ClientFrame::Part { id, .. }
+            | ClientFrame::Rooms { id }
+            | ClientFrame::Who { id, .. }
+            | ClientFrame::History { id, .. }
             | ClientFrame::Ping { id }
             | ClientFrame::Pong { id }
             | ClientFrame::Quit { id } => id.as_ref(),
@@ -97,6 +153,11 @@ impl ClientFrame {
             ClientFrame::Public { .. } => "public",
             ClientFrame::Private { .. } => "private",
             ClientFrame::List { .. } => "list",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Part { .. } => "part",
+            ClientFrame::Rooms { .. } => "rooms",
+            ClientFrame::Who { .. } => "who",
+            ClientFrame::History { .. } => "history",
             ClientFrame::Ping { .. } => "ping",
             ClientFrame::Pong { .. } => "pong",
             ClientFrame::Quit { .. } => "quit",
@@ -108,9 +169,9 @@ impl ClientFrame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceEvent {
-    /// The user's first session came online.
+    /// The user's first session entered the room.
     Join,
-    /// The user's last session went away.
+    /// The user's last session left the room.
     Leave,
 }
 
@@ -148,6 +209,12 @@ pub enum ErrorCode {
     UserOffline,
     /// Too many frames before logging in; the server closes the connection.
     TooManyFrames,
+    /// The room name breaks the naming rules.
+    InvalidRoom,
+    /// The session is not in that room.
+    NotInRoom,
+    /// The session is already in as many rooms as allowed.
+    TooManyRooms,
     /// Sending too fast; `retry_after_ms` says when sending works again.
     RateLimited,
     /// Muted for flooding; `retry_after_ms` says when the mute ends.
@@ -156,6 +223,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The server failed internally; details are in its log.
     Internal,
+    /// A request id longer than [`crate::MAX_ID_LEN`] bytes.
+    IdTooLong,
     /// A code this client version does not know.
     #[serde(other)]
     Unknown,
@@ -180,10 +249,14 @@ impl ErrorCode {
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::UserOffline => "user_offline",
             ErrorCode::TooManyFrames => "too_many_frames",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Muted => "muted",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Internal => "internal",
+            ErrorCode::IdTooLong => "id_too_long",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -193,6 +266,35 @@ impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A room and how many users are in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Canonical room name.
+    pub name: String,
+    /// Users in the room.
+    pub members: u32,
+}
+
+/// One stored message in a `history` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Server-assigned message id.
+    pub msg_id: u64,
+    /// Sender's user name.
+    pub from: String,
+    /// Recipient, for private messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Message text.
+    pub text: String,
+    /// Server time of acceptance, milliseconds since the Unix epoch.
+    pub ts: u64,
 }
 
 /// A frame sent by the server to a client.
@@ -219,8 +321,12 @@ pub enum ServerFrame {
         #[serde(default)]
         registered: bool,
     },
-    /// A public message.
+    /// A message in a room, delivered to every session in the room.
     Public {
+        /// Server-assigned message id (increasing; use it to page history).
+        msg_id: u64,
+        /// The room.
+        room: String,
         /// Sender's user name.
         from: String,
         /// Message text.
@@ -230,6 +336,8 @@ pub enum ServerFrame {
     },
     /// A private message, delivered to the recipient's and the sender's sessions.
     Private {
+        /// Server-assigned message id.
+        msg_id: u64,
         /// Sender's user name.
         from: String,
         /// Recipient's user name.
@@ -238,14 +346,92 @@ pub enum ServerFrame {
         text: String,
         /// Server time of acceptance, milliseconds since the Unix epoch.
         ts: u64,
+        /// True when it was stored while the recipient was offline and is delivered now.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+    },
+    /// A private message to an offline user was stored for later delivery.
+    Queued {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The stored message's id.
+        msg_id: u64,
+        /// The offline recipient.
+        to: String,
+    },
+    /// This session joined a room.
+    Joined {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The room (canonical name).
+        room: String,
+        /// Members now in the room, sorted case-insensitively (at most
+        /// [`crate::MAX_NAMES`]).
+        members: Vec<String>,
+        /// How many further members were left out to keep the line short.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: u32,
+    },
+    /// This session left a room.
+    Parted {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The room.
+        room: String,
+    },
+    /// Answer to `rooms`.
+    Rooms {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Rooms with members, sorted by name (at most [`crate::MAX_NAMES`]).
+        rooms: Vec<RoomInfo>,
+        /// How many further rooms were left out.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: u32,
+    },
+    /// Answer to `who`.
+    Who {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The room.
+        room: String,
+        /// Its members, sorted case-insensitively (at most [`crate::MAX_NAMES`]).
+        users: Vec<String>,
+        /// How many further members were left out.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: u32,
+    },
+    /// Stored messages, oldest first: after `joined`, or in answer to `history`.
+    History {
+        /// Echo of the request id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// The room, for room history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The other participant, for private history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The messages of this chunk.
+        messages: Vec<HistoryEntry>,
+        /// True on the final chunk of this answer (an answer is split so that every
+        /// line fits the line limit).
+        last: bool,
     },
     /// A notice from the server itself (shutdown, announcements).
     System {
         /// Human-readable text.
         text: String,
     },
-    /// Someone came online or went away.
+    /// Someone entered or left a room.
     Presence {
+        /// The room.
+        room: String,
         /// The user concerned.
         user: String,
         /// Join or leave.
@@ -259,8 +445,11 @@ pub enum ServerFrame {
         /// Echo of the request id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
-        /// User names.
+        /// User names (at most [`crate::MAX_NAMES`]).
         users: Vec<String>,
+        /// How many further users were left out.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: u32,
     },
     /// Acknowledges a request that has no other reply (only sent when it carried an id).
     Ok {
@@ -327,6 +516,15 @@ mod tests {
                 user: "al".into(),
                 password: "pw".into(),
                 register: false
+            }
+        );
+        let f: ClientFrame =
+            serde_json::from_str(r##"{"type":"join","room":"#Rust"}"##).expect("join decodes");
+        assert_eq!(
+            f,
+            ClientFrame::Join {
+                id: None,
+                room: "#Rust".into()
             }
         );
         let json = serde_json::to_string(&ClientFrame::Private {

@@ -12,8 +12,12 @@ pub mod name;
 pub mod text;
 
 pub use codec::{CodecError, FrameError, LineCodec, clip, decode_client, decode_server, encode};
-pub use frame::{ClientFrame, ErrorCode, FrameId, PresenceEvent, ServerFrame};
-pub use name::{MAX_USERNAME_LEN, NameError, name_key, validate_username};
+pub use frame::{
+    ClientFrame, ErrorCode, FrameId, HistoryEntry, PresenceEvent, RoomInfo, ServerFrame,
+};
+pub use name::{
+    DEFAULT_ROOM, MAX_USERNAME_LEN, NameError, name_key, parse_room, validate_username,
+};
 pub use text::neutralize;
 
 /// Version of the protocol described in docs/PROTOCOL.md; sent in the server's `hello`.
@@ -21,6 +25,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest accepted line in bytes, excluding the newline. Longer lines end the connection.
 pub const MAX_LINE: usize = 16 * 1024;
+
+/// Longest string request id, in bytes; longer ids are refused so echoes stay small.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Most names (users, rooms) in one list frame; the rest are counted in `more`.
+/// 400 names of at most 32 characters fit comfortably in one line.
+pub const MAX_NAMES: usize = 400;
 
 /// Default TCP port of a natter server.
 pub const DEFAULT_PORT: u16 = 9999;

@@ -37,6 +37,17 @@ pub fn validate_username(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The room everyone is in after logging in.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// Validates a room name and returns its canonical form: one optional leading `#`
+/// removed, then the user-name rules, case-folded (`#Rust` → `rust`).
+pub fn parse_room(name: &str) -> Result<String, NameError> {
+    let bare = name.strip_prefix('#').unwrap_or(name);
+    validate_username(bare)?;
+    Ok(name_key(bare))
+}
+
 /// The case-folded form under which a valid name is unique.
 pub fn name_key(name: &str) -> String {
     name.to_ascii_lowercase()
@@ -60,6 +71,15 @@ mod tests {
         for n in ["a b", "../etc", "é", "a/b", "a\u{1b}[31m", "a.b", "a\n"] {
             assert_eq!(validate_username(n), Err(NameError::BadChar), "{n:?}");
         }
+    }
+
+    #[test]
+    fn room_names_fold_case_and_drop_one_hash() {
+        assert_eq!(parse_room("#Rust"), Ok("rust".into()));
+        assert_eq!(parse_room("lobby"), Ok("lobby".into()));
+        assert_eq!(parse_room("##x"), Err(NameError::BadChar));
+        assert_eq!(parse_room("#"), Err(NameError::Empty));
+        assert_eq!(parse_room("../x"), Err(NameError::BadChar));
     }
 
     #[test]

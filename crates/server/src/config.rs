@@ -19,6 +19,9 @@ use crate::ratelimit::{LoginLimits, MessageLimits};
 /// delivered frame must stay within the protocol's line limit with room for the envelope.
 pub const MAX_MESSAGE_BYTES: usize = (natter_proto::MAX_LINE - 512) / 3;
 
+/// Most messages in one history answer.
+pub const MAX_HISTORY: u32 = 200;
+
 /// Errors in the configuration; each names the option and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -127,6 +130,15 @@ pub struct Options {
     /// Failed logins per IP address before its delays start [default: 5].
     #[arg(long, env = "NATTER_LOGIN_FREE_PER_IP", value_name = "N")]
     pub login_free_per_ip: Option<u32>,
+    /// Messages of a room sent to a client when it joins [default: 50].
+    #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N")]
+    pub history_on_join: Option<u32>,
+    /// Days after which history and logs are pruned; 0 keeps everything [default: 0].
+    #[arg(long, env = "NATTER_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Rooms one connection may be in at once [default: 64].
+    #[arg(long, env = "NATTER_MAX_ROOMS_PER_SESSION", value_name = "N")]
+    pub max_rooms_per_session: Option<usize>,
     /// Password hashes computed at once; more logins wait [default: 2 x CPU cores].
     #[arg(long, env = "NATTER_MAX_HASHES_IN_FLIGHT", value_name = "N")]
     pub max_hashes_in_flight: Option<usize>,
@@ -186,6 +198,12 @@ pub struct Config {
     pub messages: MessageLimits,
     /// Failed-login delays.
     pub logins: LoginLimits,
+    /// Messages sent on join.
+    pub history_on_join: u32,
+    /// Age after which history and logs are pruned; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// Rooms per session.
+    pub max_rooms_per_session: usize,
     /// Concurrent password hashes.
     pub max_hashes_in_flight: usize,
     /// Time granted to sessions to drain on shutdown.
@@ -256,6 +274,13 @@ impl Config {
                 free_per_ip: o.login_free_per_ip.unwrap_or(d.logins.free_per_ip),
                 window: d.logins.window,
             },
+            history_on_join: o.history_on_join.unwrap_or(d.history_on_join),
+            retention: match o.retention_days {
+                None => d.retention,
+                Some(0) => None,
+                Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            },
+            max_rooms_per_session: o.max_rooms_per_session.unwrap_or(d.max_rooms_per_session),
             max_hashes_in_flight: o.max_hashes_in_flight.unwrap_or(d.max_hashes_in_flight),
             shutdown_grace: secs(o.shutdown_grace_secs, d.shutdown_grace),
         };
@@ -331,6 +356,21 @@ impl Config {
             1,
             1024,
         )?;
+        range(
+            "history_on_join",
+            u64::from(self.history_on_join),
+            0,
+            u64::from(MAX_HISTORY),
+        )?;
+        range(
+            "max_rooms_per_session",
+            self.max_rooms_per_session as u64,
+            1,
+            10_000,
+        )?;
+        if let Some(r) = self.retention {
+            range("retention_days", r.as_secs() / 86_400, 1, 100_000)?;
+        }
         range("shutdown_grace_secs", self.shutdown_grace.as_secs(), 0, 600)?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
@@ -371,6 +411,9 @@ impl Default for Config {
                 free_per_ip: 5,
                 window: Duration::from_secs(15 * 60),
             },
+            history_on_join: 50,
+            retention: None,
+            max_rooms_per_session: 64,
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
         }
@@ -464,6 +507,8 @@ mod tests {
         let worst = "\u{1}\"\\".repeat(MAX_MESSAGE_BYTES / 3);
         assert!(worst.len() <= MAX_MESSAGE_BYTES);
         let frame = natter_proto::ServerFrame::Private {
+            msg_id: u64::MAX,
+            late: true,
             from: "x".repeat(32),
             to: "y".repeat(32),
             text: natter_proto::neutralize(&worst).into_owned(),

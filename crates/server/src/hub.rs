@@ -1,17 +1,21 @@
-//! The hub: who is online, and fan-out of frames to sessions.
+//! The hub: who is online, who is in which room, and fan-out of frames to sessions.
 //!
-//! The hub is the single owner of presence state. It sits behind one std `Mutex` that is
-//! only held for short, non-async sections (never across an `.await`). Delivering a frame
-//! means serializing it once into [`Bytes`] and `try_send`ing a cheap clone into each
-//! recipient's bounded queue; the hub never does I/O. A recipient whose queue is full is
-//! a slow consumer: it is told to close (through its [`Closer`]) instead of making the
-//! hub, or anyone else, wait.
+//! The hub is the single owner of presence and room membership. It sits behind one std
+//! `Mutex` that is only held for short, non-async sections (never across an `.await`).
+//! Delivering a frame means serializing it once into [`Bytes`] and `try_send`ing a cheap
+//! clone into each recipient's bounded queue; the hub never does I/O. A recipient whose
+//! queue is full is a slow consumer: it is told to close (through its [`Closer`]) instead
+//! of making the hub, or anyone else, wait.
+//!
+//! Rooms are joined per session (like IRC channels); a user is a member of a room while
+//! at least one of their sessions is in it, and join/leave notices go to the room when
+//! the first session enters and the last one leaves. A room exists while it has members.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
-use natter_proto::{PresenceEvent, ServerFrame, encode, name_key};
+use natter_proto::{PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,12 +72,14 @@ impl SessionHandle {
     }
 }
 
-/// Registered session: whose it is and how to reach it.
+/// Registered session: whose it is, how to reach it, where it is.
 struct Entry {
     /// Case-folded account name.
     user_key: String,
     /// Queue and closer.
     handle: SessionHandle,
+    /// Rooms this session is in (canonical names).
+    rooms: Vec<String>,
 }
 
 /// An account that has at least one session online.
@@ -84,6 +90,25 @@ struct OnlineUser {
     sessions: Vec<SessionId>,
 }
 
+/// A room with at least one member.
+#[derive(Default)]
+struct Room {
+    /// Sessions in the room.
+    sessions: Vec<SessionId>,
+    /// Members by case-folded name: display name and how many of their sessions are in.
+    members: HashMap<String, (String, usize)>,
+}
+
+impl Room {
+    fn member_names(&self) -> Vec<String> {
+        let mut keys: Vec<&String> = self.members.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| self.members[k].0.clone())
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Next session id to hand out.
@@ -92,8 +117,64 @@ struct State {
     sessions: HashMap<SessionId, Entry>,
     /// Online accounts by case-folded name.
     users: HashMap<String, OnlineUser>,
+    /// Rooms with members, by canonical name.
+    rooms: HashMap<String, Room>,
     /// Set during shutdown: suppresses presence notices nobody needs.
     closing: bool,
+}
+
+impl State {
+    /// Delivers one encoded line to every session of `room`.
+    fn deliver_room(&self, room: &Room, line: &Bytes) {
+        for id in &room.sessions {
+            if let Some(e) = self.sessions.get(id) {
+                e.handle.deliver(line.clone());
+            }
+        }
+    }
+
+    /// Removes session `id` from `room`; announces the user's leave if it was their last
+    /// session there. Returns whether the user left the room.
+    fn part(&mut self, id: SessionId, user_key: &str, room_name: &str, reason: &str) -> bool {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return false;
+        };
+        room.sessions.retain(|s| *s != id);
+        let mut left = None;
+        if let Some((name, count)) = room.members.get_mut(user_key) {
+            *count -= 1;
+            if *count == 0 {
+                left = Some(name.clone());
+            }
+        }
+        let Some(name) = left else { return false };
+        room.members.remove(user_key);
+        if room.members.is_empty() {
+            self.rooms.remove(room_name);
+        } else if !self.closing {
+            let line = encode(&ServerFrame::Presence {
+                room: room_name.to_string(),
+                user: name,
+                event: PresenceEvent::Leave,
+                reason: Some(reason.to_string()),
+            });
+            if let Some(room) = self.rooms.get(room_name) {
+                self.deliver_room(room, &line);
+            }
+        }
+        true
+    }
+}
+
+/// Why a room operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomError {
+    /// The session is not in that room.
+    NotInRoom,
+    /// The session is in as many rooms as allowed.
+    TooManyRooms,
+    /// The session is not registered (already gone).
+    NoSession,
 }
 
 /// Why a private message could not be delivered.
@@ -103,17 +184,27 @@ pub enum PrivateError {
     NotOnline,
 }
 
-/// Presence and fan-out for all authenticated sessions.
-#[derive(Default)]
+/// Presence, rooms and fan-out for all authenticated sessions.
 pub struct Hub {
     /// All hub state; see the module doc for the locking rule.
     state: Mutex<State>,
+    /// Most rooms one session may be in at once.
+    max_rooms: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new(64)
+    }
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new() -> Hub {
-        Hub::default()
+    /// An empty hub allowing `max_rooms` rooms per session.
+    pub fn new(max_rooms: usize) -> Hub {
+        Hub {
+            state: Mutex::new(State::default()),
+            max_rooms,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -122,66 +213,140 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds an authenticated session of `user`; announces the user if this is their
-    /// first session. Returns the session's id.
-    pub fn join(&self, user: &str, handle: SessionHandle) -> SessionId {
+    /// Registers an authenticated session of `user` (in no room yet) and returns its id.
+    pub fn connect(&self, user: &str, handle: SessionHandle) -> SessionId {
         let key = name_key(user);
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id;
-        let online = st.users.entry(key.clone()).or_insert_with(|| OnlineUser {
-            name: user.to_string(),
-            sessions: Vec::new(),
-        });
-        let first = online.sessions.is_empty();
-        online.sessions.push(id);
-        if first && !st.closing {
-            let line = encode(&ServerFrame::Presence {
-                user: user.to_string(),
-                event: PresenceEvent::Join,
-                reason: None,
-            });
-            for entry in st.sessions.values() {
-                entry.handle.deliver(line.clone());
-            }
-        }
+        st.users
+            .entry(key.clone())
+            .or_insert_with(|| OnlineUser {
+                name: user.to_string(),
+                sessions: Vec::new(),
+            })
+            .sessions
+            .push(id);
         st.sessions.insert(
             id,
             Entry {
                 user_key: key,
                 handle,
+                rooms: Vec::new(),
             },
         );
         id
     }
 
-    /// Removes a session; announces the user's departure with `reason` if it was their
-    /// last session.
-    pub fn leave(&self, id: SessionId, reason: &str) {
+    /// Removes a session: it leaves every room with `reason`, and the account goes
+    /// offline if this was its last session. Returns the rooms the user left.
+    pub fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String> {
         let mut st = self.lock();
         let Some(entry) = st.sessions.remove(&id) else {
-            return;
+            return Vec::new();
         };
-        let Some(online) = st.users.get_mut(&entry.user_key) else {
-            return;
-        };
-        online.sessions.retain(|s| *s != id);
-        if !online.sessions.is_empty() {
-            return;
+        let mut left = Vec::new();
+        for room in &entry.rooms {
+            if st.part(id, &entry.user_key, room, reason) {
+                left.push(room.clone());
+            }
         }
-        let name = online.name.clone();
-        st.users.remove(&entry.user_key);
-        if st.closing {
-            return;
+        if let Some(online) = st.users.get_mut(&entry.user_key) {
+            online.sessions.retain(|s| *s != id);
+            if online.sessions.is_empty() {
+                st.users.remove(&entry.user_key);
+            }
         }
-        let line = encode(&ServerFrame::Presence {
-            user: name,
-            event: PresenceEvent::Leave,
-            reason: Some(reason.to_string()),
-        });
-        for e in st.sessions.values() {
-            e.handle.deliver(line.clone());
+        left
+    }
+
+    /// Puts session `id` into `room` (canonical name). Announces the user to the room if
+    /// this is their first session there. Returns the members after joining and whether
+    /// the user is new in the room; joining a room the session is already in just
+    /// returns the members.
+    pub fn join_room(&self, id: SessionId, room: &str) -> Result<(Vec<String>, bool), RoomError> {
+        let mut st = self.lock();
+        let closing = st.closing;
+        let State {
+            sessions,
+            users,
+            rooms,
+            ..
+        } = &mut *st;
+        let entry = sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
+        if entry.rooms.iter().any(|r| r == room) {
+            let members = rooms.get(room).map(Room::member_names).unwrap_or_default();
+            return Ok((members, false));
         }
+        if entry.rooms.len() >= self.max_rooms {
+            return Err(RoomError::TooManyRooms);
+        }
+        entry.rooms.push(room.to_string());
+        let key = entry.user_key.clone();
+        let name = users
+            .get(&key)
+            .map_or_else(|| key.clone(), |u| u.name.clone());
+        let r = rooms.entry(room.to_string()).or_default();
+        let first = !r.members.contains_key(&key);
+        if first && !closing {
+            let line = encode(&ServerFrame::Presence {
+                room: room.to_string(),
+                user: name.clone(),
+                event: PresenceEvent::Join,
+                reason: None,
+            });
+            for sid in &r.sessions {
+                if let Some(e) = sessions.get(sid) {
+                    e.handle.deliver(line.clone());
+                }
+            }
+        }
+        r.sessions.push(id);
+        r.members.entry(key).or_insert((name, 0)).1 += 1;
+        Ok((r.member_names(), first))
+    }
+
+    /// Takes session `id` out of `room`, announcing the leave with `reason` if it was the
+    /// user's last session there (then returns true).
+    pub fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError> {
+        let mut st = self.lock();
+        let entry = st.sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
+        let before = entry.rooms.len();
+        entry.rooms.retain(|r| r != room);
+        if entry.rooms.len() == before {
+            return Err(RoomError::NotInRoom);
+        }
+        let key = entry.user_key.clone();
+        Ok(st.part(id, &key, room, reason))
+    }
+
+    /// Whether session `id` is in `room`.
+    pub fn in_room(&self, id: SessionId, room: &str) -> bool {
+        self.lock()
+            .sessions
+            .get(&id)
+            .is_some_and(|e| e.rooms.iter().any(|r| r == room))
+    }
+
+    /// Sends `frame` to every session in `room`, if session `from` is in it.
+    pub fn broadcast_room(
+        &self,
+        from: SessionId,
+        room: &str,
+        frame: &ServerFrame,
+    ) -> Result<(), RoomError> {
+        let st = self.lock();
+        let in_room = st
+            .sessions
+            .get(&from)
+            .is_some_and(|e| e.rooms.iter().any(|r| r == room));
+        let r = st
+            .rooms
+            .get(room)
+            .filter(|_| in_room)
+            .ok_or(RoomError::NotInRoom)?;
+        st.deliver_room(r, &encode(frame));
+        Ok(())
     }
 
     /// Sends a frame to every authenticated session.
@@ -193,24 +358,35 @@ impl Hub {
         }
     }
 
-    /// Delivers a private message to every session of `to` and of `from`, naming both
-    /// by their registered display names.
+    /// Sends a frame to every session of `user`; false if they have none.
+    pub fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool {
+        let st = self.lock();
+        let Some(online) = st.users.get(&name_key(user)) else {
+            return false;
+        };
+        let line = encode(frame);
+        for id in &online.sessions {
+            if let Some(e) = st.sessions.get(id) {
+                e.handle.deliver(line.clone());
+            }
+        }
+        true
+    }
+
+    /// Delivers a private message to every session of `to` and of `from`.
+    ///
+    /// `frame_for` builds the frame from the recipient's display name; it is called
+    /// under the hub lock only when the recipient is online.
     pub fn send_private(
         &self,
         from: &str,
         to: &str,
-        text: &str,
-        ts: u64,
+        frame_for: impl FnOnce(&str) -> ServerFrame,
     ) -> Result<(), PrivateError> {
         let st = self.lock();
         let to_key = name_key(to);
         let target = st.users.get(&to_key).ok_or(PrivateError::NotOnline)?;
-        let line = encode(&ServerFrame::Private {
-            from: from.to_string(),
-            to: target.name.clone(),
-            text: text.to_string(),
-            ts,
-        });
+        let line = encode(&frame_for(&target.name));
         let from_key = name_key(from);
         let sender = st.users.get(&from_key).filter(|_| from_key != to_key);
         for id in target
@@ -239,6 +415,26 @@ impl Hub {
         let mut keys: Vec<&String> = st.users.keys().collect();
         keys.sort();
         keys.into_iter().map(|k| st.users[k].name.clone()).collect()
+    }
+
+    /// Every room with its member count, sorted by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let st = self.lock();
+        let mut out: Vec<RoomInfo> = st
+            .rooms
+            .iter()
+            .map(|(name, r)| RoomInfo {
+                name: name.clone(),
+                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Members of `room`, sorted; `None` if the room has no members.
+    pub fn who(&self, room: &str) -> Option<Vec<String>> {
+        self.lock().rooms.get(room).map(Room::member_names)
     }
 
     /// Number of authenticated sessions.
@@ -275,70 +471,134 @@ mod tests {
         out
     }
 
+    fn presence(room: &str, user: &str, event: PresenceEvent, reason: Option<&str>) -> ServerFrame {
+        ServerFrame::Presence {
+            room: room.into(),
+            user: user.into(),
+            event,
+            reason: reason.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn presence_is_announced_once_per_account() {
-        let hub = Hub::new();
+    fn room_presence_is_announced_once_per_account() {
+        let hub = Hub::default();
         let (a, mut arx) = session(8);
         let (b1, _b1rx) = session(8);
         let (b2, _b2rx) = session(8);
-        hub.join("alice", a);
-        let b1id = hub.join("Bob", b1);
-        let b2id = hub.join("Bob", b2);
-        hub.leave(b1id, "quit");
-        hub.leave(b2id, "connection lost");
-        let got = frames(&mut arx);
+        let a = hub.connect("alice", a);
+        hub.join_room(a, "lobby").expect("join");
+        let b1 = hub.connect("Bob", b1);
+        let b2 = hub.connect("Bob", b2);
         assert_eq!(
-            got,
+            hub.join_room(b1, "lobby"),
+            Ok((vec!["alice".into(), "Bob".into()], true))
+        );
+        assert_eq!(
+            hub.join_room(b2, "lobby"),
+            Ok((vec!["alice".into(), "Bob".into()], false)),
+            "a second session is no new member"
+        );
+        assert!(hub.disconnect(b1, "quit").is_empty());
+        assert_eq!(
+            hub.disconnect(b2, "connection lost"),
+            vec!["lobby".to_string()]
+        );
+        assert_eq!(
+            frames(&mut arx),
             vec![
-                ServerFrame::Presence {
-                    user: "Bob".into(),
-                    event: PresenceEvent::Join,
-                    reason: None
-                },
-                ServerFrame::Presence {
-                    user: "Bob".into(),
-                    event: PresenceEvent::Leave,
-                    reason: Some("connection lost".into())
-                },
+                presence("lobby", "Bob", PresenceEvent::Join, None),
+                presence(
+                    "lobby",
+                    "Bob",
+                    PresenceEvent::Leave,
+                    Some("connection lost")
+                ),
             ]
         );
     }
 
     #[test]
+    fn room_messages_reach_only_members_and_need_membership() {
+        let hub = Hub::default();
+        let (a, mut arx) = session(8);
+        let (b, mut brx) = session(8);
+        let (a, b) = (hub.connect("alice", a), hub.connect("bob", b));
+        hub.join_room(a, "rust").expect("join");
+        hub.join_room(b, "lobby").expect("join");
+        let f = ServerFrame::System { text: "x".into() };
+        assert_eq!(hub.broadcast_room(a, "rust", &f), Ok(()));
+        assert_eq!(hub.broadcast_room(b, "rust", &f), Err(RoomError::NotInRoom));
+        assert_eq!(frames(&mut arx), vec![f]);
+        assert!(frames(&mut brx).is_empty());
+        assert_eq!(
+            hub.rooms(),
+            vec![
+                RoomInfo {
+                    name: "lobby".into(),
+                    members: 1
+                },
+                RoomInfo {
+                    name: "rust".into(),
+                    members: 1
+                }
+            ]
+        );
+        hub.part_room(a, "rust", "part").expect("part");
+        assert_eq!(hub.who("rust"), None, "an empty room disappears");
+        assert_eq!(hub.part_room(a, "rust", "part"), Err(RoomError::NotInRoom));
+    }
+
+    #[test]
+    fn rooms_per_session_are_bounded() {
+        let hub = Hub::new(2);
+        let (a, _rx) = session(8);
+        let a = hub.connect("alice", a);
+        hub.join_room(a, "r1").expect("join");
+        hub.join_room(a, "r2").expect("join");
+        assert_eq!(hub.join_room(a, "r3"), Err(RoomError::TooManyRooms));
+        assert!(
+            hub.join_room(a, "r1").is_ok(),
+            "rejoining is not a new room"
+        );
+    }
+
+    #[test]
     fn private_reaches_target_and_sender_sessions_only() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let (a, mut arx) = session(8);
         let (b, mut brx) = session(8);
         let (c, mut crx) = session(8);
-        hub.join("alice", a);
-        hub.join("bob", b);
-        hub.join("carol", c);
-        let _ = (frames(&mut arx), frames(&mut brx), frames(&mut crx));
-        let f = ServerFrame::Private {
+        hub.connect("alice", a);
+        hub.connect("bob", b);
+        hub.connect("carol", c);
+        let make = |to: &str| ServerFrame::Private {
+            msg_id: 1,
             from: "alice".into(),
-            to: "bob".into(),
+            to: to.into(),
             text: "hi".into(),
             ts: 1,
+            late: false,
         };
-        assert_eq!(hub.send_private("alice", "BOB", "hi", 1), Ok(()));
-        assert_eq!(frames(&mut arx), vec![f.clone()]);
-        assert_eq!(frames(&mut brx), vec![f.clone()]);
+        assert_eq!(hub.send_private("alice", "BOB", make), Ok(()));
+        assert_eq!(frames(&mut arx), vec![make("bob")]);
+        assert_eq!(frames(&mut brx), vec![make("bob")]);
         assert!(frames(&mut crx).is_empty());
         assert_eq!(
-            hub.send_private("alice", "dave", "hi", 1),
+            hub.send_private("alice", "dave", make),
             Err(PrivateError::NotOnline)
         );
     }
 
     #[test]
     fn full_queue_closes_only_that_session() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let (slow, _slow_rx) = session(1);
         let slow_closer = slow.closer.clone();
         let (fast, mut fast_rx) = session(64);
         let fast_closer = fast.closer.clone();
-        hub.join("slow", slow);
-        hub.join("fast", fast);
+        hub.connect("slow", slow);
+        hub.connect("fast", fast);
         for i in 0..3 {
             hub.broadcast(&ServerFrame::System {
                 text: format!("n{i}"),
@@ -355,12 +615,12 @@ mod tests {
 
     #[test]
     fn list_is_sorted_case_insensitively() {
-        let hub = Hub::new();
+        let hub = Hub::default();
         let mut receivers = Vec::new();
         for n in ["carol", "Alice", "bob"] {
             let (h, rx) = session(8);
             receivers.push(rx);
-            hub.join(n, h);
+            hub.connect(n, h);
         }
         assert_eq!(hub.online_users(), vec!["Alice", "bob", "carol"]);
     }

@@ -49,6 +49,9 @@ pub enum ServerError {
     /// Password hashing could not be initialised.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The log directory could not be prepared.
+    #[error("conversation logs: {0}")]
+    Transcript(#[from] transcript::TranscriptError),
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
@@ -72,6 +75,8 @@ pub struct Shared {
     pub messages: ratelimit::MessageLimiter,
     /// Failed-login delays.
     pub logins: ratelimit::LoginThrottle,
+    /// Plain-text conversation and system logs.
+    pub transcript: transcript::Transcript,
 }
 
 /// A server with its state opened, ready to serve a listener.
@@ -102,11 +107,14 @@ impl Server {
                 files.map(|f| f.1.as_path()),
             )?)
         };
+        let transcript =
+            transcript::Transcript::start(config.data_dir.join("logs"), config.retention)?;
         let shared = Arc::new(Shared {
             messages: ratelimit::MessageLimiter::new(config.messages.clone()),
             logins: ratelimit::LoginThrottle::new(config.logins.clone()),
+            hub: Hub::new(config.max_rooms_per_session),
+            transcript,
             config,
-            hub: Hub::new(),
             store: sqlite.clone(),
             auth,
             tls,
@@ -130,6 +138,14 @@ impl Server {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
+        self.shared.transcript.record(transcript::Event::System {
+            kind: "start",
+            detail: format!("version={}", env!("CARGO_PKG_VERSION")),
+            ts_ms: now_ms(),
+        });
+        if let Some(retention) = self.shared.config.retention {
+            tracker.spawn(prune_history(self.shared.clone(), retention, stop.clone()));
+        }
         tokio::select! {
             _ = shutdown => {}
             _ = listener::accept_loop(listener, self.shared.clone(), &tracker, &stop) => {}
@@ -143,6 +159,12 @@ impl Server {
             tracing::warn!("some sessions did not finish in time");
         }
         self.sqlite.close().await;
+        self.shared.transcript.record(transcript::Event::System {
+            kind: "stop",
+            detail: String::new(),
+            ts_ms: now_ms(),
+        });
+        self.shared.transcript.close().await;
         tracing::info!("shutdown complete");
     }
 }
@@ -155,6 +177,24 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     Server::open(config).await?.run(listener, shutdown).await;
     Ok(())
+}
+
+/// Deletes stored messages older than `retention`, at once and then hourly, until
+/// `stop`. (The transcript prunes its log files itself.)
+async fn prune_history(shared: Arc<Shared>, retention: Duration, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        match shared.store.prune_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "pruned history past the retention period"),
+            Err(e) => tracing::warn!(error = %e, "pruning history failed"),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

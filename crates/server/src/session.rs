@@ -12,8 +12,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use natter_proto::{
-    ClientFrame, CodecError, ErrorCode, FrameId, LineCodec, MAX_LINE, ServerFrame, clip,
-    decode_client, encode, neutralize, validate_username,
+    ClientFrame, CodecError, DEFAULT_ROOM, ErrorCode, FrameId, HistoryEntry, LineCodec, MAX_ID_LEN,
+    MAX_LINE, MAX_NAMES, ServerFrame, clip, decode_client, encode, neutralize, parse_room,
+    validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -23,9 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::auth::check_new_password;
-use crate::hub::{Closer, PrivateError, SessionHandle, SessionId};
+use crate::hub::{Closer, RoomError, SessionHandle, SessionId};
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
+use crate::store::{NewMessage, Target};
+use crate::transcript::Event;
 
 /// Failed logins allowed on one connection before it is closed.
 pub const MAX_AUTH_FAILURES: u32 = 3;
@@ -171,7 +174,22 @@ pub async fn serve<S>(
     };
 
     if let Some(user) = &s.user {
-        s.shared.hub.leave(user.id, &reason);
+        let left = s.shared.hub.disconnect(user.id, &reason);
+        let ts_ms = crate::now_ms();
+        for room in left {
+            s.shared.transcript.record(Event::RoomPresence {
+                room,
+                user: user.name.clone(),
+                joined: false,
+                reason: Some(reason.clone()),
+                ts_ms,
+            });
+        }
+        s.shared.transcript.record(Event::System {
+            kind: "disconnect",
+            detail: format!("user={} addr={peer} reason={reason}", user.name),
+            ts_ms,
+        });
         tracing::info!(%peer, user = %user.name, %reason, "session ended");
     } else {
         tracing::debug!(%peer, %reason, "connection closed before login");
@@ -274,6 +292,16 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if let Some(FrameId::Str(id)) = frame.id()
+            && id.len() > MAX_ID_LEN
+        {
+            self.error(
+                None,
+                ErrorCode::IdTooLong,
+                format!("request ids are at most {MAX_ID_LEN} bytes"),
+            );
+            return Flow::Continue;
+        }
         match (frame, self.user.is_some()) {
             (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
             (ClientFrame::Pong { .. }, _) => {}
@@ -301,14 +329,57 @@ impl Session {
                     other.kind()
                 ),
             ),
-            (ClientFrame::Public { id, text }, true) => return self.public(id, &text),
+            (ClientFrame::Public { id, room, text }, true) => {
+                return self.public(id, room.as_deref(), &text).await;
+            }
             (ClientFrame::Private { id, to, text }, true) => {
                 return self.private(id, &to, &text).await;
             }
-            (ClientFrame::List { id }, true) => self.reply(&ServerFrame::List {
-                id,
-                users: self.shared.hub.online_users(),
-            }),
+            (ClientFrame::List { id }, true) => {
+                let (users, more) = cap_names(self.shared.hub.online_users());
+                self.reply(&ServerFrame::List { id, users, more });
+            }
+            (ClientFrame::Join { id, room }, true) => {
+                if let Some(room) = self.room_arg(&id, &room) {
+                    self.join(id, &room).await;
+                }
+            }
+            (ClientFrame::Part { id, room }, true) => {
+                if let Some(room) = self.room_arg(&id, &room) {
+                    self.part(id, &room);
+                }
+            }
+            (ClientFrame::Rooms { id }, true) => {
+                let mut rooms = self.shared.hub.rooms();
+                let more = rooms.len().saturating_sub(MAX_NAMES);
+                rooms.truncate(MAX_NAMES);
+                self.reply(&ServerFrame::Rooms {
+                    id,
+                    rooms,
+                    more: u32::try_from(more).unwrap_or(u32::MAX),
+                });
+            }
+            (ClientFrame::Who { id, room }, true) => {
+                if let Some(room) = self.room_arg(&id, &room) {
+                    let (users, more) = cap_names(self.shared.hub.who(&room).unwrap_or_default());
+                    self.reply(&ServerFrame::Who {
+                        id,
+                        room,
+                        users,
+                        more,
+                    });
+                }
+            }
+            (
+                ClientFrame::History {
+                    id,
+                    room,
+                    with,
+                    before,
+                    limit,
+                },
+                true,
+            ) => self.history(id, room, with, before, limit).await,
         }
         Flow::Continue
     }
@@ -332,9 +403,19 @@ impl Session {
                     user: name.clone(),
                     registered: register,
                 });
-                let sid = self.shared.hub.join(&name, self.handle.clone());
+                let sid = self.shared.hub.connect(&name, self.handle.clone());
                 tracing::info!(peer = %self.peer, user = %name, registered = register, "logged in");
-                self.user = Some(LoggedIn { name, id: sid });
+                self.shared.transcript.record(Event::System {
+                    kind: if register { "register" } else { "login" },
+                    detail: format!("user={name} addr={}", self.peer),
+                    ts_ms: crate::now_ms(),
+                });
+                self.user = Some(LoggedIn {
+                    name: name.clone(),
+                    id: sid,
+                });
+                self.join(None, DEFAULT_ROOM).await;
+                self.deliver_pending(&name).await;
                 Flow::Continue
             }
             Err((code, message)) => {
@@ -342,6 +423,17 @@ impl Session {
                 if code == ErrorCode::AuthFailed {
                     self.auth_failures += 1;
                     tracing::info!(peer = %self.peer, "failed login");
+                    // Only valid names reach the log file: the name is attacker-chosen.
+                    let shown = if validate_username(user).is_ok() {
+                        user
+                    } else {
+                        "(invalid)"
+                    };
+                    self.shared.transcript.record(Event::System {
+                        kind: "login_failed",
+                        detail: format!("user={shown} addr={}", self.peer),
+                        ts_ms: crate::now_ms(),
+                    });
                     if self.auth_failures >= MAX_AUTH_FAILURES {
                         self.bye("too many failed logins");
                         return Flow::Close("too many failed logins".into());
@@ -437,6 +529,11 @@ impl Session {
         match verdict {
             Verdict::Allow => Ok(()),
             Verdict::Limited(wait) => {
+                self.shared.transcript.record(Event::System {
+                    kind: "rate_limited",
+                    detail: format!("user={}", me.name),
+                    ts_ms: crate::now_ms(),
+                });
                 self.reply(&ServerFrame::Error {
                     id: id.clone(),
                     code: ErrorCode::RateLimited,
@@ -449,6 +546,11 @@ impl Session {
                 Err(Flow::Continue)
             }
             Verdict::Muted(wait) => {
+                self.shared.transcript.record(Event::System {
+                    kind: "muted",
+                    detail: format!("user={} secs={}", me.name, wait.as_millis().div_ceil(1000)),
+                    ts_ms: crate::now_ms(),
+                });
                 tracing::info!(peer = %self.peer, user = %me.name, secs = wait.as_secs(), "muted for flooding");
                 self.reply(&ServerFrame::Error {
                     id: id.clone(),
@@ -469,17 +571,73 @@ impl Session {
         }
     }
 
-    fn public(&self, id: Option<FrameId>, text: &str) -> Flow {
+    /// Validates a room name from the peer; reports `invalid_room` and returns `None`
+    /// when it is not one.
+    fn room_arg(&self, id: &Option<FrameId>, room: &str) -> Option<String> {
+        match parse_room(room) {
+            Ok(room) => Some(room),
+            Err(e) => {
+                self.error(
+                    id.clone(),
+                    ErrorCode::InvalidRoom,
+                    format!(
+                        "'{}' is not a valid room name: {e}",
+                        neutralize(&clip(room))
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    async fn public(&self, id: Option<FrameId>, room: Option<&str>, text: &str) -> Flow {
         let Some(me) = &self.user else {
             return Flow::Continue;
         };
+        let Some(room) = self.room_arg(&id, room.unwrap_or(DEFAULT_ROOM)) else {
+            return Flow::Continue;
+        };
+        if !self.shared.hub.in_room(me.id, &room) {
+            self.error(
+                id,
+                ErrorCode::NotInRoom,
+                format!("you are not in #{room}; /join {room} first"),
+            );
+            return Flow::Continue;
+        }
         if let Err(flow) = self.admit_message(&id, text) {
             return flow;
         }
-        self.shared.hub.broadcast(&ServerFrame::Public {
+        let msg = NewMessage {
             from: me.name.clone(),
+            target: Target::Room(room.clone()),
             text: neutralize(text).into_owned(),
             ts: crate::now_ms(),
+        };
+        // Durable before visible: stored (and committed) before anyone sees it.
+        let msg_id = match self.shared.store.append_message(msg.clone()).await {
+            Ok(msg_id) => msg_id,
+            Err(e) => {
+                let (code, message) = internal(&e);
+                self.error(id, code, message);
+                return Flow::Continue;
+            }
+        };
+        let frame = ServerFrame::Public {
+            msg_id,
+            room: room.clone(),
+            from: msg.from.clone(),
+            text: msg.text.clone(),
+            ts: msg.ts,
+        };
+        // The session may have left the room while the message was being stored; it
+        // is kept in the history either way.
+        let _ = self.shared.hub.broadcast_room(me.id, &room, &frame);
+        self.shared.transcript.record(Event::Room {
+            room,
+            from: msg.from,
+            text: msg.text,
+            ts_ms: msg.ts,
         });
         self.ok(id);
         Flow::Continue
@@ -500,28 +658,304 @@ impl Session {
         if let Err(flow) = self.admit_message(&id, text) {
             return flow;
         }
-        let text = neutralize(text);
-        match self
-            .shared
-            .hub
-            .send_private(&me.name, to, &text, crate::now_ms())
-        {
-            Ok(()) => self.ok(id),
-            Err(PrivateError::NotOnline) => match self.shared.store.get_user(to).await {
-                Ok(Some(r)) => self.error(
-                    id,
-                    ErrorCode::UserOffline,
-                    format!("{} is not online", r.name),
-                ),
-                Ok(None) => self.error(id, ErrorCode::NoSuchUser, format!("no user named '{to}'")),
+        // The recipient's display name, and whether they exist at all.
+        let (to_name, online) = match self.shared.hub.online_name(to) {
+            Some(name) => (name, true),
+            None => match self.shared.store.get_user(to).await {
+                Ok(Some(r)) => (r.name, false),
+                Ok(None) => {
+                    self.error(id, ErrorCode::NoSuchUser, format!("no user named '{to}'"));
+                    return Flow::Continue;
+                }
                 Err(e) => {
                     let (code, message) = internal(&e);
                     self.error(id, code, message);
+                    return Flow::Continue;
                 }
             },
+        };
+        let msg = NewMessage {
+            from: me.name.clone(),
+            target: Target::User {
+                to: to_name.clone(),
+                pending: !online,
+            },
+            text: neutralize(text).into_owned(),
+            ts: crate::now_ms(),
+        };
+        let msg_id = match self.shared.store.append_message(msg.clone()).await {
+            Ok(msg_id) => msg_id,
+            Err(e) => {
+                let (code, message) = internal(&e);
+                self.error(id, code, message);
+                return Flow::Continue;
+            }
+        };
+        self.shared.transcript.record(Event::Private {
+            from: msg.from.clone(),
+            to: to_name.clone(),
+            text: msg.text.clone(),
+            ts_ms: msg.ts,
+        });
+        let frame = |to: &str| ServerFrame::Private {
+            msg_id,
+            from: msg.from.clone(),
+            to: to.to_string(),
+            text: msg.text.clone(),
+            ts: msg.ts,
+            late: false,
+        };
+        let delivered = online
+            && self
+                .shared
+                .hub
+                .send_private(&me.name, &to_name, frame)
+                .is_ok();
+        if delivered {
+            self.ok(id);
+            return Flow::Continue;
+        }
+        if online {
+            // They went offline between the check and the delivery: queue it after all.
+            if let Err(e) = self.shared.store.mark_pending(msg_id).await {
+                let (code, message) = internal(&e);
+                self.error(id, code, message);
+                return Flow::Continue;
+            }
+        }
+        // The sender's own sessions see the message in the conversation.
+        self.shared.hub.send_to_user(&me.name, &frame(&to_name));
+        self.reply(&ServerFrame::Queued {
+            id,
+            msg_id,
+            to: to_name.clone(),
+        });
+        // They may have logged in while it was being stored, after their login took
+        // the queue; taking it again delivers it now (each message goes out once).
+        if self.shared.hub.online_name(&to_name).is_some() {
+            self.deliver_pending(&to_name).await;
         }
         Flow::Continue
     }
+
+    /// Delivers the private messages queued for `user` to all their sessions, once.
+    async fn deliver_pending(&self, user: &str) {
+        match self.shared.store.take_pending(user).await {
+            Ok(msgs) => {
+                for m in msgs {
+                    let Target::User { to, .. } = m.msg.target else {
+                        continue;
+                    };
+                    self.shared.hub.send_to_user(
+                        user,
+                        &ServerFrame::Private {
+                            msg_id: m.id,
+                            from: m.msg.from,
+                            to,
+                            text: m.msg.text,
+                            ts: m.msg.ts,
+                            late: true,
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                internal(&e);
+            }
+        }
+    }
+
+    /// Joins `room`: `joined` with the members, then its latest history.
+    async fn join(&self, id: Option<FrameId>, room: &str) {
+        let Some(me) = &self.user else { return };
+        match self.shared.hub.join_room(me.id, room) {
+            Ok((members, new_member)) => {
+                if new_member {
+                    self.shared.transcript.record(Event::RoomPresence {
+                        room: room.to_string(),
+                        user: me.name.clone(),
+                        joined: true,
+                        reason: None,
+                        ts_ms: crate::now_ms(),
+                    });
+                }
+                let (members, more) = cap_names(members);
+                self.reply(&ServerFrame::Joined {
+                    id,
+                    room: room.to_string(),
+                    members,
+                    more,
+                });
+                let limit = self.shared.config.history_on_join;
+                self.send_history(None, Some(room.to_string()), None, None, limit)
+                    .await;
+            }
+            Err(RoomError::TooManyRooms) => self.error(
+                id,
+                ErrorCode::TooManyRooms,
+                format!(
+                    "you are in {} rooms already; /part one first",
+                    self.shared.config.max_rooms_per_session
+                ),
+            ),
+            Err(RoomError::NotInRoom | RoomError::NoSession) => {}
+        }
+    }
+
+    fn part(&self, id: Option<FrameId>, room: &str) {
+        let Some(me) = &self.user else { return };
+        match self.shared.hub.part_room(me.id, room, "part") {
+            Ok(left) => {
+                if left {
+                    self.shared.transcript.record(Event::RoomPresence {
+                        room: room.to_string(),
+                        user: me.name.clone(),
+                        joined: false,
+                        reason: Some("part".into()),
+                        ts_ms: crate::now_ms(),
+                    });
+                }
+                self.reply(&ServerFrame::Parted {
+                    id,
+                    room: room.to_string(),
+                });
+            }
+            Err(_) => self.error(id, ErrorCode::NotInRoom, format!("you are not in #{room}")),
+        }
+    }
+
+    async fn history(
+        &self,
+        id: Option<FrameId>,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) {
+        let Some(me) = &self.user else { return };
+        let limit = limit
+            .unwrap_or(self.shared.config.history_on_join.max(1))
+            .min(crate::config::MAX_HISTORY);
+        match (room, with) {
+            (Some(room), None) => {
+                let Some(room) = self.room_arg(&id, &room) else {
+                    return;
+                };
+                if !self.shared.hub.in_room(me.id, &room) {
+                    self.error(
+                        id,
+                        ErrorCode::NotInRoom,
+                        format!("join #{room} to read its history"),
+                    );
+                    return;
+                }
+                self.send_history(id, Some(room), None, before, limit).await;
+            }
+            (None, Some(with)) => {
+                if validate_username(&with).is_err() {
+                    self.error(
+                        id,
+                        ErrorCode::NoSuchUser,
+                        format!("'{}' is not a valid user name", neutralize(&clip(&with))),
+                    );
+                    return;
+                }
+                self.send_history(id, None, Some(with), before, limit).await;
+            }
+            _ => self.error(
+                id,
+                ErrorCode::BadFrame,
+                "history needs exactly one of 'room' and 'with'",
+            ),
+        }
+    }
+
+    /// Sends stored messages as `history` frames, split so every line fits.
+    async fn send_history(
+        &self,
+        id: Option<FrameId>,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        limit: u32,
+    ) {
+        let Some(me) = &self.user else { return };
+        let result = match (&room, &with) {
+            (Some(room), _) => self.shared.store.room_history(room, before, limit).await,
+            (None, Some(with)) => {
+                self.shared
+                    .store
+                    .private_history(&me.name, with, before, limit)
+                    .await
+            }
+            (None, None) => Ok(Vec::new()),
+        };
+        let msgs = match result {
+            Ok(msgs) => msgs,
+            Err(e) => {
+                let (code, message) = internal(&e);
+                self.error(id, code, message);
+                return;
+            }
+        };
+        let entries = msgs.into_iter().map(|m| HistoryEntry {
+            msg_id: m.id,
+            from: m.msg.from,
+            to: match m.msg.target {
+                Target::User { to, .. } => Some(to),
+                Target::Room(_) => None,
+            },
+            text: m.msg.text,
+            ts: m.msg.ts,
+        });
+        for frame in history_frames(id, room, with, entries) {
+            self.reply(&frame);
+        }
+    }
+}
+
+/// Caps a name list at [`MAX_NAMES`], returning the names kept and how many were cut.
+fn cap_names(mut names: Vec<String>) -> (Vec<String>, u32) {
+    let more = names.len().saturating_sub(MAX_NAMES);
+    names.truncate(MAX_NAMES);
+    (names, u32::try_from(more).unwrap_or(u32::MAX))
+}
+
+/// Splits history entries into `history` frames whose encoded lines stay within the
+/// protocol's line limit; the last frame has `last: true` (there is always one).
+fn history_frames(
+    id: Option<FrameId>,
+    room: Option<String>,
+    with: Option<String>,
+    entries: impl Iterator<Item = HistoryEntry>,
+) -> Vec<ServerFrame> {
+    // Room for the envelope: type, id (at most MAX_ID_LEN), room or user name, flag.
+    let budget = MAX_LINE - 512;
+    let mut chunks: Vec<Vec<HistoryEntry>> = vec![Vec::new()];
+    let mut size = 0;
+    for e in entries {
+        let n = serde_json::to_vec(&e).map_or(budget, |v| v.len() + 1);
+        if size + n > budget && chunks.last().is_some_and(|c| !c.is_empty()) {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(c) = chunks.last_mut() {
+            c.push(e);
+        }
+    }
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, messages)| ServerFrame::History {
+            id: id.clone(),
+            room: room.clone(),
+            with: with.clone(),
+            messages,
+            last: i + 1 == count,
+        })
+        .collect()
 }
 
 /// Logs an internal failure and returns the generic answer for the peer.
@@ -531,4 +965,51 @@ fn internal(e: &dyn std::fmt::Display) -> (ErrorCode, String) {
         ErrorCode::Internal,
         "internal server error; try again later".to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_split_into_lines_that_fit() {
+        let big = "\u{1}".repeat(crate::config::MAX_MESSAGE_BYTES);
+        let text = neutralize(&big).into_owned();
+        let entries = (0..20).map(|i| HistoryEntry {
+            msg_id: i,
+            from: "x".repeat(32),
+            to: Some("y".repeat(32)),
+            text: text.clone(),
+            ts: u64::MAX,
+        });
+        let id = Some(FrameId::Str("i".repeat(MAX_ID_LEN)));
+        let frames = history_frames(id, None, Some("y".repeat(32)), entries);
+        assert_eq!(frames.len(), 20, "one huge message per frame");
+        let mut total = 0;
+        for (i, f) in frames.iter().enumerate() {
+            let line = encode(f);
+            assert!(line.len() - 1 <= MAX_LINE, "{}", line.len());
+            let ServerFrame::History { messages, last, .. } = f else {
+                panic!("history frame");
+            };
+            assert_eq!(*last, i == 19);
+            total += messages.len();
+        }
+        assert_eq!(total, 20);
+        let small = (0..50).map(|i| HistoryEntry {
+            msg_id: i,
+            from: "a".into(),
+            to: None,
+            text: "hi".into(),
+            ts: 1,
+        });
+        assert_eq!(
+            history_frames(None, Some("lobby".into()), None, small).len(),
+            1
+        );
+        let none = history_frames(None, Some("lobby".into()), None, std::iter::empty());
+        assert!(
+            matches!(&none[..], [ServerFrame::History { last: true, messages, .. }] if messages.is_empty())
+        );
+    }
 }

@@ -117,6 +117,9 @@ pub trait Store: Send + Sync + 'static {
     /// Takes every pending private message for `user` and marks them delivered, in one
     /// step: concurrent callers never both get the same message.
     fn take_pending<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoredMessage>>;
+    /// Marks a stored private message as awaiting delivery (its recipient went offline
+    /// before it could be delivered).
+    fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()>;
     /// Deletes messages older than `ts` (Unix ms); returns how many.
     fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64>;
 }
@@ -269,6 +272,16 @@ impl Store for SqliteStore {
                 params![key],
             )?;
             Ok(msgs)
+        }))
+    }
+
+    fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()> {
+        Box::pin(self.call(move |c| {
+            c.execute(
+                "UPDATE messages SET pending = 1 WHERE id = ?1 AND recipient_key IS NOT NULL",
+                params![msg_id as i64],
+            )?;
+            Ok(())
         }))
     }
 

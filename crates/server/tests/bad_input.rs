@@ -24,6 +24,7 @@ async fn raw_logged_in(srv: &TestServer, name: &str) -> Raw {
         .await;
     raw.send(b"\n").await;
     assert!(matches!(raw.frame().await, ServerFrame::AuthOk { .. }));
+    raw.skip_lobby_welcome().await;
     raw
 }
 
@@ -216,6 +217,7 @@ async fn one_users_garbage_does_not_disturb_another() {
         &mut alice,
         natter_proto::ClientFrame::Public {
             id: None,
+            room: None,
             text: "fine".into(),
         },
     )

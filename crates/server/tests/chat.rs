@@ -9,6 +9,7 @@ use natter_proto::{ClientFrame, ErrorCode, FrameId, PresenceEvent, ServerFrame};
 fn public(text: &str) -> ClientFrame {
     ClientFrame::Public {
         id: None,
+        room: None,
         text: text.into(),
     }
 }
@@ -125,7 +126,7 @@ async fn public_message_reaches_everyone_online() {
     send(&mut clients[0], public("hello everyone")).await;
     for c in clients.iter_mut() {
         let f = until(c, |f| matches!(f, ServerFrame::Public { .. })).await;
-        let ServerFrame::Public { from, text, ts } = f else {
+        let ServerFrame::Public { from, text, ts, .. } = f else {
             unreachable!()
         };
         assert_eq!((from.as_str(), text.as_str()), ("user0", "hello everyone"));
@@ -173,42 +174,44 @@ async fn private_message_reaches_only_its_target_and_the_senders_sessions() {
 }
 
 #[tokio::test]
-async fn private_message_to_unknown_or_offline_user_is_a_clear_error() {
+async fn private_message_to_unknown_user_is_a_clear_error_and_to_offline_user_is_queued() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start(dir.path()).await;
     let mut alice = register(srv.addr, "alice").await;
-    drop(register(srv.addr, "bob").await);
+    drop(register(srv.addr, "Bob").await);
+    // Wait until Bob is really gone (his leave).
+    until(&mut alice, |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                event: PresenceEvent::Leave,
+                ..
+            }
+        )
+    })
+    .await;
     send(&mut alice, private("nobody", "hi")).await;
     let f = until(&mut alice, |f| matches!(f, ServerFrame::Error { .. })).await;
     assert_eq!(error_code(&f), Some(ErrorCode::NoSuchUser));
-    // Bob registered and left; wait for his leave so the hub knows he is offline.
-    send(&mut alice, private("bob", "hi")).await;
-    let f = until(&mut alice, |f| {
-        matches!(f, ServerFrame::Error { .. } | ServerFrame::Private { .. })
-    })
+    send(
+        &mut alice,
+        ClientFrame::Private {
+            id: Some(FrameId::Num(4)),
+            to: "bob".into(),
+            text: "read this later".into(),
+        },
+    )
     .await;
-    if let ServerFrame::Private { .. } = f {
-        // Bob's session was still being torn down; once it is gone the error must come.
-        until(&mut alice, |f| {
-            matches!(
-                f,
-                ServerFrame::Presence {
-                    event: PresenceEvent::Leave,
-                    ..
-                }
-            )
-        })
-        .await;
-        send(&mut alice, private("bob", "hi")).await;
-        let f = until(&mut alice, |f| matches!(f, ServerFrame::Error { .. })).await;
-        assert_eq!(error_code(&f), Some(ErrorCode::UserOffline));
-    } else {
-        assert_eq!(error_code(&f), Some(ErrorCode::UserOffline), "{f:?}");
-        let ServerFrame::Error { message, .. } = f else {
-            unreachable!()
-        };
-        assert!(message.contains("bob is not online"), "{message}");
-    }
+    let echo = next(&mut alice).await;
+    assert!(
+        matches!(&echo, ServerFrame::Private { to, text, late: false, .. } if to == "Bob" && text == "read this later"),
+        "the sender sees their message: {echo:?}"
+    );
+    let queued = next(&mut alice).await;
+    assert!(
+        matches!(&queued, ServerFrame::Queued { id: Some(FrameId::Num(4)), to, .. } if to == "Bob"),
+        "{queued:?}"
+    );
 }
 
 #[tokio::test]
@@ -229,7 +232,8 @@ async fn list_shows_who_is_online() {
         f,
         ServerFrame::List {
             id: Some(FrameId::Num(9)),
-            users: vec!["Alice".into(), "bob".into()]
+            users: vec!["Alice".into(), "bob".into()],
+            more: 0
         }
     );
 }
@@ -243,6 +247,7 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
     assert_eq!(
         next(&mut watcher).await,
         ServerFrame::Presence {
+            room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Join,
             reason: None
@@ -259,6 +264,7 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
     assert_eq!(
         next(&mut watcher).await,
         ServerFrame::Presence {
+            room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Leave,
             reason: Some("quit".into())
@@ -280,6 +286,7 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
     assert_eq!(
         next(&mut watcher).await,
         ServerFrame::Presence {
+            room: "lobby".into(),
             user: "carol".into(),
             event: PresenceEvent::Leave,
             reason: Some("connection lost".into())
@@ -309,7 +316,8 @@ async fn one_account_on_two_clients_gets_its_messages_on_both() {
         f,
         ServerFrame::List {
             id: None,
-            users: vec!["alice".into(), "bob".into()]
+            users: vec!["alice".into(), "bob".into()],
+            more: 0
         }
     );
     drop(a2);

@@ -88,7 +88,8 @@ pub async fn connect(addr: SocketAddr) -> Connection {
     conn
 }
 
-/// Registers `name` and returns the logged-in connection.
+/// Registers `name` and returns the logged-in connection, past the automatic lobby
+/// `joined` and `history`.
 pub async fn register(addr: SocketAddr, name: &str) -> Connection {
     let mut c = connect(addr).await;
     let user = tokio::time::timeout(WAIT, c.login(name, PASSWORD, true))
@@ -96,17 +97,42 @@ pub async fn register(addr: SocketAddr, name: &str) -> Connection {
         .expect("register in time")
         .expect("register");
     assert_eq!(user, name);
+    skip_lobby_welcome(&mut c).await;
     c
 }
 
-/// Logs `name` in on a new connection.
+/// Logs `name` in on a new connection, past the automatic lobby `joined` and `history`.
 pub async fn login(addr: SocketAddr, name: &str) -> Connection {
     let mut c = connect(addr).await;
     tokio::time::timeout(WAIT, c.login(name, PASSWORD, false))
         .await
         .expect("login in time")
         .expect("login");
+    skip_lobby_welcome(&mut c).await;
     c
+}
+
+/// After `auth_ok` the server joins the session to the lobby: `joined`, then `history`
+/// chunks up to the one marked `last`. Returns the lobby history.
+pub async fn skip_lobby_welcome(c: &mut Connection) -> Vec<natter_proto::HistoryEntry> {
+    let joined = next(c).await;
+    assert!(
+        matches!(&joined, ServerFrame::Joined { room, .. } if room == "lobby"),
+        "{joined:?}"
+    );
+    let mut history = Vec::new();
+    for _ in 0..1000 {
+        match next(c).await {
+            ServerFrame::History { messages, last, .. } => {
+                history.extend(messages);
+                if last {
+                    return history;
+                }
+            }
+            other => panic!("expected lobby history, got {other:?}"),
+        }
+    }
+    panic!("no last history chunk");
 }
 
 /// The next frame, failing the test if none arrives in time or the connection ends.
@@ -189,6 +215,17 @@ impl Raw {
         };
         assert!(matches!(raw.frame().await, ServerFrame::Hello { .. }));
         raw
+    }
+
+    /// Reads the automatic lobby `joined` and `history` frames that follow `auth_ok`.
+    pub async fn skip_lobby_welcome(&mut self) {
+        assert!(matches!(self.frame().await, ServerFrame::Joined { .. }));
+        for _ in 0..1000 {
+            if let ServerFrame::History { last: true, .. } = self.frame().await {
+                return;
+            }
+        }
+        panic!("no last history chunk");
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
