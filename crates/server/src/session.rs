@@ -259,6 +259,12 @@ impl Session {
         self.reply(&ServerFrame::error(id, code, message));
     }
 
+    /// Reports an internal failure to the peer (generically) and to the log (fully).
+    fn fail(&self, id: Option<FrameId>, e: &dyn std::fmt::Display) {
+        let (code, message) = internal(e);
+        self.error(id, code, message);
+    }
+
     fn ok(&self, id: Option<FrameId>) {
         if let Some(id) = id {
             self.reply(&ServerFrame::Ok { id });
@@ -618,8 +624,7 @@ impl Session {
         let msg_id = match self.shared.store.append_message(msg.clone()).await {
             Ok(msg_id) => msg_id,
             Err(e) => {
-                let (code, message) = internal(&e);
-                self.error(id, code, message);
+                self.fail(id, &e);
                 return Flow::Continue;
             }
         };
@@ -668,8 +673,7 @@ impl Session {
                     return Flow::Continue;
                 }
                 Err(e) => {
-                    let (code, message) = internal(&e);
-                    self.error(id, code, message);
+                    self.fail(id, &e);
                     return Flow::Continue;
                 }
             },
@@ -686,8 +690,7 @@ impl Session {
         let msg_id = match self.shared.store.append_message(msg.clone()).await {
             Ok(msg_id) => msg_id,
             Err(e) => {
-                let (code, message) = internal(&e);
-                self.error(id, code, message);
+                self.fail(id, &e);
                 return Flow::Continue;
             }
         };
@@ -718,8 +721,7 @@ impl Session {
         if online {
             // They went offline between the check and the delivery: queue it after all.
             if let Err(e) = self.shared.store.mark_pending(msg_id).await {
-                let (code, message) = internal(&e);
-                self.error(id, code, message);
+                self.fail(id, &e);
                 return Flow::Continue;
             }
         }
@@ -893,8 +895,7 @@ impl Session {
         let msgs = match result {
             Ok(msgs) => msgs,
             Err(e) => {
-                let (code, message) = internal(&e);
-                self.error(id, code, message);
+                self.fail(id, &e);
                 return;
             }
         };
