@@ -27,14 +27,24 @@ Password:
   without echo. It is never a command-line option.
 
 Chat commands (type them at the prompt, or feed them on stdin in plain mode):
-  TEXT            send TEXT to the current chat: public, or the user you focus on
-  /msg USER TEXT  send TEXT privately to USER
-  /msg USER       talk privately to USER until /msg public
-  /msg public     go back to the public chat
-  /list           show who is online
-  /help           show the commands
-  /exit, /quit    leave (Ctrl-D and Ctrl-C too)
-  //TEXT          send TEXT starting with a single /
+  TEXT               send TEXT to the current room, or to the user you focus on
+  /join ROOM         join ROOM (created if missing) and make it the current room
+  /part [ROOM]       leave ROOM (default: the current room)
+  /rooms             list the rooms with how many users are in each
+  /who [ROOM]        list who is in ROOM (default: the current room)
+  /history [N]       show N earlier messages of the current room (default 50, max 200)
+  /history USER [N]  show N earlier messages of your private conversation with USER
+  /msg USER TEXT     send TEXT privately to USER
+  /msg USER          talk privately to USER until /msg public
+  /msg public        go back to talking in the current room
+  /list              show who is online
+  /help              show the commands
+  /exit, /quit       leave (Ctrl-D and Ctrl-C too)
+  //TEXT             send TEXT starting with a single /
+Everyone starts in the room #lobby. Room names are like user names, with an
+optional leading # ('#Rust' and 'rust' are the same room). On joining a room you
+get its latest messages; private messages sent while you were offline are
+delivered when you log in, marked 'delivered late'.
 
 Server verification (TLS, always on unless --plaintext):
   The server is trusted if its certificate chain verifies against the system's root
@@ -48,8 +58,15 @@ Server verification (TLS, always on unless --plaintext):
   legitimate, remove the line the message names and connect again.
 
 Plain mode prints one line per event:
-  <alice> hello   *alice -> bob* hi   [join] alice   [leave] alice (quit)
+  #lobby <alice> hello   *alice -> bob* hi   [join] #lobby alice
+  [leave] #lobby alice (quit)   [joined] #rust (2 members: alice, bob)
+  [parted] #rust   [rooms] #lobby (5), #rust (2)   [who] #rust: alice, bob
+  [history] #lobby <alice> earlier   [history] #lobby: no earlier messages
+  *alice -> bob* hi (sent 2026-11-22 14:03 UTC, delivered late)
+  [queued] bob is offline; your message will be delivered when they log in
   [system] text   [online] alice, bob   [error] message (code)   [bye] reason
+After /join or /part it reads the next line only once the server answered, so a
+line after /join goes to the new room.
 At the end of input it sends quit, waits for the server's goodbye and exits 0;
 it exits 1 when login fails or the connection ends any other way.
 
@@ -66,8 +83,8 @@ Examples:
     about = "Terminal client for the natter chat server",
     long_about = "Terminal client for the natter chat server.\n\n\
         Interactive mode (the default on a terminal) offers a line editor whose prompt shows \
-        where your lines go ([public] > or [@bob] > ), with incoming messages printed above \
-        it. Plain mode (--plain, automatic when stdin or stdout is not a terminal) reads \
+        where your lines go ([#lobby] > for a room, [@bob] > when talking privately to bob, \
+        [no room] > ), with incoming messages printed above it. Plain mode (--plain, automatic when stdin or stdout is not a terminal) reads \
         lines from stdin and prints one line per event, for scripts.",
     after_help = AFTER_HELP
 )]
@@ -208,6 +225,16 @@ mod tests {
             "NATTER_SERVER",
             "NATTER_USER",
             "/msg USER TEXT",
+            "/join ROOM",
+            "/part [ROOM]",
+            "/rooms",
+            "/who [ROOM]",
+            "/history [N]",
+            "/history USER [N]",
+            "#lobby <alice> hello",
+            "delivered late",
+            "[queued]",
+            "[#lobby] >",
             "--plain",
             "--register",
             "127.0.0.1:9999",

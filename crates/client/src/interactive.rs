@@ -11,6 +11,10 @@
 //!
 //! rustyline blocks, so it runs on its own std thread. After each line it waits for the chat
 //! loop to send the next prompt, so the prompt after `/msg bob` already reads `[@bob] > `.
+//! After `/join rust` (and `/part`) the chat loop sends the next prompt only once the
+//! server's answer echoing the request's id has arrived (bounded by
+//! [`SessionOptions::answer_timeout`]), so it already reads `[#rust] > ` (see
+//! [`crate::session`]).
 //! Incoming lines go through rustyline's `ExternalPrinter`, which clears the edited line,
 //! prints, and redraws it, so messages never tear through what is being typed; printing can
 //! block, so it happens on a printer thread fed by a bounded channel. Ctrl-D and Ctrl-C act
@@ -316,7 +320,7 @@ mod tests {
         let next_prompt = |rx: &std::sync::mpsc::Receiver<String>| {
             rx.recv_timeout(T).expect("a prompt is handed out")
         };
-        assert_eq!(next_prompt(&prompt_rx), "[public] > ");
+        assert_eq!(next_prompt(&prompt_rx), "[#lobby] > ");
         assert!(in_readline.load(Ordering::SeqCst));
 
         // What the editor thread does when a line is entered.
@@ -349,6 +353,8 @@ mod tests {
         // Incoming messages go to the printer.
         server
             .send(encode(&ServerFrame::Public {
+                msg_id: 1,
+                room: "lobby".into(),
                 from: "carol".into(),
                 text: "hi".into(),
                 ts: 1,
@@ -356,7 +362,42 @@ mod tests {
             .await
             .expect("send");
         let line = timeout(T, print_rx.recv()).await.expect("in time");
-        assert_eq!(line.as_deref(), Some("<carol> hi"));
+        assert_eq!(line.as_deref(), Some("#lobby <carol> hi"));
+
+        // /join: the room switches when the server's answer arrives, and only then is the
+        // next prompt handed out, already naming the new room.
+        enter(Input::Line("/join #Rust".into()))
+            .await
+            .expect("send");
+        let frame = timeout(T, server.next()).await.expect("in time");
+        let frame = decode_client(&frame.expect("open").expect("line")).expect("frame");
+        let ClientFrame::Join { id: Some(id), room } = frame else {
+            panic!("expected join with an id, got {frame:?}");
+        };
+        assert_eq!(room, "rust");
+        assert!(prompt_rx.try_recv().is_err(), "no prompt before the answer");
+        // Other frames meanwhile are shown but do not release the prompt.
+        server
+            .send(encode(&ServerFrame::System {
+                text: "busy".into(),
+            }))
+            .await
+            .expect("send");
+        let line = timeout(T, print_rx.recv()).await.expect("in time");
+        assert_eq!(line.as_deref(), Some("[system] busy"));
+        assert!(prompt_rx.try_recv().is_err(), "still no prompt");
+        server
+            .send(encode(&ServerFrame::Joined {
+                id: Some(id),
+                room: "rust".into(),
+                members: vec!["alice".into()],
+                more: 0,
+            }))
+            .await
+            .expect("send");
+        let line = timeout(T, print_rx.recv()).await.expect("in time");
+        assert_eq!(line.as_deref(), Some("[joined] #rust (1 member: alice)"));
+        assert_eq!(next_prompt(&prompt_rx), "[#rust] > ");
 
         // Ctrl-D: quit is sent, no prompt follows, and bye ends the loop.
         enter(Input::End).await.expect("send");

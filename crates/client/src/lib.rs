@@ -9,12 +9,14 @@
 //! - [`trust`]: verifying the server: `--ca-cert`, the system roots, or pinning its
 //!   certificate's fingerprint on first use in the known-servers file.
 //! - [`command`]: one input line → [`Command`].
-//! - [`state`]: [`ChatState`] (who we are, where lines go, the prompt) turns commands and
-//!   server frames into actions.
+//! - [`state`]: [`ChatState`] (who we are, the rooms we are in, the current room or focus
+//!   target, the prompt, history paging cursors) turns commands and server frames into
+//!   actions.
 //! - [`format`]: server frames → one display line each (the plain-mode output format).
 //! - [`input`]: bounded, cancel-safe reading of input lines.
 //! - [`login`]: the login flow with the offer to create a missing account.
-//! - [`session`]: the chat loop shared by both front ends.
+//! - [`session`]: the chat loop shared by both front ends (it holds the next prompt until
+//!   `/join` and `/part` are answered).
 //! - [`plain`] and [`interactive`]: the front ends.
 //! - [`cli`]: the binary's command-line options.
 
@@ -30,7 +32,7 @@ pub mod session;
 pub mod state;
 pub mod trust;
 
-pub use command::{Command, ParseError};
+pub use command::{Command, HistoryOf, ParseError};
 pub use connection::{Authenticated, ClientError, Connection};
 pub use login::{LoginError, Prompter};
 pub use session::{RunError, SessionOptions};

@@ -7,6 +7,15 @@
 //! connection was processed; so everything typed before the end is delivered before we
 //! leave. That wait is bounded by [`SessionOptions::quit_timeout`].
 //!
+//! Some commands change where the next line goes only once the server answers: `/join`
+//! switches the current room when `joined` arrives, `/part` when `parted` does. They are
+//! sent with a request id ([`ChatState::awaiting`]), and until the frame echoing that id
+//! (the answer or an `error`) has been handled, [`drive`] reads no further input and hands
+//! out no prompt: in interactive mode the editor thread waits for its next prompt, which
+//! then already names the new room; in plain mode `/join rust` followed by `hello` sends
+//! `hello` to `#rust`. The wait is bounded by [`SessionOptions::answer_timeout`]; when it
+//! expires a local error says so and input resumes.
+//!
 //! Front ends differ only in where lines come from and go to, which the crate-private
 //! [`Frontend`] trait abstracts.
 
@@ -23,17 +32,24 @@ use crate::state::{Action, ChatState, Reaction};
 /// How long to wait for the server's `bye` after sending `quit`, unless configured.
 pub const DEFAULT_QUIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long to wait for the answer to `/join` or `/part` before reading on, unless
+/// configured.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Tuning of a chat session.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     /// Upper bound on the wait for `bye` after `quit`, so a stuck server cannot keep us.
     pub quit_timeout: Duration,
+    /// Upper bound on holding the next prompt for the answer to `/join` or `/part`.
+    pub answer_timeout: Duration,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
             quit_timeout: DEFAULT_QUIT_TIMEOUT,
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
         }
     }
 }
@@ -94,6 +110,8 @@ pub(crate) async fn drive<F: Frontend>(
 ) -> Result<String, RunError> {
     // Set once `quit` was sent: from then on input is no longer read.
     let mut quit_deadline: Option<Instant> = None;
+    // Set while the answer to a `/join` or `/part` is awaited: input waits until then.
+    let mut answer_deadline: Option<Instant> = None;
     loop {
         tokio::select! {
             // Frames first: answering pings and showing messages never waits behind typing.
@@ -112,12 +130,17 @@ pub(crate) async fn drive<F: Frontend>(
                 };
                 match state.on_frame(&frame) {
                     Reaction::Ignore => {}
-                    Reaction::Show(line) => frontend.show(line).await.map_err(RunError::Output)?,
+                    Reaction::Show(lines) => show_all(frontend, lines).await?,
                     Reaction::Reply(reply) => conn.send(&reply).await?,
                     Reaction::Bye(reason) => return Ok(reason),
                 }
+                if answer_deadline.is_some() && state.awaiting().is_none() {
+                    // The answer arrived: the prompt now shows where lines go.
+                    answer_deadline = None;
+                    frontend.ready(Some(&state.prompt()));
+                }
             }
-            input = frontend.next_input(), if quit_deadline.is_none() => {
+            input = frontend.next_input(), if quit_deadline.is_none() && answer_deadline.is_none() => {
                 let action = match input.map_err(RunError::Input)? {
                     Input::Line(line) => state.handle_line(&line),
                     Input::TooLong => Action::Show(vec![format::local_error_line(&format!(
@@ -128,11 +151,7 @@ pub(crate) async fn drive<F: Frontend>(
                 match action {
                     Action::Nothing => {}
                     Action::Send(frame) => conn.send(&frame).await?,
-                    Action::Show(lines) => {
-                        for line in lines {
-                            frontend.show(line).await.map_err(RunError::Output)?;
-                        }
-                    }
+                    Action::Show(lines) => show_all(frontend, lines).await?,
                     Action::Exit => {
                         frontend.ready(None);
                         conn.send(&ClientFrame::Quit { id: None }).await?;
@@ -140,6 +159,22 @@ pub(crate) async fn drive<F: Frontend>(
                         continue;
                     }
                 }
+                if state.awaiting().is_some() {
+                    answer_deadline = Some(Instant::now() + options.answer_timeout);
+                } else {
+                    frontend.ready(Some(&state.prompt()));
+                }
+            }
+            () = tokio::time::sleep_until(answer_deadline.unwrap_or_else(Instant::now)),
+                if answer_deadline.is_some() =>
+            {
+                answer_deadline = None;
+                state.stop_awaiting();
+                let line = format::local_error_line(&format!(
+                    "no answer from the server within {} s; carrying on",
+                    options.answer_timeout.as_secs()
+                ));
+                show_all(frontend, vec![line]).await?;
                 frontend.ready(Some(&state.prompt()));
             }
             () = tokio::time::sleep_until(quit_deadline.unwrap_or_else(Instant::now)),
@@ -149,4 +184,12 @@ pub(crate) async fn drive<F: Frontend>(
             }
         }
     }
+}
+
+/// Shows lines in order.
+async fn show_all<F: Frontend>(frontend: &mut F, lines: Vec<String>) -> Result<(), RunError> {
+    for line in lines {
+        frontend.show(line).await.map_err(RunError::Output)?;
+    }
+    Ok(())
 }

@@ -285,9 +285,12 @@ async fn two_plain_clients_chat_through_the_real_server_over_tls() {
     alice.write_stdin("hello all\n/msg bob psst\n").await;
     alice.close_stdin();
 
-    bob.wait_for("alice's join", |l| l == "[join] alice").await;
-    bob.wait_for("alice's public message", |l| l == "<alice> hello all")
+    bob.wait_for("alice's join", |l| l == "[join] #lobby alice")
         .await;
+    bob.wait_for("alice's public message", |l| {
+        l == "#lobby <alice> hello all"
+    })
+    .await;
     bob.wait_for("alice's private message", |l| l == "*alice -> bob* psst")
         .await;
 
@@ -302,7 +305,7 @@ async fn two_plain_clients_chat_through_the_real_server_over_tls() {
         alice.seen.first().map(String::as_str),
         Some("[system] registered and logged in as alice")
     );
-    for want in ["<alice> hello all", "*alice -> bob* psst"] {
+    for want in ["#lobby <alice> hello all", "*alice -> bob* psst"] {
         assert!(
             alice.seen.iter().any(|l| l == want),
             "alice did not see her own {want:?}: {:?}",

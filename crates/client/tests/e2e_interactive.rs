@@ -6,6 +6,8 @@
 //! shows its fingerprint and asks whether to trust it; he answers yes, which pins it in a
 //! temporary known-servers file that Carol's plain client then uses.
 //!
+//! Dave also joins and leaves a room: the prompt names it as soon as it is handed out.
+//!
 //! The screen is read with `tmux capture-pane`; waiting for text polls it until a deadline,
 //! since a terminal offers no event to await.
 
@@ -217,8 +219,8 @@ async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tm
         "the question shows the server and its fingerprint:\n{screen}"
     );
     tmux.keys(&["y", "Enter"]);
-    tmux.wait_for("the public prompt", |s| {
-        s.contains("[system] registered and logged in as dave") && last_line(s) == "[public] >"
+    tmux.wait_for("the lobby prompt", |s| {
+        s.contains("[system] registered and logged in as dave") && last_line(s) == "[#lobby] >"
     })
     .await;
     tmux
@@ -286,7 +288,7 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
         first.as_deref(),
         Some("[system] registered and logged in as carol")
     );
-    tmux.wait_for("carol's join", |s| s.contains("[join] carol"))
+    tmux.wait_for("carol's join", |s| s.contains("[join] #lobby carol"))
         .await;
 
     // Focus on carol: the very next prompt is the focused one.
@@ -305,7 +307,9 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
         .expect("in time")
         .expect("write");
     let screen = tmux
-        .wait_for("carol's message", |s| s.contains("<carol> hello dave"))
+        .wait_for("carol's message", |s| {
+            s.contains("#lobby <carol> hello dave")
+        })
         .await;
     assert_eq!(last_line(&screen), "[@carol] > half typed", "{screen}");
 
@@ -324,6 +328,25 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
         }
     }
     assert_eq!(got.as_deref(), Some("*dave -> carol* half typed now"));
+
+    // /join: the very next prompt names the new room (the switch happens on the server's
+    // answer, which the editor waits for), and plain lines go there.
+    tmux.keys(&["/join #Rust", "Enter"]);
+    let screen = tmux
+        .wait_for("the room prompt", |s| last_line(s) == "[#rust] >")
+        .await;
+    assert!(
+        screen.contains("[joined] #rust (1 member: dave)"),
+        "{screen}"
+    );
+    tmux.keys(&["in rust", "Enter"]);
+    tmux.wait_for("the room message", |s| s.contains("#rust <dave> in rust"))
+        .await;
+    tmux.keys(&["/part", "Enter"]);
+    tmux.wait_for("the lobby prompt again", |s| {
+        s.contains("[parted] #rust") && last_line(s) == "[#lobby] >"
+    })
+    .await;
 
     // Ctrl-D leaves cleanly and gives the terminal back in its normal state.
     tmux.keys(&["C-d"]);
@@ -351,7 +374,7 @@ async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal
     let tmux = start_dave(dir.path(), &addr, &fingerprint, "shutdown").await;
     tmux.keys(&["not finished"]);
     tmux.wait_for("the typed text", |s| {
-        last_line(s) == "[public] > not finished"
+        last_line(s) == "[#lobby] > not finished"
     })
     .await;
 
@@ -365,7 +388,7 @@ async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal
     let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
     assert!(screen.contains("[bye] "), "{screen}");
     assert!(
-        screen.contains("[public] > not finished"),
+        screen.contains("[#lobby] > not finished"),
         "the unfinished line stays visible: {screen}"
     );
     assert!(screen.contains("EXIT=0"), "{screen}");
@@ -383,7 +406,7 @@ async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
     let tmux = start_dave(dir.path(), &addr, &fingerprint, "crash").await;
     tmux.keys(&["not finished"]);
     tmux.wait_for("the typed text", |s| {
-        last_line(s) == "[public] > not finished"
+        last_line(s) == "[#lobby] > not finished"
     })
     .await;
 

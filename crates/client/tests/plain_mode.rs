@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::{FakeServer, Output, T};
 use natter_client::session::RunError;
 use natter_client::{Authenticated, ClientError, SessionOptions, plain};
-use natter_proto::{ClientFrame, ErrorCode, FrameId, PresenceEvent, ServerFrame};
+use natter_proto::{
+    ClientFrame, ErrorCode, FrameId, HistoryEntry, PresenceEvent, RoomInfo, ServerFrame,
+};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -76,8 +78,13 @@ impl Client {
 }
 
 fn public(text: &str) -> ClientFrame {
+    public_in("lobby", text)
+}
+
+fn public_in(room: &str, text: &str) -> ClientFrame {
     ClientFrame::Public {
         id: None,
+        room: Some(room.into()),
         text: text.into(),
     }
 }
@@ -110,12 +117,14 @@ async fn input_lines_become_frames_and_eof_quits_only_after_bye() {
     // Quit was sent, but the client keeps showing what arrives until the server's bye.
     c.server
         .send(ServerFrame::Public {
+            msg_id: 1,
+            room: "lobby".into(),
             from: "alice".into(),
             text: "hello all".into(),
             ts: 1,
         })
         .await;
-    assert_eq!(c.stdout.line().await, "<alice> hello all");
+    assert_eq!(c.stdout.line().await, "#lobby <alice> hello all");
     assert!(!c.task.is_finished(), "client left before bye");
     c.server.send(bye()).await;
 
@@ -168,20 +177,25 @@ async fn every_event_prints_as_exactly_one_line() {
     let mut c = Client::start(SessionOptions::default()).await;
     let events = [
         ServerFrame::Presence {
+            room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Join,
             reason: None,
         },
         ServerFrame::Public {
+            msg_id: 1,
+            room: "lobby".into(),
             from: "bob".into(),
             text: "two\nlines".into(),
             ts: 1,
         },
         ServerFrame::Private {
+            msg_id: 2,
             from: "bob".into(),
             to: "alice".into(),
             text: "psst\r\n".into(),
             ts: 2,
+            late: false,
         },
         ServerFrame::Ok {
             id: FrameId::Num(1),
@@ -192,10 +206,12 @@ async fn every_event_prints_as_exactly_one_line() {
         ServerFrame::List {
             id: None,
             users: vec!["alice".into(), "bob".into()],
+            more: 0,
         },
         ServerFrame::error(None, ErrorCode::UserOffline, "carol is not online"),
         ServerFrame::Pong { id: None },
         ServerFrame::Presence {
+            room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Leave,
             reason: Some("connection lost".into()),
@@ -205,13 +221,13 @@ async fn every_event_prints_as_exactly_one_line() {
         c.server.send(e).await;
     }
     let expected = [
-        "[join] bob",
-        "<bob> two⏎lines",
+        "[join] #lobby bob",
+        "#lobby <bob> two⏎lines",
         "*bob -> alice* psst⏎",
         "[system] note",
         "[online] alice, bob",
         "[error] carol is not online (user_offline)",
-        "[leave] bob (connection lost)",
+        "[leave] #lobby bob (connection lost)",
     ];
     for want in expected {
         assert_eq!(c.stdout.line().await, want);
@@ -240,7 +256,7 @@ async fn focus_mode_local_errors_and_help_work_in_plain_mode() {
             .await
             .starts_with("[error] unknown command '/bogus'")
     );
-    assert_eq!(c.stdout.line().await, "[focus] back to the public chat");
+    assert_eq!(c.stdout.line().await, "[focus] back to #lobby");
     assert_eq!(c.server.expect().await, public("all"));
     assert_eq!(c.server.expect().await, public("/shrug"));
     let help = c.stdout.line().await;
@@ -312,6 +328,7 @@ async fn server_closing_without_bye_is_an_error_after_printing_what_arrived() {
 async fn a_server_that_never_says_bye_cannot_keep_the_client() {
     let options = SessionOptions {
         quit_timeout: Duration::from_secs(3),
+        ..SessionOptions::default()
     };
     let mut c = Client::start(options).await;
     c.close_stdin();
@@ -320,5 +337,325 @@ async fn a_server_that_never_says_bye_cannot_keep_the_client() {
     assert!(
         matches!(result, Err(RunError::QuitTimeout(d)) if d == Duration::from_secs(3)),
         "{result:?}"
+    );
+}
+
+fn entry(msg_id: u64, from: &str, to: Option<&str>, text: &str) -> HistoryEntry {
+    HistoryEntry {
+        msg_id,
+        from: from.into(),
+        to: to.map(Into::into),
+        text: text.into(),
+        ts: 1_795_356_239_999,
+    }
+}
+
+fn room_history(
+    id: Option<FrameId>,
+    room: &str,
+    messages: Vec<HistoryEntry>,
+    last: bool,
+) -> ServerFrame {
+    ServerFrame::History {
+        id,
+        room: Some(room.into()),
+        with: None,
+        messages,
+        last,
+    }
+}
+
+#[tokio::test]
+async fn join_holds_the_next_line_until_answered_then_lines_go_to_the_new_room() {
+    let mut c = Client::start(SessionOptions::default()).await;
+    // Typed all at once: "hello" must wait for the join's answer to know its room.
+    c.type_lines("/join #Rust\nhello\n/who\n/rooms\n/part\nback\n")
+        .await;
+    let ClientFrame::Join { id: Some(id), room } = c.server.expect().await else {
+        panic!("join with an id first");
+    };
+    assert_eq!(room, "rust");
+    c.server
+        .send(ServerFrame::Joined {
+            id: Some(id.clone()),
+            room: "rust".into(),
+            members: vec!["alice".into(), "bob".into()],
+            more: 0,
+        })
+        .await;
+    c.server
+        .send(room_history(
+            Some(id),
+            "rust",
+            vec![entry(7, "bob", None, "earlier")],
+            true,
+        ))
+        .await;
+    assert_eq!(
+        c.stdout.line().await,
+        "[joined] #rust (2 members: alice, bob)"
+    );
+    assert_eq!(c.stdout.line().await, "[history] #rust <bob> earlier");
+    // Had the client not waited, this would have gone to the lobby.
+    assert_eq!(c.server.expect().await, public_in("rust", "hello"));
+    assert_eq!(
+        c.server.expect().await,
+        ClientFrame::Who {
+            id: None,
+            room: "rust".into()
+        }
+    );
+    assert_eq!(c.server.expect().await, ClientFrame::Rooms { id: None });
+    c.server
+        .send(ServerFrame::Who {
+            id: None,
+            room: "rust".into(),
+            users: vec!["alice".into(), "bob".into()],
+            more: 0,
+        })
+        .await;
+    c.server
+        .send(ServerFrame::Rooms {
+            id: None,
+            rooms: vec![
+                RoomInfo {
+                    name: "lobby".into(),
+                    members: 5,
+                },
+                RoomInfo {
+                    name: "rust".into(),
+                    members: 2,
+                },
+            ],
+            more: 0,
+        })
+        .await;
+    assert_eq!(c.stdout.line().await, "[who] #rust: alice, bob");
+    assert_eq!(c.stdout.line().await, "[rooms] #lobby (5), #rust (2)");
+
+    // /part leaves the current room; the next line goes back to the lobby.
+    let ClientFrame::Part { id: Some(id), room } = c.server.expect().await else {
+        panic!("part with an id");
+    };
+    assert_eq!(room, "rust");
+    c.server
+        .send(ServerFrame::Parted {
+            id: Some(id),
+            room: "rust".into(),
+        })
+        .await;
+    assert_eq!(c.stdout.line().await, "[parted] #rust");
+    assert_eq!(c.server.expect().await, public("back"));
+}
+
+#[tokio::test]
+async fn a_refused_join_is_shown_and_lines_stay_in_the_current_room() {
+    let mut c = Client::start(SessionOptions::default()).await;
+    c.type_lines("/join crowded\nstill here\n").await;
+    let ClientFrame::Join { id, .. } = c.server.expect().await else {
+        panic!("join first");
+    };
+    c.server
+        .send(ServerFrame::error(
+            id,
+            ErrorCode::TooManyRooms,
+            "you are in too many rooms",
+        ))
+        .await;
+    assert_eq!(
+        c.stdout.line().await,
+        "[error] you are in too many rooms (too_many_rooms)"
+    );
+    assert_eq!(c.server.expect().await, public("still here"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_join_holds_input_only_until_the_answer_timeout() {
+    let options = SessionOptions {
+        answer_timeout: Duration::from_secs(2),
+        ..SessionOptions::default()
+    };
+    let mut c = Client::start(options).await;
+    c.type_lines("/join rust\nanyway\n").await;
+    assert!(matches!(c.server.expect().await, ClientFrame::Join { .. }));
+    assert_eq!(
+        c.stdout.line().await,
+        "[error] no answer from the server within 2 s; carrying on"
+    );
+    assert_eq!(c.server.expect().await, public("anyway"));
+}
+
+#[tokio::test]
+async fn parting_the_last_room_leaves_plain_lines_nowhere_to_go() {
+    let mut c = Client::start(SessionOptions::default()).await;
+    c.type_lines("/part\nhello?\n/msg bob still works\n").await;
+    let ClientFrame::Part { id, room } = c.server.expect().await else {
+        panic!("part first");
+    };
+    assert_eq!(room, "lobby");
+    c.server
+        .send(ServerFrame::Parted {
+            id,
+            room: "lobby".into(),
+        })
+        .await;
+    assert_eq!(c.stdout.line().await, "[parted] #lobby");
+    assert_eq!(
+        c.stdout.line().await,
+        "[error] you are in no room; /join ROOM"
+    );
+    assert_eq!(c.server.expect().await, private("bob", "still works"));
+}
+
+#[tokio::test]
+async fn history_pages_back_and_says_when_nothing_is_left() {
+    let mut c = Client::start(SessionOptions::default()).await;
+    // What the server sends after login: the lobby, its latest messages (in two chunks).
+    c.server
+        .send(ServerFrame::Joined {
+            id: None,
+            room: "lobby".into(),
+            members: vec!["alice".into()],
+            more: 0,
+        })
+        .await;
+    c.server
+        .send(room_history(
+            None,
+            "lobby",
+            vec![entry(40, "bob", None, "forty")],
+            false,
+        ))
+        .await;
+    c.server
+        .send(room_history(
+            None,
+            "lobby",
+            vec![entry(41, "bob", None, "forty-one")],
+            true,
+        ))
+        .await;
+    assert_eq!(c.stdout.line().await, "[joined] #lobby (1 member: alice)");
+    assert_eq!(c.stdout.line().await, "[history] #lobby <bob> forty");
+    assert_eq!(c.stdout.line().await, "[history] #lobby <bob> forty-one");
+
+    c.type_lines("/history 2\n").await;
+    let ClientFrame::History {
+        id,
+        room,
+        with,
+        before,
+        limit,
+    } = c.server.expect().await
+    else {
+        panic!("history request");
+    };
+    assert_eq!(
+        (room.as_deref(), with, before, limit),
+        (Some("lobby"), None, Some(40), Some(2))
+    );
+    c.server
+        .send(room_history(
+            id.clone(),
+            "lobby",
+            vec![entry(30, "carol", None, "thirty")],
+            false,
+        ))
+        .await;
+    c.server
+        .send(room_history(
+            id,
+            "lobby",
+            vec![entry(35, "bob", None, "thirty-five")],
+            true,
+        ))
+        .await;
+    assert_eq!(c.stdout.line().await, "[history] #lobby <carol> thirty");
+    assert_eq!(c.stdout.line().await, "[history] #lobby <bob> thirty-five");
+
+    c.type_lines("/history\n").await;
+    let ClientFrame::History { id, before, .. } = c.server.expect().await else {
+        panic!("history request");
+    };
+    assert_eq!(before, Some(30));
+    c.server.send(room_history(id, "lobby", vec![], true)).await;
+    assert_eq!(
+        c.stdout.line().await,
+        "[history] #lobby: no earlier messages"
+    );
+
+    // A private conversation.
+    c.type_lines("/history Bob 5\n").await;
+    let ClientFrame::History {
+        id,
+        room,
+        with,
+        before,
+        limit,
+    } = c.server.expect().await
+    else {
+        panic!("history request");
+    };
+    assert_eq!(
+        (room, with.as_deref(), before, limit),
+        (None, Some("Bob"), None, Some(5))
+    );
+    c.server
+        .send(ServerFrame::History {
+            id,
+            room: None,
+            with: Some("bob".into()),
+            messages: vec![
+                entry(3, "bob", Some("alice"), "hi"),
+                entry(4, "alice", Some("bob"), "hey"),
+            ],
+            last: true,
+        })
+        .await;
+    assert_eq!(c.stdout.line().await, "[history] *bob -> alice* hi");
+    assert_eq!(c.stdout.line().await, "[history] *alice -> bob* hey");
+}
+
+#[tokio::test]
+async fn queued_and_late_private_messages_are_marked() {
+    let mut c = Client::start(SessionOptions::default()).await;
+    // Delivered at login, sent while alice was offline.
+    c.server
+        .send(ServerFrame::Private {
+            msg_id: 12,
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "you there?".into(),
+            ts: 1_795_356_239_999,
+            late: true,
+        })
+        .await;
+    assert_eq!(
+        c.stdout.line().await,
+        "*bob -> alice* you there? (sent 2026-11-22 14:03 UTC, delivered late)"
+    );
+    c.type_lines("/msg carol see you\n").await;
+    assert_eq!(c.server.expect().await, private("carol", "see you"));
+    c.server
+        .send(ServerFrame::Private {
+            msg_id: 13,
+            from: "alice".into(),
+            to: "carol".into(),
+            text: "see you".into(),
+            ts: 1,
+            late: false,
+        })
+        .await;
+    c.server
+        .send(ServerFrame::Queued {
+            id: None,
+            msg_id: 13,
+            to: "carol".into(),
+        })
+        .await;
+    assert_eq!(c.stdout.line().await, "*alice -> carol* see you");
+    assert_eq!(
+        c.stdout.line().await,
+        "[queued] carol is offline; your message will be delivered when they log in"
     );
 }

@@ -130,6 +130,7 @@ async fn connect(
 async fn chat(conn: &mut Connection, text: &str) {
     conn.send(&ClientFrame::Public {
         id: None,
+        room: None,
         text: text.into(),
     })
     .await
