@@ -144,7 +144,9 @@ fn decode_line<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, FrameEr
                 let id = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v.get("id").cloned())
-                    .and_then(|v| serde_json::from_value::<FrameId>(v).ok());
+                    .and_then(|v| serde_json::from_value::<FrameId>(v).ok())
+                    // Never echo an over-long id: the answer must stay a short line.
+                    .filter(|id| !matches!(id, FrameId::Str(s) if s.len() > crate::MAX_ID_LEN));
                 FrameError {
                     id,
                     code: ErrorCode::BadFrame,
@@ -265,6 +267,14 @@ mod tests {
         assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(FrameId::Num(3))));
         let e = decode_client(br#"{"type":"private","text":"x"}"#).expect_err("missing to");
         assert!(e.message.contains("missing field `to`"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_over_long_id_is_not_echoed() {
+        let line = format!(r#"{{"type":"teleport","id":"{}"}}"#, "i".repeat(16_000));
+        let e = decode_client(line.as_bytes()).expect_err("unknown type");
+        assert_eq!((e.code, e.id.clone()), (ErrorCode::BadFrame, None));
+        assert!(encode(&e.to_frame()).len() < 2 * MAX_QUOTE + 100);
     }
 
     #[test]

@@ -587,8 +587,9 @@ impl Session {
                     id.clone(),
                     ErrorCode::InvalidRoom,
                     format!(
-                        "'{}' is not a valid room name: {e}",
-                        neutralize(&clip(room))
+                        "'{}' is not a valid room name: {}",
+                        neutralize(&clip(room)),
+                        room_rule(&e)
                     ),
                 );
                 None
@@ -911,6 +912,22 @@ impl Session {
         });
         for frame in history_frames(id, room, with, entries) {
             self.reply(&frame);
+        }
+    }
+}
+
+/// Explains why a room name was refused, in room-name terms.
+fn room_rule(e: &natter_proto::NameError) -> String {
+    use natter_proto::NameError;
+    match e {
+        NameError::Empty => "room name must not be empty".into(),
+        NameError::TooLong => format!(
+            "room name must be at most {} characters",
+            natter_proto::MAX_USERNAME_LEN
+        ),
+        NameError::BadChar => {
+            "room name may only contain ASCII letters, digits, '_' and '-' (after one optional '#')"
+                .into()
         }
     }
 }
