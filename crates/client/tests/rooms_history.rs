@@ -14,65 +14,22 @@ use std::time::Duration;
 
 use natter_client::session::RunError;
 use natter_client::{Connection, SessionOptions, plain};
-use natter_server::{Config, Server};
+use natter_server::Config;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 /// Upper bound for every awaited event.
+mod support;
+
+use support::Running;
+
 const T: Duration = Duration::from_secs(30);
 
 /// Most lines read while looking for one.
 const MAX_LINES: usize = 500;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A real server serving a listener until stopped.
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    async fn start(config: Config) -> Running {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = Server::open(config).await.expect("open server");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(listener, async {
-            let _ = stopped.await;
-        }));
-        Running {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Shuts down gracefully and waits until the store is closed.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            timeout(T, task)
-                .await
-                .expect("server stops in time")
-                .expect("server task");
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
 
 /// A plaintext server with its data in `dir`.
 fn config(dir: &Path) -> Config {

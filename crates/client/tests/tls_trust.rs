@@ -4,7 +4,6 @@
 //!
 //! Every test uses its own temporary known-servers file, never the user's.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,85 +11,19 @@ use natter_client::login::Prompter;
 use natter_client::trust::{KnownServers, TrustConfig, TrustError, TrustOutcome};
 use natter_client::{ClientError, Connection};
 use natter_proto::{ClientFrame, ServerFrame};
-use natter_server::{Config, Server};
+use natter_server::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 /// Upper bound for every awaited event.
+mod support;
+
+use support::Running;
+
 const T: Duration = Duration::from_secs(20);
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A real server serving a listener until stopped.
-struct Running {
-    addr: SocketAddr,
-    /// The certificate fingerprint the server prints; `None` in plaintext mode.
-    fingerprint: Option<String>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    async fn start(config: Config) -> Running {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Running::serve(listener, config).await
-    }
-
-    /// Starts on `addr` again (after a previous server there stopped).
-    async fn restart_on(addr: SocketAddr, config: Config) -> Running {
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("reuseaddr");
-        socket.bind(addr).expect("bind the same port again");
-        Running::serve(socket.listen(128).expect("listen"), config).await
-    }
-
-    async fn serve(listener: TcpListener, config: Config) -> Running {
-        let addr = listener.local_addr().expect("addr");
-        let server = Server::open(config).await.expect("open server");
-        let fingerprint = server.tls().map(|tls| tls.fingerprint.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(listener, async {
-            let _ = stopped.await;
-        }));
-        Running {
-            addr,
-            fingerprint,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn server(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn fingerprint(&self) -> String {
-        self.fingerprint.clone().expect("a TLS server")
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            timeout(T, task)
-                .await
-                .expect("server stops in time")
-                .expect("server task");
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
 
 /// Trust on first use with pins in `dir/known_servers`.
 fn tofu(dir: &Path) -> TrustConfig {
