@@ -17,29 +17,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
 
+mod support;
+
+use support::bins::{command, server_binary};
+
 /// Upper bound for every wait on a process.
 const T: Duration = Duration::from_secs(20);
 
-/// Upper bound for building the server binary when it is missing.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
-
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Environment variables of either binary that must not leak in from the test's environment.
-const SCRUBBED_ENV: &[&str] = &[
-    "NATTER_SERVER",
-    "NATTER_USER",
-    "NATTER_PASSWORD",
-    "NATTER_CONFIG",
-    "NATTER_LISTEN",
-    "NATTER_DATA_DIR",
-    "NATTER_TLS_CERT",
-    "NATTER_TLS_KEY",
-    "NATTER_PLAINTEXT",
-    "NATTER_CA_CERT",
-    "NATTER_STRICT_TRUST",
-    "NATTER_KNOWN_SERVERS",
-];
 
 /// A child process that is killed when the guard goes away, on every path.
 struct Proc {
@@ -148,38 +133,6 @@ impl Drop for Proc {
             eprintln!("--- {} stderr ---\n{}", self.name, self.stderr());
         }
     }
-}
-
-/// A command for `program` without any natter settings from the test's environment.
-fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// The `natter-server` binary next to the `natter` binary under test, built if missing.
-async fn server_binary() -> PathBuf {
-    let client = Path::new(env!("CARGO_BIN_EXE_natter"));
-    let server = client.with_file_name(format!("natter-server{}", std::env::consts::EXE_SUFFIX));
-    if !server.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-        let status = timeout(
-            BUILD_TIMEOUT,
-            Command::new(cargo)
-                .args(["build", "-p", "natter-server", "--bin", "natter-server"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .kill_on_drop(true)
-                .status(),
-        )
-        .await
-        .expect("building natter-server in time")
-        .expect("cargo runs");
-        assert!(status.success(), "building natter-server failed: {status}");
-        assert!(server.exists(), "no server binary at {}", server.display());
-    }
-    server
 }
 
 /// A running server and what it printed at start.

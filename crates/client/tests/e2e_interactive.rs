@@ -16,8 +16,11 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio::time::timeout;
+
+mod support;
+
+use support::bins::{command as scrubbed, server_binary};
 
 /// Upper bound for every wait.
 const T: Duration = Duration::from_secs(20);
@@ -95,34 +98,6 @@ impl Drop for Tmux {
     }
 }
 
-/// The `natter-server` binary next to `natter` (see e2e_binaries.rs for building it).
-fn server_binary() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_natter"))
-        .with_file_name(format!("natter-server{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for var in [
-        "NATTER_SERVER",
-        "NATTER_USER",
-        "NATTER_PASSWORD",
-        "NATTER_CONFIG",
-        "NATTER_LISTEN",
-        "NATTER_DATA_DIR",
-        "NATTER_TLS_CERT",
-        "NATTER_TLS_KEY",
-        "NATTER_PLAINTEXT",
-        "NATTER_CA_CERT",
-        "NATTER_STRICT_TRUST",
-        "NATTER_KNOWN_SERVERS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.kill_on_drop(true);
-    cmd
-}
-
 /// The last non-empty line of a screen (where the prompt is).
 fn last_line(screen: &str) -> &str {
     screen
@@ -140,7 +115,7 @@ fn known_servers(dir: &Path) -> PathBuf {
 /// Starts the server (TLS, self-signed) on a free port; returns it, its address and its
 /// certificate fingerprint.
 async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
-    let mut server = scrubbed(server_binary())
+    let mut server = scrubbed(server_binary().await)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
@@ -230,13 +205,6 @@ async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tm
 fn can_run() -> bool {
     if !Tmux::available() {
         eprintln!("tmux not installed: skipping the interactive terminal test");
-        return false;
-    }
-    if !server_binary().exists() {
-        eprintln!(
-            "{} missing (e2e_binaries builds it): skipping",
-            server_binary().display()
-        );
         return false;
     }
     true

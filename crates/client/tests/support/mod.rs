@@ -1,6 +1,8 @@
 //! A real natter server running in-process on 127.0.0.1, for the client's tests.
 #![allow(dead_code)]
 
+pub mod bins;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

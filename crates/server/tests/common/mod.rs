@@ -115,24 +115,37 @@ pub async fn login(addr: SocketAddr, name: &str) -> Connection {
 /// After `auth_ok` the server joins the session to the lobby: `joined`, then `history`
 /// chunks up to the one marked `last`. Returns the lobby history.
 pub async fn skip_lobby_welcome(c: &mut Connection) -> Vec<natter_proto::HistoryEntry> {
-    let joined = next(c).await;
+    let (history, others) = lobby_welcome(c).await;
     assert!(
-        matches!(&joined, ServerFrame::Joined { room, .. } if room == "lobby"),
-        "{joined:?}"
+        others.is_empty(),
+        "unexpected frames during the welcome: {others:?}"
     );
+    history
+}
+
+/// Reads the lobby welcome (`joined`, then `history` chunks up to `last`), returning the
+/// history and every other frame that arrived in between: deliveries to the account
+/// (another session's late messages, room traffic) may interleave with it (PROTOCOL.md
+/// §3.3).
+pub async fn lobby_welcome(
+    c: &mut Connection,
+) -> (Vec<natter_proto::HistoryEntry>, Vec<ServerFrame>) {
+    let mut joined = false;
     let mut history = Vec::new();
+    let mut others = Vec::new();
     for _ in 0..1000 {
         match next(c).await {
-            ServerFrame::History { messages, last, .. } => {
+            ServerFrame::Joined { room, .. } if room == "lobby" && !joined => joined = true,
+            ServerFrame::History { messages, last, .. } if joined => {
                 history.extend(messages);
                 if last {
-                    return history;
+                    return (history, others);
                 }
             }
-            other => panic!("expected lobby history, got {other:?}"),
+            other => others.push(other),
         }
     }
-    panic!("no last history chunk");
+    panic!("no complete lobby welcome within 1000 frames");
 }
 
 /// The next frame, failing the test if none arrives in time or the connection ends.

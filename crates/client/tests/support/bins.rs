@@ -1,0 +1,68 @@
+//! The real binaries for end-to-end tests: commands without the test environment's
+//! natter settings, and the server binary (built if missing).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::time::timeout;
+
+/// Upper bound for building the server binary when it is missing.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Environment variables of either binary that must not leak in from the test's environment.
+const SCRUBBED_ENV: &[&str] = &[
+    "NATTER_SERVER",
+    "NATTER_USER",
+    "NATTER_PASSWORD",
+    "NATTER_CONFIG",
+    "NATTER_LISTEN",
+    "NATTER_DATA_DIR",
+    "NATTER_TLS_CERT",
+    "NATTER_TLS_KEY",
+    "NATTER_PLAINTEXT",
+    "NATTER_CA_CERT",
+    "NATTER_STRICT_TRUST",
+    "NATTER_KNOWN_SERVERS",
+];
+
+/// A command for `program` without any natter settings from the test's environment,
+/// killed if the test drops it.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// The `natter-server` binary next to the `natter` binary under test, brought up to date
+/// once per test process (a no-op when it is): `cargo test -p natter-client` alone does
+/// not rebuild another package's binary, and a stale server would test old behaviour.
+pub async fn server_binary() -> PathBuf {
+    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            let client = Path::new(env!("CARGO_BIN_EXE_natter"));
+            let server =
+                client.with_file_name(format!("natter-server{}", std::env::consts::EXE_SUFFIX));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+            let status = timeout(
+                BUILD_TIMEOUT,
+                Command::new(cargo)
+                    .args(["build", "-p", "natter-server", "--bin", "natter-server"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .kill_on_drop(true)
+                    .status(),
+            )
+            .await
+            .expect("building natter-server in time")
+            .expect("cargo runs");
+            assert!(status.success(), "building natter-server failed: {status}");
+            assert!(server.exists(), "no server binary at {}", server.display());
+            server
+        })
+        .await
+        .clone()
+}
