@@ -300,13 +300,11 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
     // /join: the very next prompt names the new room (the switch happens on the server's
     // answer, which the editor waits for), and plain lines go there.
     tmux.keys(&["/join #Rust", "Enter"]);
-    let screen = tmux
-        .wait_for("the room prompt", |s| last_line(s) == "[#rust] >")
-        .await;
-    assert!(
-        screen.contains("[joined] #rust (1 member: dave)"),
-        "{screen}"
-    );
+    // (The notice is printed above the prompt by the printer thread, so wait for both.)
+    tmux.wait_for("the room prompt and the join notice", |s| {
+        last_line(s) == "[#rust] >" && s.contains("[joined] #rust (1 member: dave)")
+    })
+    .await;
     tmux.keys(&["in rust", "Enter"]);
     tmux.wait_for("the room message", |s| s.contains("#rust <dave> in rust"))
         .await;
