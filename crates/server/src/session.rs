@@ -27,7 +27,7 @@ use crate::auth::check_new_password;
 use crate::hub::{Closer, RoomError, SessionHandle, SessionId};
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
-use crate::store::{NewMessage, Target};
+use crate::store::{NewMessage, StoredMessage, Target};
 use crate::transcript::Event;
 
 /// Failed logins allowed on one connection before it is closed.
@@ -615,19 +615,12 @@ impl Session {
         if let Err(flow) = self.admit_message(&id, text) {
             return flow;
         }
-        let msg = NewMessage {
-            from: me.name.clone(),
-            target: Target::Room(room.clone()),
-            text: neutralize(text).into_owned(),
-            ts: crate::now_ms(),
-        };
         // Durable before visible: stored (and committed) before anyone sees it.
-        let msg_id = match self.shared.store.append_message(msg.clone()).await {
-            Ok(msg_id) => msg_id,
-            Err(e) => {
-                self.fail(id, &e);
-                return Flow::Continue;
-            }
+        let Some(StoredMessage { id: msg_id, msg }) = self
+            .store_message(&id, Target::Room(room.clone()), text)
+            .await
+        else {
+            return Flow::Continue;
         };
         let frame = ServerFrame::Public {
             msg_id,
@@ -679,21 +672,13 @@ impl Session {
                 }
             },
         };
-        let msg = NewMessage {
-            from: me.name.clone(),
-            target: Target::User {
-                to: to_name.clone(),
-                pending: !online,
-            },
-            text: neutralize(text).into_owned(),
-            ts: crate::now_ms(),
+        let target = Target::User {
+            to: to_name.clone(),
+            pending: !online,
         };
-        let msg_id = match self.shared.store.append_message(msg.clone()).await {
-            Ok(msg_id) => msg_id,
-            Err(e) => {
-                self.fail(id, &e);
-                return Flow::Continue;
-            }
+        let Some(StoredMessage { id: msg_id, msg }) = self.store_message(&id, target, text).await
+        else {
+            return Flow::Continue;
         };
         self.shared.transcript.record(Event::Private {
             from: msg.from.clone(),
@@ -739,6 +724,30 @@ impl Session {
             self.deliver_pending(&to_name).await;
         }
         Flow::Continue
+    }
+
+    /// Stores a message from this session's user (text neutralised, stamped now) and
+    /// returns it with its id; on failure the peer is told and `None` is returned.
+    async fn store_message(
+        &self,
+        id: &Option<FrameId>,
+        target: Target,
+        text: &str,
+    ) -> Option<StoredMessage> {
+        let me = self.user.as_ref()?;
+        let msg = NewMessage {
+            from: me.name.clone(),
+            target,
+            text: neutralize(text).into_owned(),
+            ts: crate::now_ms(),
+        };
+        match self.shared.store.append_message(msg).await {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                self.fail(id.clone(), &e);
+                None
+            }
+        }
     }
 
     /// Delivers the private messages queued for `user` to all their sessions, once.

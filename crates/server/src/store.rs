@@ -96,8 +96,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_user<'a>(&'a self, name: &'a str, password_hash: &'a str) -> StoreFuture<'a, ()>;
     /// Looks an account up by name, case-insensitively.
     fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<UserRecord>>;
-    /// Stores a message durably and returns its id.
-    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, u64>;
+    /// Stores a message durably and returns it with its id.
+    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, StoredMessage>;
     /// Up to `limit` messages of `room` with ids below `before`, oldest first.
     fn room_history<'a>(
         &'a self,
@@ -220,8 +220,11 @@ impl Store for SqliteStore {
         Box::pin(self.call(move |c| get_user(c, &name)))
     }
 
-    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, u64> {
-        Box::pin(self.call(move |c| append_message(c, &msg)))
+    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, StoredMessage> {
+        Box::pin(self.call(move |c| {
+            let id = append_message(c, &msg)?;
+            Ok(StoredMessage { id, msg })
+        }))
     }
 
     fn room_history<'a>(
@@ -512,13 +515,11 @@ mod tests {
     async fn history_pages_backwards_oldest_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(dir.path()).expect("open");
-        let mut ids = Vec::new();
         for i in 0..10 {
-            let id = store
+            store
                 .append_message(room_msg("al", "Lobby", &format!("m{i}"), i))
                 .await
                 .expect("append");
-            ids.push(id);
         }
         store
             .append_message(room_msg("al", "other", "elsewhere", 1))
@@ -630,7 +631,7 @@ mod tests {
             .collect();
         let mut ids = Vec::new();
         for w in writers {
-            ids.push(w.await.expect("join").expect("append"));
+            ids.push(w.await.expect("join").expect("append").id);
         }
         ids.sort_unstable();
         ids.dedup();
