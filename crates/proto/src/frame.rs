@@ -217,8 +217,10 @@ pub enum ErrorCode {
     TooManyRooms,
     /// Sending too fast; `retry_after_ms` says when sending works again.
     RateLimited,
-    /// Muted for flooding; `retry_after_ms` says when the mute ends.
+    /// Muted for flooding or by an operator; `retry_after_ms` says when the mute ends.
     Muted,
+    /// The account is banned by an operator; login is refused.
+    Banned,
     /// The server or this address has too many connections; the server closes.
     TooManyConnections,
     /// The server failed internally; details are in its log.
@@ -254,6 +256,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Muted => "muted",
+            ErrorCode::Banned => "banned",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Internal => "internal",
             ErrorCode::IdTooLong => "id_too_long",

@@ -21,7 +21,7 @@ pub use name::{
 pub use text::neutralize;
 
 /// Version of the protocol described in docs/PROTOCOL.md; sent in the server's `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest accepted line in bytes, excluding the newline. Longer lines end the connection.
 pub const MAX_LINE: usize = 16 * 1024;

@@ -145,6 +145,40 @@ pub struct Options {
     /// Seconds to let clients drain on shutdown before cutting them off [default: 5].
     #[arg(long, env = "NATTER_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Address of the web console, browser chat and /metrics, or "off"; HTTPS unless on
+    /// loopback [default: 127.0.0.1:8000].
+    #[arg(long, env = "NATTER_WEB_LISTEN", value_name = "HOST:PORT|off")]
+    pub web_listen: Option<String>,
+    /// Operator password for the web console [default: generated on first start, printed
+    /// once, stored hashed in DATA_DIR/admin_password.hash].
+    #[arg(
+        long,
+        env = "NATTER_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<Secret>,
+    /// Serve the web interface over HTTPS even on a loopback address [default: false].
+    #[arg(long, env = "NATTER_WEB_TLS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub web_tls: Option<bool>,
+}
+
+/// A secret setting (the operator password): never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 impl Options {
@@ -208,6 +242,12 @@ pub struct Config {
     pub max_hashes_in_flight: usize,
     /// Time granted to sessions to drain on shutdown.
     pub shutdown_grace: Duration,
+    /// Address the binary binds for the web interface; `None` disables it.
+    pub web_listen: Option<SocketAddr>,
+    /// Operator password from the configuration; `None` means generated and stored hashed.
+    pub admin_password: Option<Secret>,
+    /// HTTPS for the web interface even on loopback (beyond loopback it always is).
+    pub web_tls: bool,
 }
 
 impl Config {
@@ -283,6 +323,18 @@ impl Config {
             max_rooms_per_session: o.max_rooms_per_session.unwrap_or(d.max_rooms_per_session),
             max_hashes_in_flight: o.max_hashes_in_flight.unwrap_or(d.max_hashes_in_flight),
             shutdown_grace: secs(o.shutdown_grace_secs, d.shutdown_grace),
+            web_listen: match o.web_listen.as_deref().map(str::trim) {
+                None => d.web_listen,
+                Some("off") => None,
+                Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                    option: "web_listen",
+                    message: format!(
+                        "'{text}' is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:8000) or \"off\""
+                    ),
+                })?),
+            },
+            admin_password: o.admin_password,
+            web_tls: o.web_tls.unwrap_or(d.web_tls),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -372,6 +424,14 @@ impl Config {
             range("retention_days", r.as_secs() / 86_400, 1, 100_000)?;
         }
         range("shutdown_grace_secs", self.shutdown_grace.as_secs(), 0, 600)?;
+        if let Some(p) = &self.admin_password
+            && p.0.chars().count() < 12
+        {
+            return Err(ConfigError::Invalid {
+                option: "admin_password",
+                message: "must be at least 12 characters".into(),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 option: "data_dir",
@@ -416,6 +476,9 @@ impl Default for Config {
             max_rooms_per_session: 64,
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
+            web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
+            admin_password: None,
+            web_tls: false,
         }
     }
 }

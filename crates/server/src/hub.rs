@@ -124,13 +124,16 @@ struct State {
 }
 
 impl State {
-    /// Delivers one encoded line to every session of `room`.
-    fn deliver_room(&self, room: &Room, line: &Bytes) {
+    /// Delivers one encoded line to every session of `room`; returns the copies queued.
+    fn deliver_room(&self, room: &Room, line: &Bytes) -> usize {
+        let mut n = 0;
         for id in &room.sessions {
             if let Some(e) = self.sessions.get(id) {
                 e.handle.deliver(line.clone());
+                n += 1;
             }
         }
+        n
     }
 
     /// Removes session `id` from `room`; announces the user's leave if it was their last
@@ -328,13 +331,14 @@ impl Hub {
             .is_some_and(|e| e.rooms.iter().any(|r| r == room))
     }
 
-    /// Sends `frame` to every session in `room`, if session `from` is in it.
+    /// Sends `frame` to every session in `room`, if session `from` is in it; returns the
+    /// number of sessions it was queued to.
     pub fn broadcast_room(
         &self,
         from: SessionId,
         room: &str,
         frame: &ServerFrame,
-    ) -> Result<(), RoomError> {
+    ) -> Result<usize, RoomError> {
         let st = self.lock();
         let in_room = st
             .sessions
@@ -345,17 +349,49 @@ impl Hub {
             .get(room)
             .filter(|_| in_room)
             .ok_or(RoomError::NotInRoom)?;
-        st.deliver_room(r, &encode(frame));
-        Ok(())
+        Ok(st.deliver_room(r, &encode(frame)))
     }
 
-    /// Sends a frame to every authenticated session.
-    pub fn broadcast(&self, frame: &ServerFrame) {
+    /// Sends `frame` to every session in `room` (an operator's notice); `None` if the
+    /// room has no members.
+    pub fn send_to_room(&self, room: &str, frame: &ServerFrame) -> Option<usize> {
+        let st = self.lock();
+        let r = st.rooms.get(room)?;
+        Some(st.deliver_room(r, &encode(frame)))
+    }
+
+    /// Sends a frame to every authenticated session; returns how many.
+    pub fn broadcast(&self, frame: &ServerFrame) -> usize {
         let line = encode(frame);
         let st = self.lock();
         for e in st.sessions.values() {
             e.handle.deliver(line.clone());
         }
+        st.sessions.len()
+    }
+
+    /// Ends every session of `user` with `reason`; returns how many were told to close.
+    pub fn kick(&self, user: &str, reason: &str) -> usize {
+        let st = self.lock();
+        let Some(online) = st.users.get(&name_key(user)) else {
+            return 0;
+        };
+        for id in &online.sessions {
+            if let Some(e) = st.sessions.get(id) {
+                e.handle.closer.close(reason);
+            }
+        }
+        online.sessions.len()
+    }
+
+    /// Everyone online with their number of sessions, sorted case-insensitively.
+    pub fn online_sessions(&self) -> Vec<(String, usize)> {
+        let st = self.lock();
+        let mut keys: Vec<&String> = st.users.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| (st.users[k].name.clone(), st.users[k].sessions.len()))
+            .collect()
     }
 
     /// Sends a frame to every session of `user`; false if they have none.
@@ -373,7 +409,8 @@ impl Hub {
         true
     }
 
-    /// Delivers a private message to every session of `to` and of `from`.
+    /// Delivers a private message to every session of `to` and of `from`; returns the
+    /// number of the recipient's sessions it was queued to.
     ///
     /// `frame_for` builds the frame from the recipient's display name; it is called
     /// under the hub lock only when the recipient is online.
@@ -382,7 +419,7 @@ impl Hub {
         from: &str,
         to: &str,
         frame_for: impl FnOnce(&str) -> ServerFrame,
-    ) -> Result<(), PrivateError> {
+    ) -> Result<usize, PrivateError> {
         let st = self.lock();
         let to_key = name_key(to);
         let target = st.users.get(&to_key).ok_or(PrivateError::NotOnline)?;
@@ -398,7 +435,7 @@ impl Hub {
                 e.handle.deliver(line.clone());
             }
         }
-        Ok(())
+        Ok(target.sessions.len())
     }
 
     /// The display name of `user` if they are online.
@@ -527,7 +564,7 @@ mod tests {
         hub.join_room(a, "rust").expect("join");
         hub.join_room(b, "lobby").expect("join");
         let f = ServerFrame::System { text: "x".into() };
-        assert_eq!(hub.broadcast_room(a, "rust", &f), Ok(()));
+        assert_eq!(hub.broadcast_room(a, "rust", &f), Ok(1));
         assert_eq!(hub.broadcast_room(b, "rust", &f), Err(RoomError::NotInRoom));
         assert_eq!(frames(&mut arx), vec![f]);
         assert!(frames(&mut brx).is_empty());
@@ -580,7 +617,7 @@ mod tests {
             ts: 1,
             late: false,
         };
-        assert_eq!(hub.send_private("alice", "BOB", make), Ok(()));
+        assert_eq!(hub.send_private("alice", "BOB", make), Ok(1));
         assert_eq!(frames(&mut arx), vec![make("bob")]);
         assert_eq!(frames(&mut brx), vec![make("bob")]);
         assert!(frames(&mut crx).is_empty());
@@ -623,5 +660,35 @@ mod tests {
             hub.connect(n, h);
         }
         assert_eq!(hub.online_users(), vec!["Alice", "bob", "carol"]);
+    }
+
+    #[test]
+    fn kick_closes_every_session_of_the_user_and_notices_reach_a_room() {
+        let hub = Hub::default();
+        let (a1, _a1rx) = session(8);
+        let (a2, _a2rx) = session(8);
+        let (b, mut brx) = session(8);
+        let (c1, c2) = (a1.closer.clone(), a2.closer.clone());
+        let bc = b.closer.clone();
+        hub.connect("Alice", a1);
+        hub.connect("alice", a2);
+        let bid = hub.connect("bob", b);
+        hub.join_room(bid, "rust").expect("join");
+        assert_eq!(
+            hub.online_sessions(),
+            vec![("Alice".into(), 2), ("bob".into(), 1)]
+        );
+        assert_eq!(hub.kick("ALICE", "kicked"), 2);
+        assert_eq!(
+            (c1.reason(), c2.reason(), bc.reason()),
+            (Some("kicked"), Some("kicked"), None)
+        );
+        assert_eq!(hub.kick("nobody", "x"), 0);
+        let f = ServerFrame::System {
+            text: "[notice] hi".into(),
+        };
+        assert_eq!(hub.send_to_room("rust", &f), Some(1));
+        assert_eq!(hub.send_to_room("empty", &f), None);
+        assert_eq!(frames(&mut brx), vec![f]);
     }
 }

@@ -4,18 +4,24 @@
 //! Module map: [`config`] (options), [`listener`] (accept loop, connection limits, TLS
 //! handshake), [`session`] (one task per connection), [`hub`] (presence and fan-out),
 //! [`store`] (durable state behind a trait), [`auth`] (password hashing), [`ratelimit`]
-//! (message and login limits), [`tls`] (certificates).
+//! (message and login limits), [`tls`] (certificates), [`transcript`] (plain-text
+//! logs), [`monitor`] (the console's live feed), [`metrics`], [`moderation`] (operator
+//! actions), [`web`] (console, browser chat, `/metrics`).
 
 pub mod auth;
 pub mod config;
 pub mod fsutil;
 pub mod hub;
 pub mod listener;
+pub mod metrics;
+pub mod moderation;
+pub mod monitor;
 pub mod ratelimit;
 pub mod session;
 pub mod store;
 pub mod tls;
 pub mod transcript;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +61,9 @@ pub enum ServerError {
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The operator password could not be prepared.
+    #[error(transparent)]
+    Operator(#[from] web::operator::OperatorError),
 }
 
 /// State shared by every session; each field has one owner, see docs/ARCHITECTURE.md.
@@ -77,6 +86,20 @@ pub struct Shared {
     pub logins: ratelimit::LoginThrottle,
     /// Plain-text conversation and system logs.
     pub transcript: transcript::Transcript,
+    /// The operator console's live feed.
+    pub monitor: monitor::Monitor,
+    /// Counters for `/metrics` and the console.
+    pub metrics: metrics::Metrics,
+    /// The operator password and console sessions.
+    pub operator: web::operator::OperatorAuth,
+}
+
+impl Shared {
+    /// Records an event in the plain-text logs and shows it on watching consoles.
+    pub fn emit(&self, event: transcript::Event) {
+        self.monitor.publish(&event);
+        self.transcript.record(event);
+    }
 }
 
 /// A server with its state opened, ready to serve a listener.
@@ -85,6 +108,8 @@ pub struct Server {
     shared: Arc<Shared>,
     /// The concrete store, kept to close it cleanly on shutdown.
     sqlite: Arc<SqliteStore>,
+    /// The operator password generated on this start, to be shown once.
+    generated_password: Option<String>,
 }
 
 impl Server {
@@ -109,6 +134,8 @@ impl Server {
         };
         let transcript =
             transcript::Transcript::start(config.data_dir.join("logs"), config.retention)?;
+        let (operator, generated_password) =
+            web::operator::OperatorAuth::open(&config, &auth).await?;
         let shared = Arc::new(Shared {
             messages: ratelimit::MessageLimiter::new(config.messages.clone()),
             logins: ratelimit::LoginThrottle::new(config.logins.clone()),
@@ -119,8 +146,21 @@ impl Server {
             auth,
             tls,
             conns: Arc::default(),
+            monitor: monitor::Monitor::default(),
+            metrics: metrics::Metrics::new(),
+            operator,
         });
-        Ok(Server { shared, sqlite })
+        Ok(Server {
+            shared,
+            sqlite,
+            generated_password,
+        })
+    }
+
+    /// The operator password generated on this start (the first start without a
+    /// configured one), once: later calls return `None`. Only its hash is stored.
+    pub fn take_generated_password(&mut self) -> Option<String> {
+        self.generated_password.take()
     }
 
     /// The state shared with sessions (for inspection in tests and tools).
@@ -133,12 +173,36 @@ impl Server {
         self.shared.tls.as_ref()
     }
 
-    /// Accepts connections on `listener` until `shutdown` resolves, then tells every
-    /// client, lets sessions drain for the configured grace period and closes the store.
+    /// Accepts chat connections on `listener` until `shutdown` resolves, then tells
+    /// every client, lets sessions drain for the configured grace period and closes the
+    /// store. (No web interface; see [`Server::run_with_web`].)
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.run_with_web(listener, None, shutdown).await
+    }
+
+    /// Like [`Server::run`], also serving the web interface on `web` (HTTPS or HTTP as
+    /// [`web::uses_https`] decides for its address).
+    pub async fn run_with_web(
+        self,
+        listener: TcpListener,
+        web: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        self.shared.transcript.record(transcript::Event::System {
+        if let Some(web) = web {
+            let https = web
+                .local_addr()
+                .is_ok_and(|a| web::uses_https(a, &self.shared));
+            let state = web::WebState {
+                shared: self.shared.clone(),
+                https,
+                stop: stop.clone(),
+                tracker: tracker.clone(),
+            };
+            tracker.spawn(web::serve(web, state));
+        }
+        self.shared.emit(transcript::Event::System {
             kind: "start",
             detail: format!("version={}", env!("CARGO_PKG_VERSION")),
             ts_ms: now_ms(),
@@ -159,7 +223,7 @@ impl Server {
             tracing::warn!("some sessions did not finish in time");
         }
         self.sqlite.close().await;
-        self.shared.transcript.record(transcript::Event::System {
+        self.shared.emit(transcript::Event::System {
             kind: "stop",
             detail: String::new(),
             ts_ms: now_ms(),

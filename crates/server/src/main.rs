@@ -16,12 +16,43 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::load(&opts)?;
-    let server = Server::open(config.clone()).await?;
+    let mut server = Server::open(config.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
+    let web = match config.web_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for the web interface"))?,
+        ),
+        None => None,
+    };
     say(&format!("natter-server listening on {addr}"));
+    if let Some(web) = &web {
+        let at = web.local_addr().context("web listener has no address")?;
+        let scheme = if web_https(at, &server) {
+            "https"
+        } else {
+            "http"
+        };
+        say(&format!(
+            "web console on {scheme}://{at}/console, browser chat on {scheme}://{at}/chat"
+        ));
+        if scheme == "http" && !at.ip().is_loopback() {
+            say("WARNING: plaintext mode: the web interface is served over HTTP");
+        }
+    }
+    if let Some(password) = server.take_generated_password() {
+        say(&format!(
+            "operator password (shown once; only its hash is kept in {}): {password}",
+            config
+                .data_dir
+                .join(natter_server::web::operator::HASH_FILE)
+                .display()
+        ));
+    }
     match server.tls() {
         Some(tls) => {
             if tls.generated {
@@ -41,8 +72,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "started");
-    server.run(listener, shutdown_signal()).await;
+    server.run_with_web(listener, web, shutdown_signal()).await;
     Ok(())
+}
+
+/// Whether the web interface on `at` is served over HTTPS.
+fn web_https(at: std::net::SocketAddr, server: &Server) -> bool {
+    natter_server::web::uses_https(at, server.shared())
 }
 
 /// Prints a line for the operator. A closed stdout (the operator's pipe went away) must

@@ -1,5 +1,6 @@
 //! Rate limits: a token bucket per account for chat messages with escalating mutes for
-//! floods, and growing delays for failed logins per account and per source address.
+//! floods, operator mutes, and growing delays for failed logins per account and per
+//! source address.
 //!
 //! Every check takes the current [`Instant`] as an argument, so the rules are tested
 //! with a synthetic clock and the server passes `Instant::now()`.
@@ -9,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use natter_proto::name_key;
 use tokio::time::Instant;
 
 /// Message rate settings.
@@ -69,6 +71,8 @@ pub enum Verdict {
     Muted(Duration),
     /// Reject it and disconnect: the account kept flooding through its mutes.
     Disconnect,
+    /// Reject it: an operator muted the account; it lifts after the duration.
+    MutedByOperator(Duration),
 }
 
 /// Flood state of one account.
@@ -82,7 +86,37 @@ struct Flood {
     mutes: u32,
     /// End of the current mute, if any.
     muted_until: Option<Instant>,
+    /// End of the current operator mute, if any; separate from `muted_until` so it
+    /// neither escalates nor is cut short by the flood rules.
+    operator_until: Option<Instant>,
 }
+
+impl Flood {
+    /// Fresh state: a full bucket, no strikes, no mutes.
+    fn new(burst: f64, now: Instant) -> Flood {
+        Flood {
+            bucket: TokenBucket::new(burst, now),
+            strikes: 0,
+            mutes: 0,
+            muted_until: None,
+            operator_until: None,
+        }
+    }
+
+    /// Whether an operator or flood mute is running at `now`.
+    fn is_muted(&self, now: Instant) -> bool {
+        self.operator_until.is_some_and(|u| u > now) || self.muted_until.is_some_and(|u| u > now)
+    }
+
+    /// Whether this state still matters at `now`, so pruning must keep it; an expired
+    /// mute does not.
+    fn is_live(&self, now: Instant) -> bool {
+        self.is_muted(now) || self.strikes > 0
+    }
+}
+
+/// Longest operator mute; longer requests are clamped so the end time cannot overflow.
+const MAX_OPERATOR_MUTE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Per-account message limiter shared by all of an account's sessions.
 pub struct MessageLimiter {
@@ -91,6 +125,9 @@ pub struct MessageLimiter {
     /// Flood state by case-folded account name.
     accounts: Mutex<HashMap<String, Flood>>,
 }
+
+/// Accounts tracked before idle ones are forgotten.
+const MAX_FLOOD_ENTRIES: usize = 100_000;
 
 impl MessageLimiter {
     /// A limiter with these settings.
@@ -101,46 +138,98 @@ impl MessageLimiter {
         }
     }
 
+    /// The state of `account` (any case), created if new; prunes idle accounts first so
+    /// the map stays bounded.
+    fn with_flood<T>(&self, account: &str, now: Instant, f: impl FnOnce(&mut Flood) -> T) -> T {
+        let mut map = lock(&self.accounts);
+        if map.len() > MAX_FLOOD_ENTRIES {
+            // Bound memory: forget accounts that are neither muted nor striking.
+            map.retain(|_, f| f.is_live(now));
+        }
+        let flood = map
+            .entry(name_key(account))
+            .or_insert_with(|| Flood::new(self.limits.burst, now));
+        f(flood)
+    }
+
     /// Decides about one message from `account` at `now`.
     pub fn check(&self, account: &str, now: Instant) -> Verdict {
         let l = &self.limits;
-        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            // Bound memory: forget accounts that are neither muted nor short of tokens.
-            map.retain(|_, f| f.muted_until.is_some_and(|u| u > now) || f.strikes > 0);
+        self.with_flood(account, now, |f| decide(f, l, now))
+    }
+
+    /// Mutes `account` by operator decision for `duration` from `now`, replacing any
+    /// earlier operator mute.
+    pub fn mute(&self, account: &str, duration: Duration, now: Instant) {
+        let until = now + duration.min(MAX_OPERATOR_MUTE);
+        self.with_flood(account, now, |f| f.operator_until = Some(until));
+    }
+
+    /// Lifts the operator mute and any flood mute of `account`; returns whether one was
+    /// still running.
+    pub fn unmute(&self, account: &str) -> bool {
+        // No `now` parameter in this API: the real clock only decides the answer, not
+        // what is cleared, so synthetic-clock callers still get the mute lifted.
+        let now = Instant::now();
+        let mut map = lock(&self.accounts);
+        let Some(f) = map.get_mut(&name_key(account)) else {
+            return false;
+        };
+        let running = f.is_muted(now);
+        f.operator_until = None;
+        f.muted_until = None;
+        // A lifted mute is forgiven: the next message starts a fresh count.
+        f.strikes = 0;
+        running
+    }
+
+    /// How much longer `account` is muted (by an operator or for flooding), if at all.
+    pub fn muted_until(&self, account: &str, now: Instant) -> Option<Duration> {
+        let map = lock(&self.accounts);
+        let f = map.get(&name_key(account))?;
+        [f.operator_until, f.muted_until]
+            .into_iter()
+            .flatten()
+            .filter(|u| *u > now)
+            .max()
+            .map(|u| u - now)
+    }
+}
+
+/// The flood rules for one message, operator mutes first.
+fn decide(f: &mut Flood, l: &MessageLimits, now: Instant) -> Verdict {
+    if let Some(until) = f.operator_until {
+        if until > now {
+            // Not the sender's flooding: no tokens taken, no strikes counted.
+            return Verdict::MutedByOperator(until - now);
         }
-        let f = map.entry(account.to_string()).or_insert_with(|| Flood {
-            bucket: TokenBucket::new(l.burst, now),
-            strikes: 0,
-            mutes: 0,
-            muted_until: None,
-        });
-        if let Some(until) = f.muted_until {
-            if until > now {
-                f.strikes += 1;
-                if f.strikes >= l.strikes_to_mute {
-                    return escalate(f, l, now);
-                }
-                return Verdict::Muted(until - now);
+        f.operator_until = None;
+    }
+    if let Some(until) = f.muted_until {
+        if until > now {
+            f.strikes += 1;
+            if f.strikes >= l.strikes_to_mute {
+                return escalate(f, l, now);
             }
-            f.muted_until = None;
-            // A mute that ended long ago no longer counts towards the next one.
-            if now.saturating_duration_since(until) > l.mute_base * 20 {
-                f.mutes = 0;
-            }
+            return Verdict::Muted(until - now);
         }
-        match f.bucket.try_take(l.rate, l.burst, now) {
-            Ok(()) => {
-                f.strikes = 0;
-                Verdict::Allow
-            }
-            Err(wait) => {
-                f.strikes += 1;
-                if f.strikes >= l.strikes_to_mute {
-                    escalate(f, l, now)
-                } else {
-                    Verdict::Limited(wait)
-                }
+        f.muted_until = None;
+        // A mute that ended long ago no longer counts towards the next one.
+        if now.saturating_duration_since(until) > l.mute_base * 20 {
+            f.mutes = 0;
+        }
+    }
+    match f.bucket.try_take(l.rate, l.burst, now) {
+        Ok(()) => {
+            f.strikes = 0;
+            Verdict::Allow
+        }
+        Err(wait) => {
+            f.strikes += 1;
+            if f.strikes >= l.strikes_to_mute {
+                escalate(f, l, now)
+            } else {
+                Verdict::Limited(wait)
             }
         }
     }
@@ -332,6 +421,95 @@ mod tests {
         }
         let later = t0 + Duration::from_secs(11);
         assert_eq!(lim.check("a", later), Verdict::Allow);
+    }
+
+    #[test]
+    fn operator_mute_blocks_then_expires() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        assert_eq!(lim.check("a", t0), Verdict::Allow);
+        lim.mute("A", Duration::from_secs(60), t0);
+        assert_eq!(
+            lim.check("a", t0 + Duration::from_secs(1)),
+            Verdict::MutedByOperator(Duration::from_secs(59))
+        );
+        assert_eq!(
+            lim.muted_until("a", t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(59))
+        );
+        // Other accounts are unaffected.
+        assert_eq!(lim.check("b", t0), Verdict::Allow);
+        // A later mute replaces the end time, even with a shorter one.
+        lim.mute("a", Duration::from_secs(5), t0 + Duration::from_secs(2));
+        assert_eq!(
+            lim.check("a", t0 + Duration::from_secs(3)),
+            Verdict::MutedByOperator(Duration::from_secs(4))
+        );
+        let after = t0 + Duration::from_secs(7);
+        assert_eq!(lim.muted_until("a", after), None);
+        // Messages refused during the mute took no tokens: the whole burst is there.
+        for _ in 0..10 {
+            assert_eq!(lim.check("a", after), Verdict::Allow);
+        }
+        assert!(matches!(lim.check("a", after), Verdict::Limited(_)));
+    }
+
+    #[test]
+    fn unmute_lifts_operator_and_flood_mutes() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        assert!(!lim.unmute("nobody"), "no state, nothing lifted");
+        lim.mute("a", Duration::from_secs(600), t0);
+        assert!(matches!(lim.check("a", t0), Verdict::MutedByOperator(_)));
+        assert!(lim.unmute("A"));
+        assert_eq!(lim.check("a", t0), Verdict::Allow);
+        assert!(!lim.unmute("a"), "already lifted");
+        // A flood mute is lifted too, and its strikes forgiven.
+        for _ in 0..15 {
+            lim.check("b", t0);
+        }
+        assert!(matches!(lim.check("b", t0), Verdict::Muted(_)));
+        assert!(lim.unmute("b"));
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(lim.check("b", later), Verdict::Allow);
+    }
+
+    #[test]
+    fn operator_mute_does_not_escalate_flood_strikes() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        lim.mute("a", Duration::from_secs(60), t0);
+        // Far more than strikes_to_mute * (max_mutes + 1) attempts: never a flood mute
+        // or a disconnect.
+        for _ in 0..100 {
+            assert!(matches!(lim.check("a", t0), Verdict::MutedByOperator(_)));
+        }
+        let after = t0 + Duration::from_secs(60);
+        assert_eq!(lim.check("a", after), Verdict::Allow);
+        // Flood escalation starts from scratch: five strikes give the first, base mute.
+        for _ in 0..9 {
+            lim.check("a", after);
+        }
+        for _ in 0..4 {
+            assert!(matches!(lim.check("a", after), Verdict::Limited(_)));
+        }
+        assert_eq!(
+            lim.check("a", after),
+            Verdict::Muted(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn expired_operator_mutes_do_not_keep_entries_alive() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        for i in 0..=MAX_FLOOD_ENTRIES {
+            lim.mute(&format!("u{i}"), Duration::from_secs(1), t0);
+        }
+        lim.mute("fresh", Duration::from_secs(1), t0 + Duration::from_secs(2));
+        let map = lock(&lim.accounts);
+        assert_eq!(map.len(), 1, "only the new, running mute is kept");
+        assert!(map.contains_key("fresh"));
     }
 
     fn login_limits() -> LoginLimits {

@@ -82,7 +82,45 @@ pub fn hello() -> ServerFrame {
     }
 }
 
-/// Serves one connection until the peer leaves, misbehaves, or `shutdown` fires.
+/// Why a transport could not hand the session its next frame.
+#[derive(Debug)]
+pub enum InputError {
+    /// A frame longer than the protocol allows; the session says so and closes.
+    TooLong {
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// Input the transport cannot carry (e.g. a binary WebSocket message); the session
+    /// answers with an error and goes on.
+    Unsupported(String),
+    /// The connection broke.
+    Io(String),
+}
+
+impl From<CodecError> for InputError {
+    fn from(e: CodecError) -> InputError {
+        match e {
+            CodecError::LineTooLong { max } => InputError::TooLong { max },
+            CodecError::Io(e) => InputError::Io(e.to_string()),
+        }
+    }
+}
+
+/// A new session's outgoing queue: the handle the hub delivers into, and the receiver
+/// the transport's writer drains.
+pub fn channel(shared: &Shared) -> (SessionHandle, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(shared.config.session_queue);
+    (
+        SessionHandle {
+            tx,
+            closer: Closer::default(),
+        },
+        rx,
+    )
+}
+
+/// Serves one byte-stream connection (TCP or TLS) until the peer leaves, misbehaves,
+/// or `shutdown` fires.
 ///
 /// `accepted` is when the TCP connection was accepted: the login deadline counts from
 /// there, so the TLS handshake and the login share one budget.
@@ -96,15 +134,54 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    let mut lines = FramedRead::new(rd, LineCodec::new(MAX_LINE));
-    let (tx, rx) = mpsc::channel(shared.config.session_queue);
-    let closer = Closer::default();
-    let writer = tokio::spawn(write_loop(wr, rx, closer.clone()));
+    let mut lines =
+        FramedRead::new(rd, LineCodec::new(MAX_LINE)).map(|r| r.map_err(InputError::from));
+    let (handle, rx) = channel(&shared);
+    let writer = tokio::spawn(write_loop(wr, rx, handle.closer.clone()));
+    let grace = shared.config.shutdown_grace;
+    run(&mut lines, handle, peer, accepted, shared, shutdown).await;
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(grace, writer).await.is_err() {
+        // The peer is not reading; it cannot hold this task any longer.
+        abort.abort();
+        return;
+    }
+    // Closing a socket with unread input makes the kernel send a reset, which can destroy
+    // our last frames (error, bye) before the peer reads them. Read and discard what the
+    // peer still sends, briefly and boundedly, so the close is orderly.
+    let mut rd = lines.into_inner().into_inner();
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs the session over any transport: `lines` yields one frame's bytes at a time, and
+/// `handle` (from [`channel`]) is the queue a writer task drains to the peer. Returns
+/// when the session ends; by then `handle` is dropped, so the writer drains and stops.
+pub async fn run<L, T>(
+    lines: &mut L,
+    handle: SessionHandle,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
+    L: futures::Stream<Item = Result<T, InputError>> + Unpin,
+    T: AsRef<[u8]>,
+{
     let auth_deadline = accepted + shared.config.auth_timeout;
     let mut s = Session {
         shared,
         peer,
-        handle: SessionHandle { tx, closer },
+        handle,
         user: None,
         prelogin_frames: 0,
         auth_failures: 0,
@@ -151,12 +228,17 @@ pub async fn serve<S>(
             }
             next = lines.next() => match next {
                 None => break "connection lost".to_string(),
-                Some(Err(CodecError::LineTooLong { max })) => {
+                Some(Err(InputError::TooLong { max })) => {
+                    s.shared.metrics.rejected(ErrorCode::LineTooLong.as_str());
                     s.error(None, ErrorCode::LineTooLong, format!("line longer than {max} bytes; closing"));
                     s.bye("line too long");
                     break "line too long".to_string();
                 }
-                Some(Err(CodecError::Io(e))) => {
+                Some(Err(InputError::Unsupported(what))) => {
+                    s.shared.metrics.rejected(ErrorCode::BadFrame.as_str());
+                    s.error(None, ErrorCode::BadFrame, what);
+                }
+                Some(Err(InputError::Io(e))) => {
                     tracing::debug!(%peer, error = %e, "read failed");
                     break "connection lost".to_string();
                 }
@@ -164,7 +246,7 @@ pub async fn serve<S>(
                     // Any line proves the peer alive, not only a pong.
                     last_heard = Instant::now();
                     pinged = None;
-                    match s.handle_line(&line).await {
+                    match s.handle_line(line.as_ref()).await {
                         Flow::Continue => {}
                         Flow::Close(reason) => break reason,
                     }
@@ -177,7 +259,7 @@ pub async fn serve<S>(
         let left = s.shared.hub.disconnect(user.id, &reason);
         let ts_ms = crate::now_ms();
         for room in left {
-            s.shared.transcript.record(Event::RoomPresence {
+            s.shared.emit(Event::RoomPresence {
                 room,
                 user: user.name.clone(),
                 joined: false,
@@ -185,7 +267,7 @@ pub async fn serve<S>(
                 ts_ms,
             });
         }
-        s.shared.transcript.record(Event::System {
+        s.shared.emit(Event::System {
             kind: "disconnect",
             detail: format!("user={} addr={peer} reason={reason}", user.name),
             ts_ms,
@@ -194,30 +276,6 @@ pub async fn serve<S>(
     } else {
         tracing::debug!(%peer, %reason, "connection closed before login");
     }
-    let grace = s.shared.config.shutdown_grace;
-    // Dropping the last sender lets the writer flush what is queued and close the socket.
-    drop(s);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(grace, writer).await.is_err() {
-        // The peer is not reading; it cannot hold this task any longer.
-        abort.abort();
-        return;
-    }
-    // Closing a socket with unread input makes the kernel send a reset, which can destroy
-    // our last frames (error, bye) before the peer reads them. Read and discard what the
-    // peer still sends, briefly and boundedly, so the close is orderly.
-    let mut rd = lines.into_inner();
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match rd.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
 }
 
 /// Writes queued lines to the peer, coalescing everything already queued into one write.
@@ -281,6 +339,9 @@ impl Session {
         if self.user.is_none() {
             self.prelogin_frames += 1;
             if self.prelogin_frames > self.shared.config.max_prelogin_frames {
+                self.shared
+                    .metrics
+                    .rejected(ErrorCode::TooManyFrames.as_str());
                 self.error(
                     None,
                     ErrorCode::TooManyFrames,
@@ -294,6 +355,7 @@ impl Session {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(peer = %self.peer, code = %e.code, "rejected frame");
+                self.shared.metrics.rejected(e.code.as_str());
                 self.reply(&e.to_frame());
                 return Flow::Continue;
             }
@@ -327,14 +389,19 @@ impl Session {
                 },
                 false,
             ) => return self.auth(id, &user, &password, register).await,
-            (other, false) => self.error(
-                other.id().cloned(),
-                ErrorCode::NotAuthenticated,
-                format!(
-                    "log in first: '{}' needs an authenticated session",
-                    other.kind()
-                ),
-            ),
+            (other, false) => {
+                self.shared
+                    .metrics
+                    .rejected(ErrorCode::NotAuthenticated.as_str());
+                self.error(
+                    other.id().cloned(),
+                    ErrorCode::NotAuthenticated,
+                    format!(
+                        "log in first: '{}' needs an authenticated session",
+                        other.kind()
+                    ),
+                )
+            }
             (ClientFrame::Public { id, room, text }, true) => {
                 return self.public(id, room.as_deref(), &text).await;
             }
@@ -404,6 +471,7 @@ impl Session {
         };
         match result {
             Ok(name) => {
+                self.shared.metrics.login(true);
                 self.reply(&ServerFrame::AuthOk {
                     id,
                     user: name.clone(),
@@ -411,7 +479,7 @@ impl Session {
                 });
                 let sid = self.shared.hub.connect(&name, self.handle.clone());
                 tracing::info!(peer = %self.peer, user = %name, registered = register, "logged in");
-                self.shared.transcript.record(Event::System {
+                self.shared.emit(Event::System {
                     kind: if register { "register" } else { "login" },
                     detail: format!("user={name} addr={}", self.peer),
                     ts_ms: crate::now_ms(),
@@ -426,6 +494,16 @@ impl Session {
             }
             Err((code, message)) => {
                 self.error(id, code, message);
+                if matches!(code, ErrorCode::AuthFailed | ErrorCode::Banned) {
+                    self.shared.metrics.login(false);
+                }
+                if code == ErrorCode::Banned {
+                    self.shared.emit(Event::System {
+                        kind: "login_refused",
+                        detail: format!("user={user} addr={} reason=banned", self.peer),
+                        ts_ms: crate::now_ms(),
+                    });
+                }
                 if code == ErrorCode::AuthFailed {
                     self.auth_failures += 1;
                     tracing::info!(peer = %self.peer, "failed login");
@@ -435,7 +513,7 @@ impl Session {
                     } else {
                         "(invalid)"
                     };
-                    self.shared.transcript.record(Event::System {
+                    self.shared.emit(Event::System {
                         kind: "login_failed",
                         detail: format!("user={shown} addr={}", self.peer),
                         ts_ms: crate::now_ms(),
@@ -496,6 +574,12 @@ impl Session {
         match record {
             Some(r) if ok => {
                 self.shared.logins.success(&key);
+                if r.banned {
+                    return Err((
+                        ErrorCode::Banned,
+                        "this account is banned by an operator".to_string(),
+                    ));
+                }
                 Ok(r.name)
             }
             _ => {
@@ -535,7 +619,10 @@ impl Session {
         match verdict {
             Verdict::Allow => Ok(()),
             Verdict::Limited(wait) => {
-                self.shared.transcript.record(Event::System {
+                self.shared
+                    .metrics
+                    .rejected(ErrorCode::RateLimited.as_str());
+                self.shared.emit(Event::System {
                     kind: "rate_limited",
                     detail: format!("user={}", me.name),
                     ts_ms: crate::now_ms(),
@@ -551,8 +638,22 @@ impl Session {
                 });
                 Err(Flow::Continue)
             }
+            Verdict::MutedByOperator(wait) => {
+                self.shared.metrics.rejected(ErrorCode::Muted.as_str());
+                self.reply(&ServerFrame::Error {
+                    id: id.clone(),
+                    code: ErrorCode::Muted,
+                    message: format!(
+                        "an operator muted you; message not sent; the mute ends in {} s",
+                        wait.as_millis().div_ceil(1000).max(1)
+                    ),
+                    retry_after_ms: retry(wait),
+                });
+                Err(Flow::Continue)
+            }
             Verdict::Muted(wait) => {
-                self.shared.transcript.record(Event::System {
+                self.shared.metrics.rejected(ErrorCode::Muted.as_str());
+                self.shared.emit(Event::System {
                     kind: "muted",
                     detail: format!("user={} secs={}", me.name, wait.as_millis().div_ceil(1000)),
                     ts_ms: crate::now_ms(),
@@ -631,8 +732,16 @@ impl Session {
         };
         // The session may have left the room while the message was being stored; it
         // is kept in the history either way.
-        let _ = self.shared.hub.broadcast_room(me.id, &room, &frame);
-        self.shared.transcript.record(Event::Room {
+        let started = std::time::Instant::now();
+        let copies = self
+            .shared
+            .hub
+            .broadcast_room(me.id, &room, &frame)
+            .unwrap_or(0);
+        self.shared
+            .metrics
+            .message("public", copies, started.elapsed());
+        self.shared.emit(Event::Room {
             room,
             from: msg.from,
             text: msg.text,
@@ -680,7 +789,7 @@ impl Session {
         else {
             return Flow::Continue;
         };
-        self.shared.transcript.record(Event::Private {
+        self.shared.emit(Event::Private {
             from: msg.from.clone(),
             to: to_name.clone(),
             text: msg.text.clone(),
@@ -694,13 +803,16 @@ impl Session {
             ts: msg.ts,
             late: false,
         };
-        let delivered = online
-            && self
-                .shared
-                .hub
-                .send_private(&me.name, &to_name, frame)
-                .is_ok();
-        if delivered {
+        let started = std::time::Instant::now();
+        let copies = if online {
+            self.shared.hub.send_private(&me.name, &to_name, frame).ok()
+        } else {
+            None
+        };
+        self.shared
+            .metrics
+            .message("private", copies.unwrap_or(0), started.elapsed());
+        if copies.is_some() {
             self.ok(id);
             return Flow::Continue;
         }
@@ -758,6 +870,7 @@ impl Session {
                     let Target::User { to, .. } = m.msg.target else {
                         continue;
                     };
+                    self.shared.metrics.deliveries("private", 1);
                     self.shared.hub.send_to_user(
                         user,
                         &ServerFrame::Private {
@@ -783,7 +896,7 @@ impl Session {
         match self.shared.hub.join_room(me.id, room) {
             Ok((members, new_member)) => {
                 if new_member {
-                    self.shared.transcript.record(Event::RoomPresence {
+                    self.shared.emit(Event::RoomPresence {
                         room: room.to_string(),
                         user: me.name.clone(),
                         joined: true,
@@ -819,7 +932,7 @@ impl Session {
         match self.shared.hub.part_room(me.id, room, "part") {
             Ok(left) => {
                 if left {
-                    self.shared.transcript.record(Event::RoomPresence {
+                    self.shared.emit(Event::RoomPresence {
                         room: room.to_string(),
                         user: me.name.clone(),
                         joined: false,

@@ -52,6 +52,23 @@ pub struct UserRecord {
     pub name: String,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// Banned by an operator: the account may not log in.
+    pub banned: bool,
+}
+
+/// One operator action, kept so moderation can be reviewed later.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// When the action was taken, Unix milliseconds.
+    pub ts: u64,
+    /// Display name of the operator who took it.
+    pub operator: String,
+    /// What was done (for example `ban`, `mute`, `kick`).
+    pub action: String,
+    /// Whom or what it was done to.
+    pub target: String,
+    /// Free-form particulars (duration, reason, ...).
+    pub detail: String,
 }
 
 /// A message to store: public (to a room) or private (to a user).
@@ -122,6 +139,13 @@ pub trait Store: Send + Sync + 'static {
     fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()>;
     /// Deletes messages older than `ts` (Unix ms); returns how many.
     fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64>;
+    /// Sets or clears the ban flag of the account matching `name` case-insensitively;
+    /// returns its display name, or `None` when there is no such account.
+    fn set_banned<'a>(&'a self, name: &'a str, banned: bool) -> StoreFuture<'a, Option<String>>;
+    /// Records an operator action durably (committed before this resolves).
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, ()>;
+    /// Up to `limit` audit entries, newest first.
+    fn audit_log(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>>;
 }
 
 /// A unit of work for the store thread; runs inside the batch's transaction and returns
@@ -298,6 +322,57 @@ impl Store for SqliteStore {
             Ok(n as u64)
         }))
     }
+
+    fn set_banned<'a>(&'a self, name: &'a str, banned: bool) -> StoreFuture<'a, Option<String>> {
+        let key = name_key(name);
+        Box::pin(self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE users SET banned = ?2 WHERE name_key = ?1 RETURNING name",
+            )?;
+            Ok(stmt
+                .query_row(params![key, banned], |row| row.get(0))
+                .optional()?)
+        }))
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, ()> {
+        Box::pin(self.call(move |c| {
+            c.prepare_cached(
+                "INSERT INTO audit (ts, operator, action, target, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                i64::try_from(entry.ts).unwrap_or(i64::MAX),
+                entry.operator,
+                entry.action,
+                entry.target,
+                entry.detail
+            ])?;
+            Ok(())
+        }))
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(self.call(move |c| {
+            // Ordered by id, not ts: ids follow insertion even if the clock steps back.
+            let mut stmt = c.prepare_cached(
+                "SELECT ts, operator, action, target, detail FROM audit
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let entries = stmt
+                .query_map(params![limit], |row| {
+                    Ok(AuditEntry {
+                        ts: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                        operator: row.get(1)?,
+                        action: row.get(2)?,
+                        target: row.get(3)?,
+                        detail: row.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(entries)
+        }))
+    }
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -311,7 +386,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             name          TEXT NOT NULL,
             name_key      TEXT NOT NULL UNIQUE,
             password_hash TEXT NOT NULL,
-            created_at    INTEGER NOT NULL
+            created_at    INTEGER NOT NULL,
+            banned        INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS audit (
+            id       INTEGER PRIMARY KEY,
+            ts       INTEGER NOT NULL,
+            operator TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            target   TEXT NOT NULL,
+            detail   TEXT NOT NULL
         );
         CREATE TABLE IF NOT EXISTS messages (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -329,7 +413,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         CREATE INDEX IF NOT EXISTS messages_pending ON messages(recipient_key) WHERE pending = 1;
         CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);",
     )?;
+    // Databases created before bans existed have a users table without the column;
+    // `CREATE TABLE IF NOT EXISTS` leaves such a table alone, so add it here.
+    if !has_column(conn, "users", "banned")? {
+        conn.execute_batch("ALTER TABLE users ADD COLUMN banned INTEGER NOT NULL DEFAULT 0")?;
+    }
     Ok(())
+}
+
+/// Whether `table` has a column called `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |row| row.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn serve(conn: Connection, mut rx: mpsc::Receiver<Command>) {
@@ -396,11 +497,12 @@ fn create_user(conn: &Connection, name: &str, hash: &str) -> Result<(), StoreErr
 
 fn get_user(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT name, password_hash FROM users WHERE name_key = ?1")?
+        .prepare_cached("SELECT name, password_hash, banned FROM users WHERE name_key = ?1")?
         .query_row(params![name_key(name)], |row| {
             Ok(UserRecord {
                 name: row.get(0)?,
                 password_hash: row.get(1)?,
+                banned: row.get(2)?,
             })
         })
         .optional()?)
@@ -614,6 +716,109 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].msg.text, "new");
         assert_eq!(store.take_pending("bo").await.expect("take").len(), 1);
+    }
+
+    async fn is_banned(store: &SqliteStore, name: &str) -> bool {
+        store
+            .get_user(name)
+            .await
+            .expect("get")
+            .expect("user exists")
+            .banned
+    }
+
+    #[tokio::test]
+    async fn ban_and_unban_round_trip_case_insensitively() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.create_user("Alice", "hash").await.expect("create");
+        let fresh = store.get_user("alice").await.expect("get").expect("exists");
+        assert!(!fresh.banned);
+        assert_eq!(
+            store.set_banned("ALICE", true).await.expect("ban"),
+            Some("Alice".to_string())
+        );
+        assert!(is_banned(&store, "Alice").await);
+        assert_eq!(
+            store.set_banned("alice", false).await.expect("unban"),
+            Some("Alice".to_string())
+        );
+        assert!(!is_banned(&store, "alice").await);
+        assert_eq!(store.set_banned("nobody", true).await.expect("ban"), None);
+        assert!(store.get_user("nobody").await.expect("get").is_none());
+        store.close().await;
+    }
+
+    fn audit(ts: u64, action: &str) -> AuditEntry {
+        AuditEntry {
+            ts,
+            operator: "Op".into(),
+            action: action.into(),
+            target: "bo".into(),
+            detail: format!("detail {ts}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_log_is_newest_first_limited_and_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            assert!(store.audit_log(10).await.expect("empty").is_empty());
+            for (i, action) in ["ban", "mute", "unban"].iter().enumerate() {
+                store
+                    .append_audit(audit(i as u64 + 1, action))
+                    .await
+                    .expect("append");
+            }
+            store.close().await;
+        }
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let all = store.audit_log(10).await.expect("log");
+        assert_eq!(all, [audit(3, "unban"), audit(2, "mute"), audit(1, "ban")]);
+        let two = store.audit_log(2).await.expect("log");
+        assert_eq!(two, [audit(3, "unban"), audit(2, "mute")]);
+        assert!(store.audit_log(0).await.expect("log").is_empty());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn old_users_table_is_migrated_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // The users table exactly as the previous version created it.
+            let conn = Connection::open(dir.path().join("natter.db")).expect("old db");
+            conn.execute_batch(
+                "CREATE TABLE users (
+                    id            INTEGER PRIMARY KEY,
+                    name          TEXT NOT NULL,
+                    name_key      TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    created_at    INTEGER NOT NULL
+                );
+                INSERT INTO users (name, name_key, password_hash, created_at)
+                VALUES ('Bo', 'bo', 'oldhash', 1);",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteStore::open(dir.path()).expect("open migrates");
+        let bo = store.get_user("BO").await.expect("get").expect("kept");
+        assert_eq!(bo.password_hash, "oldhash");
+        assert!(!bo.banned);
+        assert_eq!(
+            store.set_banned("bo", true).await.expect("ban"),
+            Some("Bo".to_string())
+        );
+        assert!(is_banned(&store, "bo").await);
+        store
+            .append_audit(audit(1, "ban"))
+            .await
+            .expect("audit table created");
+        store.close().await;
+        // Opening an already-migrated database again is a no-op.
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert!(is_banned(&store, "bo").await);
+        store.close().await;
     }
 
     #[tokio::test]

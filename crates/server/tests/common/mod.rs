@@ -84,7 +84,13 @@ pub async fn connect(addr: SocketAddr) -> Connection {
         .await
         .expect("connect in time")
         .expect("connect");
-    assert!(matches!(hello, ServerFrame::Hello { protocol: 1, .. }));
+    assert!(matches!(
+        hello,
+        ServerFrame::Hello {
+            protocol: natter_proto::PROTOCOL_VERSION,
+            ..
+        }
+    ));
     conn
 }
 
