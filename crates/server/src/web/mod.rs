@@ -50,7 +50,12 @@ pub struct WebState {
 
 /// Whether the web interface on `addr` uses HTTPS: beyond loopback, when TLS is on.
 pub fn uses_https(addr: SocketAddr, shared: &Shared) -> bool {
-    shared.tls.is_some() && (shared.config.web_tls || !addr.ip().is_loopback())
+    https_for(addr, shared.tls.is_some(), shared.config.web_tls)
+}
+
+/// HTTPS when TLS is on and the address is beyond loopback (or HTTPS is forced).
+fn https_for(addr: SocketAddr, tls_on: bool, forced: bool) -> bool {
+    tls_on && (forced || !addr.ip().is_loopback())
 }
 
 /// The router with every route; `state.https` decides cookie and origin details.
@@ -331,6 +336,17 @@ mod tests {
             h.insert(header::ORIGIN, HeaderValue::from_str(o).expect("origin"));
         }
         h
+    }
+
+    #[test]
+    fn https_beyond_loopback_unless_plaintext() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert!(!https_for(at("127.0.0.1:8000"), true, false));
+        assert!(!https_for(at("[::1]:8000"), true, false));
+        assert!(https_for(at("127.0.0.1:8000"), true, true));
+        assert!(https_for(at("0.0.0.0:8000"), true, false));
+        assert!(https_for(at("192.0.2.7:443"), true, false));
+        assert!(!https_for(at("0.0.0.0:8000"), false, false), "plaintext mode");
     }
 
     #[test]

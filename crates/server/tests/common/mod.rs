@@ -29,6 +29,8 @@ pub fn plain_config(dir: &Path) -> Config {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The web interface's address, when started with [`TestServer::start_web`].
+    pub web: Option<SocketAddr>,
     pub dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -41,16 +43,34 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
+        TestServer::start_full(config, false).await
+    }
+
+    /// A server with its web interface on another 127.0.0.1 port.
+    pub async fn start_web(config: Config) -> TestServer {
+        TestServer::start_full(config, true).await
+    }
+
+    async fn start_full(config: Config, web: bool) -> TestServer {
         let dir = config.data_dir.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let web_listener = if web {
+            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind web"))
+        } else {
+            None
+        };
+        let web = web_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("web addr"));
         let server = Server::open(config).await.expect("open server");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(listener, async {
+        let task = tokio::spawn(server.run_with_web(listener, web_listener, async {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
+            web,
             dir,
             stop: Some(stop),
             task: Some(task),
