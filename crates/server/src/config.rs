@@ -553,6 +553,41 @@ mod tests {
     }
 
     #[test]
+    fn web_options() {
+        let c = Config::load(&Options::default()).expect("defaults");
+        assert_eq!(
+            c.web_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8000")
+        );
+        let opts = Options {
+            web_listen: Some("off".into()),
+            admin_password: Some(Secret("a long enough secret".into())),
+            ..Options::default()
+        };
+        let c = Config::load(&opts).expect("valid");
+        assert_eq!(c.web_listen, None);
+        assert!(
+            !format!("{c:?}").contains("long enough"),
+            "Debug hides the password"
+        );
+        let opts = Options {
+            web_listen: Some("localhost:80".into()),
+            ..Options::default()
+        };
+        let e = Config::load(&opts).expect_err("bad address").to_string();
+        assert!(e.contains("web_listen") && e.contains("off"), "{e}");
+        let opts = Options {
+            admin_password: Some(Secret("short".into())),
+            ..Options::default()
+        };
+        let e = Config::load(&opts).expect_err("short password").to_string();
+        assert!(
+            e.contains("admin_password") && !e.contains("short\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("natter.toml");

@@ -346,7 +346,10 @@ mod tests {
         assert!(https_for(at("127.0.0.1:8000"), true, true));
         assert!(https_for(at("0.0.0.0:8000"), true, false));
         assert!(https_for(at("192.0.2.7:443"), true, false));
-        assert!(!https_for(at("0.0.0.0:8000"), false, false), "plaintext mode");
+        assert!(
+            !https_for(at("0.0.0.0:8000"), false, false),
+            "plaintext mode"
+        );
     }
 
     #[test]
