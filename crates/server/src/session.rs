@@ -235,6 +235,11 @@ pub async fn run<L, T>(
                     break "line too long".to_string();
                 }
                 Some(Err(InputError::Unsupported(what))) => {
+                    last_heard = Instant::now();
+                    pinged = None;
+                    if let Some(Flow::Close(reason)) = s.count_prelogin() {
+                        break reason;
+                    }
                     s.shared.metrics.rejected(ErrorCode::BadFrame.as_str());
                     s.error(None, ErrorCode::BadFrame, what);
                 }
@@ -335,21 +340,31 @@ impl Session {
         });
     }
 
+    /// Counts a frame against the pre-login budget; `Some(Flow::Close)` once it is
+    /// spent (the peer was told).
+    fn count_prelogin(&mut self) -> Option<Flow> {
+        if self.user.is_some() {
+            return None;
+        }
+        self.prelogin_frames += 1;
+        if self.prelogin_frames <= self.shared.config.max_prelogin_frames {
+            return None;
+        }
+        self.shared
+            .metrics
+            .rejected(ErrorCode::TooManyFrames.as_str());
+        self.error(
+            None,
+            ErrorCode::TooManyFrames,
+            "too many frames before login; closing",
+        );
+        self.bye("too many frames before login");
+        Some(Flow::Close("too many frames before login".into()))
+    }
+
     async fn handle_line(&mut self, line: &[u8]) -> Flow {
-        if self.user.is_none() {
-            self.prelogin_frames += 1;
-            if self.prelogin_frames > self.shared.config.max_prelogin_frames {
-                self.shared
-                    .metrics
-                    .rejected(ErrorCode::TooManyFrames.as_str());
-                self.error(
-                    None,
-                    ErrorCode::TooManyFrames,
-                    "too many frames before login; closing",
-                );
-                self.bye("too many frames before login");
-                return Flow::Close("too many frames before login".into());
-            }
+        if let Some(flow) = self.count_prelogin() {
+            return flow;
         }
         let frame = match decode_client(line) {
             Ok(f) => f,

@@ -975,6 +975,33 @@ async fn browser_chat_over_websocket_talks_to_terminal_clients() {
     ws_send(&mut ws, serde_json::json!({"type":"ping","id":"p"})).await;
     ws_frame_until(&mut ws, |f| matches!(f, ServerFrame::Pong { .. })).await;
 
+    // Before login, binary messages count against the pre-login frame budget.
+    let mut anon = ws_connect(&url, &[]).await.expect("no Origin is fine");
+    assert!(matches!(
+        ws_frame(&mut anon).await,
+        ServerFrame::Hello { .. }
+    ));
+    for _ in 0..10 {
+        anon.send(Message::Binary(vec![0].into()))
+            .await
+            .expect("send");
+    }
+    anon.send(Message::Binary(vec![0].into()))
+        .await
+        .expect("send");
+    let e = ws_frame_until(&mut anon, |f| {
+        matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::TooManyFrames,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(matches!(e, ServerFrame::Error { .. }));
+    assert!(matches!(ws_frame(&mut anon).await, ServerFrame::Bye { .. }));
+
     // An over-long frame ends the session with line_too_long, as on TCP.
     let long = format!(r#"{{"type":"public","text":"{}"}}"#, "x".repeat(MAX_LINE));
     ws.send(Message::Text(long.into())).await.expect("send");
