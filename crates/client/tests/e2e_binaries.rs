@@ -143,6 +143,10 @@ struct StartedServer {
     addr: String,
     /// The certificate fingerprint it printed; `None` in plaintext mode.
     fingerprint: Option<String>,
+    /// `HOST:PORT` of its web interface.
+    web: String,
+    /// The generated operator password it printed (TLS mode; first start only).
+    operator_password: Option<String>,
 }
 
 /// Starts the real server on a free port with its data in `dir/data`; TLS unless
@@ -150,6 +154,8 @@ struct StartedServer {
 async fn start_server(dir: &Path, plaintext: bool) -> StartedServer {
     let mut cmd = command(server_binary().await);
     cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--web-listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(dir.join("data"));
@@ -166,6 +172,15 @@ async fn start_server(dir: &Path, plaintext: bool) -> StartedServer {
         .trim_start_matches("natter-server listening on ")
         .trim()
         .to_string();
+    let web_line = proc
+        .wait_for("the web console line", |l| l.starts_with("web console on "))
+        .await;
+    let web = web_line
+        .trim_start_matches("web console on http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let fingerprint = if plaintext {
         None
     } else {
@@ -179,11 +194,83 @@ async fn start_server(dir: &Path, plaintext: bool) -> StartedServer {
                 .to_string(),
         )
     };
+    let operator_password = proc
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("operator password (shown once; "))
+        .and_then(|rest| rest.rsplit(' ').next())
+        .map(str::to_string);
     StartedServer {
         _proc: proc,
         addr,
         fingerprint,
+        web,
+        operator_password,
     }
+}
+
+/// One HTTP/1.1 request to the web interface; returns the status and body.
+async fn http(web: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = timeout(T, tokio::net::TcpStream::connect(web))
+        .await
+        .expect("connect in time")
+        .expect("connect to the web interface");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    timeout(T, tcp.read_to_end(&mut raw))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_server_binary_serves_the_web_console_and_shows_its_password_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_server(dir.path(), false).await;
+    let password = server
+        .operator_password
+        .clone()
+        .expect("the first start prints a generated operator password");
+    assert_eq!(password.len(), 24, "{password}");
+    assert_eq!(
+        http(&server.web, "GET", "/healthz", "").await,
+        (200, "ok\n".to_string())
+    );
+    let wrong = http(
+        &server.web,
+        "POST",
+        "/api/admin/login",
+        r#"{"password":"guess"}"#,
+    )
+    .await;
+    assert_eq!(wrong.0, 401);
+    let login = format!(r#"{{"password":"{password}"}}"#);
+    let (status, body) = http(&server.web, "POST", "/api/admin/login", &login).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("csrf"), "{body}");
+    drop(server);
+
+    // The second start uses the stored hash and prints no password.
+    let again = start_server(dir.path(), false).await;
+    assert_eq!(again.operator_password, None);
+    let (status, _) = http(&again.web, "POST", "/api/admin/login", &login).await;
+    assert_eq!(status, 200, "the generated password still works");
 }
 
 /// The known-servers file every client of a test uses.

@@ -118,6 +118,8 @@ async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
     let mut server = scrubbed(server_binary().await)
         .arg("--listen")
         .arg("127.0.0.1:0")
+        .arg("--web-listen")
+        .arg("off")
         .arg("--data-dir")
         .arg(dir.join("data"))
         .stdout(Stdio::piped())

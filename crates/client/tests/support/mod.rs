@@ -54,6 +54,29 @@ impl Running {
         }
     }
 
+    /// Starts with the web interface too: chat and web each on their own
+    /// `127.0.0.1:0` listener (loopback, so the web side speaks HTTP). Returns the
+    /// server and the web listener's address.
+    pub async fn start_with_web(config: Config) -> (Running, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind chat");
+        let web = TcpListener::bind("127.0.0.1:0").await.expect("bind web");
+        let addr = listener.local_addr().expect("chat addr");
+        let web_addr = web.local_addr().expect("web addr");
+        let server = Server::open(config).await.expect("open server");
+        let fingerprint = server.tls().map(|tls| tls.fingerprint.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_with_web(listener, Some(web), async {
+            let _ = stopped.await;
+        }));
+        let running = Running {
+            addr,
+            fingerprint,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        (running, web_addr)
+    }
+
     pub fn server(&self) -> String {
         self.addr.to_string()
     }
