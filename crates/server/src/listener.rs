@@ -84,6 +84,20 @@ impl Drop for ConnSlot {
     }
 }
 
+/// The next connection; failures (usually: out of file descriptors) are logged and
+/// retried after a pause instead of spinning.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Accepts connections until `stop` fires, spawning each onto `tracker`.
 pub async fn accept_loop(
     listener: TcpListener,
@@ -94,15 +108,7 @@ pub async fn accept_loop(
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            pair = accept(&listener) => pair,
         };
         let _ = tcp.set_nodelay(true);
         let cfg = &shared.config;

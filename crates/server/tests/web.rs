@@ -259,12 +259,7 @@ async fn pages_health_metrics_and_security_headers() {
         );
         assert!(r.body.len() > 100, "{path} has content");
     }
-    for path in [
-        "/static/../Cargo.toml",
-        "/static/secret.js",
-        "/nope",
-        "/api/admin/nope",
-    ] {
+    for path in ["/static/../Cargo.toml", "/static/secret.js", "/nope"] {
         assert_eq!(
             http(web, "GET", path, &[], None).await.status,
             404,
@@ -521,6 +516,11 @@ async fn actions_need_csrf_token_and_same_origin() {
     .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["message"], "kicked alice (1 session)");
+    let r = console.post("/api/admin/nope", serde_json::json!({})).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no such action"))
+    );
     srv.stop().await;
 }
 

@@ -1,13 +1,12 @@
 //! The operator console's API: login, actions, the live monitor (see docs/WEB.md).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -288,115 +287,48 @@ fn outcome(result: Result<String, ActionError>) -> Response {
     }
 }
 
-/// Runs an action after the POST checks, with the parsed body.
-async fn act<T, F, Fut>(
-    st: WebState,
-    peer: SocketAddr,
+/// `POST /api/admin/{action}`: kick, mute, unmute, ban, unban or notice, after the
+/// origin, session and CSRF checks.
+pub async fn action(
+    State(st): State<WebState>,
+    Path(action): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     bytes: Bytes,
-    f: F,
-) -> Response
-where
-    T: DeserializeOwned,
-    F: FnOnce(Arc<Shared>, Operator, T) -> Fut,
-    Fut: Future<Output = Result<String, ActionError>>,
-{
+) -> Response {
     if let Err(r) = require_post(&st, &headers) {
         return r.into_response();
     }
-    let b: T = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
     let by = Operator {
         name: OPERATOR.into(),
         addr: peer.to_string(),
     };
-    outcome(f(st.shared.clone(), by, b).await)
-}
-
-/// `POST /api/admin/kick`.
-pub async fn kick(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(st, peer, headers, bytes, |s, by, b: UserBody| async move {
-        moderation::kick(&s, &by, &b.user, b.reason.as_deref()).await
-    })
-    .await
-}
-
-/// `POST /api/admin/mute`.
-pub async fn mute(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(st, peer, headers, bytes, |s, by, b: MuteBody| async move {
-        moderation::mute(&s, &by, &b.user, b.seconds).await
-    })
-    .await
-}
-
-/// `POST /api/admin/unmute`.
-pub async fn unmute(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(st, peer, headers, bytes, |s, by, b: UserBody| async move {
-        moderation::unmute(&s, &by, &b.user).await
-    })
-    .await
-}
-
-/// `POST /api/admin/ban`.
-pub async fn ban(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(st, peer, headers, bytes, |s, by, b: UserBody| async move {
-        moderation::ban(&s, &by, &b.user, b.reason.as_deref()).await
-    })
-    .await
-}
-
-/// `POST /api/admin/unban`.
-pub async fn unban(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(st, peer, headers, bytes, |s, by, b: UserBody| async move {
-        moderation::unban(&s, &by, &b.user).await
-    })
-    .await
-}
-
-/// `POST /api/admin/notice`.
-pub async fn notice(
-    State(st): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    act(
-        st,
-        peer,
-        headers,
-        bytes,
-        |s, by, b: NoticeBody| async move {
-            moderation::notice(&s, &by, &b.text, b.room.as_deref()).await
+    let s = &st.shared;
+    let result = match action.as_str() {
+        "kick" | "ban" | "unmute" | "unban" => {
+            let b: UserBody = match body(&bytes) {
+                Ok(b) => b,
+                Err(r) => return r.into_response(),
+            };
+            let reason = b.reason.as_deref();
+            match action.as_str() {
+                "kick" => moderation::kick(s, &by, &b.user, reason).await,
+                "ban" => moderation::ban(s, &by, &b.user, reason).await,
+                "unmute" => moderation::unmute(s, &by, &b.user).await,
+                _ => moderation::unban(s, &by, &b.user).await,
+            }
+        }
+        "mute" => match body::<MuteBody>(&bytes) {
+            Ok(b) => moderation::mute(s, &by, &b.user, b.seconds).await,
+            Err(r) => return r.into_response(),
         },
-    )
-    .await
+        "notice" => match body::<NoticeBody>(&bytes) {
+            Ok(b) => moderation::notice(s, &by, &b.text, b.room.as_deref()).await,
+            Err(r) => return r.into_response(),
+        },
+        _ => return error(StatusCode::NOT_FOUND, "no such action"),
+    };
+    outcome(result)
 }
 
 /// `GET /api/admin/monitor`: the live feed, for a logged-in console of this origin.

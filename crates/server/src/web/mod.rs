@@ -74,13 +74,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/admin/session", get(console::session))
         .route("/api/admin/overview", get(console::overview))
         .route("/api/admin/audit", get(console::audit))
-        .route("/api/admin/kick", post(console::kick))
-        .route("/api/admin/mute", post(console::mute))
-        .route("/api/admin/unmute", post(console::unmute))
-        .route("/api/admin/ban", post(console::ban))
-        .route("/api/admin/unban", post(console::unban))
-        .route("/api/admin/notice", post(console::notice))
         .route("/api/admin/monitor", get(console::monitor))
+        .route("/api/admin/{action}", post(console::action))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(security_headers))
@@ -129,14 +124,7 @@ async fn accept_loop(
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "web accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            pair = crate::listener::accept(&listener) => pair,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "web connection refused: too many connections");
