@@ -115,7 +115,10 @@ impl OperatorAuth {
         password: &str,
         ip: IpAddr,
     ) -> Result<(String, String), LoginRefused> {
-        let delay = self.throttle.delay("operator", ip, Instant::now());
+        // Failures count per address: one attacker's guesses must not lock the real
+        // operator, on another address, out of the console.
+        let key = format!("operator {ip}");
+        let delay = self.throttle.delay(&key, ip, Instant::now());
         if delay > MAX_WAIT {
             return Err(LoginRefused::Throttled(delay));
         }
@@ -123,10 +126,10 @@ impl OperatorAuth {
             tokio::time::sleep(delay).await;
         }
         if !auth.verify(password, Some(&self.hash)).await {
-            self.throttle.failure("operator", ip, Instant::now());
+            self.throttle.failure(&key, ip, Instant::now());
             return Err(LoginRefused::Wrong);
         }
-        self.throttle.success("operator");
+        self.throttle.success(&key);
         let (token, csrf) = (random_token(), random_token());
         let now = Instant::now();
         let mut sessions = self.lock();
