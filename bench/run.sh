@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Benchmarks natter against Redis pub/sub and ngircd with the same workloads, in one run
+# on this machine, and prints a table of natter's figures and the ratios.
+#
+#   bench/run.sh           quick mode (a few minutes): N = 100 and 1000
+#   bench/run.sh --full    full mode: also N = 10 000, longer phases
+#
+# Installs redis-server and ngircd with apt-get when missing, builds natter-server and
+# natter-bench in release mode, starts each server itself (pinned to core 1 with taskset
+# when the machine has two or more cores; the generator runs on core 0), stops them on
+# exit (trap), and writes:
+#   bench/results/latest.json        small summary of this run (committed)
+#   bench/results/raw/*.jsonl, *.log raw records and server logs (git-ignored)
+# Every step has a timeout so the script cannot hang; everything runs on 127.0.0.1.
+set -euo pipefail
+
+MODE=quick
+for arg in "$@"; do
+    case "$arg" in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        -h | --help)
+            sed -n '2,14p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "unknown argument: $arg (use --quick or --full)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RESULTS="$ROOT/bench/results"
+RAWDIR="$RESULTS/raw"
+mkdir -p "$RAWDIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RAW="$RAWDIR/$STAMP-$MODE.jsonl"
+TMP=$(mktemp -d /tmp/natter-bench.XXXXXX)
+SERVER_PID=""
+
+cleanup() {
+    stop_server || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- packages --------------------------------------------------------------------------
+need=()
+command -v redis-server > /dev/null || need+=(redis-server)
+command -v ngircd > /dev/null && [ -x "$(command -v ngircd)" ] || need+=(ngircd)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" > /dev/null
+fi
+# Debian starts packaged services on installation; this run wants its own instances only.
+for svc in redis-server ngircd; do
+    if command -v systemctl > /dev/null && systemctl is-active --quiet "$svc" 2> /dev/null; then
+        echo "note: the system's $svc service is running; it is left alone (other ports)" >&2
+    fi
+done
+
+# --- limits and build ------------------------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+NOFILE=$(ulimit -n)
+log "file descriptor limit: $NOFILE"
+
+log "building natter-server and natter-bench (release)"
+(cd "$ROOT" && timeout 900 cargo build --release -q -p natter-server -p natter-bench)
+NS="$ROOT/target/release/natter-server"
+NB="$ROOT/target/release/natter-bench"
+
+CORES=$(nproc)
+if [ "$CORES" -ge 2 ]; then
+    SRV_PIN=(taskset -c 1)
+    GEN_PIN=(taskset -c 0)
+    PINNED=(--pinned)
+else
+    SRV_PIN=()
+    GEN_PIN=()
+    PINNED=()
+fi
+
+NATTER_PORT=19999
+REDIS_PORT=16379
+IRC_PORT=16667
+
+# --- workload sizes ----------------------------------------------------------------------
+if [ "$MODE" = quick ]; then
+    FAN_NS=100,1000
+    PHASES=flat:40000:6,rate:500:4,rate:1000:4,rate:5000:4
+    TLS_PHASES=flat:40000:6,rate:500:4
+    IDLE_NS=(1000)
+    PRIVATE_SECS=5
+    STORM=500
+    STEP_TIMEOUT=400
+else
+    FAN_NS=100,1000,10000
+    PHASES=flat:200000:15,rate:500:10,rate:1000:10,rate:5000:10
+    TLS_PHASES=flat:200000:15,rate:500:10
+    IDLE_NS=(1000 10000)
+    PRIVATE_SECS=15
+    STORM=2000
+    STEP_TIMEOUT=1500
+fi
+MAXN=${FAN_NS##*,}
+MAXIDLE=${IDLE_NS[-1]}
+
+# --- servers -----------------------------------------------------------------------------
+wait_port() {
+    local port=$1
+    for _ in $(seq 1 100); do
+        if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $port did not come up" >&2
+    return 1
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2> /dev/null; then
+        kill -TERM "$SERVER_PID" 2> /dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$SERVER_PID" 2> /dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2> /dev/null || true
+        wait "$SERVER_PID" 2> /dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+# start_server natter|natter-tls|redis|ngircd [pinned|unpinned]
+start_server() {
+    local which=$1 pin=${2:-pinned}
+    local pre=()
+    [ "$pin" = pinned ] && pre=("${SRV_PIN[@]}")
+    stop_server
+    case "$which" in
+        natter | natter-tls)
+            local tlsflag=(--plaintext)
+            [ "$which" = natter-tls ] && tlsflag=()
+            "${pre[@]}" "$NS" "${tlsflag[@]}" --listen "127.0.0.1:$NATTER_PORT" \
+                --data-dir "$TMP/natter-data" --web-listen off \
+                --message-rate 1000000 --message-burst 1000000 \
+                --max-connections 30000 --max-connections-per-ip 30000 \
+                --session-queue 16384 --history-on-join 0 \
+                --auth-timeout-secs 120 \
+                >> "$RAWDIR/$STAMP-natter.log" 2>&1 &
+            SERVER_PID=$!
+            wait_port $NATTER_PORT
+            ;;
+        redis)
+            # No persistence; the default pub/sub output buffer limits stay.
+            "${pre[@]}" redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" \
+                --appendonly no --maxclients 30000 --daemonize no --protected-mode no \
+                >> "$RAWDIR/$STAMP-redis.log" 2>&1 &
+            SERVER_PID=$!
+            wait_port $REDIS_PORT
+            ;;
+        ngircd)
+            "${pre[@]}" ngircd --nodaemon --config "$TMP/ngircd.conf" \
+                >> "$RAWDIR/$STAMP-ngircd.log" 2>&1 &
+            SERVER_PID=$!
+            wait_port $IRC_PORT
+            ;;
+    esac
+}
+
+# ngircd configuration. Changes from the defaults, to let the same load through:
+#  - MaxPenaltyTime = 0: disables ngircd's flood protection (command penalties that
+#    throttle a client to about one command per second after a burst);
+#  - MaxConnectionsIP = 0, MaxConnections = 0: no connection caps (default 5 per IP);
+#  - MaxJoins = 0: no per-user channel limit; MaxNickLength = 31 for the bench names;
+#  - PingTimeout/PongTimeout 600 s, so slow setup phases do not drop clients;
+#  - DNS, Ident and PAM off: no lookups per connection on a machine without network.
+# Not configurable and unchanged: the per-client write buffer limit (a client whose
+# unsent output exceeds it is disconnected), which the in-flight window stays under.
+cat > "$TMP/ngircd.conf" << EOF
+[Global]
+    Name = bench.irc
+    Info = natter benchmark
+    Listen = 127.0.0.1
+    Ports = $IRC_PORT
+    MotdPhrase = bench
+    PidFile = $TMP/ngircd.pid
+    ServerUID = $(id -u)
+    ServerGID = $(id -g)
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 31
+    MaxPenaltyTime = 0
+    PingTimeout = 600
+    PongTimeout = 600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+EOF
+
+addr_of() {
+    case "$1" in
+        natter | natter-tls) echo "127.0.0.1:$NATTER_PORT" ;;
+        redis) echo "127.0.0.1:$REDIS_PORT" ;;
+        ngircd) echo "127.0.0.1:$IRC_PORT" ;;
+    esac
+}
+kind_of() {
+    case "$1" in
+        natter | natter-tls) echo natter ;;
+        redis) echo redis ;;
+        ngircd) echo irc ;;
+    esac
+}
+
+# bench SERVER PIN SUBCOMMAND ARGS...: one natter-bench step, bounded in time; a failed
+# or timed-out step is reported and the run goes on.
+bench() {
+    local which=$1 pin=$2 sub=$3
+    shift 3
+    local extra=()
+    [ "$which" = natter-tls ] && extra+=(--tls-cert "$TMP/natter-data/tls/cert.pem")
+    [ "$pin" = pinned ] && extra+=("${PINNED[@]}")
+    local gen=()
+    [ "$pin" = pinned ] && gen=("${GEN_PIN[@]}")
+    if ! timeout -k 5 "$STEP_TIMEOUT" "${gen[@]}" "$NB" "$sub" --kind "$(kind_of "$which")" \
+        --addr "$(addr_of "$which")" --pid "$SERVER_PID" --out "$RAW" "${extra[@]}" "$@"; then
+        echo "step '$sub $*' against $which failed or timed out" >&2
+    fi
+}
+
+# --- accounts (setup, not measured) ------------------------------------------------------
+log "registering natter accounts (setup; Argon2id per account)"
+start_server natter unpinned
+timeout 1800 "$NB" register --kind natter --addr "127.0.0.1:$NATTER_PORT" --parallel 8 \
+    --receivers "$MAXN" --senders 4 --private 1000 --storm "$STORM" --idle "$MAXIDLE"
+
+# --- the run -------------------------------------------------------------------------------
+for server in natter redis ngircd; do
+    log "$server: fan-out N=$FAN_NS (pinned)"
+    start_server $server pinned
+    bench $server pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$PHASES"
+    log "$server: fan-out N=1000 flat (unpinned)"
+    start_server $server unpinned
+    bench $server unpinned fanout --ns 1000 --senders 4 --window 128 --phases "${PHASES%%,*}"
+    for n in "${IDLE_NS[@]}"; do
+        log "$server: $n idle connections"
+        start_server $server pinned
+        bench $server pinned idle --n "$n" --parallel 64
+    done
+    log "$server: private messages, 1000 users"
+    start_server $server pinned
+    bench $server pinned private --users 1000 --secs "$PRIVATE_SECS"
+    log "$server: login storm of $STORM while 100 chat at 500/s"
+    start_server $server pinned
+    bench $server pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM"
+done
+
+log "natter over TLS"
+start_server natter-tls pinned
+bench natter-tls pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$TLS_PHASES"
+for n in "${IDLE_NS[@]}"; do
+    start_server natter-tls pinned
+    bench natter-tls pinned idle --n "$n" --parallel 64
+done
+stop_server
+
+# --- report --------------------------------------------------------------------------------
+log "results ($MODE mode, $STAMP)"
+"$NB" report --input "$RAW" --summary "$RESULTS/latest.json" \
+    --label "$MODE mode, $STAMP, server pinned to core 1 and generator to core 0 where marked"
+echo
+echo "raw records: $RAW"
+echo "summary:     $RESULTS/latest.json"

@@ -1,0 +1,371 @@
+//! natter-bench command line: one workload against one server per invocation, results
+//! appended as JSON lines; `report` turns them into the comparison table.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use natter_bench::client::{Kind, Target};
+use natter_bench::report::{Record, machine, table};
+use natter_bench::workload::{self, FanOut, Phase};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks natter against Redis pub/sub and ngircd with verified deliveries")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Server protocol.
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Server address.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// natter over TLS, trusting this certificate (DATA_DIR/tls/cert.pem).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Mark the records as measured with the server pinned to one core.
+    #[arg(long)]
+    pinned: bool,
+    /// Append result records (JSON lines) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Logins in progress at once.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+    /// Server process id, for RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Registers the benchmark accounts (natter only; others need none).
+    Register {
+        #[command(flatten)]
+        common: Common,
+        /// Fan-out receivers.
+        #[arg(long, default_value_t = 0)]
+        receivers: usize,
+        /// Fan-out senders.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Private-message users.
+        #[arg(long, default_value_t = 0)]
+        private: usize,
+        /// Login-storm users.
+        #[arg(long, default_value_t = 0)]
+        storm: usize,
+        /// Idle-connection users.
+        #[arg(long, default_value_t = 0)]
+        idle: usize,
+    },
+    /// Fan-out: receivers in one room, senders, phases (flat:MSGS:SECS, rate:RATE:SECS).
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        /// Receiver counts, grown in order (e.g. 100,1000).
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        ns: Vec<usize>,
+        /// Senders.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Messages in flight per receiver.
+        #[arg(long, default_value_t = 128)]
+        window: u64,
+        /// Phases run at every N.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "flat:20000:10,rate:500:5"
+        )]
+        phases: Vec<String>,
+    },
+    /// Idle authenticated connections and the server's RSS per connection.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        /// Connections.
+        #[arg(long)]
+        n: usize,
+    },
+    /// Private messages between random pairs.
+    Private {
+        #[command(flatten)]
+        common: Common,
+        /// Users.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Duration in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Unacknowledged messages per sender.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+    },
+    /// Login storm while a room chats at a fixed rate.
+    Storm {
+        #[command(flatten)]
+        common: Common,
+        /// Chat receivers.
+        #[arg(long, default_value_t = 100)]
+        chat: usize,
+        /// Chat senders.
+        #[arg(long, default_value_t = 4)]
+        senders: usize,
+        /// Chat rate (messages/s).
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Users logging in during the storm.
+        #[arg(long, default_value_t = 1000)]
+        storm: usize,
+        /// Storm logins in progress at once.
+        #[arg(long, default_value_t = 1000)]
+        storm_parallel: usize,
+    },
+    /// Prints the comparison table of a JSON-lines file and writes a summary JSON.
+    Report {
+        /// Records (JSON lines).
+        #[arg(long)]
+        input: PathBuf,
+        /// Summary JSON to write.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Free text describing the run (mode, date).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+fn parse_phase(s: &str) -> Result<Phase> {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        ["flat", m, secs] => Ok(Phase::Flat {
+            messages: m.parse()?,
+            secs: secs.parse()?,
+        }),
+        ["rate", r, secs] => Ok(Phase::Rate {
+            rate: r.parse()?,
+            secs: secs.parse()?,
+        }),
+        _ => bail!("bad phase {s:?}: use flat:MESSAGES:SECS or rate:RATE:SECS"),
+    }
+}
+
+fn target(c: &Common) -> Result<Target> {
+    match &c.tls_cert {
+        Some(cert) => Target::natter_tls(c.addr, cert),
+        None => Ok(Target::plain(c.kind, c.addr)),
+    }
+}
+
+fn base(c: &Common, workload: &str, n: usize) -> Record {
+    Record {
+        server: c.kind.label().into(),
+        tls: c.tls_cert.is_some(),
+        pinned: c.pinned,
+        workload: workload.into(),
+        n,
+        ..Record::default()
+    }
+}
+
+fn emit(c: &Common, rec: &Record) -> Result<()> {
+    let line = serde_json::to_string(rec)?;
+    eprintln!(
+        "{:>7}{} {:<8} n={:<6} {:<12} {:>12.0}/s p50 {:>8} p99 {:>8} p999 {:>8} µs verified {}/{} errors {}{}",
+        rec.server,
+        if rec.tls { "+tls" } else { "" },
+        rec.workload,
+        rec.n,
+        rec.mode,
+        rec.logins_per_sec.unwrap_or(rec.per_sec),
+        rec.p50_us.unwrap_or(0),
+        rec.p99_us.unwrap_or(0),
+        rec.p999_us.unwrap_or(0),
+        rec.verified,
+        rec.expected,
+        rec.errors,
+        rec.rss_per_conn
+            .map_or(String::new(), |b| format!(" rss/conn {b:.0} B")),
+    );
+    if let Some(e) = &rec.first_error {
+        eprintln!("        first error: {e}");
+    }
+    if let Some(path) = &c.out {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+fn raise_nofile() {
+    // Best effort: the script raises the soft limit; nothing to do portably here
+    // without unsafe code.
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    raise_nofile();
+    match cli.cmd {
+        Cmd::Register {
+            common,
+            receivers,
+            senders,
+            private,
+            storm,
+            idle,
+        } => {
+            if common.kind != Kind::Natter {
+                return Ok(());
+            }
+            let t = target(&common)?;
+            let mut names: Vec<String> = (0..senders).map(workload::sender_name).collect();
+            names.extend((0..receivers).map(workload::receiver_name));
+            names.extend((0..private).map(workload::private_name));
+            names.extend((0..storm).map(workload::storm_name));
+            names.extend((0..idle).map(workload::idle_name));
+            let count = names.len();
+            let took = workload::register(&t, names, common.parallel).await?;
+            eprintln!(
+                "registered {count} natter accounts in {:.1}s (setup, not measured)",
+                took.as_secs_f64()
+            );
+        }
+        Cmd::Fanout {
+            common,
+            ns,
+            senders,
+            window,
+            phases,
+        } => {
+            let t = target(&common)?;
+            let phases: Vec<Phase> = phases
+                .iter()
+                .map(|p| parse_phase(p))
+                .collect::<Result<_>>()?;
+            let mut fan = FanOut::new(&t, senders, window, common.parallel).await?;
+            for n in ns {
+                if let Err(e) = fan.grow(n).await {
+                    let mut rec = base(&common, "fanout", n);
+                    rec.senders = senders;
+                    rec.mode = "setup".into();
+                    rec.errors = 1;
+                    rec.first_error = Some(format!("{e:#}"));
+                    emit(&common, &rec)?;
+                    break;
+                }
+                for p in &phases {
+                    let r = fan.phase(*p, None).await?;
+                    let mut rec = base(&common, "fanout", n);
+                    rec.senders = senders;
+                    rec.mode = p.label();
+                    rec.setup_secs = fan.setup.as_secs_f64();
+                    workload::fill(&mut rec, &r);
+                    emit(&common, &rec)?;
+                }
+            }
+            fan.close().await;
+        }
+        Cmd::Idle { common, n } => {
+            let t = target(&common)?;
+            let mut rec = base(&common, "idle", n);
+            if let Err(e) = workload::idle(&t, n, common.pid, common.parallel, &mut rec).await {
+                rec.errors = rec.expected.max(1) - rec.verified.min(rec.expected);
+                rec.first_error = Some(format!("{e:#}"));
+            }
+            emit(&common, &rec)?;
+        }
+        Cmd::Private {
+            common,
+            users,
+            secs,
+            window,
+        } => {
+            let t = target(&common)?;
+            let mut rec = base(&common, "private", users);
+            rec.senders = users;
+            rec.mode = format!("{secs:.0}s");
+            if let Err(e) =
+                workload::private(&t, users, secs, window, common.parallel, &mut rec).await
+            {
+                rec.errors += 1;
+                rec.first_error = Some(format!("{e:#}"));
+            }
+            emit(&common, &rec)?;
+        }
+        Cmd::Storm {
+            common,
+            chat,
+            senders,
+            rate,
+            storm,
+            storm_parallel,
+        } => {
+            let t = target(&common)?;
+            let mut fan = FanOut::new(&t, senders, 128, common.parallel).await?;
+            fan.grow(chat).await?;
+            let mut rec = base(&common, "storm", storm);
+            rec.senders = senders;
+            rec.mode = format!("{chat} chatting at {rate:.0}/s");
+            match workload::storm(&mut fan, &t, storm, rate, storm_parallel).await {
+                Ok((logins, chat)) => {
+                    workload::fill(&mut rec, &chat);
+                    rec.logins_per_sec = Some(logins);
+                }
+                Err(e) => {
+                    rec.errors += 1;
+                    rec.first_error = Some(format!("{e:#}"));
+                }
+            }
+            rec.setup_secs = fan.setup.as_secs_f64();
+            emit(&common, &rec)?;
+            fan.close().await;
+        }
+        Cmd::Report {
+            input,
+            summary,
+            label,
+        } => {
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("reading {}", input.display()))?;
+            let records: Vec<Record> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()?;
+            let machine = machine();
+            println!("natter-bench {label}");
+            println!("machine: {machine}");
+            println!();
+            print!("{}", table(&records));
+            if let Some(path) = summary {
+                let json = serde_json::json!({
+                    "label": label,
+                    "machine": machine,
+                    "records": records,
+                });
+                std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // Worker threads follow the CPU affinity (taskset), so the generator stays on its core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli))
+}

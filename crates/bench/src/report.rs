@@ -1,0 +1,218 @@
+//! Result records (JSON lines), the machine description and the comparison table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// One measured figure set (one workload, one server, one configuration).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    /// "natter", "redis" or "ngircd".
+    pub server: String,
+    /// natter over TLS.
+    pub tls: bool,
+    /// Server pinned to one core (taskset).
+    pub pinned: bool,
+    /// "fanout", "idle", "private" or "storm".
+    pub workload: String,
+    /// Receivers / connections / users.
+    pub n: usize,
+    /// Sending clients.
+    pub senders: usize,
+    /// Phase: "flat", "rate 500/s", ...
+    pub mode: String,
+    /// Messages sent.
+    pub messages: u64,
+    /// Deliveries (or connections) expected.
+    pub expected: u64,
+    /// Deliveries (or connections) verified.
+    pub verified: u64,
+    /// Bad plus missing deliveries.
+    pub errors: u64,
+    /// Measured duration in seconds.
+    pub secs: f64,
+    /// Verified deliveries/s (fanout), messages/s (private), logins/s (idle, storm).
+    pub per_sec: f64,
+    /// Latency percentiles and maximum in microseconds.
+    pub p50_us: Option<u64>,
+    /// 99th percentile latency (µs).
+    pub p99_us: Option<u64>,
+    /// 99.9th percentile latency (µs).
+    pub p999_us: Option<u64>,
+    /// Maximum latency (µs).
+    pub max_us: Option<u64>,
+    /// Server RSS before the connections (bytes).
+    pub rss_before: Option<u64>,
+    /// Server RSS with the connections (bytes).
+    pub rss_after: Option<u64>,
+    /// RSS growth per connection over the second half of the connections (bytes).
+    pub rss_per_conn: Option<f64>,
+    /// RSS growth per connection over all connections, one-time costs included (bytes).
+    pub rss_total_per_conn: Option<f64>,
+    /// Logins per second during a login storm.
+    pub logins_per_sec: Option<f64>,
+    /// Time spent logging clients in before measuring (seconds, not measured).
+    pub setup_secs: f64,
+    /// First error seen, if any.
+    pub first_error: Option<String>,
+}
+
+impl Record {
+    /// Key of the table row this record belongs to.
+    fn row(&self) -> String {
+        let mut s = format!("{} n={}", self.workload, self.n);
+        if !self.mode.is_empty() {
+            let _ = write!(s, " {}", self.mode);
+        }
+        if !self.pinned {
+            s.push_str(" unpinned");
+        }
+        s
+    }
+}
+
+/// The machine the run happened on.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let online = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or("? GiB".to_string(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1048576.0)
+        });
+    format!("{online} cores ({model}), {mem} RAM")
+}
+
+/// Sorts "rate 500/s" before "rate 1000/s".
+fn sort_key(mode: &str) -> String {
+    match mode
+        .strip_prefix("rate ")
+        .and_then(|r| r.trim_end_matches("/s").parse::<u64>().ok())
+    {
+        Some(rate) => format!("rate {rate:012}"),
+        None => mode.to_string(),
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn ms(us: Option<u64>) -> String {
+    us.map_or("-".into(), |u| format!("{:.2}", u as f64 / 1000.0))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The main figure of a record and its unit.
+fn figure(r: &Record) -> (Option<f64>, &'static str) {
+    match r.workload.as_str() {
+        "idle" => (r.rss_per_conn, "bytes/conn"),
+        "private" => (Some(r.per_sec), "msgs/s"),
+        "storm" => (r.logins_per_sec, "logins/s"),
+        _ => (Some(r.per_sec), "deliv/s"),
+    }
+}
+
+fn fmt_fig(r: &Record) -> String {
+    let (v, _) = figure(r);
+    let mut s = match (r.workload.as_str(), v) {
+        ("idle", Some(b)) => format!("{:.1} KiB", b / 1024.0),
+        (_, Some(v)) => human(v),
+        _ => "-".into(),
+    };
+    if r.workload != "idle" {
+        let _ = write!(s, " p99 {}", ms(r.p99_us));
+    } else {
+        let _ = write!(s, " ({:.1}s)", r.secs);
+    }
+    if r.errors > 0 {
+        let _ = write!(s, " ERR{}", r.errors);
+    }
+    s
+}
+
+/// Renders the comparison table: one row per workload configuration, natter (plain and
+/// TLS), Redis, ngircd, and the ratios natter ÷ Redis and natter ÷ ngircd of the main
+/// figure (for idle memory a ratio below 1 is better) and of p99 latency.
+pub fn table(records: &[Record]) -> String {
+    let mut rows: BTreeMap<(String, usize, String, bool), BTreeMap<String, &Record>> =
+        BTreeMap::new();
+    let order = |w: &str| match w {
+        "fanout" => "1",
+        "idle" => "2",
+        "private" => "3",
+        _ => "4",
+    };
+    for r in records {
+        let col = if r.tls {
+            "natter+tls".to_string()
+        } else {
+            r.server.clone()
+        };
+        rows.entry((
+            format!("{}{}", order(&r.workload), r.workload),
+            r.n,
+            format!(
+                "{}{}",
+                sort_key(&r.mode),
+                if r.pinned { "" } else { " unpinned" }
+            ),
+            r.pinned,
+        ))
+        .or_default()
+        .insert(col, r);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| workload | natter | natter TLS | Redis | ngircd | natter/Redis | natter/ngircd | p99 natter/Redis | p99 natter/ngircd |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for cols in rows.values() {
+        let Some(any) = cols.values().next() else {
+            continue;
+        };
+        let cell = |k: &str| cols.get(k).map_or("-".into(), |r| fmt_fig(r));
+        let fig = |k: &str| cols.get(k).and_then(|r| figure(r).0);
+        let p99 = |k: &str| cols.get(k).and_then(|r| r.p99_us).map(|v| v as f64);
+        let _ = writeln!(
+            out,
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            any.row(),
+            figure(any).1,
+            cell("natter"),
+            cell("natter+tls"),
+            cell("redis"),
+            cell("ngircd"),
+            ratio(fig("natter"), fig("redis")),
+            ratio(fig("natter"), fig("ngircd")),
+            ratio(p99("natter"), p99("redis")),
+            ratio(p99("natter"), p99("ngircd")),
+        );
+    }
+    out
+}

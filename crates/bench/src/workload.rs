@@ -1,0 +1,860 @@
+//! The workloads: fan-out, idle connections, private messages and the login storm.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::client::{Event, ROOM, Reader, Target, Writer, drain_session};
+use crate::payload::{self, Stamp};
+use crate::report::Record;
+
+const RING: usize = 4096;
+const SHARDS: usize = 16;
+/// Time allowed after the last send for every delivery to arrive.
+const GRACE: Duration = Duration::from_secs(15);
+
+/// Name of fan-out receiver `i`.
+pub fn receiver_name(i: usize) -> String {
+    format!("fr{i}")
+}
+/// Name of fan-out sender `j`.
+pub fn sender_name(j: usize) -> String {
+    format!("fs{j}")
+}
+/// Name of private-message user `i`.
+pub fn private_name(i: usize) -> String {
+    format!("pu{i}")
+}
+/// Name of login-storm user `i`.
+pub fn storm_name(i: usize) -> String {
+    format!("ls{i}")
+}
+/// Name of idle-connection user `i`.
+pub fn idle_name(i: usize) -> String {
+    format!("ic{i}")
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 µs .. 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{msg:>28} [{bar:40}] {pos}/{len} {elapsed}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Connects `names` with at most `parallel` logins at once; returns sessions in order
+/// and the time it took.
+pub async fn connect_many(
+    target: &Target,
+    names: Vec<String>,
+    channel: Option<String>,
+    sender: bool,
+    register: bool,
+    parallel: usize,
+    what: &str,
+) -> Result<(Vec<(Reader, Writer)>, Duration)> {
+    let pb = bar(names.len() as u64, what);
+    let start = Instant::now();
+    let sem = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut set = JoinSet::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let target = target.clone();
+        let sem = sem.clone();
+        let channel = channel.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = target
+                .login(&name, channel.as_deref(), sender, register)
+                .await;
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<(Reader, Writer)>> = Vec::new();
+    let mut first_err = None;
+    while let Some(joined) = set.join_next().await {
+        let (i, r) = joined?;
+        match r {
+            Ok(s) => {
+                if out.len() <= i {
+                    out.resize_with(i + 1, || None);
+                }
+                out[i] = Some(s);
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    Ok((out.into_iter().flatten().collect(), start.elapsed()))
+}
+
+/// Registers natter accounts (no-op for the other servers); returns the time taken.
+pub async fn register(target: &Target, names: Vec<String>, parallel: usize) -> Result<Duration> {
+    let (sessions, took) =
+        connect_many(target, names, None, false, true, parallel, "registering").await?;
+    for (_r, mut w) in sessions {
+        w.quit().await;
+    }
+    Ok(took)
+}
+
+/// One measured phase of the fan-out workload.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    /// Senders send as fast as the window allows: at most `messages`, at most `secs`.
+    Flat {
+        /// Message budget.
+        messages: u64,
+        /// Time budget in seconds.
+        secs: f64,
+    },
+    /// A fixed total rate (messages/s across all senders) for `secs` seconds.
+    Rate {
+        /// Messages per second, all senders together.
+        rate: f64,
+        /// Duration in seconds.
+        secs: f64,
+    },
+}
+
+impl Phase {
+    /// Label for reports.
+    pub fn label(&self) -> String {
+        match self {
+            Phase::Flat { .. } => "flat".into(),
+            Phase::Rate { rate, .. } => format!("rate {rate:.0}/s"),
+        }
+    }
+}
+
+struct Fan {
+    n: AtomicUsize,
+    claimed: AtomicU64,
+    ring: Vec<AtomicU32>,
+    notify: Notify,
+    hists: Vec<Mutex<Histogram<u64>>>,
+    verified: AtomicU64,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    start: Instant,
+    stop: AtomicBool,
+    senders: usize,
+}
+
+impl Fan {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut e) = self.first_error.lock()
+            && e.is_none()
+        {
+            *e = Some(what);
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn record(&self, shard: usize, latency_us: u64) {
+        if let Ok(mut h) = self.hists[shard % SHARDS].lock() {
+            h.saturating_record(latency_us.max(1));
+        }
+    }
+
+    fn take_hist(&self) -> Histogram<u64> {
+        let mut all = new_hist();
+        for h in &self.hists {
+            if let Ok(mut h) = h.lock() {
+                let _ = all.add(&*h);
+                h.reset();
+            }
+        }
+        all
+    }
+
+    /// Waits until every receiver has received at least `count` messages in all.
+    async fn wait_reached(&self, count: u64, until: Instant) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let n = self.n.load(Ordering::Acquire) as u32;
+            if self.ring[count as usize % RING].load(Ordering::Acquire) >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(until.into(), notified)
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+}
+
+async fn receive(fan: Arc<Fan>, idx: usize, mut rd: Reader, mut wr: Writer, mut count: u64) {
+    let mut last = vec![0u64; fan.senders];
+    let mut expected_from: Vec<String> = (0..fan.senders).map(sender_name).collect();
+    expected_from.shrink_to_fit();
+    loop {
+        match rd.next().await {
+            Ok(Event::Msg { from, text }) => {
+                let now = fan.now_ns();
+                match payload::decode(text) {
+                    Some(st)
+                        if (st.sender as usize) < fan.senders
+                            && st.seq > last[st.sender as usize]
+                            && from.is_none_or(|f| f == expected_from[st.sender as usize]) =>
+                    {
+                        last[st.sender as usize] = st.seq;
+                        fan.verified.fetch_add(1, Ordering::Relaxed);
+                        fan.record(idx, now.saturating_sub(st.sent_ns) / 1000);
+                    }
+                    _ => fan.error(format!("receiver {idx}: bad delivery {from:?} {text:?}")),
+                }
+                count += 1;
+                let v = fan.ring[count as usize % RING].fetch_add(1, Ordering::AcqRel) + 1;
+                if v as usize >= fan.n.load(Ordering::Acquire) {
+                    fan.notify.notify_waiters();
+                }
+            }
+            Ok(Event::Ping(arg)) => {
+                let _ = wr.pong(&arg).await;
+            }
+            Ok(Event::Closed(why)) => {
+                fan.error(format!("receiver {idx} disconnected: {why}"));
+                break;
+            }
+            Ok(Event::Other) => {}
+            Err(e) => {
+                if !fan.stop.load(Ordering::Relaxed) {
+                    fan.error(format!("receiver {idx}: {e:#}"));
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Result of one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    /// Messages sent.
+    pub messages: u64,
+    /// Deliveries expected (messages x receivers).
+    pub expected: u64,
+    /// Deliveries received and verified.
+    pub verified: u64,
+    /// Bad deliveries (wrong content, order or sender) and disconnections.
+    pub errors: u64,
+    /// First error seen, if any.
+    pub first_error: Option<String>,
+    /// From the first send to the last delivery (or the timeout).
+    pub secs: f64,
+    /// Latency histogram (µs).
+    pub hist: Histogram<u64>,
+}
+
+/// A room with receivers and senders, run through phases.
+pub struct FanOut {
+    target: Target,
+    fan: Arc<Fan>,
+    room: String,
+    window: u64,
+    base: u64,
+    writers: Vec<Arc<tokio::sync::Mutex<Writer>>>,
+    seqs: Vec<u64>,
+    tasks: JoinSet<()>,
+    receivers: usize,
+    parallel: usize,
+    /// Time spent logging in (not measured).
+    pub setup: Duration,
+}
+
+impl FanOut {
+    /// Connects the senders.
+    pub async fn new(
+        target: &Target,
+        senders: usize,
+        window: u64,
+        parallel: usize,
+    ) -> Result<FanOut> {
+        let fan = Arc::new(Fan {
+            n: AtomicUsize::new(0),
+            claimed: AtomicU64::new(0),
+            ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
+            notify: Notify::new(),
+            hists: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            verified: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            start: Instant::now(),
+            stop: AtomicBool::new(false),
+            senders,
+        });
+        let room = ROOM.to_string();
+        let (sessions, setup) = connect_many(
+            target,
+            (0..senders).map(sender_name).collect(),
+            Some(room.clone()),
+            true,
+            false,
+            parallel,
+            "senders logging in",
+        )
+        .await?;
+        let mut tasks = JoinSet::new();
+        let mut writers = Vec::new();
+        for (rd, wr) in sessions {
+            let wr = Arc::new(tokio::sync::Mutex::new(wr));
+            tasks.spawn(drain_session(rd, wr.clone()));
+            writers.push(wr);
+        }
+        Ok(FanOut {
+            target: target.clone(),
+            fan,
+            room,
+            window,
+            base: 0,
+            seqs: vec![0; senders],
+            writers,
+            tasks,
+            receivers: 0,
+            parallel,
+            setup,
+        })
+    }
+
+    /// Number of receivers.
+    pub fn receivers(&self) -> usize {
+        self.receivers
+    }
+
+    /// Adds receivers until there are `n`.
+    pub async fn grow(&mut self, n: usize) -> Result<()> {
+        if n <= self.receivers {
+            return Ok(());
+        }
+        let (sessions, took) = connect_many(
+            &self.target,
+            (self.receivers..n).map(receiver_name).collect(),
+            Some(self.room.clone()),
+            false,
+            false,
+            self.parallel,
+            "receivers logging in",
+        )
+        .await?;
+        self.setup += took;
+        self.fan.n.store(n, Ordering::Release);
+        for (i, (rd, wr)) in sessions.into_iter().enumerate() {
+            self.tasks.spawn(receive(
+                self.fan.clone(),
+                self.receivers + i,
+                rd,
+                wr,
+                self.base,
+            ));
+        }
+        self.receivers = n;
+        // Let presence notices and join bursts settle before measuring.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(())
+    }
+
+    /// Stops the current rate phase early (login storm).
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        Arc::new(AtomicBool::new(false))
+    }
+
+    /// Runs one phase; `stop` ends a rate phase early when set.
+    pub async fn phase(
+        &mut self,
+        phase: Phase,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<PhaseResult> {
+        let fan = self.fan.clone();
+        let n = self.receivers as u64;
+        let senders = self.writers.len();
+        if n == 0 || senders == 0 {
+            bail!("a phase needs receivers and senders");
+        }
+        let _ = fan.take_hist();
+        let verified0 = fan.verified.load(Ordering::Relaxed);
+        let errors0 = fan.errors.load(Ordering::Relaxed);
+        fan.claimed.store(self.base, Ordering::Release);
+        let (budget, secs, period) = match phase {
+            Phase::Flat { messages, secs } => (messages, secs, None),
+            Phase::Rate { rate, secs } => (
+                (rate * secs).ceil() as u64,
+                secs,
+                Some(Duration::from_secs_f64(senders as f64 / rate.max(0.001))),
+            ),
+        };
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(secs);
+        let end_index = self.base + budget;
+        let pb = bar(budget, &phase.label());
+        let mut set = JoinSet::new();
+        for (j, wr) in self.writers.iter().enumerate() {
+            let fan = fan.clone();
+            let wr = wr.clone();
+            let room = self.room.clone();
+            let base = self.base;
+            let window = self.window;
+            let mut seq = self.seqs[j];
+            let stop = stop.clone();
+            let pb = pb.clone();
+            set.spawn(async move {
+                let mut text = String::with_capacity(payload::LEN);
+                let mut sent = 0u64;
+                let offset = period.map(|p| p.mul_f64(j as f64 / senders as f64));
+                loop {
+                    if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        break;
+                    }
+                    if let (Some(p), Some(off)) = (period, offset) {
+                        let at = start + off + p * (sent as u32);
+                        // Stop at the deadline even when behind schedule.
+                        if at >= deadline || Instant::now() >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                    } else if Instant::now() >= deadline {
+                        break;
+                    }
+                    let k = fan.claimed.fetch_add(1, Ordering::AcqRel) + 1;
+                    if k > end_index {
+                        break;
+                    }
+                    fan.ring[(k as usize + RING / 2) % RING].store(0, Ordering::Release);
+                    if k > base + window && !fan.wait_reached(k - window, deadline + GRACE).await {
+                        fan.error(format!(
+                            "sender {j}: window never drained (lost deliveries?)"
+                        ));
+                        break;
+                    }
+                    seq += 1;
+                    payload::encode(
+                        Stamp {
+                            sender: j as u32,
+                            seq,
+                            sent_ns: fan.now_ns(),
+                        },
+                        &mut text,
+                    );
+                    if let Err(e) = wr.lock().await.public(&room, &text).await {
+                        fan.error(format!("sender {j}: {e:#}"));
+                        break;
+                    }
+                    sent += 1;
+                    if sent.is_multiple_of(64) {
+                        pb.inc(64);
+                    }
+                }
+                (j, seq, sent)
+            });
+        }
+        let mut total = 0;
+        while let Some(r) = set.join_next().await {
+            let (j, seq, sent) = r?;
+            self.seqs[j] = seq;
+            total += sent;
+        }
+        pb.finish_and_clear();
+        let reached = total == 0
+            || fan
+                .wait_reached(self.base + total, Instant::now() + GRACE)
+                .await;
+        let secs = start.elapsed().as_secs_f64();
+        if !reached {
+            fan.error("not every delivery arrived within the grace period".into());
+            // Re-synchronise: what is still in flight would confuse the next phase.
+        }
+        self.base += total;
+        let first_error = fan.first_error.lock().ok().and_then(|mut e| e.take());
+        Ok(PhaseResult {
+            messages: total,
+            expected: total * n,
+            verified: fan.verified.load(Ordering::Relaxed) - verified0,
+            errors: fan.errors.load(Ordering::Relaxed) - errors0,
+            first_error,
+            secs,
+            hist: fan.take_hist(),
+        })
+    }
+
+    /// Disconnects everyone.
+    pub async fn close(mut self) {
+        self.fan.stop.store(true, Ordering::Relaxed);
+        for w in &self.writers {
+            w.lock().await.quit().await;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Fills the latency and count fields of a record from a phase result.
+pub fn fill(rec: &mut Record, r: &PhaseResult) {
+    rec.messages = r.messages;
+    rec.expected = r.expected;
+    rec.verified = r.verified;
+    rec.errors = r.errors + r.expected.saturating_sub(r.verified);
+    rec.secs = r.secs;
+    rec.per_sec = if r.secs > 0.0 {
+        r.verified as f64 / r.secs
+    } else {
+        0.0
+    };
+    if !r.hist.is_empty() {
+        rec.p50_us = Some(r.hist.value_at_quantile(0.5));
+        rec.p99_us = Some(r.hist.value_at_quantile(0.99));
+        rec.p999_us = Some(r.hist.value_at_quantile(0.999));
+        rec.max_us = Some(r.hist.max());
+    }
+    rec.first_error = r.first_error.clone();
+}
+
+/// Resident set size of process `pid` in bytes.
+pub fn rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    for line in status.lines() {
+        if let Some(v) = line.strip_prefix("VmRSS:") {
+            let kb: u64 = v.trim().trim_end_matches("kB").trim().parse()?;
+            return Ok(kb * 1024);
+        }
+    }
+    bail!("no VmRSS for pid {pid}")
+}
+
+/// Idle connections: logs `n` users in, in two halves, and measures the server's RSS
+/// growth over the second half (the marginal cost of a connection, without one-time
+/// costs such as the password hasher's memory) and over all of them.
+pub async fn idle(
+    target: &Target,
+    n: usize,
+    pid: Option<u32>,
+    parallel: usize,
+    rec: &mut Record,
+) -> Result<()> {
+    let before = pid.map(rss).transpose()?;
+    // natter joins the lobby by itself; IRC users only register; Redis users subscribe.
+    let channel = match target.kind {
+        crate::client::Kind::Redis => Some(ROOM.to_string()),
+        _ => None,
+    };
+    let half = n / 2;
+    let mut tasks = JoinSet::new();
+    let mut writers = Vec::new();
+    let mut took = Duration::ZERO;
+    let mut mid = None;
+    for range in [0..half, half..n] {
+        if range.start > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            mid = pid.map(rss).transpose()?;
+        }
+        let (sessions, t) = connect_many(
+            target,
+            range.map(idle_name).collect(),
+            channel.clone(),
+            false,
+            false,
+            parallel,
+            "idle connections",
+        )
+        .await?;
+        took += t;
+        for (rd, wr) in sessions {
+            let wr = Arc::new(tokio::sync::Mutex::new(wr));
+            tasks.spawn(drain_session(rd, wr.clone()));
+            writers.push(wr);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pid.map(rss).transpose()?;
+    rec.messages = 0;
+    rec.expected = n as u64;
+    rec.verified = writers.len() as u64;
+    rec.secs = took.as_secs_f64();
+    rec.per_sec = n as f64 / took.as_secs_f64().max(1e-9);
+    if let (Some(b), Some(m), Some(a)) = (before, mid, after) {
+        rec.rss_before = Some(b);
+        rec.rss_after = Some(a);
+        rec.rss_per_conn = Some(a.saturating_sub(m) as f64 / (n - half).max(1) as f64);
+        rec.rss_total_per_conn = Some(a.saturating_sub(b) as f64 / n.max(1) as f64);
+    }
+    for w in &writers {
+        w.lock().await.quit().await;
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+/// Private messages between random pairs of `users` users for `secs` seconds, at most
+/// `window` unacknowledged messages per sender.
+pub async fn private(
+    target: &Target,
+    users: usize,
+    secs: f64,
+    window: usize,
+    parallel: usize,
+    rec: &mut Record,
+) -> Result<()> {
+    let kind = target.kind;
+    let names: Vec<String> = (0..users).map(private_name).collect();
+    // Redis: every user subscribes to a channel named after them.
+    let mut sessions = Vec::new();
+    let mut setup = Duration::ZERO;
+    if kind == crate::client::Kind::Redis {
+        let pb = bar(users as u64, "private users");
+        for name in &names {
+            sessions.push(target.login(name, Some(name), true, false).await?);
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+    } else {
+        let (s, took) = connect_many(
+            target,
+            names.clone(),
+            None,
+            true,
+            false,
+            parallel,
+            "private users",
+        )
+        .await?;
+        sessions = s;
+        setup = took;
+    }
+    rec.setup_secs = setup.as_secs_f64();
+    let sems: Arc<Vec<Semaphore>> = Arc::new((0..users).map(|_| Semaphore::new(window)).collect());
+    let hists: Arc<Vec<Mutex<Histogram<u64>>>> =
+        Arc::new((0..SHARDS).map(|_| Mutex::new(new_hist())).collect());
+    let verified = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let origin = Instant::now();
+    let names = Arc::new(names);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+    let mut writers = Vec::new();
+    for (i, (mut rd, wr)) in sessions.into_iter().enumerate() {
+        let wr = Arc::new(tokio::sync::Mutex::new(wr));
+        writers.push(wr.clone());
+        let (sems, hists, verified, received, errors, first_error, names, stop) = (
+            sems.clone(),
+            hists.clone(),
+            verified.clone(),
+            received.clone(),
+            errors.clone(),
+            first_error.clone(),
+            names.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move {
+            let mut last = vec![0u64; names.len()];
+            let fail = |what: String| {
+                errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut e) = first_error.lock()
+                    && e.is_none()
+                {
+                    *e = Some(what);
+                }
+            };
+            loop {
+                match rd.next().await {
+                    Ok(Event::Msg { from, text }) => {
+                        if from == Some(names[i].as_str()) {
+                            continue; // natter's echo of our own message
+                        }
+                        let now = origin.elapsed().as_nanos() as u64;
+                        match payload::decode(text) {
+                            Some(st)
+                                if (st.sender as usize) < names.len()
+                                    && st.seq > last[st.sender as usize]
+                                    && from.is_none_or(|f| f == names[st.sender as usize]) =>
+                            {
+                                last[st.sender as usize] = st.seq;
+                                verified.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut h) = hists[i % SHARDS].lock() {
+                                    h.saturating_record(
+                                        (now.saturating_sub(st.sent_ns) / 1000).max(1),
+                                    );
+                                }
+                                sems[st.sender as usize].add_permits(1);
+                            }
+                            _ => fail(format!("user {i}: bad delivery {from:?} {text:?}")),
+                        }
+                        received.fetch_add(1, Ordering::Release);
+                    }
+                    Ok(Event::Ping(arg)) => {
+                        let _ = wr.lock().await.pong(&arg).await;
+                    }
+                    Ok(Event::Closed(why)) => {
+                        fail(format!("user {i} disconnected: {why}"));
+                        break;
+                    }
+                    Ok(Event::Other) => {}
+                    Err(e) => {
+                        if !stop.load(Ordering::Relaxed) {
+                            fail(format!("user {i}: {e:#}"));
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let pb = bar((secs * 10.0) as u64, "private messages");
+    let ticker = {
+        let pb = pb.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                pb.inc(1);
+            }
+        })
+    };
+    let mut senders = JoinSet::new();
+    for (i, wr) in writers.iter().enumerate() {
+        let (wr, sems, names) = (wr.clone(), sems.clone(), names.clone());
+        senders.spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            let mut text = String::with_capacity(payload::LEN);
+            let mut sent = 0u64;
+            while Instant::now() < deadline {
+                let Ok(Ok(permit)) =
+                    tokio::time::timeout_at(deadline.into(), sems[i].acquire()).await
+                else {
+                    break;
+                };
+                permit.forget();
+                let mut to = rng.random_range(0..names.len() - 1);
+                if to >= i {
+                    to += 1;
+                }
+                sent += 1;
+                payload::encode(
+                    Stamp {
+                        sender: i as u32,
+                        seq: sent,
+                        sent_ns: origin.elapsed().as_nanos() as u64,
+                    },
+                    &mut text,
+                );
+                if wr.lock().await.private(&names[to], &text).await.is_err() {
+                    sent -= 1;
+                    break;
+                }
+            }
+            sent
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = senders.join_next().await {
+        total += r?;
+    }
+    let until = Instant::now() + GRACE;
+    while received.load(Ordering::Acquire) < total && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = start.elapsed().as_secs_f64();
+    ticker.abort();
+    pb.finish_and_clear();
+    let mut hist = new_hist();
+    for h in hists.iter() {
+        if let Ok(h) = h.lock() {
+            let _ = hist.add(&*h);
+        }
+    }
+    let r = PhaseResult {
+        messages: total,
+        expected: total,
+        verified: verified.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        first_error: first_error.lock().ok().and_then(|mut e| e.take()),
+        secs: took,
+        hist,
+    };
+    fill(rec, &r);
+    stop.store(true, Ordering::Relaxed);
+    for w in &writers {
+        w.lock().await.quit().await;
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+/// Login storm: `storm` users log in at once (at most `parallel` in progress) while the
+/// fan-out room chats at `rate` messages/s; returns the logins/s and fills `rec` with the
+/// chat's figures during the storm.
+pub async fn storm(
+    fan: &mut FanOut,
+    target: &Target,
+    storm: usize,
+    rate: f64,
+    parallel: usize,
+) -> Result<(f64, PhaseResult)> {
+    let stop = fan.stop_handle();
+    let names: Vec<String> = (0..storm).map(storm_name).collect();
+    let target = target.clone();
+    let stop2 = stop.clone();
+    let storm_task = tokio::spawn(async move {
+        // Give the chat a moment to reach its rate first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = connect_many(
+            &target,
+            names,
+            Some(ROOM.to_string()),
+            false,
+            false,
+            parallel,
+            "login storm",
+        )
+        .await;
+        stop2.store(true, Ordering::Relaxed);
+        let r = r?;
+        let mut tasks = JoinSet::new();
+        let mut writers = Vec::new();
+        for (rd, wr) in r.0 {
+            let wr = Arc::new(tokio::sync::Mutex::new(wr));
+            tasks.spawn(drain_session(rd, wr.clone()));
+            writers.push(wr);
+        }
+        anyhow::Ok((r.1, tasks, writers))
+    });
+    let chat = fan
+        .phase(Phase::Rate { rate, secs: 600.0 }, Some(stop))
+        .await?;
+    let (took, mut tasks, writers) = storm_task.await??;
+    for w in &writers {
+        w.lock().await.quit().await;
+    }
+    tasks.abort_all();
+    Ok((storm as f64 / took.as_secs_f64().max(1e-9), chat))
+}
