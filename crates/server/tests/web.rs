@@ -22,6 +22,15 @@ use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 const ADMIN: &str = "operator secret 42";
 
+/// A public message to the lobby.
+fn public(text: &str) -> ClientFrame {
+    ClientFrame::Public {
+        id: None,
+        room: None,
+        text: text.into(),
+    }
+}
+
 fn web_config(dir: &std::path::Path) -> Config {
     Config {
         admin_password: Some(Secret(ADMIN.into())),
@@ -275,15 +284,7 @@ async fn pages_health_metrics_and_security_headers() {
         |f| matches!(f, ServerFrame::Presence { user, .. } if user == "bob"),
     )
     .await;
-    send(
-        &mut alice,
-        ClientFrame::Public {
-            id: None,
-            room: None,
-            text: "hello".into(),
-        },
-    )
-    .await;
+    send(&mut alice, public("hello")).await;
     until(&mut bob, |f| matches!(f, ServerFrame::Public { .. })).await;
     let mut raw = Raw::connect(srv.addr).await;
     raw.send(b"{\"type\":\"bogus\"}\n").await;
@@ -617,15 +618,7 @@ async fn operator_actions_reach_chat_clients_and_are_audited() {
         |f| matches!(f, ServerFrame::System { text } if text.contains("muted you for 60 s")),
     )
     .await;
-    send(
-        &mut alice,
-        ClientFrame::Public {
-            id: None,
-            room: None,
-            text: "hi".into(),
-        },
-    )
-    .await;
+    send(&mut alice, public("hi")).await;
     let e = until(&mut alice, |f| matches!(f, ServerFrame::Error { .. })).await;
     assert!(
         matches!(
@@ -649,15 +642,7 @@ async fn operator_actions_reach_chat_clients_and_are_audited() {
         .post("/api/admin/unmute", serde_json::json!({ "user": "alice" }))
         .await;
     assert_eq!(r.json()["message"], "unmuted alice");
-    send(
-        &mut alice,
-        ClientFrame::Public {
-            id: None,
-            room: None,
-            text: "back".into(),
-        },
-    )
-    .await;
+    send(&mut alice, public("back")).await;
     until(
         &mut bob,
         |f| matches!(f, ServerFrame::Public { text, .. } if text == "back"),
@@ -820,15 +805,7 @@ async fn monitor_needs_session_and_origin_and_streams_events_live() {
     )
     .await;
     let mut alice = register(srv.addr, "alice").await;
-    send(
-        &mut alice,
-        ClientFrame::Public {
-            id: None,
-            room: None,
-            text: "live!".into(),
-        },
-    )
-    .await;
+    send(&mut alice, public("live!")).await;
     let mut bad = connect(srv.addr).await;
     send(
         &mut bad,
@@ -923,15 +900,7 @@ async fn browser_chat_over_websocket_talks_to_terminal_clients() {
         |f| matches!(f, ServerFrame::Presence { user, .. } if user == "dave"),
     )
     .await;
-    send(
-        &mut dave,
-        ClientFrame::Public {
-            id: None,
-            room: None,
-            text: "hi browser".into(),
-        },
-    )
-    .await;
+    send(&mut dave, public("hi browser")).await;
     let f = ws_frame_until(&mut ws, |f| matches!(f, ServerFrame::Public { .. })).await;
     assert!(
         matches!(f, ServerFrame::Public { ref from, ref text, .. } if from == "dave" && text == "hi browser")
