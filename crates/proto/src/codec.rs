@@ -101,12 +101,21 @@ impl Encoder<Bytes> for LineCodec {
 
 /// Serializes a frame as one JSON line, newline included.
 pub fn encode<T: Serialize>(frame: &T) -> Bytes {
-    let mut out = serde_json::to_vec(frame).unwrap_or_else(|_| {
-        // Frames are plain structs of strings and numbers; serialization cannot fail.
-        br#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_vec()
-    });
-    out.push(b'\n');
+    let mut out = Vec::with_capacity(128);
+    encode_into(frame, &mut out);
     Bytes::from(out)
+}
+
+/// Appends `frame` as one line (JSON and a newline) to `out`, so several frames can share
+/// one buffer and one write.
+pub fn encode_into<T: Serialize>(frame: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, frame).is_err() {
+        // Frames are plain structs of strings and numbers; serialization cannot fail.
+        out.truncate(start);
+        out.extend_from_slice(br#"{"type":"error","code":"internal","message":"encoding failed"}"#);
+    }
+    out.push(b'\n');
 }
 
 /// Why a line is not a valid frame, with the error frame to send back.

@@ -11,7 +11,9 @@ pub mod fuzzing;
 pub mod name;
 pub mod text;
 
-pub use codec::{CodecError, FrameError, LineCodec, clip, decode_client, decode_server, encode};
+pub use codec::{
+    CodecError, FrameError, LineCodec, clip, decode_client, decode_server, encode, encode_into,
+};
 pub use frame::{
     ClientFrame, ErrorCode, FrameId, HistoryEntry, PresenceEvent, RoomInfo, ServerFrame,
 };

@@ -339,6 +339,19 @@ impl Hub {
         room: &str,
         frame: &ServerFrame,
     ) -> Result<usize, RoomError> {
+        self.broadcast_room_lines(from, room, encode(frame))
+    }
+
+    /// Sends already encoded lines (one or more frames, each ending in a newline) to
+    /// every session in `room`, if session `from` is in it, as one queued chunk per
+    /// session: a burst of messages costs each member one wake-up and one write.
+    /// Returns the number of sessions it was queued to.
+    pub fn broadcast_room_lines(
+        &self,
+        from: SessionId,
+        room: &str,
+        lines: Bytes,
+    ) -> Result<usize, RoomError> {
         let st = self.lock();
         let in_room = st
             .sessions
@@ -349,7 +362,7 @@ impl Hub {
             .get(room)
             .filter(|_| in_room)
             .ok_or(RoomError::NotInRoom)?;
-        Ok(st.deliver_room(r, &encode(frame)))
+        Ok(st.deliver_room(r, &lines))
     }
 
     /// Sends `frame` to every session in `room` (an operator's notice); `None` if the

@@ -6,15 +6,18 @@
 //! queue, which is the same queue the hub fans out into; the writer coalesces whatever is
 //! queued into one write. Nothing here knows which transport carries the bytes.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use natter_proto::{
     ClientFrame, CodecError, DEFAULT_ROOM, ErrorCode, FrameId, HistoryEntry, LineCodec, MAX_ID_LEN,
-    MAX_LINE, MAX_NAMES, ServerFrame, clip, decode_client, encode, neutralize, parse_room,
-    validate_username,
+    MAX_LINE, MAX_NAMES, ServerFrame, clip, decode_client, encode, encode_into, neutralize,
+    parse_room, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -40,6 +43,30 @@ const LINGER_BYTES: usize = 256 * 1024;
 
 /// Largest chunk the writer gathers from the queue into a single write.
 const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Most public messages one session may have committing at once; its further input
+/// waits. Letting several commit together is what lets one fsync cover many messages.
+const MAX_INFLIGHT: usize = 128;
+
+/// Most committed messages published together (one chunk per room member).
+const MAX_PUBLISH: usize = 256;
+
+/// Initial read buffer of a connection; it grows when a peer sends more at once, so an
+/// idle connection stays small.
+const READ_BUFFER: usize = 512;
+
+/// A public message of this session once its commit has finished.
+struct Published {
+    /// The request id, for the `ok`.
+    id: Option<FrameId>,
+    /// Canonical room name.
+    room: String,
+    /// The stored message, or why it could not be stored.
+    result: Result<StoredMessage, StoreError>,
+}
+
+/// Public messages waiting for their commit, in the order they were sent.
+type Inflight = FuturesOrdered<Pin<Box<dyn Future<Output = Published> + Send + Sync>>>;
 
 /// What the read loop does after handling a frame.
 enum Flow {
@@ -71,6 +98,8 @@ struct Session {
     prelogin_frames: u32,
     /// Failed `auth` attempts on this connection.
     auth_failures: u32,
+    /// Public messages committing; published in order as their commits finish.
+    inflight: Inflight,
 }
 
 /// The `hello` frame that opens every connection.
@@ -134,8 +163,8 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    let mut lines =
-        FramedRead::new(rd, LineCodec::new(MAX_LINE)).map(|r| r.map_err(InputError::from));
+    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
+        .map(|r| r.map_err(InputError::from));
     let (handle, rx) = channel(&shared);
     let writer = tokio::spawn(write_loop(wr, rx, handle.closer.clone()));
     let grace = shared.config.shutdown_grace;
@@ -185,6 +214,7 @@ pub async fn run<L, T>(
         user: None,
         prelogin_frames: 0,
         auth_failures: 0,
+        inflight: Inflight::new(),
     };
     s.reply(&hello());
     tracing::debug!(%peer, "connection opened");
@@ -204,6 +234,7 @@ pub async fn run<L, T>(
         tokio::select! {
             _ = sleep_until(liveness_deadline) => {
                 if pinged.is_some() {
+                    s.flush().await;
                     s.bye("ping timeout");
                     break "ping timeout".to_string();
                 }
@@ -212,11 +243,13 @@ pub async fn run<L, T>(
                 pinged = Some(Instant::now());
             }
             _ = shutdown.cancelled() => {
+                s.flush().await;
                 s.reply(&ServerFrame::System { text: "server is shutting down".into() });
                 s.bye("server shutting down");
                 break "server shutting down".to_string();
             }
             _ = s.handle.closer.closed() => {
+                s.flush().await;
                 let reason = s.handle.closer.reason().unwrap_or("closed").to_string();
                 s.bye(&reason);
                 break reason;
@@ -226,9 +259,21 @@ pub async fn run<L, T>(
                 s.bye("login timed out");
                 break "login timeout".to_string();
             }
-            next = lines.next() => match next {
+            Some(first) = s.inflight.next(), if !s.inflight.is_empty() => {
+                // Publish every commit that has finished, together.
+                let mut done = vec![first];
+                while done.len() < MAX_PUBLISH {
+                    match s.inflight.next().now_or_never() {
+                        Some(Some(p)) => done.push(p),
+                        _ => break,
+                    }
+                }
+                s.publish(done);
+            }
+            next = lines.next(), if s.inflight.len() < MAX_INFLIGHT => match next {
                 None => break "connection lost".to_string(),
                 Some(Err(InputError::TooLong { max })) => {
+                    s.flush().await;
                     s.shared.metrics.rejected(ErrorCode::LineTooLong.as_str());
                     s.error(None, ErrorCode::LineTooLong, format!("line longer than {max} bytes; closing"));
                     s.bye("line too long");
@@ -251,7 +296,9 @@ pub async fn run<L, T>(
                     // Any line proves the peer alive, not only a pong.
                     last_heard = Instant::now();
                     pinged = None;
-                    match s.handle_line(line.as_ref()).await {
+                    // Boxed: the handler's state is only needed while a frame is being
+                    // handled, not by every idle connection.
+                    match Box::pin(s.handle_line(line.as_ref())).await {
                         Flow::Continue => {}
                         Flow::Close(reason) => break reason,
                     }
@@ -260,6 +307,8 @@ pub async fn run<L, T>(
         }
     };
 
+    // Messages sent just before the connection went are still published.
+    s.flush().await;
     if let Some(user) = &s.user {
         let left = s.shared.hub.disconnect(user.id, &reason);
         let ts_ms = crate::now_ms();
@@ -286,17 +335,27 @@ pub async fn run<L, T>(
 /// Writes queued lines to the peer, coalescing everything already queued into one write.
 async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>, closer: Closer) {
     let mut wr = std::pin::pin!(wr);
-    let mut buf = BytesMut::with_capacity(4096);
+    // Allocated on demand and dropped when the queue runs dry, so an idle connection
+    // holds no write buffer.
+    let mut buf = BytesMut::new();
     while let Some(first) = rx.recv().await {
-        buf.extend_from_slice(&first);
-        while buf.len() < WRITE_CHUNK {
-            match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
-                Err(_) => break,
+        let chunk = match rx.try_recv() {
+            // Only one chunk queued: write it as it is, without copying.
+            Err(_) => first,
+            Ok(second) => {
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&second);
+                while buf.len() < WRITE_CHUNK {
+                    match rx.try_recv() {
+                        Ok(more) => buf.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                buf.split().freeze()
             }
-        }
+        };
         if let Err(e) = async {
-            wr.write_all(&buf).await?;
+            wr.write_all(&chunk).await?;
             wr.flush().await
         }
         .await
@@ -304,10 +363,8 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>, closer:
             closer.close(format!("write failed: {e}"));
             return;
         }
-        buf.clear();
-        // Do not keep a large buffer alive for an idle connection.
-        if buf.capacity() > WRITE_CHUNK {
-            buf = BytesMut::with_capacity(4096);
+        if rx.is_empty() {
+            buf = BytesMut::new();
         }
     }
     let _ = wr.shutdown().await;
@@ -375,6 +432,11 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        // Anything but another public message waits until the messages before it are
+        // published, so replies and deliveries keep the order the peer sent in.
+        if !matches!(frame, ClientFrame::Public { .. }) {
+            self.flush().await;
+        }
         if let Some(FrameId::Str(id)) = frame.id()
             && id.len() > MAX_ID_LEN
         {
@@ -713,7 +775,9 @@ impl Session {
         }
     }
 
-    async fn public(&self, id: Option<FrameId>, room: Option<&str>, text: &str) -> Flow {
+    /// Queues a public message for storage; it is published once committed (see
+    /// [`Session::publish`]), while the session goes on reading.
+    async fn public(&mut self, id: Option<FrameId>, room: Option<&str>, text: &str) -> Flow {
         let Some(me) = &self.user else {
             return Flow::Continue;
         };
@@ -731,39 +795,94 @@ impl Session {
         if let Err(flow) = self.admit_message(&id, text) {
             return flow;
         }
-        // Durable before visible: stored (and committed) before anyone sees it.
-        let Some(StoredMessage { id: msg_id, msg }) = self
-            .store_message(&id, Target::Room(room.clone()), text)
-            .await
-        else {
+        // Durable before visible: published only once committed.
+        let Some(msg) = self.new_message(Target::Room(room.clone()), text) else {
             return Flow::Continue;
         };
-        let frame = ServerFrame::Public {
-            msg_id,
-            room: room.clone(),
-            from: msg.from.clone(),
-            text: msg.text.clone(),
-            ts: msg.ts,
-        };
-        // The session may have left the room while the message was being stored; it
-        // is kept in the history either way.
-        let started = std::time::Instant::now();
-        let copies = self
-            .shared
-            .hub
-            .broadcast_room(me.id, &room, &frame)
-            .unwrap_or(0);
-        self.shared
-            .metrics
-            .message("public", copies, started.elapsed());
-        self.shared.emit(Event::Room {
-            room,
-            from: msg.from,
-            text: msg.text,
-            ts_ms: msg.ts,
-        });
-        self.ok(id);
+        match self.shared.store.queue_message(msg).await {
+            Ok(commit) => self.inflight.push_back(Box::pin(async move {
+                Published {
+                    id,
+                    room,
+                    result: commit.await,
+                }
+            })),
+            Err(e) => self.fail(id, &e),
+        }
         Flow::Continue
+    }
+
+    /// Publishes committed public messages: each run of messages to one room is encoded
+    /// once into one chunk that every member's queue gets, then the `ok`s go out together.
+    fn publish(&self, done: Vec<Published>) {
+        let Some(me) = &self.user else { return };
+        let mut oks = Vec::new();
+        let mut done = done.into_iter().peekable();
+        while let Some(first) = done.next() {
+            let room = first.room.clone();
+            let mut run = vec![first];
+            while let Some(next) = done.next_if(|p| p.room == room) {
+                run.push(next);
+            }
+            let started = std::time::Instant::now();
+            let mut lines = Vec::with_capacity(run.len() * 192);
+            let mut published = Vec::with_capacity(run.len());
+            for p in run {
+                match p.result {
+                    Ok(StoredMessage { id: msg_id, msg }) => {
+                        encode_into(
+                            &ServerFrame::Public {
+                                msg_id,
+                                room: room.clone(),
+                                from: msg.from.clone(),
+                                text: msg.text.clone(),
+                                ts: msg.ts,
+                            },
+                            &mut lines,
+                        );
+                        published.push((p.id, msg));
+                    }
+                    Err(e) => self.fail(p.id, &e),
+                }
+            }
+            if published.is_empty() {
+                continue;
+            }
+            // The session may have left the room while the messages were being stored;
+            // they are kept in the history either way.
+            let copies = self
+                .shared
+                .hub
+                .broadcast_room_lines(me.id, &room, Bytes::from(lines))
+                .unwrap_or(0);
+            let elapsed = started.elapsed();
+            for (id, msg) in published {
+                self.shared.metrics.message("public", copies, elapsed);
+                self.shared.emit(Event::Room {
+                    room: room.clone(),
+                    from: msg.from,
+                    text: msg.text,
+                    ts_ms: msg.ts,
+                });
+                if let Some(id) = id {
+                    encode_into(&ServerFrame::Ok { id }, &mut oks);
+                }
+            }
+        }
+        if !oks.is_empty() {
+            self.handle.deliver(Bytes::from(oks));
+        }
+    }
+
+    /// Waits for every public message still committing and publishes them.
+    async fn flush(&mut self) {
+        let mut done = Vec::new();
+        while let Some(p) = self.inflight.next().await {
+            done.push(p);
+        }
+        if !done.is_empty() {
+            self.publish(done);
+        }
     }
 
     async fn private(&self, id: Option<FrameId>, to: &str, text: &str) -> Flow {
@@ -853,6 +972,17 @@ impl Session {
         Flow::Continue
     }
 
+    /// A message from this session's user to `target`: text neutralised, stamped now.
+    fn new_message(&self, target: Target, text: &str) -> Option<NewMessage> {
+        let me = self.user.as_ref()?;
+        Some(NewMessage {
+            from: me.name.clone(),
+            target,
+            text: neutralize(text).into_owned(),
+            ts: crate::now_ms(),
+        })
+    }
+
     /// Stores a message from this session's user (text neutralised, stamped now) and
     /// returns it with its id; on failure the peer is told and `None` is returned.
     async fn store_message(
@@ -861,13 +991,7 @@ impl Session {
         target: Target,
         text: &str,
     ) -> Option<StoredMessage> {
-        let me = self.user.as_ref()?;
-        let msg = NewMessage {
-            from: me.name.clone(),
-            target,
-            text: neutralize(text).into_owned(),
-            ts: crate::now_ms(),
-        };
+        let msg = self.new_message(target, text)?;
         match self.shared.store.append_message(msg).await {
             Ok(stored) => Some(stored),
             Err(e) => {

@@ -20,6 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 /// A boxed future returned by [`Store`] methods (object-safe async).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// Resolves once queued work is committed (see [`Store::queue_message`]).
+pub type Commit<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + Sync + 'static>>;
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,8 +116,15 @@ pub trait Store: Send + Sync + 'static {
     fn create_user<'a>(&'a self, name: &'a str, password_hash: &'a str) -> StoreFuture<'a, ()>;
     /// Looks an account up by name, case-insensitively.
     fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<UserRecord>>;
+    /// Queues a message for storage. Resolves once it is queued, so messages queued one
+    /// after another are stored (and numbered) in that order; the returned [`Commit`]
+    /// resolves with the stored message once it is durable. A session can therefore have
+    /// several messages committing at once and still publish them in order.
+    fn queue_message(&self, msg: NewMessage) -> StoreFuture<'_, Commit<StoredMessage>>;
     /// Stores a message durably and returns it with its id.
-    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, StoredMessage>;
+    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, StoredMessage> {
+        Box::pin(async move { self.queue_message(msg).await?.await })
+    }
     /// Up to `limit` messages of `room` with ids below `before`, oldest first.
     fn room_history<'a>(
         &'a self,
@@ -214,6 +224,15 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.enqueue(work).await?.await
+    }
+
+    /// Queues `work` for the store thread (jobs run in the order they are queued) and
+    /// returns, once it is queued, a future of its result after the batch's commit.
+    async fn enqueue<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Commit<T>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = work(conn);
@@ -229,7 +248,9 @@ impl SqliteStore {
             .send(Command::Job(job))
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(Box::pin(async move {
+            answer.await.map_err(|_| StoreError::Closed)?
+        }))
     }
 }
 
@@ -244,8 +265,8 @@ impl Store for SqliteStore {
         Box::pin(self.call(move |c| get_user(c, &name)))
     }
 
-    fn append_message(&self, msg: NewMessage) -> StoreFuture<'_, StoredMessage> {
-        Box::pin(self.call(move |c| {
+    fn queue_message(&self, msg: NewMessage) -> StoreFuture<'_, Commit<StoredMessage>> {
+        Box::pin(self.enqueue(move |c| {
             let id = append_message(c, &msg)?;
             Ok(StoredMessage { id, msg })
         }))

@@ -407,3 +407,62 @@ async fn graceful_shutdown_tells_clients_and_closes() {
     let srv = TestServer::start(dir.path()).await;
     login(srv.addr, "alice").await;
 }
+
+/// A client may send many messages without waiting for each `ok`: the server commits
+/// them together but publishes them in the order sent, acknowledges every one, and
+/// still delivers those sent just before the sender quit.
+#[tokio::test]
+async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = plain_config(dir.path());
+    config.messages.rate = 10_000.0;
+    config.messages.burst = 10_000.0;
+    let srv = TestServer::start_with(config).await;
+    let mut alice = register(srv.addr, "alice").await;
+    let mut bob = register(srv.addr, "bob").await;
+    until(&mut alice, |f| matches!(f, ServerFrame::Presence { .. })).await;
+    const N: u64 = 300;
+    for i in 0..N {
+        send(
+            &mut alice,
+            ClientFrame::Public {
+                id: Some(FrameId::Num(i)),
+                room: None,
+                text: format!("m{i}"),
+            },
+        )
+        .await;
+    }
+    send(&mut alice, ClientFrame::Quit { id: None }).await;
+
+    let mut last_id = 0;
+    for i in 0..N {
+        let f = until(&mut bob, |f| matches!(f, ServerFrame::Public { .. })).await;
+        let ServerFrame::Public { msg_id, text, .. } = f else {
+            unreachable!()
+        };
+        assert_eq!(text, format!("m{i}"), "messages arrive in the order sent");
+        assert!(msg_id > last_id, "ids increase with the order sent");
+        last_id = msg_id;
+    }
+    let seen = until_closed(&mut alice).await;
+    let oks: Vec<u64> = seen
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Ok {
+                id: FrameId::Num(n),
+            } => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        oks,
+        (0..N).collect::<Vec<_>>(),
+        "every message acknowledged in order"
+    );
+    assert!(
+        matches!(seen.last(), Some(ServerFrame::Bye { .. })),
+        "bye comes after the acknowledgements: {:?}",
+        seen.last()
+    );
+}
