@@ -2,10 +2,10 @@
 //!
 //! The hub is the single owner of presence and room membership. It sits behind one std
 //! `Mutex` that is only held for short, non-async sections (never across an `.await`).
-//! Delivering a frame means serializing it once into [`Bytes`] and `try_send`ing a cheap
-//! clone into each recipient's bounded queue; the hub never does I/O. A recipient whose
-//! queue is full is a slow consumer: it is told to close (through its [`Closer`]) instead
-//! of making the hub, or anyone else, wait.
+//! Delivering a frame means serializing it once and appending the bytes to each
+//! recipient's bounded [`Outbox`]; a burst of messages is appended as one chunk. The hub
+//! never does I/O. A recipient whose outbox is full is a slow consumer: it is told to
+//! close (through its [`Closer`]) instead of making the hub, or anyone else, wait.
 //!
 //! Rooms are joined per session (like IRC channels); a user is a member of a room while
 //! at least one of their sessions is in it, and join/leave notices go to the room when
@@ -14,10 +14,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use bytes::Bytes;
 use natter_proto::{PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{Outbox, Push};
 
 /// Identifies one connection's session within the hub.
 pub type SessionId = u64;
@@ -50,24 +50,35 @@ impl Closer {
 }
 
 /// The hub's handle on one session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionHandle {
     /// The session's bounded outgoing queue of encoded lines.
-    pub tx: mpsc::Sender<Bytes>,
-    /// Ends the session (slow consumer, later: kick).
+    pub outbox: Arc<Outbox>,
+    /// Ends the session (slow consumer, kick, ban).
     pub closer: Closer,
 }
 
 impl SessionHandle {
-    /// Queues an encoded line without waiting; a full queue closes the session.
-    pub fn deliver(&self, line: Bytes) {
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.closer.close("slow consumer: outgoing queue full");
-            }
+    /// A handle on a new, empty outbox holding at most `max_frames` frames.
+    pub fn new(max_frames: usize) -> SessionHandle {
+        SessionHandle {
+            outbox: Arc::new(Outbox::new(max_frames)),
+            closer: Closer::default(),
+        }
+    }
+
+    /// Queues one encoded line without waiting; a full queue closes the session.
+    pub fn deliver(&self, line: &[u8]) {
+        self.deliver_lines(line, 1);
+    }
+
+    /// Queues `frames` encoded lines at once; a full queue closes the session.
+    pub fn deliver_lines(&self, lines: &[u8], frames: usize) {
+        match self.outbox.push(lines, frames) {
+            Push::Queued => {}
+            Push::Full => self.closer.close("slow consumer: outgoing queue full"),
             // The session is already ending; nothing to do.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Push::Closed => {}
         }
     }
 }
@@ -93,8 +104,8 @@ struct OnlineUser {
 /// A room with at least one member.
 #[derive(Default)]
 struct Room {
-    /// Sessions in the room.
-    sessions: Vec<SessionId>,
+    /// Sessions in the room, with their handles so fan-out needs no lookups.
+    sessions: Vec<(SessionId, SessionHandle)>,
     /// Members by case-folded name: display name and how many of their sessions are in.
     members: HashMap<String, (String, usize)>,
 }
@@ -123,26 +134,23 @@ struct State {
     closing: bool,
 }
 
-impl State {
-    /// Delivers one encoded line to every session of `room`; returns the copies queued.
-    fn deliver_room(&self, room: &Room, line: &Bytes) -> usize {
-        let mut n = 0;
-        for id in &room.sessions {
-            if let Some(e) = self.sessions.get(id) {
-                e.handle.deliver(line.clone());
-                n += 1;
-            }
-        }
-        n
+/// Delivers `frames` encoded lines to every session of `room`; returns the sessions
+/// they were queued to.
+fn deliver_room(room: &Room, lines: &[u8], frames: usize) -> usize {
+    for (_, handle) in &room.sessions {
+        handle.deliver_lines(lines, frames);
     }
+    room.sessions.len()
+}
 
+impl State {
     /// Removes session `id` from `room`; announces the user's leave if it was their last
     /// session there. Returns whether the user left the room.
     fn part(&mut self, id: SessionId, user_key: &str, room_name: &str, reason: &str) -> bool {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return false;
         };
-        room.sessions.retain(|s| *s != id);
+        room.sessions.retain(|(s, _)| *s != id);
         let mut left = None;
         if let Some((name, count)) = room.members.get_mut(user_key) {
             *count -= 1;
@@ -162,7 +170,7 @@ impl State {
                 reason: Some(reason.to_string()),
             });
             if let Some(room) = self.rooms.get(room_name) {
-                self.deliver_room(room, &line);
+                deliver_room(room, &line, 1);
             }
         }
         true
@@ -298,13 +306,9 @@ impl Hub {
                 event: PresenceEvent::Join,
                 reason: None,
             });
-            for sid in &r.sessions {
-                if let Some(e) = sessions.get(sid) {
-                    e.handle.deliver(line.clone());
-                }
-            }
+            deliver_room(r, &line, 1);
         }
-        r.sessions.push(id);
+        r.sessions.push((id, entry.handle.clone()));
         r.members.entry(key).or_insert((name, 0)).1 += 1;
         Ok((r.member_names(), first))
     }
@@ -339,7 +343,7 @@ impl Hub {
         room: &str,
         frame: &ServerFrame,
     ) -> Result<usize, RoomError> {
-        self.broadcast_room_lines(from, room, encode(frame))
+        self.broadcast_room_lines(from, room, &encode(frame), 1)
     }
 
     /// Sends already encoded lines (one or more frames, each ending in a newline) to
@@ -350,7 +354,8 @@ impl Hub {
         &self,
         from: SessionId,
         room: &str,
-        lines: Bytes,
+        lines: &[u8],
+        frames: usize,
     ) -> Result<usize, RoomError> {
         let st = self.lock();
         let in_room = st
@@ -362,7 +367,7 @@ impl Hub {
             .get(room)
             .filter(|_| in_room)
             .ok_or(RoomError::NotInRoom)?;
-        Ok(st.deliver_room(r, &lines))
+        Ok(deliver_room(r, lines, frames))
     }
 
     /// Sends `frame` to every session in `room` (an operator's notice); `None` if the
@@ -370,7 +375,7 @@ impl Hub {
     pub fn send_to_room(&self, room: &str, frame: &ServerFrame) -> Option<usize> {
         let st = self.lock();
         let r = st.rooms.get(room)?;
-        Some(st.deliver_room(r, &encode(frame)))
+        Some(deliver_room(r, &encode(frame), 1))
     }
 
     /// Sends a frame to every authenticated session; returns how many.
@@ -378,7 +383,7 @@ impl Hub {
         let line = encode(frame);
         let st = self.lock();
         for e in st.sessions.values() {
-            e.handle.deliver(line.clone());
+            e.handle.deliver(&line);
         }
         st.sessions.len()
     }
@@ -416,7 +421,7 @@ impl Hub {
         let line = encode(frame);
         for id in &online.sessions {
             if let Some(e) = st.sessions.get(id) {
-                e.handle.deliver(line.clone());
+                e.handle.deliver(&line);
             }
         }
         true
@@ -445,7 +450,7 @@ impl Hub {
             .chain(sender.into_iter().flat_map(|u| u.sessions.iter()))
         {
             if let Some(e) = st.sessions.get(id) {
-                e.handle.deliver(line.clone());
+                e.handle.deliver(&line);
             }
         }
         Ok(target.sessions.len())
@@ -502,23 +507,21 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn session(depth: usize) -> (SessionHandle, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(depth);
-        (
-            SessionHandle {
-                tx,
-                closer: Closer::default(),
-            },
-            rx,
-        )
+    fn session(depth: usize) -> (SessionHandle, Arc<Outbox>) {
+        let h = SessionHandle::new(depth);
+        let outbox = h.outbox.clone();
+        (h, outbox)
     }
 
-    fn frames(rx: &mut mpsc::Receiver<Bytes>) -> Vec<ServerFrame> {
-        let mut out = Vec::new();
-        while let Ok(line) = rx.try_recv() {
-            out.push(natter_proto::decode_server(&line[..line.len() - 1]).expect("valid frame"));
-        }
-        out
+    fn frames(outbox: &mut Arc<Outbox>) -> Vec<ServerFrame> {
+        let Some(Some(bytes)) = outbox.try_take() else {
+            return Vec::new();
+        };
+        bytes[..]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| natter_proto::decode_server(l).expect("valid frame"))
+            .collect()
     }
 
     fn presence(room: &str, user: &str, event: PresenceEvent, reason: Option<&str>) -> ServerFrame {

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod metrics;
 pub mod moderation;
 pub mod monitor;
+pub mod outbox;
 pub mod ratelimit;
 pub mod session;
 pub mod store;

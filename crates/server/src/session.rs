@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use natter_proto::{
@@ -20,7 +19,6 @@ use natter_proto::{
     parse_room, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::auth::check_new_password;
 use crate::hub::{Closer, RoomError, SessionHandle, SessionId};
+use crate::outbox::Outbox;
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
 use crate::store::{NewMessage, StoredMessage, Target};
@@ -40,9 +39,6 @@ pub const MAX_AUTH_FAILURES: u32 = 3;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// How much input a closing connection discards at most.
 const LINGER_BYTES: usize = 256 * 1024;
-
-/// Largest chunk the writer gathers from the queue into a single write.
-const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Most public messages one session may have committing at once; its further input
 /// waits. Letting several commit together is what lets one fsync cover many messages.
@@ -135,17 +131,10 @@ impl From<CodecError> for InputError {
     }
 }
 
-/// A new session's outgoing queue: the handle the hub delivers into, and the receiver
-/// the transport's writer drains.
-pub fn channel(shared: &Shared) -> (SessionHandle, mpsc::Receiver<Bytes>) {
-    let (tx, rx) = mpsc::channel(shared.config.session_queue);
-    (
-        SessionHandle {
-            tx,
-            closer: Closer::default(),
-        },
-        rx,
-    )
+/// A new session's handle: the outbox the hub delivers into (and the transport's writer
+/// drains) and its closer.
+pub fn channel(shared: &Shared) -> SessionHandle {
+    SessionHandle::new(shared.config.session_queue)
 }
 
 /// Serves one byte-stream connection (TCP or TLS) until the peer leaves, misbehaves,
@@ -165,8 +154,8 @@ pub async fn serve<S>(
     let (rd, wr) = tokio::io::split(stream);
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
         .map(|r| r.map_err(InputError::from));
-    let (handle, rx) = channel(&shared);
-    let writer = tokio::spawn(write_loop(wr, rx, handle.closer.clone()));
+    let handle = channel(&shared);
+    let writer = tokio::spawn(write_loop(wr, handle.outbox.clone(), handle.closer.clone()));
     let grace = shared.config.shutdown_grace;
     run(&mut lines, handle, peer, accepted, shared, shutdown).await;
     let abort = writer.abort_handle();
@@ -193,8 +182,9 @@ pub async fn serve<S>(
 }
 
 /// Runs the session over any transport: `lines` yields one frame's bytes at a time, and
-/// `handle` (from [`channel`]) is the queue a writer task drains to the peer. Returns
-/// when the session ends; by then `handle` is dropped, so the writer drains and stops.
+/// `handle` (from [`channel`]) holds the outbox a writer task drains to the peer.
+/// Returns when the session ends; by then the outbox is closed, so the writer drains it
+/// and stops.
 pub async fn run<L, T>(
     lines: &mut L,
     handle: SessionHandle,
@@ -330,30 +320,14 @@ pub async fn run<L, T>(
     } else {
         tracing::debug!(%peer, %reason, "connection closed before login");
     }
+    s.handle.outbox.close();
 }
 
-/// Writes queued lines to the peer, coalescing everything already queued into one write.
-async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>, closer: Closer) {
+/// Writes queued lines to the peer: everything queued since the last write goes out in
+/// one write. Stops once the outbox is closed and drained.
+async fn write_loop<W: AsyncWrite>(wr: W, outbox: Arc<Outbox>, closer: Closer) {
     let mut wr = std::pin::pin!(wr);
-    // Allocated on demand and dropped when the queue runs dry, so an idle connection
-    // holds no write buffer.
-    let mut buf = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        let chunk = match rx.try_recv() {
-            // Only one chunk queued: write it as it is, without copying.
-            Err(_) => first,
-            Ok(second) => {
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&second);
-                while buf.len() < WRITE_CHUNK {
-                    match rx.try_recv() {
-                        Ok(more) => buf.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                buf.split().freeze()
-            }
-        };
+    while let Some(chunk) = outbox.take().await {
         if let Err(e) = async {
             wr.write_all(&chunk).await?;
             wr.flush().await
@@ -363,16 +337,13 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>, closer:
             closer.close(format!("write failed: {e}"));
             return;
         }
-        if rx.is_empty() {
-            buf = BytesMut::new();
-        }
     }
     let _ = wr.shutdown().await;
 }
 
 impl Session {
     fn reply(&self, frame: &ServerFrame) {
-        self.handle.deliver(encode(frame));
+        self.handle.deliver(&encode(frame));
     }
 
     fn error(&self, id: Option<FrameId>, code: ErrorCode, message: impl Into<String>) {
@@ -670,7 +641,8 @@ impl Session {
     }
 
     /// Checks a chat message against the text rules and the account's rate limit.
-    /// `Err` carries what to do instead of sending: the error was already reported.
+    /// `Err` carries what to do instead of sending: the error was already reported, but
+    /// for `Flow::Close` the caller still says bye.
     fn admit_message(&self, id: &Option<FrameId>, text: &str) -> Result<(), Flow> {
         if text.trim().is_empty() {
             self.error(id.clone(), ErrorCode::EmptyMessage, "message is empty");
@@ -749,7 +721,7 @@ impl Session {
             }
             Verdict::Disconnect => {
                 tracing::warn!(peer = %self.peer, user = %me.name, "disconnected for flooding");
-                self.bye("disconnected for flooding");
+                // The caller says bye, after publishing what was accepted before.
                 Err(Flow::Close("disconnected for flooding".into()))
             }
         }
@@ -793,6 +765,10 @@ impl Session {
             return Flow::Continue;
         }
         if let Err(flow) = self.admit_message(&id, text) {
+            if let Flow::Close(reason) = &flow {
+                self.flush().await;
+                self.bye(reason);
+            }
             return flow;
         }
         // Durable before visible: published only once committed.
@@ -853,7 +829,7 @@ impl Session {
             let copies = self
                 .shared
                 .hub
-                .broadcast_room_lines(me.id, &room, Bytes::from(lines))
+                .broadcast_room_lines(me.id, &room, &lines, published.len())
                 .unwrap_or(0);
             let elapsed = started.elapsed();
             for (id, msg) in published {
@@ -870,7 +846,8 @@ impl Session {
             }
         }
         if !oks.is_empty() {
-            self.handle.deliver(Bytes::from(oks));
+            let n = oks.iter().filter(|b| **b == b'\n').count();
+            self.handle.deliver_lines(&oks, n);
         }
     }
 
@@ -898,6 +875,11 @@ impl Session {
             return Flow::Continue;
         }
         if let Err(flow) = self.admit_message(&id, text) {
+            // Nothing is committing here: handle_line published it all before a private
+            // message.
+            if let Flow::Close(reason) = &flow {
+                self.bye(reason);
+            }
             return flow;
         }
         // The recipient's display name, and whether they exist at all.

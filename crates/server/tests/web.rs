@@ -905,6 +905,18 @@ async fn browser_chat_over_websocket_talks_to_terminal_clients() {
     assert!(
         matches!(f, ServerFrame::Public { ref from, ref text, .. } if from == "dave" && text == "hi browser")
     );
+    // A burst from a terminal client is published in chunks; the browser still gets
+    // every frame as its own text message, in order.
+    for i in 0..8 {
+        send(&mut dave, public(&format!("burst {i}"))).await;
+    }
+    for i in 0..8 {
+        let f = ws_frame_until(&mut ws, |f| matches!(f, ServerFrame::Public { .. })).await;
+        assert!(
+            matches!(f, ServerFrame::Public { ref text, .. } if *text == format!("burst {i}")),
+            "{f:?}"
+        );
+    }
     ws_send(
         &mut ws,
         serde_json::json!({"type":"private","id":2,"to":"dave","text":"psst"}),

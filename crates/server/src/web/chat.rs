@@ -5,6 +5,7 @@
 //! connection counts against the same connection limits as TCP clients.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -13,16 +14,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use natter_proto::MAX_LINE;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{OriginCheck, WebState, origin};
 use crate::hub::Closer;
 use crate::listener::ConnSlot;
+use crate::outbox::Outbox;
 use crate::session::{self, InputError};
-
-/// Frames queued to the socket before a flush.
-const WRITE_BATCH: usize = 64;
 
 /// `GET /ws`: upgrades to a chat session unless the origin is foreign or the
 /// connection limits are reached.
@@ -86,8 +84,12 @@ async fn serve(
                 })
             }),
     );
-    let (handle, rx) = session::channel(&st.shared);
-    let writer = tokio::spawn(write_loop(sink, rx, handle.closer.clone()));
+    let handle = session::channel(&st.shared);
+    let writer = tokio::spawn(write_loop(
+        sink,
+        handle.outbox.clone(),
+        handle.closer.clone(),
+    ));
     let grace = st.shared.config.shutdown_grace;
     session::run(
         &mut lines,
@@ -104,22 +106,19 @@ async fn serve(
     }
 }
 
-/// Sends queued frames as text messages, flushing once per batch, then closes.
+/// Sends queued frames as text messages, one per line, flushing once per batch, then
+/// closes.
 async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Bytes>,
+    outbox: Arc<Outbox>,
     closer: Closer,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut n = 0;
+    while let Some(chunk) = outbox.take().await {
+        let mut chunk = chunk.freeze();
         let result = async {
-            while let Some(line) = next.take() {
-                sink.feed(text_message(line)).await?;
-                n += 1;
-                if n < WRITE_BATCH {
-                    next = rx.try_recv().ok();
-                }
+            // The outbox holds whole lines; each becomes one WebSocket message.
+            while let Some(end) = chunk.iter().position(|b| *b == b'\n') {
+                sink.feed(text_message(chunk.split_to(end + 1))).await?;
             }
             sink.flush().await
         }
