@@ -150,17 +150,29 @@ async fn connection(
     _slot: ConnSlot,
 ) {
     let accepted = tokio::time::Instant::now();
+    // Boxed: a task's memory is its future's size, and without the boxes every
+    // connection would pay for the larger of the plaintext and TLS sessions (and the TLS
+    // handshake) for its whole life.
     match shared.tls.clone() {
-        None => session::serve(tcp, peer, accepted, shared, stop).await,
-        Some(tls) => {
-            let handshake =
-                tokio::time::timeout(shared.config.auth_timeout, tls.acceptor.accept(tcp));
-            match handshake.await {
-                Ok(Ok(stream)) => session::serve(stream, peer, accepted, shared, stop).await,
-                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-            }
-        }
+        None => Box::pin(session::serve(tcp, peer, accepted, shared, stop)).await,
+        Some(tls) => Box::pin(tls_connection(tls, tcp, peer, accepted, shared, stop)).await,
+    }
+}
+
+/// Completes the TLS handshake within the login deadline, then serves the session.
+async fn tls_connection(
+    tls: crate::tls::TlsIdentity,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let handshake = tokio::time::timeout(shared.config.auth_timeout, tls.acceptor.accept(tcp));
+    match handshake.await {
+        Ok(Ok(stream)) => Box::pin(session::serve(stream, peer, accepted, shared, stop)).await,
+        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
     }
 }
 

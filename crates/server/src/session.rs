@@ -49,7 +49,7 @@ const MAX_PUBLISH: usize = 256;
 
 /// Initial read buffer of a connection; it grows when a peer sends more at once, so an
 /// idle connection stays small.
-const READ_BUFFER: usize = 512;
+const READ_BUFFER: usize = 256;
 
 /// A public message of this session once its commit has finished.
 struct Published {
@@ -61,8 +61,54 @@ struct Published {
     result: Result<StoredMessage, StoreError>,
 }
 
-/// Public messages waiting for their commit, in the order they were sent.
-type Inflight = FuturesOrdered<Pin<Box<dyn Future<Output = Published> + Send + Sync>>>;
+/// A public message's commit, resolving to what publishing needs.
+type Committing = Pin<Box<dyn Future<Output = Published> + Send + Sync>>;
+
+/// Public messages waiting for their commit, in the order they were sent. The queue is
+/// allocated only while something is committing, so idle sessions do not carry it.
+#[derive(Default)]
+struct Inflight {
+    /// The commits, oldest first; `None` when there are none.
+    queue: Option<FuturesOrdered<Committing>>,
+}
+
+impl Inflight {
+    fn len(&self) -> usize {
+        self.queue.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, commit: Committing) {
+        self.queue
+            .get_or_insert_with(FuturesOrdered::new)
+            .push_back(commit);
+    }
+
+    /// The oldest commit once it finishes; never resolves while nothing is committing.
+    async fn next(&mut self) -> Option<Published> {
+        let Some(queue) = self.queue.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = queue.next().await;
+        if queue.is_empty() {
+            self.queue = None;
+        }
+        done
+    }
+
+    /// The oldest commit if it has finished already.
+    fn next_ready(&mut self) -> Option<Published> {
+        let queue = self.queue.as_mut()?;
+        let done = queue.next().now_or_never().flatten();
+        if queue.is_empty() {
+            self.queue = None;
+        }
+        done
+    }
+}
 
 /// What the read loop does after handling a frame.
 enum Flow {
@@ -169,7 +215,9 @@ pub async fn serve<S>(
     // peer still sends, briefly and boundedly, so the close is orderly.
     let mut rd = lines.into_inner().into_inner();
     let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
+        // On the heap, and only now: a buffer in the future itself would cost every
+        // connection its size for its whole life.
+        let mut sink = vec![0u8; 4096];
         let mut left = LINGER_BYTES;
         while left > 0 {
             match rd.read(&mut sink).await {
@@ -204,7 +252,7 @@ pub async fn run<L, T>(
         user: None,
         prelogin_frames: 0,
         auth_failures: 0,
-        inflight: Inflight::new(),
+        inflight: Inflight::default(),
     };
     s.reply(&hello());
     tracing::debug!(%peer, "connection opened");
@@ -253,9 +301,9 @@ pub async fn run<L, T>(
                 // Publish every commit that has finished, together.
                 let mut done = vec![first];
                 while done.len() < MAX_PUBLISH {
-                    match s.inflight.next().now_or_never() {
-                        Some(Some(p)) => done.push(p),
-                        _ => break,
+                    match s.inflight.next_ready() {
+                        Some(p) => done.push(p),
+                        None => break,
                     }
                 }
                 s.publish(done);
@@ -854,7 +902,10 @@ impl Session {
     /// Waits for every public message still committing and publishes them.
     async fn flush(&mut self) {
         let mut done = Vec::new();
-        while let Some(p) = self.inflight.next().await {
+        while !self.inflight.is_empty() {
+            let Some(p) = self.inflight.next().await else {
+                break;
+            };
             done.push(p);
         }
         if !done.is_empty() {
