@@ -47,6 +47,42 @@ pub const CONTROL_MARKER: char = '\u{FFFD}';
 /// Prefix of every line showing a stored message.
 pub const HISTORY_PREFIX: &str = "[history] ";
 
+/// `[presence] #room: 3 joined (ann, bob, cy), 1 left (dan); 120 members`, listing at
+/// most a few names per kind so a busy room's summary stays one readable line.
+fn presence_summary_line(
+    room: &str,
+    members: u32,
+    joined: &[String],
+    joined_more: u32,
+    left: &[String],
+    left_more: u32,
+) -> String {
+    const SHOWN: usize = 5;
+    let part = |verb: &str, names: &[String], more: u32| -> Option<String> {
+        let total = names.len() as u64 + u64::from(more);
+        if total == 0 {
+            return None;
+        }
+        let mut listed: Vec<String> = names.iter().take(SHOWN).map(|n| sanitize(n)).collect();
+        if total > listed.len() as u64 {
+            listed.push("...".into());
+        }
+        Some(format!("{total} {verb} ({})", listed.join(", ")))
+    };
+    let parts: Vec<String> = [
+        part("joined", joined, joined_more),
+        part("left", left, left_more),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!(
+        "[presence] #{}: {}; {members} members",
+        sanitize(room),
+        parts.join(", ")
+    )
+}
+
 /// Renders a frame as display lines: one for most frames, one per message for `history`,
 /// none for frames that are not shown.
 pub fn render(frame: &ServerFrame) -> Vec<String> {
@@ -94,6 +130,14 @@ pub fn render(frame: &ServerFrame) -> Vec<String> {
             ),
             _ => format!("[leave] #{} {}", sanitize(room), sanitize(user)),
         },
+        ServerFrame::PresenceSummary {
+            room,
+            members,
+            joined,
+            joined_more,
+            left,
+            left_more,
+        } => presence_summary_line(room, *members, joined, *joined_more, left, *left_more),
         ServerFrame::Joined {
             room,
             members,
@@ -428,6 +472,17 @@ mod tests {
                 reason: None
             }),
             "[leave] #lobby alice"
+        );
+        assert_eq!(
+            line(ServerFrame::PresenceSummary {
+                room: "big".into(),
+                members: 1200,
+                joined: (0..6).map(|i| format!("u{i}")).collect(),
+                joined_more: 994,
+                left: vec!["zed".into()],
+                left_more: 0,
+            }),
+            "[presence] #big: 1000 joined (u0, u1, u2, u3, u4, ...), 1 left (zed); 1200 members"
         );
         assert_eq!(
             line(ServerFrame::Bye {

@@ -443,6 +443,25 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Joins and leaves in a large room, summarised (instead of one `presence` frame per
+    /// user) at most about once a second.
+    PresenceSummary {
+        /// The room.
+        room: String,
+        /// Members after these changes.
+        members: u32,
+        /// Users who joined since the last summary, in order (at most
+        /// [`crate::MAX_NAMES`]).
+        joined: Vec<String>,
+        /// Further joins not listed.
+        #[serde(default)]
+        joined_more: u32,
+        /// Users who left since the last summary, in order (at most [`crate::MAX_NAMES`]).
+        left: Vec<String>,
+        /// Further leaves not listed.
+        #[serde(default)]
+        left_more: u32,
+    },
     /// Answer to `list`: the users online, sorted case-insensitively.
     List {
         /// Echo of the request id.

@@ -139,6 +139,10 @@ pub struct Options {
     /// Rooms one connection may be in at once [default: 64].
     #[arg(long, env = "NATTER_MAX_ROOMS_PER_SESSION", value_name = "N")]
     pub max_rooms_per_session: Option<usize>,
+    /// Members from which a room announces joins and leaves in a summary about once a
+    /// second instead of one notice each [default: 200].
+    #[arg(long, env = "NATTER_LARGE_ROOM", value_name = "N")]
+    pub large_room: Option<usize>,
     /// Password hashes computed at once; more logins wait [default: 2 x CPU cores].
     #[arg(long, env = "NATTER_MAX_HASHES_IN_FLIGHT", value_name = "N")]
     pub max_hashes_in_flight: Option<usize>,
@@ -238,6 +242,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// Rooms per session.
     pub max_rooms_per_session: usize,
+    /// Members from which a room's presence is summarised.
+    pub large_room: usize,
     /// Concurrent password hashes.
     pub max_hashes_in_flight: usize,
     /// Time granted to sessions to drain on shutdown.
@@ -321,6 +327,7 @@ impl Config {
                 Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
             },
             max_rooms_per_session: o.max_rooms_per_session.unwrap_or(d.max_rooms_per_session),
+            large_room: o.large_room.unwrap_or(d.large_room),
             max_hashes_in_flight: o.max_hashes_in_flight.unwrap_or(d.max_hashes_in_flight),
             shutdown_grace: secs(o.shutdown_grace_secs, d.shutdown_grace),
             web_listen: match o.web_listen.as_deref().map(str::trim) {
@@ -420,6 +427,7 @@ impl Config {
             1,
             10_000,
         )?;
+        range("large_room", self.large_room as u64, 2, 1_000_000)?;
         if let Some(r) = self.retention {
             range("retention_days", r.as_secs() / 86_400, 1, 100_000)?;
         }
@@ -474,6 +482,7 @@ impl Default for Config {
             history_on_join: 50,
             retention: None,
             max_rooms_per_session: 64,
+            large_room: 200,
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),

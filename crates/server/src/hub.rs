@@ -10,11 +10,16 @@
 //! Rooms are joined per session (like IRC channels); a user is a member of a room while
 //! at least one of their sessions is in it, and join/leave notices go to the room when
 //! the first session enters and the last one leaves. A room exists while it has members.
+//!
+//! In a large room one notice per join would cost every member a frame per join, so
+//! 10 000 people arriving would mean 50 million frames. Rooms with at least
+//! `large_room` members therefore collect joins and leaves and announce them in one
+//! `presence_summary` per room when [`Hub::flush_presence`] runs (about once a second).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use natter_proto::{PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
+use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::{Outbox, Push};
@@ -106,17 +111,56 @@ struct OnlineUser {
 struct Room {
     /// Sessions in the room, with their handles so fan-out needs no lookups.
     sessions: Vec<(SessionId, SessionHandle)>,
-    /// Members by case-folded name: display name and how many of their sessions are in.
-    members: HashMap<String, (String, usize)>,
+    /// Members by case-folded name (so in the order `who` lists them): display name and
+    /// how many of their sessions are in.
+    members: BTreeMap<String, (String, usize)>,
+    /// Joins and leaves not yet announced (large rooms only).
+    pending: Option<Summary>,
 }
 
 impl Room {
-    fn member_names(&self) -> Vec<String> {
-        let mut keys: Vec<&String> = self.members.keys().collect();
-        keys.sort();
-        keys.into_iter()
-            .map(|k| self.members[k].0.clone())
-            .collect()
+    /// The first [`MAX_NAMES`] members in order, and how many there are in all.
+    fn member_names(&self) -> Members {
+        Members {
+            names: self
+                .members
+                .values()
+                .take(MAX_NAMES)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            total: self.members.len(),
+        }
+    }
+}
+
+/// Some of a room's members, as `joined` and `who` show them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Members {
+    /// Display names, sorted case-insensitively, at most [`MAX_NAMES`].
+    pub names: Vec<String>,
+    /// Members in all.
+    pub total: usize,
+}
+
+/// Joins and leaves of a large room collected for its next `presence_summary`.
+#[derive(Default)]
+struct Summary {
+    /// Who joined, in order, at most [`MAX_NAMES`].
+    joined: Vec<String>,
+    /// Joins beyond those listed.
+    joined_more: u32,
+    /// Who left, in order, at most [`MAX_NAMES`].
+    left: Vec<String>,
+    /// Leaves beyond those listed.
+    left_more: u32,
+}
+
+/// Adds `name` to a capped list, counting it in `more` once the list is full.
+fn note(list: &mut Vec<String>, more: &mut u32, name: &str) {
+    if list.len() < MAX_NAMES {
+        list.push(name.to_string());
+    } else {
+        *more = more.saturating_add(1);
     }
 }
 
@@ -130,6 +174,10 @@ struct State {
     users: HashMap<String, OnlineUser>,
     /// Rooms with members, by canonical name.
     rooms: HashMap<String, Room>,
+    /// Rooms with joins or leaves waiting for a summary.
+    dirty: Vec<String>,
+    /// Member count from which a room's presence is summarised.
+    large_room: usize,
     /// Set during shutdown: suppresses presence notices nobody needs.
     closing: bool,
 }
@@ -159,9 +207,16 @@ impl State {
             }
         }
         let Some(name) = left else { return false };
+        let large = room.members.len() >= self.large_room;
         room.members.remove(user_key);
         if room.members.is_empty() {
             self.rooms.remove(room_name);
+        } else if large {
+            let summary = room.pending.get_or_insert_with(|| {
+                self.dirty.push(room_name.to_string());
+                Summary::default()
+            });
+            note(&mut summary.left, &mut summary.left_more, &name);
         } else if !self.closing {
             let line = encode(&ServerFrame::Presence {
                 room: room_name.to_string(),
@@ -205,15 +260,19 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Hub {
-        Hub::new(64)
+        Hub::new(64, 200)
     }
 }
 
 impl Hub {
-    /// An empty hub allowing `max_rooms` rooms per session.
-    pub fn new(max_rooms: usize) -> Hub {
+    /// An empty hub allowing `max_rooms` rooms per session, summarising the presence of
+    /// rooms with at least `large_room` members.
+    pub fn new(max_rooms: usize, large_room: usize) -> Hub {
         Hub {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                large_room: large_room.max(1),
+                ..State::default()
+            }),
             max_rooms,
         }
     }
@@ -272,16 +331,18 @@ impl Hub {
     }
 
     /// Puts session `id` into `room` (canonical name). Announces the user to the room if
-    /// this is their first session there. Returns the members after joining and whether
-    /// the user is new in the room; joining a room the session is already in just
-    /// returns the members.
-    pub fn join_room(&self, id: SessionId, room: &str) -> Result<(Vec<String>, bool), RoomError> {
+    /// this is their first session there (at once, or in the next summary of a large
+    /// room). Returns the members after joining and whether the user is new in the room;
+    /// joining a room the session is already in just returns the members.
+    pub fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError> {
         let mut st = self.lock();
         let closing = st.closing;
+        let large_room = st.large_room;
         let State {
             sessions,
             users,
             rooms,
+            dirty,
             ..
         } = &mut *st;
         let entry = sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
@@ -299,7 +360,13 @@ impl Hub {
             .map_or_else(|| key.clone(), |u| u.name.clone());
         let r = rooms.entry(room.to_string()).or_default();
         let first = !r.members.contains_key(&key);
-        if first && !closing {
+        if first && r.members.len() + 1 >= large_room {
+            let summary = r.pending.get_or_insert_with(|| {
+                dirty.push(room.to_string());
+                Summary::default()
+            });
+            note(&mut summary.joined, &mut summary.joined_more, &name);
+        } else if first && !closing {
             let line = encode(&ServerFrame::Presence {
                 room: room.to_string(),
                 user: name.clone(),
@@ -487,9 +554,41 @@ impl Hub {
         out
     }
 
-    /// Members of `room`, sorted; `None` if the room has no members.
-    pub fn who(&self, room: &str) -> Option<Vec<String>> {
+    /// Members of `room`, sorted (the first [`MAX_NAMES`]); `None` if the room has no
+    /// members.
+    pub fn who(&self, room: &str) -> Option<Members> {
         self.lock().rooms.get(room).map(Room::member_names)
+    }
+
+    /// Announces the joins and leaves collected in large rooms: one `presence_summary`
+    /// to each such room's members. Returns the number of rooms announced to.
+    pub fn flush_presence(&self) -> usize {
+        let mut st = self.lock();
+        let dirty = std::mem::take(&mut st.dirty);
+        let closing = st.closing;
+        let mut announced = 0;
+        for name in dirty {
+            let Some(room) = st.rooms.get_mut(&name) else {
+                continue;
+            };
+            let Some(summary) = room.pending.take() else {
+                continue;
+            };
+            if closing {
+                continue;
+            }
+            let line = encode(&ServerFrame::PresenceSummary {
+                room: name,
+                members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+                joined: summary.joined,
+                joined_more: summary.joined_more,
+                left: summary.left,
+                left_more: summary.left_more,
+            });
+            deliver_room(room, &line, 1);
+            announced += 1;
+        }
+        announced
     }
 
     /// Number of authenticated sessions.
@@ -524,6 +623,13 @@ mod tests {
             .collect()
     }
 
+    fn members(names: &[&str]) -> Members {
+        Members {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            total: names.len(),
+        }
+    }
+
     fn presence(room: &str, user: &str, event: PresenceEvent, reason: Option<&str>) -> ServerFrame {
         ServerFrame::Presence {
             room: room.into(),
@@ -545,11 +651,11 @@ mod tests {
         let b2 = hub.connect("Bob", b2);
         assert_eq!(
             hub.join_room(b1, "lobby"),
-            Ok((vec!["alice".into(), "Bob".into()], true))
+            Ok((members(&["alice", "Bob"]), true))
         );
         assert_eq!(
             hub.join_room(b2, "lobby"),
-            Ok((vec!["alice".into(), "Bob".into()], false)),
+            Ok((members(&["alice", "Bob"]), false)),
             "a second session is no new member"
         );
         assert!(hub.disconnect(b1, "quit").is_empty());
@@ -604,7 +710,7 @@ mod tests {
 
     #[test]
     fn rooms_per_session_are_bounded() {
-        let hub = Hub::new(2);
+        let hub = Hub::new(2, 200);
         let (a, _rx) = session(8);
         let a = hub.connect("alice", a);
         hub.join_room(a, "r1").expect("join");
@@ -706,5 +812,42 @@ mod tests {
         assert_eq!(hub.send_to_room("rust", &f), Some(1));
         assert_eq!(hub.send_to_room("empty", &f), None);
         assert_eq!(frames(&mut brx), vec![f]);
+    }
+
+    #[test]
+    fn large_rooms_announce_joins_and_leaves_in_summaries() {
+        let hub = Hub::new(64, 3);
+        let mut outboxes = Vec::new();
+        let mut ids = Vec::new();
+        for name in ["ann", "bob", "cy", "dan", "eve"] {
+            let (h, rx) = session(64);
+            let id = hub.connect(name, h);
+            hub.join_room(id, "big").expect("join");
+            ids.push(id);
+            outboxes.push(rx);
+        }
+        // Below three members, joins are announced one by one.
+        assert_eq!(
+            frames(&mut outboxes[0]),
+            vec![presence("big", "bob", PresenceEvent::Join, None)]
+        );
+        assert!(frames(&mut outboxes[0]).is_empty(), "the rest waits");
+        hub.disconnect(ids[1], "quit");
+        assert_eq!(hub.flush_presence(), 1);
+        let summary = ServerFrame::PresenceSummary {
+            room: "big".into(),
+            members: 4,
+            joined: vec!["cy".into(), "dan".into(), "eve".into()],
+            joined_more: 0,
+            left: vec!["bob".into()],
+            left_more: 0,
+        };
+        assert_eq!(frames(&mut outboxes[0]), vec![summary.clone()]);
+        assert_eq!(frames(&mut outboxes[4]), vec![summary]);
+        assert_eq!(hub.flush_presence(), 0, "nothing new, nothing sent");
+        let Ok((listed, _)) = hub.join_room(ids[0], "big") else {
+            panic!("rejoin")
+        };
+        assert_eq!(listed, members(&["ann", "cy", "dan", "eve"]));
     }
 }

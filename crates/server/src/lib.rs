@@ -36,6 +36,9 @@ pub use config::{Config, ConfigError, Options};
 use hub::Hub;
 use store::{SqliteStore, Store, StoreError};
 
+/// How often large rooms announce their joins and leaves.
+pub const PRESENCE_SUMMARY_EVERY: Duration = Duration::from_secs(1);
+
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -140,7 +143,7 @@ impl Server {
         let shared = Arc::new(Shared {
             messages: ratelimit::MessageLimiter::new(config.messages.clone()),
             logins: ratelimit::LoginThrottle::new(config.logins.clone()),
-            hub: Hub::new(config.max_rooms_per_session),
+            hub: Hub::new(config.max_rooms_per_session, config.large_room),
             transcript,
             config,
             store: sqlite.clone(),
@@ -208,6 +211,7 @@ impl Server {
             detail: format!("version={}", env!("CARGO_PKG_VERSION")),
             ts_ms: now_ms(),
         });
+        tracker.spawn(announce_presence(self.shared.clone(), stop.clone()));
         if let Some(retention) = self.shared.config.retention {
             tracker.spawn(prune_history(self.shared.clone(), retention, stop.clone()));
         }
@@ -231,6 +235,20 @@ impl Server {
         });
         self.shared.transcript.close().await;
         tracing::info!("shutdown complete");
+    }
+}
+
+/// Announces the joins and leaves of large rooms about once a second until `stop`.
+async fn announce_presence(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(PRESENCE_SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {
+                shared.hub.flush_presence();
+            }
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::auth::check_new_password;
-use crate::hub::{Closer, RoomError, SessionHandle, SessionId};
+use crate::hub::{Closer, Members, RoomError, SessionHandle, SessionId};
 use crate::outbox::Outbox;
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
@@ -530,7 +530,8 @@ impl Session {
             }
             (ClientFrame::Who { id, room }, true) => {
                 if let Some(room) = self.room_arg(&id, &room) {
-                    let (users, more) = cap_names(self.shared.hub.who(&room).unwrap_or_default());
+                    let (users, more) =
+                        members_list(self.shared.hub.who(&room).unwrap_or_default());
                     self.reply(&ServerFrame::Who {
                         id,
                         room,
@@ -1076,7 +1077,7 @@ impl Session {
                         ts_ms: crate::now_ms(),
                     });
                 }
-                let (members, more) = cap_names(members);
+                let (members, more) = members_list(members);
                 self.reply(&ServerFrame::Joined {
                     id,
                     room: room.to_string(),
@@ -1224,6 +1225,12 @@ fn room_rule(e: &natter_proto::NameError) -> String {
                 .into()
         }
     }
+}
+
+/// A room's listed members and how many more there are, for `joined` and `who`.
+fn members_list(m: Members) -> (Vec<String>, u32) {
+    let more = m.total.saturating_sub(m.names.len());
+    (m.names, u32::try_from(more).unwrap_or(u32::MAX))
 }
 
 /// Caps a name list at [`MAX_NAMES`], returning the names kept and how many were cut.

@@ -515,3 +515,72 @@ async fn register_or_login(addr: std::net::SocketAddr) -> Connection {
     }
     c
 }
+
+/// In a room with at least `large_room` members, joins and leaves reach the members as
+/// one `presence_summary` about once a second instead of one `presence` each, and
+/// `who` still lists everyone.
+#[tokio::test]
+async fn large_rooms_summarise_presence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = plain_config(dir.path());
+    config.large_room = 2;
+    let srv = TestServer::start_with(config).await;
+    let mut ann = register(srv.addr, "ann").await;
+    send(&mut ann, join("big")).await;
+    joined(&mut ann).await;
+    let mut others = Vec::new();
+    for name in ["bob", "cy", "dan"] {
+        let mut c = register(srv.addr, name).await;
+        send(&mut c, join("big")).await;
+        joined(&mut c).await;
+        others.push(c);
+    }
+    others.truncate(2); // dan's connection closes: a leave.
+    let summary = until(&mut ann, |f| {
+        matches!(f, ServerFrame::PresenceSummary { room, left, .. } if room == "big" && !left.is_empty())
+            || matches!(f, ServerFrame::Presence { room, .. } if room == "big")
+    })
+    .await;
+    let mut joined_seen = Vec::new();
+    let mut pending = Some(summary);
+    // The leave may come in the same summary as the joins or in a later one.
+    for _ in 0..3 {
+        match pending.take() {
+            Some(ServerFrame::PresenceSummary {
+                joined,
+                left,
+                members,
+                ..
+            }) => {
+                joined_seen.extend(joined);
+                if !left.is_empty() {
+                    assert_eq!(left, vec!["dan".to_string()]);
+                    assert_eq!(members, 3);
+                    break;
+                }
+            }
+            Some(other) => panic!("one-by-one presence in a large room: {other:?}"),
+            None => {}
+        }
+        pending = Some(
+            until(&mut ann, |f| {
+                matches!(f, ServerFrame::PresenceSummary { .. })
+            })
+            .await,
+        );
+    }
+    assert_eq!(joined_seen, vec!["bob", "cy", "dan"]);
+    send(
+        &mut ann,
+        ClientFrame::Who {
+            id: None,
+            room: "big".into(),
+        },
+    )
+    .await;
+    let who = until(&mut ann, |f| matches!(f, ServerFrame::Who { .. })).await;
+    assert!(
+        matches!(&who, ServerFrame::Who { users, more: 0, .. } if users == &["ann", "bob", "cy"]),
+        "{who:?}"
+    );
+}
