@@ -635,6 +635,21 @@
         const reason = frame.reason ? ` (${frame.reason})` : '';
         return notice(`${frame.user} left${reason}`, conv);
       }
+      case 'presence_summary': {
+        // Large rooms announce joins and leaves together, about once a second.
+        const conv = convs.get(roomKey(frame.room ?? DEFAULT_ROOM));
+        if (!conv) return undefined;
+        const parts = [];
+        const joined = Array.isArray(frame.joined) ? frame.joined : [];
+        const left = Array.isArray(frame.left) ? frame.left : [];
+        if (joined.length || frame.joined_more) {
+          parts.push(`joined: ${nameList(joined.slice(0, 5), joined.length - Math.min(joined.length, 5) + (Number(frame.joined_more) || 0), '')}`);
+        }
+        if (left.length || frame.left_more) {
+          parts.push(`left: ${nameList(left.slice(0, 5), left.length - Math.min(left.length, 5) + (Number(frame.left_more) || 0), '')}`);
+        }
+        return notice(`${parts.join('; ')} (${Number(frame.members) || 0} members)`, conv);
+      }
       case 'queued': {
         if (pending) c.pending.delete(frame.id);
         const conv = ensureUser(String(frame.to ?? ''), true);
