@@ -23,7 +23,9 @@ pub use name::{
 pub use text::neutralize;
 
 /// Version of the protocol described in docs/PROTOCOL.md; sent in the server's `hello`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3 added `presence_summary` (joins and leaves of large rooms, about once a
+/// second) and pipelined `public` messages; version 2 servers never send it.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Longest accepted line in bytes, excluding the newline. Longer lines end the connection.
 pub const MAX_LINE: usize = 16 * 1024;

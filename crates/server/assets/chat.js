@@ -690,7 +690,7 @@
   function onHello(c, frame) {
     if (c.sawHello || c.authed) return;
     c.sawHello = true;
-    if (frame.server !== 'natter' || frame.protocol !== 2) {
+    if (frame.server !== 'natter' || frame.protocol !== 3) {
       console.warn('natter: unexpected hello', frame.server, frame.protocol);
     }
     setStatus(c.register ? 'Creating the account…' : 'Logging in…');
