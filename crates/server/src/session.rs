@@ -61,8 +61,28 @@ struct Published {
     result: Result<StoredMessage, StoreError>,
 }
 
-/// A public message's commit, resolving to what publishing needs.
-type Committing = Pin<Box<dyn Future<Output = Published> + Send + Sync>>;
+/// A private message of this session once its commit has finished.
+struct PrivateSent {
+    /// The request id, for the `ok` or `queued`.
+    id: Option<FrameId>,
+    /// The recipient's display name.
+    to: String,
+    /// Whether the recipient was online when the message was accepted.
+    online: bool,
+    /// The stored message, or why it could not be stored.
+    result: Result<StoredMessage, StoreError>,
+}
+
+/// A message whose commit has finished, to be delivered.
+enum Committed {
+    /// To a room.
+    Public(Published),
+    /// To a user.
+    Private(PrivateSent),
+}
+
+/// A message's commit, resolving to what delivering it needs.
+type Committing = Pin<Box<dyn Future<Output = Committed> + Send + Sync>>;
 
 /// Public messages waiting for their commit, in the order they were sent. The queue is
 /// allocated only while something is committing, so idle sessions do not carry it.
@@ -88,7 +108,7 @@ impl Inflight {
     }
 
     /// The oldest commit once it finishes; never resolves while nothing is committing.
-    async fn next(&mut self) -> Option<Published> {
+    async fn next(&mut self) -> Option<Committed> {
         let Some(queue) = self.queue.as_mut() else {
             return std::future::pending().await;
         };
@@ -100,7 +120,7 @@ impl Inflight {
     }
 
     /// The oldest commit if it has finished already.
-    fn next_ready(&mut self) -> Option<Published> {
+    fn next_ready(&mut self) -> Option<Committed> {
         let queue = self.queue.as_mut()?;
         let done = queue.next().now_or_never().flatten();
         if queue.is_empty() {
@@ -306,7 +326,7 @@ pub async fn run<L, T>(
                         None => break,
                     }
                 }
-                s.publish(done);
+                s.finish(done).await;
             }
             next = lines.next(), if s.inflight.len() < MAX_INFLIGHT => match next {
                 None => break "connection lost".to_string(),
@@ -451,9 +471,12 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        // Anything but another public message waits until the messages before it are
-        // published, so replies and deliveries keep the order the peer sent in.
-        if !matches!(frame, ClientFrame::Public { .. }) {
+        // Anything but another message waits until the messages before it are
+        // delivered, so replies and deliveries keep the order the peer sent in.
+        if !matches!(
+            frame,
+            ClientFrame::Public { .. } | ClientFrame::Private { .. }
+        ) {
             self.flush().await;
         }
         if let Some(FrameId::Str(id)) = frame.id()
@@ -826,11 +849,11 @@ impl Session {
         };
         match self.shared.store.queue_message(msg).await {
             Ok(commit) => self.inflight.push_back(Box::pin(async move {
-                Published {
+                Committed::Public(Published {
                     id,
                     room,
                     result: commit.await,
-                }
+                })
             })),
             Err(e) => self.fail(id, &e),
         }
@@ -900,24 +923,46 @@ impl Session {
         }
     }
 
-    /// Waits for every public message still committing and publishes them.
-    async fn flush(&mut self) {
-        let mut done = Vec::new();
-        while !self.inflight.is_empty() {
-            let Some(p) = self.inflight.next().await else {
-                break;
-            };
-            done.push(p);
+    /// Delivers committed messages in the order they were sent: runs of public messages
+    /// together (see [`Session::publish`]), private messages one by one.
+    async fn finish(&mut self, done: Vec<Committed>) {
+        let mut run = Vec::new();
+        for c in done {
+            match c {
+                Committed::Public(p) => run.push(p),
+                Committed::Private(p) => {
+                    if !run.is_empty() {
+                        self.publish(std::mem::take(&mut run));
+                    }
+                    self.deliver_private(p).await;
+                }
+            }
         }
-        if !done.is_empty() {
-            self.publish(done);
+        if !run.is_empty() {
+            self.publish(run);
         }
     }
 
-    async fn private(&self, id: Option<FrameId>, to: &str, text: &str) -> Flow {
-        let Some(me) = &self.user else {
+    /// Waits for every message still committing and delivers them.
+    async fn flush(&mut self) {
+        let mut done = Vec::new();
+        while !self.inflight.is_empty() {
+            let Some(c) = self.inflight.next().await else {
+                break;
+            };
+            done.push(c);
+        }
+        if !done.is_empty() {
+            self.finish(done).await;
+        }
+    }
+
+    /// Queues a private message for storage; it is delivered once committed (see
+    /// [`Session::deliver_private`]), while the session goes on reading.
+    async fn private(&mut self, id: Option<FrameId>, to: &str, text: &str) -> Flow {
+        if self.user.is_none() {
             return Flow::Continue;
-        };
+        }
         if validate_username(to).is_err() {
             self.error(
                 id,
@@ -927,9 +972,8 @@ impl Session {
             return Flow::Continue;
         }
         if let Err(flow) = self.admit_message(&id, text) {
-            // Nothing is committing here: handle_line published it all before a private
-            // message.
             if let Flow::Close(reason) = &flow {
+                self.flush().await;
                 self.bye(reason);
             }
             return flow;
@@ -953,9 +997,39 @@ impl Session {
             to: to_name.clone(),
             pending: !online,
         };
-        let Some(StoredMessage { id: msg_id, msg }) = self.store_message(&id, target, text).await
-        else {
+        let Some(msg) = self.new_message(target, text) else {
             return Flow::Continue;
+        };
+        match self.shared.store.queue_message(msg).await {
+            Ok(commit) => self.inflight.push_back(Box::pin(async move {
+                Committed::Private(PrivateSent {
+                    id,
+                    to: to_name,
+                    online,
+                    result: commit.await,
+                })
+            })),
+            Err(e) => self.fail(id, &e),
+        }
+        Flow::Continue
+    }
+
+    /// Delivers a committed private message to the recipient's and the sender's
+    /// sessions, or queues it for the recipient's next login if they are offline.
+    async fn deliver_private(&self, sent: PrivateSent) {
+        let Some(me) = &self.user else { return };
+        let PrivateSent {
+            id,
+            to: to_name,
+            online,
+            result,
+        } = sent;
+        let StoredMessage { id: msg_id, msg } = match result {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.fail(id, &e);
+                return;
+            }
         };
         self.shared.emit(Event::Private {
             from: msg.from.clone(),
@@ -982,13 +1056,13 @@ impl Session {
             .message("private", copies.unwrap_or(0), started.elapsed());
         if copies.is_some() {
             self.ok(id);
-            return Flow::Continue;
+            return;
         }
         if online {
             // They went offline between the check and the delivery: queue it after all.
             if let Err(e) = self.shared.store.mark_pending(msg_id).await {
                 self.fail(id, &e);
-                return Flow::Continue;
+                return;
             }
         }
         // The sender's own sessions see the message in the conversation.
@@ -1003,7 +1077,6 @@ impl Session {
         if self.shared.hub.online_name(&to_name).is_some() {
             self.deliver_pending(&to_name).await;
         }
-        Flow::Continue
     }
 
     /// A message from this session's user to `target`: text neutralised, stamped now.
@@ -1015,24 +1088,6 @@ impl Session {
             text: neutralize(text).into_owned(),
             ts: crate::now_ms(),
         })
-    }
-
-    /// Stores a message from this session's user (text neutralised, stamped now) and
-    /// returns it with its id; on failure the peer is told and `None` is returned.
-    async fn store_message(
-        &self,
-        id: &Option<FrameId>,
-        target: Target,
-        text: &str,
-    ) -> Option<StoredMessage> {
-        let msg = self.new_message(target, text)?;
-        match self.shared.store.append_message(msg).await {
-            Ok(stored) => Some(stored),
-            Err(e) => {
-                self.fail(id.clone(), &e);
-                None
-            }
-        }
     }
 
     /// Delivers the private messages queued for `user` to all their sessions, once.

@@ -409,8 +409,9 @@ async fn graceful_shutdown_tells_clients_and_closes() {
 }
 
 /// A client may send many messages without waiting for each `ok`: the server commits
-/// them together but publishes them in the order sent, acknowledges every one, and
-/// still delivers those sent just before the sender quit.
+/// them together but delivers them in the order sent (public and private alike),
+/// acknowledges every one in order, and still delivers those sent just before the
+/// sender quit.
 #[tokio::test]
 async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -423,22 +424,33 @@ async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
     until(&mut alice, |f| matches!(f, ServerFrame::Presence { .. })).await;
     const N: u64 = 300;
     for i in 0..N {
-        send(
-            &mut alice,
+        let (id, text) = (Some(FrameId::Num(i)), format!("m{i}"));
+        let frame = if i % 3 == 0 {
+            ClientFrame::Private {
+                id,
+                to: "bob".into(),
+                text,
+            }
+        } else {
             ClientFrame::Public {
-                id: Some(FrameId::Num(i)),
+                id,
                 room: None,
-                text: format!("m{i}"),
-            },
-        )
-        .await;
+                text,
+            }
+        };
+        send(&mut alice, frame).await;
     }
     send(&mut alice, ClientFrame::Quit { id: None }).await;
 
     let mut last_id = 0;
     for i in 0..N {
-        let f = until(&mut bob, |f| matches!(f, ServerFrame::Public { .. })).await;
-        let ServerFrame::Public { msg_id, text, .. } = f else {
+        let f = until(&mut bob, |f| {
+            matches!(f, ServerFrame::Public { .. } | ServerFrame::Private { .. })
+        })
+        .await;
+        let (ServerFrame::Public { msg_id, text, .. } | ServerFrame::Private { msg_id, text, .. }) =
+            f
+        else {
             unreachable!()
         };
         assert_eq!(text, format!("m{i}"), "messages arrive in the order sent");
