@@ -181,9 +181,9 @@ pub struct SqliteStore {
 }
 
 /// Depth of the store's request queue.
-const STORE_QUEUE: usize = 4096;
+const STORE_QUEUE: usize = 16384;
 /// Most jobs committed together.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 4096;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and starts its thread.

@@ -661,7 +661,26 @@ impl Disk {
 
     /// Fsyncs every file written since the last sync, and their directories (so newly
     /// created files survive a crash too).
+    ///
+    /// On Linux one `syncfs` of the logs' filesystem does it all: with many
+    /// conversations (private messages among a thousand users touch a new pair of files
+    /// almost every time) a fsync per file and directory cost a fifth of the server's
+    /// CPU and a disk flush each.
     fn sync(&mut self) {
+        #[cfg(target_os = "linux")]
+        if !self.dirty.is_empty() {
+            match File::open(&self.dir)
+                .and_then(|d| nix::unistd::syncfs(&d).map_err(io::Error::from))
+            {
+                Ok(()) => {
+                    self.dirty.clear();
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "syncfs of the logs failed; syncing file by file");
+                }
+            }
+        }
         let mut dirs = HashSet::new();
         for path in self.dirty.drain() {
             if let Err(e) = File::open(&path).and_then(|f| f.sync_data())
