@@ -450,13 +450,12 @@ pub enum ServerFrame {
         room: String,
         /// Members after these changes.
         members: u32,
-        /// Users who joined since the last summary, in order (at most
-        /// [`crate::MAX_NAMES`]).
+        /// Users who joined since the last summary, in order (at most 50).
         joined: Vec<String>,
         /// Further joins not listed.
         #[serde(default)]
         joined_more: u32,
-        /// Users who left since the last summary, in order (at most [`crate::MAX_NAMES`]).
+        /// Users who left since the last summary, in order (at most 50).
         left: Vec<String>,
         /// Further leaves not listed.
         #[serde(default)]

@@ -142,14 +142,19 @@ pub struct Members {
     pub total: usize,
 }
 
+/// Names listed per kind in a `presence_summary`; the rest are counted. A summary goes
+/// to every member each second, so it stays small: a mass arrival in a room of 10 000
+/// would otherwise send each member a list of hundreds of names every second.
+pub const SUMMARY_NAMES: usize = 50;
+
 /// Joins and leaves of a large room collected for its next `presence_summary`.
 #[derive(Default)]
 struct Summary {
-    /// Who joined, in order, at most [`MAX_NAMES`].
+    /// Who joined, in order, at most [`SUMMARY_NAMES`].
     joined: Vec<String>,
     /// Joins beyond those listed.
     joined_more: u32,
-    /// Who left, in order, at most [`MAX_NAMES`].
+    /// Who left, in order, at most [`SUMMARY_NAMES`].
     left: Vec<String>,
     /// Leaves beyond those listed.
     left_more: u32,
@@ -157,7 +162,7 @@ struct Summary {
 
 /// Adds `name` to a capped list, counting it in `more` once the list is full.
 fn note(list: &mut Vec<String>, more: &mut u32, name: &str) {
-    if list.len() < MAX_NAMES {
+    if list.len() < SUMMARY_NAMES {
         list.push(name.to_string());
     } else {
         *more = more.saturating_add(1);
