@@ -5,6 +5,9 @@
 #   bench/run.sh           quick mode (a few minutes): N = 100 and 1000
 #   bench/run.sh --full    full mode: also N = 10 000, longer phases
 #
+# Workloads per server: fan-out (pinned and unpinned), idle connections, private
+# messages, a login storm and N users joining one room; natter also over TLS.
+#
 # Installs redis-server and ngircd with apt-get when missing, builds natter-server and
 # natter-bench in release mode, starts each server itself (pinned to core 1 with taskset
 # when the machine has two or more cores; the generator runs on core 0), stops them on
@@ -20,7 +23,7 @@ for arg in "$@"; do
         --quick) MODE=quick ;;
         --full) MODE=full ;;
         -h | --help)
-            sed -n '2,14p' "$0"
+            sed -n '2,17p' "$0"
             exit 0
             ;;
         *)
@@ -99,6 +102,7 @@ if [ "$MODE" = quick ]; then
     IDLE_NS=(1000)
     PRIVATE_SECS=5
     STORM=500
+    JOIN_N=1000
     STEP_TIMEOUT=400
 else
     FAN_NS=100,1000,10000
@@ -107,8 +111,12 @@ else
     IDLE_NS=(1000 10000)
     PRIVATE_SECS=15
     STORM=2000
+    JOIN_N=10000
     STEP_TIMEOUT=1500
 fi
+# The join workload's measured part (joins, then one probe message to all) is bounded
+# by this; a server that has not finished by then gets a failed row, not a hang.
+JOIN_TIMEOUT=60
 MAXN=${FAN_NS##*,}
 MAXIDLE=${IDLE_NS[-1]}
 
@@ -243,16 +251,30 @@ bench() {
 log "registering natter accounts (setup; Argon2id per account)"
 start_server natter unpinned
 timeout 1800 "$NB" register --kind natter --addr "127.0.0.1:$NATTER_PORT" --parallel 8 \
-    --receivers "$MAXN" --senders 4 --private 1000 --storm "$STORM" --idle "$MAXIDLE"
+    --receivers "$MAXN" --senders 4 --private 1000 --storm "$STORM" --idle "$MAXIDLE" \
+    --join "$JOIN_N"
 
 # --- the run -------------------------------------------------------------------------------
 for server in natter redis ngircd; do
+    # Logins in progress at once during setup, and in the login storm. ngircd listens
+    # with a backlog of 10 connections: with 1 000 simultaneous connects it reset
+    # connections ("Connection reset by peer"), and with 100 the overflowing SYNs were
+    # retried after 1 s, so its storm ran at ~60 logins/s and setting up 1 000 receivers
+    # took ~60 s; with 10 at once it logs in ~320 users/s. The others take 1 000.
+    par=64
+    storm_par=1000
+    if [ "$server" = ngircd ]; then
+        par=10
+        storm_par=10
+    fi
     log "$server: fan-out N=$FAN_NS (pinned)"
     start_server $server pinned
-    bench $server pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$PHASES"
+    bench $server pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$PHASES" \
+        --parallel $par
     log "$server: fan-out N=1000 flat (unpinned)"
     start_server $server unpinned
-    bench $server unpinned fanout --ns 1000 --senders 4 --window 128 --phases "${PHASES%%,*}"
+    bench $server unpinned fanout --ns 1000 --senders 4 --window 128 --phases "${PHASES%%,*}" \
+        --parallel $par
     for n in "${IDLE_NS[@]}"; do
         log "$server: $n idle connections"
         start_server $server pinned
@@ -260,10 +282,14 @@ for server in natter redis ngircd; do
     done
     log "$server: private messages, 1000 users"
     start_server $server pinned
-    bench $server pinned private --users 1000 --secs "$PRIVATE_SECS"
+    bench $server pinned private --users 1000 --secs "$PRIVATE_SECS" --parallel $par
     log "$server: login storm of $STORM while 100 chat at 500/s"
     start_server $server pinned
-    bench $server pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM"
+    bench $server pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM" \
+        --storm-parallel $storm_par --parallel $par
+    log "$server: $JOIN_N users join one room"
+    start_server $server pinned
+    bench $server pinned join --n "$JOIN_N" --timeout-secs "$JOIN_TIMEOUT" --parallel $par
 done
 
 log "natter over TLS"
@@ -273,6 +299,12 @@ for n in "${IDLE_NS[@]}"; do
     start_server natter-tls pinned
     bench natter-tls pinned idle --n "$n" --parallel 64
 done
+log "natter over TLS: private messages, 1000 users"
+start_server natter-tls pinned
+bench natter-tls pinned private --users 1000 --secs "$PRIVATE_SECS"
+log "natter over TLS: login storm of $STORM while 100 chat at 500/s"
+start_server natter-tls pinned
+bench natter-tls pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM"
 stop_server
 
 # --- report --------------------------------------------------------------------------------

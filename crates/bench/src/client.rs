@@ -1,18 +1,25 @@
 //! One benchmark user's connection(s), speaking natter's JSON lines, RESP or IRC.
+//!
+//! The receive path is built for one generator core to keep up with millions of
+//! deliveries per second: a reader owns one large buffer that it fills with a single
+//! read per readiness event, frames are split with memchr and decoded in place, and the
+//! usual natter message frame is picked apart by byte search instead of a JSON parse
+//! (anything unusual still goes through serde_json).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use memchr::memmem::Finder;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::client::TlsStream;
 
 /// Password of every benchmark account.
 pub const PASSWORD: &str = "bench-password-1";
@@ -20,6 +27,13 @@ pub const PASSWORD: &str = "bench-password-1";
 pub const ROOM: &str = "lobby";
 /// Time allowed for one connection to connect and log in.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Read buffer per connection: big enough that a receiver which fell behind empties its
+/// socket in one system call. Pages are only touched as far as data arrives.
+const READ_BUF: usize = 64 * 1024;
+/// Largest frame accepted (the buffer grows up to this for long lines such as a
+/// `joined` frame with 400 member names or a long IRC NAMES reply).
+const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Which server the generator talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -55,6 +69,44 @@ pub struct Target {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// Reading half of a connection: plain TCP halves need no lock between reader and
+/// writer, unlike a split TLS stream.
+enum ReadSide {
+    Tcp(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+}
+
+/// Writing half of a connection (see [`ReadSide`]).
+enum WriteSide {
+    Tcp(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl ReadSide {
+    /// Reads into the spare capacity of `buf`; 0 means end of stream.
+    async fn read_buf(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            ReadSide::Tcp(r) => r.read_buf(buf).await,
+            ReadSide::Tls(r) => r.read_buf(buf).await,
+        }
+    }
+}
+
+impl WriteSide {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            WriteSide::Tcp(w) => w.write_all(bytes).await,
+            // tokio-rustls accepts data into the TLS session even when the socket would
+            // block, and only a flush guarantees it goes out: without it a lone message
+            // (the join workload's probe) sat in the session until the next write.
+            WriteSide::Tls(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+        }
+    }
+}
+
 impl Target {
     /// A plaintext target.
     pub fn plain(kind: Kind, addr: SocketAddr) -> Target {
@@ -86,20 +138,24 @@ impl Target {
         })
     }
 
-    async fn stream(&self) -> Result<Box<dyn Stream>> {
+    async fn connect(&self) -> Result<(ReadSide, WriteSide)> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
         tcp.set_nodelay(true)?;
         match &self.tls {
-            None => Ok(Box::new(tcp)),
+            None => {
+                let (r, w) = tcp.into_split();
+                Ok((ReadSide::Tcp(r), WriteSide::Tcp(w)))
+            }
             Some(config) => {
                 let name = ServerName::try_from("localhost")?;
                 let tls = tokio_rustls::TlsConnector::from(config.clone())
                     .connect(name, tcp)
                     .await
                     .context("TLS handshake")?;
-                Ok(Box::new(tls))
+                let (r, w) = tokio::io::split(tls);
+                Ok((ReadSide::Tls(r), WriteSide::Tls(w)))
             }
         }
     }
@@ -130,82 +186,69 @@ impl Target {
         sender: bool,
         register: bool,
     ) -> Result<(Reader, Writer)> {
-        let stream = self.stream().await?;
-        let (rd, wr) = tokio::io::split(stream);
-        let mut reader = Reader {
-            kind: self.kind,
-            rd: BufReader::with_capacity(64 * 1024, rd),
-            buf: Vec::with_capacity(512),
-            range: (0, 0),
-            from: (0, 0),
-        };
+        let (rd, wr) = self.connect().await?;
+        let mut reader = Reader::new(self.kind, rd);
         let mut writer = Writer {
             kind: self.kind,
             wr,
             out: Vec::with_capacity(256),
-            keep: None,
+            sub: None,
         };
         match self.kind {
             Kind::Natter => {
                 reader
-                    .expect_line(|l| l.contains("\"type\":\"hello\""))
+                    .expect_line(|l| contains(l, "\"type\":\"hello\""))
                     .await?;
                 let auth = serde_json::json!({
                     "type": "auth", "user": name, "password": PASSWORD, "register": register,
                 });
                 writer.raw(format!("{auth}\n").as_bytes()).await?;
                 loop {
-                    let line = reader.line_str().await?;
-                    if line.contains("\"type\":\"auth_ok\"") {
+                    let line = reader.line().await?;
+                    if contains(line, "\"type\":\"auth_ok\"") {
                         break;
                     }
-                    if line.contains("\"type\":\"error\"") {
-                        if register && line.contains("username_taken") {
+                    if contains(line, "\"type\":\"error\"") {
+                        if register && contains(line, "username_taken") {
                             let auth = serde_json::json!({
                                 "type": "auth", "user": name, "password": PASSWORD,
                             });
                             writer.raw(format!("{auth}\n").as_bytes()).await?;
                             continue;
                         }
-                        bail!("login of {name} refused: {line}");
+                        bail!("login of {name} refused: {}", String::from_utf8_lossy(line));
                     }
-                    if line.contains("\"type\":\"bye\"") {
-                        bail!("login of {name} refused: {line}");
+                    if contains(line, "\"type\":\"bye\"") {
+                        bail!("login of {name} refused: {}", String::from_utf8_lossy(line));
                     }
                 }
                 // The login sequence ends with the lobby history's last frame.
                 reader
                     .expect_line(|l| {
-                        l.contains("\"type\":\"history\"") && l.contains("\"last\":true")
+                        contains(l, "\"type\":\"history\"") && contains(l, "\"last\":true")
                     })
                     .await?;
                 if let Some(room) = channel
                     && room != ROOM
                 {
-                    let join = serde_json::json!({"type": "join", "room": room});
-                    writer.raw(format!("{join}\n").as_bytes()).await?;
+                    writer.join(room).await?;
                     reader
                         .expect_line(|l| {
-                            l.contains("\"type\":\"history\"") && l.contains("\"last\":true")
+                            contains(l, "\"type\":\"history\"") && contains(l, "\"last\":true")
                         })
                         .await?;
                 }
             }
             Kind::Redis => {
                 if let Some(ch) = channel {
-                    writer.raw(&resp(&["SUBSCRIBE", ch])).await?;
-                    // *3 $9 subscribe $n channel :1
-                    reader.expect_line(|l| l == "subscribe").await?;
-                    reader.line_str().await?;
-                    reader.line_str().await?;
-                    reader.line_str().await?;
+                    writer.join(ch).await?;
+                    reader.expect_joined(ch).await?;
                 }
                 if sender {
-                    let pub_stream = self.stream().await?;
-                    let (prd, pwr) = tokio::io::split(pub_stream);
+                    let (prd, pwr) = self.connect().await?;
                     // Drain PUBLISH replies (":<receivers>\r\n") forever.
                     tokio::spawn(drain(prd));
-                    writer.keep = Some(std::mem::replace(&mut writer.wr, pwr));
+                    writer.sub = Some(std::mem::replace(&mut writer.wr, pwr));
                 }
             }
             Kind::Irc => {
@@ -213,29 +256,24 @@ impl Target {
                     .raw(format!("NICK {name}\r\nUSER {name} 0 * :bench\r\n").as_bytes())
                     .await?;
                 loop {
-                    let line = reader.line_str().await?.to_string();
-                    if let Some(rest) = line.strip_prefix("PING ") {
-                        writer.raw(format!("PONG {rest}\r\n").as_bytes()).await?;
-                    } else if irc_code(&line) == Some("001") {
+                    let line = reader.line().await?;
+                    if let Some(rest) = line.strip_prefix(b"PING ") {
+                        let pong = [b"PONG ", rest, b"\r\n"].concat();
+                        writer.raw(&pong).await?;
+                    } else if irc_code(line) == Some(b"001".as_slice()) {
                         break;
-                    } else if line.starts_with("ERROR") || irc_code(&line) == Some("433") {
-                        bail!("IRC registration of {name} refused: {line}");
+                    } else if line.starts_with(b"ERROR")
+                        || irc_code(line) == Some(b"433".as_slice())
+                    {
+                        bail!(
+                            "IRC registration of {name} refused: {}",
+                            String::from_utf8_lossy(line)
+                        );
                     }
                 }
                 if let Some(ch) = channel {
-                    writer.raw(format!("JOIN #{ch}\r\n").as_bytes()).await?;
-                    loop {
-                        let line = reader.line_str().await?.to_string();
-                        if let Some(rest) = line.strip_prefix("PING ") {
-                            writer.raw(format!("PONG {rest}\r\n").as_bytes()).await?;
-                        } else if irc_code(&line) == Some("366") {
-                            break;
-                        } else if line.starts_with("ERROR")
-                            || matches!(irc_code(&line), Some("471" | "473" | "405"))
-                        {
-                            bail!("IRC join of {name} refused: {line}");
-                        }
-                    }
+                    writer.join(ch).await?;
+                    reader.expect_joined(ch).await?;
                 }
             }
         }
@@ -243,37 +281,42 @@ impl Target {
     }
 }
 
-fn irc_code(line: &str) -> Option<&str> {
-    let mut words = line.split(' ');
+fn contains(line: &[u8], what: &str) -> bool {
+    memchr::memmem::find(line, what.as_bytes()).is_some()
+}
+
+/// The command word of an IRC line (the numeric for server replies).
+fn irc_code(line: &[u8]) -> Option<&[u8]> {
+    let mut words = line.split(|&b| b == b' ');
     let first = words.next()?;
-    if first.starts_with(':') {
+    if first.starts_with(b":") {
         words.next()
     } else {
         Some(first)
     }
 }
 
-async fn drain(mut rd: ReadHalf<Box<dyn Stream>>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut rd, &mut buf).await {
+/// Reads and discards a connection's input until it ends (Redis PUBLISH replies).
+async fn drain(mut rd: ReadSide) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Ok(n) = rd.read_buf(&mut buf).await {
         if n == 0 {
             break;
         }
+        buf.clear();
     }
 }
 
-/// Encodes a RESP2 command.
-fn resp(parts: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+/// Encodes a RESP2 command into `out` (appended).
+fn resp(parts: &[&[u8]], out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = write!(out, "*{}\r\n", parts.len());
     for p in parts {
-        out.extend_from_slice(format!("${}\r\n{p}\r\n", p.len()).as_bytes());
+        let _ = write!(out, "${}\r\n", p.len());
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
     }
-    out
 }
-
-/// A byte stream, plain or TLS.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// What a reader received.
 #[derive(Debug, PartialEq, Eq)]
@@ -282,165 +325,544 @@ pub enum Event<'a> {
     /// protocol names it.
     Msg {
         /// Sender name, when the server tells it.
-        from: Option<&'a str>,
-        /// Message text.
-        text: &'a str,
+        from: Option<&'a [u8]>,
+        /// Message text (JSON escapes already resolved).
+        text: &'a [u8],
     },
+    /// This session is now in a room (natter `joined`, IRC 366 end of NAMES, Redis
+    /// subscribe reply); the room or channel name, without IRC's `#`.
+    Joined(&'a [u8]),
     /// A liveness probe to answer; its argument.
     Ping(String),
+    /// The server reported a protocol error (natter `error`, an IRC 4xx/5xx numeric, a
+    /// RESP error) or sent something unparsable.
+    Error(String),
     /// The server ended the session.
     Closed(String),
-    /// Anything else (presence, joins, acknowledgements, ...).
+    /// Anything else (presence, acknowledgements, frame types this generator does not
+    /// know, ...).
+    Other,
+}
+
+/// Where an event's bytes are: in the read buffer, or in the scratch buffer when the
+/// full JSON parse had to unescape them.
+#[derive(Clone, Copy)]
+enum Span {
+    Buf(usize, usize),
+    Scratch(usize, usize),
+}
+
+/// An event before it borrows the reader (so that parsing and refilling can be
+/// interleaved without fighting the borrow checker).
+enum Raw {
+    Msg { from: Option<Span>, text: Span },
+    Joined(Span),
+    Ping(String),
+    Error(String),
+    Closed(String),
     Other,
 }
 
 /// Reading side of a session.
 pub struct Reader {
     kind: Kind,
-    rd: BufReader<ReadHalf<Box<dyn Stream>>>,
+    rd: ReadSide,
+    /// Received bytes; `buf[pos..]` is not consumed yet.
     buf: Vec<u8>,
-    range: (usize, usize),
-    from: (usize, usize),
+    pos: usize,
+    /// Unescaped strings of the last fully parsed natter frame.
+    scratch: Vec<u8>,
+    bytes: u64,
 }
 
 #[derive(serde::Deserialize)]
 struct NatterIn<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
-    #[serde(default)]
-    from: Option<&'a str>,
-    #[serde(default)]
-    text: Option<&'a str>,
+    #[serde(default, borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    room: Option<Cow<'a, str>>,
     #[serde(default)]
     id: Option<serde_json::Value>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+static FROM_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"from\":\""));
+static TEXT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"text\":\""));
+static ROOM_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"room\":\""));
+
+/// The plain (escape-free) JSON string value of the key `finder` finds in
+/// `line[from..]`, as absolute offsets into `line`; `None` when the key is missing or the
+/// value contains an escape (the caller then parses the frame properly). A key pattern
+/// like `"from":"` cannot occur inside a JSON string value, whose quotes are escaped, so
+/// the first match is the key itself.
+#[inline]
+fn plain_value(line: &[u8], from: usize, finder: &Finder<'_>) -> Option<(usize, usize)> {
+    let start = from + finder.find(&line[from..])? + finder.needle().len();
+    let len = memchr::memchr2(b'"', b'\\', &line[start..])?;
+    let end = start + len;
+    (line[end] == b'"').then_some((start, end))
 }
 
 impl Reader {
-    /// Reads one line (without the line ending) into the buffer; errors at EOF.
-    async fn line(&mut self) -> Result<&[u8]> {
-        self.buf.clear();
-        let n = self.rd.read_until(b'\n', &mut self.buf).await?;
+    fn new(kind: Kind, rd: ReadSide) -> Reader {
+        Reader {
+            kind,
+            rd,
+            buf: Vec::with_capacity(READ_BUF),
+            pos: 0,
+            scratch: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes received on this connection so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Waits for more input and appends it to the buffer (one read system call); errors
+    /// at end of stream. Events borrowed from the reader must be dropped before.
+    pub async fn fill(&mut self) -> Result<()> {
+        if self.pos > 0 {
+            // What is left is at most one partial frame, so this copy is short; reading
+            // from the front again keeps the touched part of the buffer small.
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(self.buf.len() - self.pos);
+            self.pos = 0;
+        }
+        if self.buf.len() == self.buf.capacity() {
+            if self.buf.len() >= MAX_FRAME {
+                bail!("server sent a frame longer than {MAX_FRAME} bytes");
+            }
+            self.buf.reserve(self.buf.capacity().max(READ_BUF));
+        }
+        let n = self.rd.read_buf(&mut self.buf).await?;
         if n == 0 {
             bail!("connection closed by the server");
         }
-        while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-            self.buf.pop();
-        }
-        Ok(&self.buf)
+        self.bytes += n as u64;
+        Ok(())
     }
 
-    async fn line_str(&mut self) -> Result<&str> {
-        let line = self.line().await?;
-        std::str::from_utf8(line).context("server sent invalid UTF-8")
+    /// Takes the next complete line from the buffer (offsets, without the line ending).
+    #[inline]
+    fn take_line(&mut self) -> Option<(usize, usize)> {
+        let nl = self.pos + memchr::memchr(b'\n', &self.buf[self.pos..])?;
+        let start = self.pos;
+        self.pos = nl + 1;
+        let end = if nl > start && self.buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((start, end))
     }
 
-    async fn expect_line(&mut self, want: impl Fn(&str) -> bool) -> Result<()> {
+    /// Reads one line (without the line ending); errors at end of stream.
+    async fn line(&mut self) -> Result<&[u8]> {
         loop {
-            let line = self.line_str().await?;
+            if let Some((a, b)) = self.take_line() {
+                return Ok(&self.buf[a..b]);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn expect_line(&mut self, want: impl Fn(&[u8]) -> bool) -> Result<()> {
+        loop {
+            let line = self.line().await?;
             if want(line) {
                 return Ok(());
             }
-            if line.contains("\"type\":\"bye\"") || line.starts_with("ERROR") {
-                bail!("server ended the session: {line}");
+            if contains(line, "\"type\":\"bye\"") || line.starts_with(b"ERROR") {
+                bail!(
+                    "server ended the session: {}",
+                    String::from_utf8_lossy(line)
+                );
             }
         }
     }
 
-    /// Receives the next event.
-    pub async fn next(&mut self) -> Result<Event<'_>> {
-        match self.kind {
-            Kind::Natter => {
-                self.line().await?;
-                // Fast path: only messages need a real parse.
-                let buf = &self.buf;
-                let head = &buf[..buf.len().min(20)];
-                let is = |t: &[u8]| head.windows(t.len()).any(|w| w == t);
-                if !(is(b"\"public\"") || is(b"\"private\"") || is(b"\"ping\"") || is(b"\"bye\"")) {
-                    return Ok(Event::Other);
-                }
-                let f: NatterIn<'_> =
-                    serde_json::from_slice(&self.buf).context("server sent invalid JSON")?;
-                Ok(match f.ty.as_ref() {
-                    "public" | "private" => match (f.from, f.text) {
-                        (Some(from), Some(text)) => Event::Msg {
-                            from: Some(from),
-                            text,
-                        },
-                        _ => bail!("unexpected escapes in a message frame"),
-                    },
-                    "ping" => Event::Ping(f.id.map(|v| v.to_string()).unwrap_or_default()),
-                    "bye" => Event::Closed(f.reason.unwrap_or_default()),
-                    _ => Event::Other,
-                })
-            }
-            Kind::Redis => {
-                // Pushes are "*3", "$7", "message", "$n", channel, "$n", payload.
-                self.line().await?;
-                if self.buf.as_slice() != b"*3" {
-                    return Ok(Event::Other);
-                }
-                let mut parts = Vec::new();
-                let mut collected = Vec::new();
-                for _ in 0..3 {
-                    self.line().await?;
-                    if !self.buf.starts_with(b"$") {
-                        return Ok(Event::Other);
-                    }
-                    self.line().await?;
-                    parts.push(collected.len());
-                    collected.extend_from_slice(&self.buf);
-                }
-                if !collected.starts_with(b"message") {
-                    return Ok(Event::Other);
-                }
-                let start = parts[2];
-                self.buf = collected;
-                self.range = (start, self.buf.len());
-                let text = std::str::from_utf8(&self.buf[self.range.0..self.range.1])
-                    .context("invalid UTF-8 payload")?;
-                Ok(Event::Msg { from: None, text })
-            }
-            Kind::Irc => {
-                self.line().await?;
-                let line = std::str::from_utf8(&self.buf).context("invalid UTF-8 line")?;
-                if let Some(rest) = line.strip_prefix("PING ") {
-                    return Ok(Event::Ping(rest.to_string()));
-                }
-                if line.starts_with("ERROR") {
-                    return Ok(Event::Closed(line.to_string()));
-                }
-                // ":nick!user@host PRIVMSG target :text"
-                let Some(at) = line.find(" PRIVMSG ") else {
-                    return Ok(Event::Other);
-                };
-                let prefix = &line[..at];
-                let nick_end = prefix.find('!').unwrap_or(prefix.len());
-                self.from = (1.min(nick_end), nick_end);
-                let after = &line[at + 9..];
-                let Some(colon) = after.find(" :") else {
-                    return Ok(Event::Other);
-                };
-                let start = at + 9 + colon + 2;
-                self.range = (start, line.len());
-                let line = std::str::from_utf8(&self.buf).context("invalid UTF-8 line")?;
-                Ok(Event::Msg {
-                    from: Some(&line[self.from.0..self.from.1]),
-                    text: &line[self.range.0..self.range.1],
-                })
+    /// Waits for the acknowledgement of joining `room`, failing on errors.
+    async fn expect_joined(&mut self, room: &str) -> Result<()> {
+        loop {
+            match self.next().await? {
+                Event::Joined(r) if r.eq_ignore_ascii_case(room.as_bytes()) => return Ok(()),
+                Event::Error(e) | Event::Closed(e) => bail!("joining {room} failed: {e}"),
+                _ => {}
             }
         }
+    }
+
+    /// Receives the next event, reading from the connection when nothing is buffered.
+    pub async fn next(&mut self) -> Result<Event<'_>> {
+        loop {
+            if let Some(raw) = self.take_raw()? {
+                return Ok(self.event(raw));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The next event that is already buffered, without reading; `None` when the
+    /// buffer holds no complete frame (then call [`Reader::fill`]).
+    #[inline]
+    pub fn try_next(&mut self) -> Result<Option<Event<'_>>> {
+        Ok(self.take_raw()?.map(|raw| self.event(raw)))
+    }
+
+    fn span(&self, s: Span) -> &[u8] {
+        match s {
+            Span::Buf(a, b) => &self.buf[a..b],
+            Span::Scratch(a, b) => &self.scratch[a..b],
+        }
+    }
+
+    fn event(&self, raw: Raw) -> Event<'_> {
+        match raw {
+            Raw::Msg { from, text } => Event::Msg {
+                from: from.map(|s| self.span(s)),
+                text: self.span(text),
+            },
+            Raw::Joined(s) => Event::Joined(self.span(s)),
+            Raw::Ping(a) => Event::Ping(a),
+            Raw::Error(e) => Event::Error(e),
+            Raw::Closed(e) => Event::Closed(e),
+            Raw::Other => Event::Other,
+        }
+    }
+
+    #[inline]
+    fn take_raw(&mut self) -> Result<Option<Raw>> {
+        match self.kind {
+            Kind::Natter => Ok(self.take_line().map(|(a, b)| self.natter(a, b))),
+            Kind::Irc => Ok(self.take_line().map(|(a, b)| self.irc(a, b))),
+            Kind::Redis => self.redis(),
+        }
+    }
+
+    /// One natter frame, `buf[a..b]`.
+    #[inline]
+    fn natter(&mut self, a: usize, b: usize) -> Raw {
+        const TYPE: &[u8] = b"{\"type\":\"";
+        let line = &self.buf[a..b];
+        let Some(rest) = line.strip_prefix(TYPE) else {
+            return self.natter_full(a, b);
+        };
+        let Some(q) = memchr::memchr(b'"', rest) else {
+            return self.natter_full(a, b);
+        };
+        let after = TYPE.len() + q + 1;
+        match &rest[..q] {
+            b"public" | b"private" => {
+                if let Some((fa, fb)) = plain_value(line, after, &FROM_KEY)
+                    && let Some((ta, tb)) = plain_value(line, after, &TEXT_KEY)
+                {
+                    return Raw::Msg {
+                        from: Some(Span::Buf(a + fa, a + fb)),
+                        text: Span::Buf(a + ta, a + tb),
+                    };
+                }
+                self.natter_full(a, b)
+            }
+            b"joined" => match plain_value(line, after, &ROOM_KEY) {
+                Some((ra, rb)) => Raw::Joined(Span::Buf(a + ra, a + rb)),
+                None => self.natter_full(a, b),
+            },
+            b"ping" | b"bye" | b"error" => self.natter_full(a, b),
+            // Presence (also any coalesced form), history, acknowledgements, system
+            // notices and types this generator does not know: nothing to check.
+            _ => Raw::Other,
+        }
+    }
+
+    /// The slow path: a full JSON parse of `buf[a..b]`.
+    #[cold]
+    fn natter_full(&mut self, a: usize, b: usize) -> Raw {
+        let line = &self.buf[a..b];
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Raw::Other;
+        }
+        let f: NatterIn<'_> = match serde_json::from_slice(line) {
+            Ok(f) => f,
+            Err(e) => {
+                return Raw::Error(format!(
+                    "invalid frame ({e}): {}",
+                    String::from_utf8_lossy(&line[..line.len().min(200)])
+                ));
+            }
+        };
+        self.scratch.clear();
+        let mut stash = |s: &str| {
+            let start = self.scratch.len();
+            self.scratch.extend_from_slice(s.as_bytes());
+            Span::Scratch(start, self.scratch.len())
+        };
+        match f.ty.as_ref() {
+            "public" | "private" => match (f.from, f.text) {
+                (Some(from), Some(text)) => {
+                    let from = stash(&from);
+                    let text = stash(&text);
+                    Raw::Msg {
+                        from: Some(from),
+                        text,
+                    }
+                }
+                _ => Raw::Error(format!(
+                    "message frame without from/text: {}",
+                    String::from_utf8_lossy(line)
+                )),
+            },
+            "joined" => match f.room {
+                Some(room) => Raw::Joined(stash(&room)),
+                None => Raw::Other,
+            },
+            "ping" => Raw::Ping(f.id.map(|v| v.to_string()).unwrap_or_default()),
+            "bye" => Raw::Closed(f.reason.unwrap_or_default()),
+            "error" => Raw::Error(format!(
+                "{}: {}",
+                f.code.unwrap_or_default(),
+                f.message.unwrap_or_default()
+            )),
+            _ => Raw::Other,
+        }
+    }
+
+    /// One IRC line, `buf[a..b]`.
+    #[inline]
+    fn irc(&self, a: usize, b: usize) -> Raw {
+        let line = &self.buf[a..b];
+        if let Some(rest) = line.strip_prefix(b"PING ") {
+            return Raw::Ping(String::from_utf8_lossy(rest).into_owned());
+        }
+        if line.starts_with(b"ERROR") {
+            return Raw::Closed(String::from_utf8_lossy(line).into_owned());
+        }
+        // ":nick!user@host PRIVMSG target :text" or ":server NNN nick params"
+        if line.first() != Some(&b':') {
+            return Raw::Other;
+        }
+        let Some(sp) = memchr::memchr(b' ', line) else {
+            return Raw::Other;
+        };
+        let cmd = &line[sp + 1..];
+        if let Some(args) = cmd.strip_prefix(b"PRIVMSG ") {
+            let args_at = sp + 1 + 8;
+            let Some(t) = memchr::memchr(b' ', args) else {
+                return Raw::Other;
+            };
+            if args.get(t + 1) != Some(&b':') {
+                return Raw::Other;
+            }
+            let text_at = args_at + t + 2;
+            let nick_end = memchr::memchr(b'!', &line[..sp]).unwrap_or(sp);
+            return Raw::Msg {
+                from: Some(Span::Buf(a + 1, a + nick_end)),
+                text: Span::Buf(a + text_at, b),
+            };
+        }
+        let code = cmd.get(..3).unwrap_or_default();
+        if cmd.get(3) == Some(&b' ') && code.iter().all(u8::is_ascii_digit) {
+            if code == b"366" {
+                // "366 nick #channel :End of NAMES list"
+                let nick = &cmd[4..];
+                if let Some(n) = memchr::memchr(b' ', nick) {
+                    let mut start = sp + 1 + 4 + n + 1;
+                    let end =
+                        start + memchr::memchr(b' ', &line[start..]).unwrap_or(line.len() - start);
+                    if line.get(start) == Some(&b'#') {
+                        start += 1;
+                    }
+                    return Raw::Joined(Span::Buf(a + start, a + end.max(start)));
+                }
+            } else if matches!(code[0], b'4' | b'5') && code != b"422" {
+                // 4xx/5xx are error replies, except 422 "MOTD file is missing", which
+                // a server without a message of the day sends after every login.
+                return Raw::Error(String::from_utf8_lossy(line).into_owned());
+            }
+        }
+        Raw::Other
+    }
+
+    /// One complete RESP value from the buffer, if there is one.
+    #[inline]
+    fn redis(&mut self) -> Result<Option<Raw>> {
+        let at = self.pos;
+        let data = &self.buf[at..];
+        if data.is_empty() {
+            return Ok(None);
+        }
+        if let Some((ts, te, end)) = resp_message(data) {
+            self.pos = at + end;
+            return Ok(Some(Raw::Msg {
+                from: None,
+                text: Span::Buf(at + ts, at + te),
+            }));
+        }
+        let mut items = [(0usize, 0usize); 3];
+        let mut count = 0;
+        let Some((end, top)) = resp_value(data, 0, 0, &mut |span| {
+            if count < items.len() {
+                items[count] = span;
+            }
+            count += 1;
+        })?
+        else {
+            return Ok(None);
+        };
+        self.pos = at + end;
+        let span = |(s, e): (usize, usize)| Span::Buf(at + s, at + e);
+        let raw = match data[0] {
+            b'*' if count == 3 => {
+                let kind = &data[items[0].0..items[0].1];
+                if kind == b"message" {
+                    Raw::Msg {
+                        from: None,
+                        text: span(items[2]),
+                    }
+                } else if kind == b"subscribe" {
+                    Raw::Joined(span(items[1]))
+                } else {
+                    Raw::Other
+                }
+            }
+            b'-' => Raw::Error(
+                top.map(|(s, e)| String::from_utf8_lossy(&data[s..e]).into_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => Raw::Other,
+        };
+        Ok(Some(raw))
+    }
+}
+
+/// The common case, a complete well-formed `message` push
+/// (`*3 $7 message $n channel $m payload`), without the generic parser's bookkeeping:
+/// the payload's span and the push's length. `None` for anything else, including an
+/// incomplete push, which the generic parser then handles.
+#[inline]
+fn resp_message(d: &[u8]) -> Option<(usize, usize, usize)> {
+    const HEAD: &[u8] = b"*3\r\n$7\r\nmessage\r\n$";
+    if !d.starts_with(HEAD) {
+        return None;
+    }
+    let (clen, at) = resp_len(d, HEAD.len())?;
+    let at = at + clen;
+    if d.get(at..at + 3)? != b"\r\n$" {
+        return None;
+    }
+    let (plen, start) = resp_len(d, at + 3)?;
+    let end = start + plen;
+    (d.get(end..end + 2)? == b"\r\n").then_some((start, end, end + 2))
+}
+
+/// A short decimal length at `d[at..]` terminated by CRLF: the value and where the data
+/// after the CRLF starts.
+#[inline]
+fn resp_len(d: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut v = 0usize;
+    let mut i = at;
+    loop {
+        let c = *d.get(i)?;
+        if c == b'\r' {
+            break;
+        }
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 || i - at >= 9 {
+            return None;
+        }
+        v = v * 10 + digit as usize;
+        i += 1;
+    }
+    (i > at && d.get(i + 1) == Some(&b'\n')).then_some((v, i + 2))
+}
+
+/// Start and end offsets of a piece of a buffer.
+type Range = (usize, usize);
+
+/// Parses one RESP2 value starting at `data[at]`. Returns its end and, for strings,
+/// their content span; `item` is called with the span of each string element of a
+/// top-level array. `None` when the value is not complete yet.
+fn resp_value(
+    data: &[u8],
+    at: usize,
+    depth: u32,
+    item: &mut dyn FnMut(Range),
+) -> Result<Option<(usize, Option<Range>)>> {
+    let Some(nl) = memchr::memchr(b'\n', &data[at..]).map(|i| at + i) else {
+        return Ok(None);
+    };
+    if nl < at + 2 || data[nl - 1] != b'\r' {
+        bail!("bad RESP line");
+    }
+    let head = &data[at + 1..nl - 1];
+    let int = || -> Result<i64> {
+        std::str::from_utf8(head)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad RESP length {:?}", String::from_utf8_lossy(head)))
+    };
+    match data[at] {
+        b'+' | b'-' | b':' => Ok(Some((nl + 1, Some((at + 1, nl - 1))))),
+        b'$' => {
+            let len = int()?;
+            if len < 0 {
+                return Ok(Some((nl + 1, None)));
+            }
+            if len as usize > MAX_FRAME {
+                bail!("RESP string of {len} bytes is too long");
+            }
+            let start = nl + 1;
+            let end = start + len as usize;
+            if data.len() < end + 2 {
+                return Ok(None);
+            }
+            if &data[end..end + 2] != b"\r\n" {
+                bail!("bad RESP bulk string ending");
+            }
+            Ok(Some((end + 2, Some((start, end)))))
+        }
+        b'*' => {
+            if depth > 8 {
+                bail!("RESP nested too deeply");
+            }
+            let n = int()?;
+            let mut pos = nl + 1;
+            for _ in 0..n.max(0) {
+                if pos >= data.len() {
+                    return Ok(None);
+                }
+                let Some((end, span)) = resp_value(data, pos, depth + 1, &mut |_| {})? else {
+                    return Ok(None);
+                };
+                if depth == 0 {
+                    item(span.unwrap_or((pos, pos)));
+                }
+                pos = end;
+            }
+            Ok(Some((pos, None)))
+        }
+        other => bail!("bad RESP type byte {other:#04x}"),
     }
 }
 
 /// Writing side of a session.
 pub struct Writer {
     kind: Kind,
-    wr: WriteHalf<Box<dyn Stream>>,
+    wr: WriteSide,
     out: Vec<u8>,
-    /// The subscribed connection's write half while `wr` publishes (Redis).
-    keep: Option<WriteHalf<Box<dyn Stream>>>,
+    /// The subscribed connection's write half while `wr` publishes (Redis); kept open
+    /// because dropping a TCP write half shuts the connection down.
+    sub: Option<WriteSide>,
 }
 
 impl Writer {
@@ -452,6 +874,13 @@ impl Writer {
     /// Sends `text` to the room/channel `room`.
     pub async fn public(&mut self, room: &str, text: &str) -> Result<()> {
         self.out.clear();
+        self.push_public(room, text);
+        self.send().await
+    }
+
+    /// Queues a message to `room` for the next [`Writer::send`], so that several go out
+    /// in one write.
+    pub fn push_public(&mut self, room: &str, text: &str) {
         match self.kind {
             Kind::Natter => {
                 self.out
@@ -461,46 +890,75 @@ impl Writer {
                 self.out.extend_from_slice(text.as_bytes());
                 self.out.extend_from_slice(b"\"}\n");
             }
-            Kind::Redis => self.out = resp(&["PUBLISH", room, text]),
-            Kind::Irc => self
-                .out
-                .extend_from_slice(format!("PRIVMSG #{room} :{text}\r\n").as_bytes()),
+            Kind::Redis => resp(
+                &[b"PUBLISH", room.as_bytes(), text.as_bytes()],
+                &mut self.out,
+            ),
+            Kind::Irc => {
+                self.out.extend_from_slice(b"PRIVMSG #");
+                self.out.extend_from_slice(room.as_bytes());
+                self.out.extend_from_slice(b" :");
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
         }
-        self.wr.write_all(&self.out).await?;
+    }
+
+    /// Writes everything queued with [`Writer::push_public`].
+    pub async fn send(&mut self) -> Result<()> {
+        let r = self.wr.write_all(&self.out).await;
+        self.out.clear();
+        r?;
         Ok(())
     }
 
     /// Sends `text` privately to user `to` (for Redis: to channel `to`).
     pub async fn private(&mut self, to: &str, text: &str) -> Result<()> {
+        self.out.clear();
         match self.kind {
             Kind::Natter => {
-                self.out.clear();
                 self.out
                     .extend_from_slice(b"{\"type\":\"private\",\"to\":\"");
                 self.out.extend_from_slice(to.as_bytes());
                 self.out.extend_from_slice(b"\",\"text\":\"");
                 self.out.extend_from_slice(text.as_bytes());
                 self.out.extend_from_slice(b"\"}\n");
-                self.wr.write_all(&self.out).await?;
-                Ok(())
             }
-            Kind::Redis | Kind::Irc => {
-                // IRC PRIVMSG to a nick; Redis PUBLISH to the user's channel.
-                let to = to.trim_start_matches('#');
-                self.public_to(to, text).await
+            // IRC PRIVMSG to a nick; Redis PUBLISH to the user's channel.
+            Kind::Irc => {
+                self.out.extend_from_slice(b"PRIVMSG ");
+                self.out.extend_from_slice(to.as_bytes());
+                self.out.extend_from_slice(b" :");
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
             }
+            Kind::Redis => resp(&[b"PUBLISH", to.as_bytes(), text.as_bytes()], &mut self.out),
         }
+        self.send().await
     }
 
-    async fn public_to(&mut self, to: &str, text: &str) -> Result<()> {
+    /// Asks to join `room` (natter `join`, IRC `JOIN #room`, Redis `SUBSCRIBE room` on
+    /// the subscribing connection); the answer arrives as [`Event::Joined`].
+    pub async fn join(&mut self, room: &str) -> Result<()> {
         self.out.clear();
         match self.kind {
-            Kind::Irc => self
-                .out
-                .extend_from_slice(format!("PRIVMSG {to} :{text}\r\n").as_bytes()),
-            _ => self.out = resp(&["PUBLISH", to, text]),
+            Kind::Natter => {
+                self.out
+                    .extend_from_slice(b"{\"type\":\"join\",\"room\":\"");
+                self.out.extend_from_slice(room.as_bytes());
+                self.out.extend_from_slice(b"\"}\n");
+            }
+            Kind::Irc => {
+                self.out.extend_from_slice(b"JOIN #");
+                self.out.extend_from_slice(room.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            Kind::Redis => resp(&[b"SUBSCRIBE", room.as_bytes()], &mut self.out),
         }
-        self.wr.write_all(&self.out).await?;
+        let wr = self.sub.as_mut().unwrap_or(&mut self.wr);
+        let r = wr.write_all(&self.out).await;
+        self.out.clear();
+        r?;
         Ok(())
     }
 
@@ -525,7 +983,7 @@ impl Writer {
             Kind::Redis => b"*1\r\n$4\r\nQUIT\r\n",
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(bytes)).await;
-        let _ = self.keep.take();
+        let _ = self.sub.take();
     }
 }
 
@@ -539,5 +997,155 @@ pub async fn drain_session(mut reader: Reader, writer: Arc<tokio::sync::Mutex<Wr
             Ok(Event::Closed(_)) | Err(_) => break,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over an in-memory stream holding `input`, for the parsers.
+    async fn reader_over(kind: Kind, input: &[u8]) -> Reader {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let input = input.to_vec();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(&input).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let (rd, _wr) = Target::plain(kind, addr).connect().await.expect("connect");
+        Reader::new(kind, rd)
+    }
+
+    async fn events(kind: Kind, input: &[u8]) -> Vec<String> {
+        let mut r = reader_over(kind, input).await;
+        let mut out = Vec::new();
+        loop {
+            match r.next().await {
+                Ok(e) => out.push(match e {
+                    Event::Msg { from, text } => format!(
+                        "msg {} {}",
+                        from.map_or("-".into(), |f| String::from_utf8_lossy(f).into_owned()),
+                        String::from_utf8_lossy(text)
+                    ),
+                    Event::Joined(r) => format!("joined {}", String::from_utf8_lossy(r)),
+                    Event::Ping(a) => format!("ping {a}"),
+                    Event::Error(e) => format!("error {e}"),
+                    Event::Closed(e) => format!("closed {e}"),
+                    Event::Other => "other".into(),
+                }),
+                Err(_) => return out,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn natter_frames() {
+        let input = concat!(
+            r#"{"type":"public","msg_id":12,"room":"lobby","from":"fs0","text":"hello there","ts":1763800000000}"#,
+            "\n",
+            r#"{"type":"private","msg_id":13,"from":"pu1","to":"pu2","text":"hi","ts":1}"#,
+            "\n",
+            r#"{"type":"public","msg_id":14,"room":"lobby","from":"fs1","text":"a \"quoted\" \u00e9","ts":1}"#,
+            "\n",
+            r#"{"type":"presence","room":"lobby","user":"x","event":"join"}"#,
+            "\n",
+            r#"{"type":"presence_batch","room":"crowd","joined":["a","b"]}"#,
+            "\n",
+            r#"{"type":"joined","id":3,"room":"crowd","members":["a","from","text"]}"#,
+            "\n",
+            r#"{"type":"history","room":"lobby","messages":[{"msg_id":1,"from":"a","text":"t","ts":1}],"last":true}"#,
+            "\n",
+            r#"{"type":"ping","id":7}"#,
+            "\r\n",
+            r#"{"type":"error","code":"rate_limited","message":"slow down"}"#,
+            "\n",
+            "not json\n",
+            r#"{"type":"bye","reason":"shutdown"}"#,
+            "\n",
+        );
+        assert_eq!(
+            events(Kind::Natter, input.as_bytes()).await,
+            vec![
+                "msg fs0 hello there",
+                "msg pu1 hi",
+                "msg fs1 a \"quoted\" é",
+                "other",
+                "other",
+                "joined crowd",
+                "other",
+                "ping 7",
+                "error rate_limited: slow down",
+                "error invalid frame (expected ident at line 1 column 2): not json",
+                "closed shutdown",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn irc_lines() {
+        let input = concat!(
+            ":fs0!~fs0@localhost PRIVMSG #lobby :m00000:hello world\r\n",
+            ":bench.irc 353 ic1 = #crowd :ic0 ic1\r\n",
+            ":bench.irc 366 ic1 #crowd :End of NAMES list\r\n",
+            ":ic2!~ic2@localhost JOIN :#crowd\r\n",
+            "PING :bench.irc\r\n",
+            ":bench.irc 404 ic1 #crowd :Cannot send to channel\r\n",
+            "ERROR :Closing connection\r\n",
+        );
+        assert_eq!(
+            events(Kind::Irc, input.as_bytes()).await,
+            vec![
+                "msg fs0 m00000:hello world",
+                "other",
+                "joined crowd",
+                "other",
+                "ping :bench.irc",
+                "error :bench.irc 404 ic1 #crowd :Cannot send to channel",
+                "closed ERROR :Closing connection",
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_resp_is_an_error_not_a_panic() {
+        for bad in [
+            &b"\r\n"[..],
+            b"?x\r\n",
+            b"$99999999999\r\n",
+            b"*1\r\n\r\n",
+            b"+ok\n",
+        ] {
+            assert!(resp_value(bad, 0, 0, &mut |_| {}).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            resp_value(b"$5\r\nab", 0, 0, &mut |_| {}),
+            Ok(None)
+        ));
+    }
+
+    #[tokio::test]
+    async fn resp_pushes() {
+        let input = concat!(
+            "*3\r\n$9\r\nsubscribe\r\n$5\r\ncrowd\r\n:1\r\n",
+            "*3\r\n$7\r\nmessage\r\n$5\r\nlobby\r\n$5\r\nab\r\nc\r\n",
+            ":12\r\n",
+            "-ERR wrong\r\n",
+            "*2\r\n$3\r\nfoo\r\n*1\r\n$-1\r\n",
+        );
+        assert_eq!(
+            events(Kind::Redis, input.as_bytes()).await,
+            vec![
+                "joined crowd",
+                "msg - ab\r\nc",
+                "other",
+                "error ERR wrong",
+                "other"
+            ]
+        );
     }
 }

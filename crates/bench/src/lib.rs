@@ -3,6 +3,8 @@
 //! throughput, latency percentiles and memory per connection.
 
 pub mod client;
+pub mod join;
 pub mod payload;
+pub mod pin;
 pub mod report;
 pub mod workload;

@@ -4,18 +4,36 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use natter_bench::client::{Kind, Target};
+use natter_bench::join;
+use natter_bench::pin::ServerPin;
 use natter_bench::report::{Record, machine, table};
 use natter_bench::workload::{self, FanOut, Phase};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks natter against Redis pub/sub and ngircd with verified deliveries")]
 struct Cli {
+    /// Async runtime: `auto` uses one thread when the process may run on one CPU only
+    /// (pinned with taskset), which is cheapest there, and a thread per CPU otherwise.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    runtime: Runtime,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Which tokio runtime drives the generator.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Runtime {
+    /// Current-thread when pinned to one CPU, multi-thread otherwise.
+    Auto,
+    /// One thread for everything.
+    CurrentThread,
+    /// One worker thread per CPU the process may use.
+    MultiThread,
 }
 
 #[derive(Args, Clone)]
@@ -41,6 +59,17 @@ struct Common {
     /// Server process id, for RSS.
     #[arg(long)]
     pid: Option<u32>,
+    /// Pin the server (--pid) to these CPUs (taskset list) only for the measured part;
+    /// setup logins may use every CPU. The idle workload, whose logins are measured,
+    /// pins it from the start.
+    #[arg(long)]
+    pin_server: Option<String>,
+}
+
+impl Common {
+    fn pin(&self) -> ServerPin {
+        ServerPin::new(self.pid, self.pin_server.clone())
+    }
 }
 
 #[derive(Subcommand)]
@@ -64,6 +93,9 @@ enum Cmd {
         /// Idle-connection users.
         #[arg(long, default_value_t = 0)]
         idle: usize,
+        /// Join-workload users (the idle users' accounts; the larger count is created).
+        #[arg(long, default_value_t = 0)]
+        join: usize,
     },
     /// Fan-out: receivers in one room, senders, phases (flat:MSGS:SECS, rate:RATE:SECS).
     Fanout {
@@ -128,6 +160,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         storm_parallel: usize,
     },
+    /// N logged-in users join one room at once; then one of them speaks to all.
+    Join {
+        #[command(flatten)]
+        common: Common,
+        /// Users.
+        #[arg(long)]
+        n: usize,
+        /// Limit for the measured part (joins and probe), in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout_secs: f64,
+    },
     /// Prints the comparison table of a JSON-lines file and writes a summary JSON.
     Report {
         /// Records (JSON lines).
@@ -177,23 +220,42 @@ fn base(c: &Common, workload: &str, n: usize) -> Record {
 
 fn emit(c: &Common, rec: &Record) -> Result<()> {
     let line = serde_json::to_string(rec)?;
-    eprintln!(
-        "{:>7}{} {:<8} n={:<6} {:<12} {:>12.0}/s p50 {:>8} p99 {:>8} p999 {:>8} µs verified {}/{} errors {}{}",
-        rec.server,
-        if rec.tls { "+tls" } else { "" },
-        rec.workload,
-        rec.n,
-        rec.mode,
-        rec.logins_per_sec.unwrap_or(rec.per_sec),
-        rec.p50_us.unwrap_or(0),
-        rec.p99_us.unwrap_or(0),
-        rec.p999_us.unwrap_or(0),
-        rec.verified,
-        rec.expected,
-        rec.errors,
-        rec.rss_per_conn
-            .map_or(String::new(), |b| format!(" rss/conn {b:.0} B")),
-    );
+    if rec.workload == "join" {
+        eprintln!(
+            "{:>7}{} join     n={:<6} {:>8.3} s (login {:.1} s) joined {}/{} ack p50 {} p99 {} µs probe {}/{} bytes {} errors {}",
+            rec.server,
+            if rec.tls { "+tls" } else { "" },
+            rec.n,
+            rec.secs,
+            rec.setup_secs,
+            rec.joined.unwrap_or(0),
+            rec.n,
+            rec.p50_us.unwrap_or(0),
+            rec.p99_us.unwrap_or(0),
+            rec.verified.saturating_sub(rec.joined.unwrap_or(0)),
+            rec.n.saturating_sub(1),
+            rec.bytes_received.unwrap_or(0),
+            rec.errors,
+        );
+    } else {
+        eprintln!(
+            "{:>7}{} {:<8} n={:<6} {:<12} {:>12.0}/s p50 {:>8} p99 {:>8} p999 {:>8} µs verified {}/{} errors {}{}",
+            rec.server,
+            if rec.tls { "+tls" } else { "" },
+            rec.workload,
+            rec.n,
+            rec.mode,
+            rec.logins_per_sec.unwrap_or(rec.per_sec),
+            rec.p50_us.unwrap_or(0),
+            rec.p99_us.unwrap_or(0),
+            rec.p999_us.unwrap_or(0),
+            rec.verified,
+            rec.expected,
+            rec.errors,
+            rec.rss_per_conn
+                .map_or(String::new(), |b| format!(" rss/conn {b:.0} B")),
+        );
+    }
     if let Some(e) = &rec.first_error {
         eprintln!("        first error: {e}");
     }
@@ -223,6 +285,7 @@ async fn run(cli: Cli) -> Result<()> {
             private,
             storm,
             idle,
+            join,
         } => {
             if common.kind != Kind::Natter {
                 return Ok(());
@@ -232,7 +295,7 @@ async fn run(cli: Cli) -> Result<()> {
             names.extend((0..receivers).map(workload::receiver_name));
             names.extend((0..private).map(workload::private_name));
             names.extend((0..storm).map(workload::storm_name));
-            names.extend((0..idle).map(workload::idle_name));
+            names.extend((0..idle.max(join)).map(workload::idle_name));
             let count = names.len();
             let took = workload::register(&t, names, common.parallel).await?;
             eprintln!(
@@ -252,9 +315,14 @@ async fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|p| parse_phase(p))
                 .collect::<Result<_>>()?;
+            let pin = common.pin();
+            pin.setup()?;
             let mut fan = FanOut::new(&t, senders, window, common.parallel).await?;
             for n in ns {
-                if let Err(e) = fan.grow(n).await {
+                pin.setup()?;
+                let grown = fan.grow(n).await;
+                pin.measure()?;
+                if let Err(e) = grown {
                     let mut rec = base(&common, "fanout", n);
                     rec.senders = senders;
                     rec.mode = "setup".into();
@@ -278,6 +346,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Idle { common, n } => {
             let t = target(&common)?;
             let mut rec = base(&common, "idle", n);
+            common.pin().measure()?;
             if let Err(e) = workload::idle(&t, n, common.pid, common.parallel, &mut rec).await {
                 rec.errors = rec.expected.max(1) - rec.verified.min(rec.expected);
                 rec.first_error = Some(format!("{e:#}"));
@@ -294,8 +363,16 @@ async fn run(cli: Cli) -> Result<()> {
             let mut rec = base(&common, "private", users);
             rec.senders = users;
             rec.mode = format!("{secs:.0}s");
-            if let Err(e) =
-                workload::private(&t, users, secs, window, common.parallel, &mut rec).await
+            if let Err(e) = workload::private(
+                &t,
+                users,
+                secs,
+                window,
+                common.parallel,
+                &common.pin(),
+                &mut rec,
+            )
+            .await
             {
                 rec.errors += 1;
                 rec.first_error = Some(format!("{e:#}"));
@@ -311,8 +388,11 @@ async fn run(cli: Cli) -> Result<()> {
             storm_parallel,
         } => {
             let t = target(&common)?;
+            let pin = common.pin();
+            pin.setup()?;
             let mut fan = FanOut::new(&t, senders, 128, common.parallel).await?;
             fan.grow(chat).await?;
+            pin.measure()?;
             let mut rec = base(&common, "storm", storm);
             rec.senders = senders;
             rec.mode = format!("{chat} chatting at {rate:.0}/s");
@@ -329,6 +409,22 @@ async fn run(cli: Cli) -> Result<()> {
             rec.setup_secs = fan.setup.as_secs_f64();
             emit(&common, &rec)?;
             fan.close().await;
+        }
+        Cmd::Join {
+            common,
+            n,
+            timeout_secs,
+        } => {
+            let t = target(&common)?;
+            let mut rec = base(&common, "join", n);
+            let timeout = Duration::from_secs_f64(timeout_secs.max(0.0));
+            if let Err(e) =
+                join::join(&t, n, common.parallel, timeout, &common.pin(), &mut rec).await
+            {
+                rec.errors = rec.errors.max(1);
+                rec.first_error = Some(format!("{e:#}"));
+            }
+            emit(&common, &rec)?;
         }
         Cmd::Report {
             input,
@@ -363,9 +459,21 @@ async fn run(cli: Cli) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    // Worker threads follow the CPU affinity (taskset), so the generator stays on its core.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // Worker threads follow the CPU affinity (taskset), so the generator stays on its
+    // core; pinned to one core, a single-threaded runtime saves the work-stealing
+    // scheduler's synchronisation on every wake-up.
+    let one_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+    let rt = match (cli.runtime, one_cpu) {
+        (Runtime::CurrentThread, _) | (Runtime::Auto, true) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        }
+        (Runtime::MultiThread, _) | (Runtime::Auto, false) => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+        }
+    };
     rt.block_on(run(cli))
 }

@@ -14,7 +14,7 @@ pub struct Record {
     pub tls: bool,
     /// Server pinned to one core (taskset).
     pub pinned: bool,
-    /// "fanout", "idle", "private" or "storm".
+    /// "fanout", "idle", "private", "storm" or "join".
     pub workload: String,
     /// Receivers / connections / users.
     pub n: usize,
@@ -54,6 +54,12 @@ pub struct Record {
     pub logins_per_sec: Option<f64>,
     /// Time spent logging clients in before measuring (seconds, not measured).
     pub setup_secs: f64,
+    /// Join workload: users whose join was acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<u64>,
+    /// Join workload: bytes all users received during the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
     /// First error seen, if any.
     pub first_error: Option<String>,
 }
@@ -133,6 +139,11 @@ fn figure(r: &Record) -> (Option<f64>, &'static str) {
         "idle" => (r.rss_per_conn, "bytes/conn"),
         "private" => (Some(r.per_sec), "msgs/s"),
         "storm" => (r.logins_per_sec, "logins/s"),
+        // Only a complete join counts; a timed-out one has no figure.
+        "join" => (
+            (r.joined == Some(r.n as u64) && r.verified == r.expected).then_some(r.secs),
+            "s",
+        ),
         _ => (Some(r.per_sec), "deliv/s"),
     }
 }
@@ -141,13 +152,22 @@ fn fmt_fig(r: &Record) -> String {
     let (v, _) = figure(r);
     let mut s = match (r.workload.as_str(), v) {
         ("idle", Some(b)) => format!("{:.1} KiB", b / 1024.0),
+        ("join", Some(secs)) => format!("{secs:.2}"),
+        ("join", None) => format!("- ({}/{} joined)", r.joined.unwrap_or(0), r.n),
         (_, Some(v)) => human(v),
         _ => "-".into(),
     };
-    if r.workload != "idle" {
-        let _ = write!(s, " p99 {}", ms(r.p99_us));
-    } else {
-        let _ = write!(s, " ({:.1}s)", r.secs);
+    match r.workload.as_str() {
+        "idle" => {
+            let _ = write!(s, " ({:.1}s)", r.secs);
+        }
+        // p99 of the join acknowledgements; the logins before are in parentheses.
+        "join" => {
+            let _ = write!(s, " p99 {} (login {:.1}s)", ms(r.p99_us), r.setup_secs);
+        }
+        _ => {
+            let _ = write!(s, " p99 {}", ms(r.p99_us));
+        }
     }
     if r.errors > 0 {
         let _ = write!(s, " ERR{}", r.errors);
@@ -165,7 +185,8 @@ pub fn table(records: &[Record]) -> String {
         "fanout" => "1",
         "idle" => "2",
         "private" => "3",
-        _ => "4",
+        "storm" => "4",
+        _ => "5",
     };
     for r in records {
         let col = if r.tls {

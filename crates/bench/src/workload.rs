@@ -13,10 +13,13 @@ use tokio::task::JoinSet;
 
 use crate::client::{Event, ROOM, Reader, Target, Writer, drain_session};
 use crate::payload::{self, Stamp};
+use crate::pin::ServerPin;
 use crate::report::Record;
 
 const RING: usize = 4096;
 const SHARDS: usize = 16;
+/// Message indices a sender claims at once in a flat phase.
+const FLAT_BLOCK: u64 = 64;
 /// Time allowed after the last send for every delivery to arrive.
 const GRACE: Duration = Duration::from_secs(15);
 
@@ -41,13 +44,15 @@ pub fn idle_name(i: usize) -> String {
     format!("ic{i}")
 }
 
-fn new_hist() -> Histogram<u64> {
+/// An empty latency histogram (1 µs .. 10 min, 3 significant digits).
+pub(crate) fn new_hist() -> Histogram<u64> {
     // 1 µs .. 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+/// A progress bar on stderr.
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     if let Ok(style) = ProgressStyle::with_template("{msg:>28} [{bar:40}] {pos}/{len} {elapsed}") {
         pb.set_style(style.progress_chars("=> "));
@@ -176,9 +181,41 @@ impl Fan {
         self.start.elapsed().as_nanos() as u64
     }
 
-    fn record(&self, shard: usize, latency_us: u64) {
-        if let Ok(mut h) = self.hists[shard % SHARDS].lock() {
-            h.saturating_record(latency_us.max(1));
+    /// Publishes what a receiver verified since its last flush and that it has now
+    /// received `to` messages in all (it had `from`). The counts and latencies go out
+    /// before the flow-control ring moves, so a phase that sees every delivery arrived
+    /// also sees them counted.
+    fn flush(&self, idx: usize, tally: &mut Tally, from: u64, to: u64) {
+        if tally.verified > 0 {
+            self.verified.fetch_add(tally.verified, Ordering::Relaxed);
+            tally.verified = 0;
+        }
+        if !tally.latencies.is_empty() {
+            if let Ok(mut h) = self.hists[idx % SHARDS].lock() {
+                for &l in &tally.latencies {
+                    h.saturating_record(l.max(1));
+                }
+            }
+            tally.latencies.clear();
+        }
+        if tally.errors > 0 {
+            self.errors.fetch_add(tally.errors, Ordering::Relaxed);
+            tally.errors = 0;
+            if let Some(e) = tally.first_error.take()
+                && let Ok(mut first) = self.first_error.lock()
+                && first.is_none()
+            {
+                *first = Some(e);
+            }
+        }
+        let n = self.n.load(Ordering::Acquire);
+        let mut complete = false;
+        for c in from + 1..=to {
+            let v = self.ring[c as usize % RING].fetch_add(1, Ordering::AcqRel) + 1;
+            complete |= v as usize >= n;
+        }
+        if complete {
+            self.notify.notify_waiters();
         }
     }
 
@@ -191,6 +228,12 @@ impl Fan {
             }
         }
         all
+    }
+
+    /// Whether every receiver has received at least `count` messages in all.
+    fn reached(&self, count: u64) -> bool {
+        let n = self.n.load(Ordering::Acquire) as u32;
+        self.ring[count as usize % RING].load(Ordering::Acquire) >= n
     }
 
     /// Waits until every receiver has received at least `count` messages in all.
@@ -213,46 +256,110 @@ impl Fan {
     }
 }
 
+/// What one receiver verified since its last flush; kept local so that the per-delivery
+/// work touches no shared state except the flow-control ring.
+struct Tally {
+    latencies: Vec<u64>,
+    verified: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latencies: Vec::with_capacity(1024),
+            verified: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn error(&mut self, what: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what());
+        }
+    }
+}
+
+/// Checks one delivery: content byte for byte, the sender the server names, and that
+/// the sender's sequence numbers strictly increase. Returns the stamp when it is good.
+#[inline]
+fn check(from: Option<&[u8]>, text: &[u8], names: &[String], last: &mut [u64]) -> Option<Stamp> {
+    let st = payload::decode(text)?;
+    let s = st.sender as usize;
+    let prev = last.get_mut(s)?;
+    if st.seq <= *prev || from.is_some_and(|f| f != names[s].as_bytes()) {
+        return None;
+    }
+    *prev = st.seq;
+    Some(st)
+}
+
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 async fn receive(fan: Arc<Fan>, idx: usize, mut rd: Reader, mut wr: Writer, mut count: u64) {
     let mut last = vec![0u64; fan.senders];
-    let mut expected_from: Vec<String> = (0..fan.senders).map(sender_name).collect();
-    expected_from.shrink_to_fit();
+    let names: Vec<String> = (0..fan.senders).map(sender_name).collect();
+    let mut tally = Tally::new();
+    let mut pings = Vec::new();
     loop {
-        match rd.next().await {
-            Ok(Event::Msg { from, text }) => {
-                let now = fan.now_ns();
-                match payload::decode(text) {
-                    Some(st)
-                        if (st.sender as usize) < fan.senders
-                            && st.seq > last[st.sender as usize]
-                            && from.is_none_or(|f| f == expected_from[st.sender as usize]) =>
-                    {
-                        last[st.sender as usize] = st.seq;
-                        fan.verified.fetch_add(1, Ordering::Relaxed);
-                        fan.record(idx, now.saturating_sub(st.sent_ns) / 1000);
+        // One receive time per read: every frame of this read arrived at that moment.
+        let now = fan.now_ns();
+        let counted = count;
+        let mut closed = false;
+        loop {
+            match rd.try_next() {
+                Ok(Some(Event::Msg { from, text })) => {
+                    match check(from, text, &names, &mut last) {
+                        Some(st) => {
+                            tally.verified += 1;
+                            tally.latencies.push(now.saturating_sub(st.sent_ns) / 1000);
+                        }
+                        None => tally.error(|| {
+                            format!(
+                                "receiver {idx}: bad delivery {:?} {:?}",
+                                from.map(show),
+                                show(text)
+                            )
+                        }),
                     }
-                    _ => fan.error(format!("receiver {idx}: bad delivery {from:?} {text:?}")),
+                    count += 1;
                 }
-                count += 1;
-                let v = fan.ring[count as usize % RING].fetch_add(1, Ordering::AcqRel) + 1;
-                if v as usize >= fan.n.load(Ordering::Acquire) {
-                    fan.notify.notify_waiters();
+                Ok(Some(Event::Ping(arg))) => pings.push(arg),
+                Ok(Some(Event::Error(e))) => {
+                    tally.error(|| format!("receiver {idx}: server error: {e}"));
+                }
+                Ok(Some(Event::Closed(why))) => {
+                    tally.error(|| format!("receiver {idx} disconnected: {why}"));
+                    closed = true;
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tally.error(|| format!("receiver {idx}: {e:#}"));
+                    closed = true;
+                    break;
                 }
             }
-            Ok(Event::Ping(arg)) => {
-                let _ = wr.pong(&arg).await;
+        }
+        fan.flush(idx, &mut tally, counted, count);
+        for arg in pings.drain(..) {
+            let _ = wr.pong(&arg).await;
+        }
+        if closed {
+            break;
+        }
+        if let Err(e) = rd.fill().await {
+            if !fan.stop.load(Ordering::Relaxed) {
+                tally.error(|| format!("receiver {idx}: {e:#}"));
+                fan.flush(idx, &mut tally, count, count);
             }
-            Ok(Event::Closed(why)) => {
-                fan.error(format!("receiver {idx} disconnected: {why}"));
-                break;
-            }
-            Ok(Event::Other) => {}
-            Err(e) => {
-                if !fan.stop.load(Ordering::Relaxed) {
-                    fan.error(format!("receiver {idx}: {e:#}"));
-                }
-                break;
-            }
+            break;
         }
     }
 }
@@ -430,7 +537,11 @@ impl FanOut {
                 let mut text = String::with_capacity(payload::LEN);
                 let mut sent = 0u64;
                 let offset = period.map(|p| p.mul_f64(j as f64 / senders as f64));
-                loop {
+                // Flat phases claim message indices in blocks and write every message
+                // the window already allows in one go, as a busy client would; rate
+                // phases send one message per tick.
+                let block = if period.is_some() { 1 } else { FLAT_BLOCK };
+                'phase: loop {
                     if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                         break;
                     }
@@ -444,33 +555,45 @@ impl FanOut {
                     } else if Instant::now() >= deadline {
                         break;
                     }
-                    let k = fan.claimed.fetch_add(1, Ordering::AcqRel) + 1;
-                    if k > end_index {
+                    let first = fan.claimed.fetch_add(block, Ordering::AcqRel) + 1;
+                    if first > end_index {
                         break;
                     }
-                    fan.ring[(k as usize + RING / 2) % RING].store(0, Ordering::Release);
-                    if k > base + window && !fan.wait_reached(k - window, deadline + GRACE).await {
-                        fan.error(format!(
-                            "sender {j}: window never drained (lost deliveries?)"
-                        ));
-                        break;
+                    let last = (first + block - 1).min(end_index);
+                    for k in first..=last {
+                        fan.ring[(k as usize + RING / 2) % RING].store(0, Ordering::Release);
                     }
-                    seq += 1;
-                    payload::encode(
-                        Stamp {
-                            sender: j as u32,
-                            seq,
-                            sent_ns: fan.now_ns(),
-                        },
-                        &mut text,
-                    );
-                    if let Err(e) = wr.lock().await.public(&room, &text).await {
-                        fan.error(format!("sender {j}: {e:#}"));
-                        break;
-                    }
-                    sent += 1;
-                    if sent.is_multiple_of(64) {
-                        pb.inc(64);
+                    let mut k = first;
+                    while k <= last {
+                        // Message k may go once every receiver has k - window; a
+                        // sender still waiting at the deadline stops (whether all that
+                        // was sent arrived is checked at the end of the phase).
+                        if k > base + window && !fan.wait_reached(k - window, deadline).await {
+                            break 'phase;
+                        }
+                        let mut w = wr.lock().await;
+                        loop {
+                            seq += 1;
+                            payload::encode(
+                                Stamp {
+                                    sender: j as u32,
+                                    seq,
+                                    sent_ns: fan.now_ns(),
+                                },
+                                &mut text,
+                            );
+                            w.push_public(&room, &text);
+                            sent += 1;
+                            k += 1;
+                            if k > last || (k > base + window && !fan.reached(k - window)) {
+                                break;
+                            }
+                        }
+                        if let Err(e) = w.send().await {
+                            fan.error(format!("sender {j}: {e:#}"));
+                            break 'phase;
+                        }
+                        pb.set_position(fan.claimed.load(Ordering::Relaxed).saturating_sub(base));
                     }
                 }
                 (j, seq, sent)
@@ -620,6 +743,7 @@ pub async fn private(
     secs: f64,
     window: usize,
     parallel: usize,
+    pin: &ServerPin,
     rec: &mut Record,
 ) -> Result<()> {
     let kind = target.kind;
@@ -649,6 +773,7 @@ pub async fn private(
         setup = took;
     }
     rec.setup_secs = setup.as_secs_f64();
+    pin.measure()?;
     let sems: Arc<Vec<Semaphore>> = Arc::new((0..users).map(|_| Semaphore::new(window)).collect());
     let hists: Arc<Vec<Mutex<Histogram<u64>>>> =
         Arc::new((0..SHARDS).map(|_| Mutex::new(new_hist())).collect());
@@ -687,17 +812,12 @@ pub async fn private(
             loop {
                 match rd.next().await {
                     Ok(Event::Msg { from, text }) => {
-                        if from == Some(names[i].as_str()) {
+                        if from == Some(names[i].as_bytes()) {
                             continue; // natter's echo of our own message
                         }
                         let now = origin.elapsed().as_nanos() as u64;
-                        match payload::decode(text) {
-                            Some(st)
-                                if (st.sender as usize) < names.len()
-                                    && st.seq > last[st.sender as usize]
-                                    && from.is_none_or(|f| f == names[st.sender as usize]) =>
-                            {
-                                last[st.sender as usize] = st.seq;
+                        match check(from, text, &names, &mut last) {
+                            Some(st) => {
                                 verified.fetch_add(1, Ordering::Relaxed);
                                 if let Ok(mut h) = hists[i % SHARDS].lock() {
                                     h.saturating_record(
@@ -706,18 +826,23 @@ pub async fn private(
                                 }
                                 sems[st.sender as usize].add_permits(1);
                             }
-                            _ => fail(format!("user {i}: bad delivery {from:?} {text:?}")),
+                            None => fail(format!(
+                                "user {i}: bad delivery {:?} {:?}",
+                                from.map(show),
+                                show(text)
+                            )),
                         }
                         received.fetch_add(1, Ordering::Release);
                     }
                     Ok(Event::Ping(arg)) => {
                         let _ = wr.lock().await.pong(&arg).await;
                     }
+                    Ok(Event::Error(e)) => fail(format!("user {i}: server error: {e}")),
                     Ok(Event::Closed(why)) => {
                         fail(format!("user {i} disconnected: {why}"));
                         break;
                     }
-                    Ok(Event::Other) => {}
+                    Ok(_) => {}
                     Err(e) => {
                         if !stop.load(Ordering::Relaxed) {
                             fail(format!("user {i}: {e:#}"));

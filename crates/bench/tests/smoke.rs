@@ -1,32 +1,65 @@
-//! Smoke test: the fan-out workload at tiny N against an in-process natter server.
-//! Asserts that every delivery was verified; no timing assertions.
+//! Smoke tests: the fan-out and join workloads at tiny N against an in-process natter
+//! server. They assert that every delivery was verified; no timing assertions.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use natter_bench::client::{Kind, Target};
+use natter_bench::join;
+use natter_bench::pin::ServerPin;
+use natter_bench::report::Record;
 use natter_bench::workload::{self, FanOut, Phase};
 use natter_server::{Config, Server};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A plaintext natter server on a free loopback port, configured like bench/run.sh.
+struct TestServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::with_data_dir(dir.path());
+        config.plaintext = true;
+        config.web_listen = None;
+        config.history_on_join = 0;
+        config.messages.rate = 1_000_000.0;
+        config.messages.burst = 1_000_000.0;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = Server::open(config).await.expect("open server");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        TestServer {
+            addr,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_at_tiny_n_verifies_every_delivery() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::with_data_dir(dir.path());
-    config.plaintext = true;
-    config.web_listen = None;
-    config.history_on_join = 0;
-    config.messages.rate = 1_000_000.0;
-    config.messages.burst = 1_000_000.0;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = Server::open(config).await.expect("open server");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-
-    let target = Target::plain(Kind::Natter, addr);
+    let server = TestServer::start().await;
+    let target = Target::plain(Kind::Natter, server.addr);
     let names = (0..2)
         .map(workload::sender_name)
         .chain((0..5).map(workload::receiver_name))
@@ -60,6 +93,45 @@ async fn fanout_at_tiny_n_verifies_every_delivery() {
     assert_eq!(r.errors, 0, "{:?}", r.first_error);
     assert_eq!(r.hist.len(), 250);
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_at_tiny_n_acknowledges_everyone_and_delivers_the_probe() {
+    let server = TestServer::start().await;
+    let target = Target::plain(Kind::Natter, server.addr);
+    let n = 5;
+    workload::register(&target, (0..n).map(workload::idle_name).collect(), 4)
+        .await
+        .expect("register");
+
+    let mut rec = Record {
+        workload: "join".into(),
+        n,
+        ..Record::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        join::join(
+            &target,
+            n,
+            4,
+            Duration::from_secs(30),
+            &ServerPin::default(),
+            &mut rec,
+        ),
+    )
+    .await
+    .expect("join finished")
+    .expect("join ran");
+    assert_eq!(rec.joined, Some(n as u64), "{:?}", rec.first_error);
+    // n acknowledgements plus the probe at the n - 1 other members.
+    assert_eq!(rec.expected, 2 * n as u64 - 1);
+    assert_eq!(rec.verified, rec.expected, "{:?}", rec.first_error);
+    assert_eq!(rec.errors, 0, "{:?}", rec.first_error);
+    assert_eq!(rec.messages, 1);
+    assert!(rec.bytes_received.unwrap_or(0) > 0);
+    assert!(rec.secs > 0.0 && rec.p99_us.is_some());
+
+    server.stop().await;
 }
