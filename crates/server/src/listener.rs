@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use natter_proto::{ErrorCode, ServerFrame, encode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -82,6 +82,24 @@ impl Drop for ConnSlot {
         }
         self.limits.total.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Connections the kernel holds for us before we accept them (capped by the system's
+/// `somaxconn`). A login storm while Argon2 keeps the core busy can bring a thousand
+/// connects faster than the accept loop runs; tokio's default (1024) then overflowed and
+/// dropped some, whose clients waited on SYN retries for minutes.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening TCP socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`,
+/// so a restarted server can bind while old connections linger in TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The next connection; failures (usually: out of file descriptors) are logged and

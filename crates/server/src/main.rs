@@ -3,7 +3,6 @@
 use anyhow::Context;
 use clap::Parser;
 use natter_server::{Config, Options, Server};
-use tokio::net::TcpListener;
 
 /// How many tasks a runtime worker runs between looks at the shared queue (tokio's
 /// default is 61). One message to a large room wakes a writer task per member, more than
@@ -32,14 +31,12 @@ async fn run() -> anyhow::Result<()> {
         .init();
     let config = Config::load(&opts)?;
     let mut server = Server::open(config.clone()).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = natter_server::listener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
     let web = match config.web_listen {
         Some(at) => Some(
-            TcpListener::bind(at)
-                .await
+            natter_server::listener::bind(at)
                 .with_context(|| format!("cannot listen on {at} for the web interface"))?,
         ),
         None => None,
