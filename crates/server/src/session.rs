@@ -864,7 +864,7 @@ impl Session {
     /// once into one chunk that every member's queue gets, then the `ok`s go out together.
     fn publish(&self, done: Vec<Published>) {
         let Some(me) = &self.user else { return };
-        let mut oks = Vec::new();
+        let (mut oks, mut ok_frames) = (Vec::new(), 0);
         let mut done = done.into_iter().peekable();
         while let Some(first) = done.next() {
             let room = first.room.clone();
@@ -914,12 +914,12 @@ impl Session {
                 });
                 if let Some(id) = id {
                     encode_into(&ServerFrame::Ok { id }, &mut oks);
+                    ok_frames += 1;
                 }
             }
         }
-        if !oks.is_empty() {
-            let n = oks.iter().filter(|b| **b == b'\n').count();
-            self.handle.deliver_lines(&oks, n);
+        if ok_frames > 0 {
+            self.handle.deliver_lines(&oks, ok_frames);
         }
     }
 
