@@ -5,7 +5,7 @@
 //! Delivering a frame means serializing it once and appending the bytes to each
 //! recipient's bounded [`Outbox`]; a burst of messages is appended as one chunk. The hub
 //! never does I/O. A recipient whose outbox is full is a slow consumer: it is told to
-//! close (through its [`Closer`]) instead of making the hub, or anyone else, wait.
+//! close (through its [`SessionHandle::close`]) instead of making the hub, or anyone else, wait.
 //!
 //! Rooms are joined per session (like IRC channels); a user is a member of a room while
 //! at least one of their sessions is in it, and join/leave notices go to the room when
@@ -17,7 +17,7 @@
 //! `presence_summary` per room when [`Hub::flush_presence`] runs (about once a second).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
 use tokio_util::sync::CancellationToken;
@@ -27,49 +27,46 @@ use crate::outbox::{Outbox, Push};
 /// Identifies one connection's session within the hub.
 pub type SessionId = u64;
 
-/// Asks a session to end, with the reason (first reason wins).
-#[derive(Debug, Clone, Default)]
-pub struct Closer {
-    /// Fires when the session must end.
-    token: CancellationToken,
-    /// Why; shown to the user and logged.
-    reason: Arc<OnceLock<String>>,
-}
-
-impl Closer {
-    /// Requests the session to close for `reason`; later reasons are ignored.
-    pub fn close(&self, reason: impl Into<String>) {
-        let _ = self.reason.set(reason.into());
-        self.token.cancel();
-    }
-
-    /// Resolves once [`Closer::close`] was called.
-    pub async fn closed(&self) {
-        self.token.cancelled().await
-    }
-
-    /// The reason given to [`Closer::close`], if any.
-    pub fn reason(&self) -> Option<&str> {
-        self.reason.get().map(String::as_str)
-    }
-}
-
-/// The hub's handle on one session.
+/// The hub's handle on one session: its outgoing queue, and the way to end it.
 #[derive(Clone)]
 pub struct SessionHandle {
     /// The session's bounded outgoing queue of encoded lines.
     pub outbox: Arc<Outbox>,
-    /// Ends the session (slow consumer, kick, ban).
-    pub closer: Closer,
+    /// Fires when the session must end: closed for a reason (slow consumer, kick, ban)
+    /// or, with no reason, because the server is shutting down.
+    token: CancellationToken,
 }
 
 impl SessionHandle {
     /// A handle on a new, empty outbox holding at most `max_frames` frames.
     pub fn new(max_frames: usize) -> SessionHandle {
+        SessionHandle::with_token(max_frames, CancellationToken::new())
+    }
+
+    /// Like [`SessionHandle::new`], ending when `token` is cancelled (the connection's
+    /// shutdown token: one token per connection serves for shutdown and for closing).
+    pub fn with_token(max_frames: usize, token: CancellationToken) -> SessionHandle {
         SessionHandle {
             outbox: Arc::new(Outbox::new(max_frames)),
-            closer: Closer::default(),
+            token,
         }
+    }
+
+    /// Asks the session to end for `reason` (first reason wins).
+    pub fn close(&self, reason: impl Into<String>) {
+        self.outbox.set_close_reason(reason.into());
+        self.token.cancel();
+    }
+
+    /// Resolves once the session must end: [`SessionHandle::close`] was called or the
+    /// server is shutting down.
+    pub async fn closed(&self) {
+        self.token.cancelled().await
+    }
+
+    /// The reason given to [`SessionHandle::close`], if any (none on shutdown).
+    pub fn close_reason(&self) -> Option<&str> {
+        self.outbox.close_reason()
     }
 
     /// Queues one encoded line without waiting; a full queue closes the session.
@@ -81,7 +78,7 @@ impl SessionHandle {
     pub fn deliver_lines(&self, lines: &[u8], frames: usize) {
         match self.outbox.push(lines, frames) {
             Push::Queued => {}
-            Push::Full => self.closer.close("slow consumer: outgoing queue full"),
+            Push::Full => self.close("slow consumer: outgoing queue full"),
             // The session is already ending; nothing to do.
             Push::Closed => {}
         }
@@ -92,7 +89,7 @@ impl SessionHandle {
 struct Entry {
     /// Case-folded account name.
     user_key: String,
-    /// Queue and closer.
+    /// Queue and close token.
     handle: SessionHandle,
     /// Rooms this session is in (canonical names).
     rooms: Vec<String>,
@@ -468,7 +465,7 @@ impl Hub {
         };
         for id in &online.sessions {
             if let Some(e) = st.sessions.get(id) {
-                e.handle.closer.close(reason);
+                e.handle.close(reason);
             }
         }
         online.sessions.len()
@@ -758,9 +755,9 @@ mod tests {
     fn full_queue_closes_only_that_session() {
         let hub = Hub::default();
         let (slow, _slow_rx) = session(1);
-        let slow_closer = slow.closer.clone();
+        let slow_closer = slow.clone();
         let (fast, mut fast_rx) = session(64);
-        let fast_closer = fast.closer.clone();
+        let fast_closer = fast.clone();
         hub.connect("slow", slow);
         hub.connect("fast", fast);
         for i in 0..3 {
@@ -770,10 +767,10 @@ mod tests {
         }
         assert!(
             slow_closer
-                .reason()
+                .close_reason()
                 .is_some_and(|r| r.contains("slow consumer"))
         );
-        assert_eq!(fast_closer.reason(), None);
+        assert_eq!(fast_closer.close_reason(), None);
         assert_eq!(frames(&mut fast_rx).len(), 3);
     }
 
@@ -795,8 +792,8 @@ mod tests {
         let (a1, _a1rx) = session(8);
         let (a2, _a2rx) = session(8);
         let (b, mut brx) = session(8);
-        let (c1, c2) = (a1.closer.clone(), a2.closer.clone());
-        let bc = b.closer.clone();
+        let (c1, c2) = (a1.clone(), a2.clone());
+        let bc = b.clone();
         hub.connect("Alice", a1);
         hub.connect("alice", a2);
         let bid = hub.connect("bob", b);
@@ -807,7 +804,7 @@ mod tests {
         );
         assert_eq!(hub.kick("ALICE", "kicked"), 2);
         assert_eq!(
-            (c1.reason(), c2.reason(), bc.reason()),
+            (c1.close_reason(), c2.close_reason(), bc.close_reason()),
             (Some("kicked"), Some("kicked"), None)
         );
         assert_eq!(hub.kick("nobody", "x"), 0);

@@ -7,12 +7,12 @@
 //! queue is bounded in frames: a recipient that does not keep up is refused further
 //! frames, and the hub then closes it as a slow consumer.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
-/// Capacity a new chunk starts with.
+/// Most capacity a new chunk reserves ahead of what is being appended.
 const CHUNK_START: usize = 4096;
 
 /// What happened to frames offered to an [`Outbox`].
@@ -33,6 +33,8 @@ struct State {
     buf: BytesMut,
     /// Frames in `buf`.
     frames: usize,
+    /// Size of the last chunk the writer took: how big the next one is likely to grow.
+    last_taken: usize,
     /// Set once the session ended; the writer drains what is left and stops.
     closed: bool,
 }
@@ -45,6 +47,9 @@ pub struct Outbox {
     ready: Notify,
     /// Most frames queued at once.
     max_frames: usize,
+    /// Why the session is being closed, if it is (first reason wins); kept here so a
+    /// session needs one shared allocation, not two.
+    close_reason: OnceLock<String>,
 }
 
 impl Outbox {
@@ -54,7 +59,18 @@ impl Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             max_frames,
+            close_reason: OnceLock::new(),
         }
+    }
+
+    /// Records why the session is being closed, unless a reason was recorded already.
+    pub fn set_close_reason(&self, reason: String) {
+        let _ = self.close_reason.set(reason);
+    }
+
+    /// The first reason recorded by [`Outbox::set_close_reason`].
+    pub fn close_reason(&self) -> Option<&str> {
+        self.close_reason.get().map(String::as_str)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -76,8 +92,11 @@ impl Outbox {
             let was_empty = st.buf.is_empty();
             if was_empty {
                 // A busy connection's chunk grows to several kilobytes before the writer
-                // takes it; starting there saves copying it on every doubling.
-                st.buf.reserve(lines.len().max(CHUNK_START));
+                // takes it; starting at the last chunk's size saves copying it on every
+                // doubling. An idle one (a presence notice now and then) reserves only
+                // what it needs: thousands of them get the same notice at once.
+                let likely = st.last_taken.min(CHUNK_START);
+                st.buf.reserve(lines.len().max(likely));
             }
             st.buf.extend_from_slice(lines);
             st.frames += frames;
@@ -110,6 +129,7 @@ impl Outbox {
         let mut st = self.lock();
         if !st.buf.is_empty() {
             st.frames = 0;
+            st.last_taken = st.buf.len();
             return Some(Some(std::mem::take(&mut st.buf)));
         }
         st.closed.then_some(None)

@@ -25,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::auth::check_new_password;
-use crate::hub::{Closer, Members, RoomError, SessionHandle, SessionId};
-use crate::outbox::Outbox;
+use crate::hub::{Members, RoomError, SessionHandle, SessionId};
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
 use crate::store::{NewMessage, StoredMessage, Target};
@@ -198,9 +197,9 @@ impl From<CodecError> for InputError {
 }
 
 /// A new session's handle: the outbox the hub delivers into (and the transport's writer
-/// drains) and its closer.
-pub fn channel(shared: &Shared) -> SessionHandle {
-    SessionHandle::new(shared.config.session_queue)
+/// drains), ending the session when `shutdown` (this connection's token) is cancelled.
+pub fn channel(shared: &Shared, shutdown: CancellationToken) -> SessionHandle {
+    SessionHandle::with_token(shared.config.session_queue, shutdown)
 }
 
 /// Serves one byte-stream connection (TCP or TLS) until the peer leaves, misbehaves,
@@ -220,10 +219,10 @@ pub async fn serve<S>(
     let (rd, wr) = tokio::io::split(stream);
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
         .map(|r| r.map_err(InputError::from));
-    let handle = channel(&shared);
-    let writer = tokio::spawn(write_loop(wr, handle.outbox.clone(), handle.closer.clone()));
+    let handle = channel(&shared, shutdown);
+    let writer = tokio::spawn(write_loop(wr, handle.clone()));
     let grace = shared.config.shutdown_grace;
-    run(&mut lines, handle, peer, accepted, shared, shutdown).await;
+    run(&mut lines, handle, peer, accepted, shared).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(grace, writer).await.is_err() {
         // The peer is not reading; it cannot hold this task any longer.
@@ -250,16 +249,15 @@ pub async fn serve<S>(
 }
 
 /// Runs the session over any transport: `lines` yields one frame's bytes at a time, and
-/// `handle` (from [`channel`]) holds the outbox a writer task drains to the peer.
-/// Returns when the session ends; by then the outbox is closed, so the writer drains it
-/// and stops.
+/// `handle` (from [`channel`]) holds the outbox a writer task drains to the peer and the
+/// token that ends the session (closed for a reason, or shutdown). Returns when the
+/// session ends; by then the outbox is closed, so the writer drains it and stops.
 pub async fn run<L, T>(
     lines: &mut L,
     handle: SessionHandle,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
 ) where
     L: futures::Stream<Item = Result<T, InputError>> + Unpin,
     T: AsRef<[u8]>,
@@ -289,8 +287,19 @@ pub async fn run<L, T>(
             Some(at) => at + ping_timeout,
             None => last_heard + ping_interval,
         };
+        // One timer for both deadlines: each costs every connection its size.
+        let deadline = if logged_in {
+            liveness_deadline
+        } else {
+            liveness_deadline.min(auth_deadline)
+        };
         tokio::select! {
-            _ = sleep_until(liveness_deadline) => {
+            _ = sleep_until(deadline) => {
+                if !logged_in && Instant::now() >= auth_deadline {
+                    s.error(None, ErrorCode::NotAuthenticated, "login timed out");
+                    s.bye("login timed out");
+                    break "login timeout".to_string();
+                }
                 if pinged.is_some() {
                     s.flush().await;
                     s.bye("ping timeout");
@@ -300,22 +309,16 @@ pub async fn run<L, T>(
                 s.reply(&ServerFrame::Ping { id: Some(FrameId::Num(ping_seq)) });
                 pinged = Some(Instant::now());
             }
-            _ = shutdown.cancelled() => {
+            _ = s.handle.closed() => {
                 s.flush().await;
-                s.reply(&ServerFrame::System { text: "server is shutting down".into() });
-                s.bye("server shutting down");
-                break "server shutting down".to_string();
-            }
-            _ = s.handle.closer.closed() => {
-                s.flush().await;
-                let reason = s.handle.closer.reason().unwrap_or("closed").to_string();
+                // Closed without a reason: the server is shutting down.
+                let Some(reason) = s.handle.close_reason().map(str::to_string) else {
+                    s.reply(&ServerFrame::System { text: "server is shutting down".into() });
+                    s.bye("server shutting down");
+                    break "server shutting down".to_string();
+                };
                 s.bye(&reason);
                 break reason;
-            }
-            _ = sleep_until(auth_deadline), if !logged_in => {
-                s.error(None, ErrorCode::NotAuthenticated, "login timed out");
-                s.bye("login timed out");
-                break "login timeout".to_string();
             }
             Some(first) = s.inflight.next(), if !s.inflight.is_empty() => {
                 // Publish every commit that has finished, together.
@@ -326,7 +329,9 @@ pub async fn run<L, T>(
                         None => break,
                     }
                 }
-                s.finish(done).await;
+                // Boxed: delivering is rare per connection, its state need not be part
+                // of every idle session's future.
+                Box::pin(s.finish(done)).await;
             }
             next = lines.next(), if s.inflight.len() < MAX_INFLIGHT => match next {
                 None => break "connection lost".to_string(),
@@ -393,16 +398,16 @@ pub async fn run<L, T>(
 
 /// Writes queued lines to the peer: everything queued since the last write goes out in
 /// one write. Stops once the outbox is closed and drained.
-async fn write_loop<W: AsyncWrite>(wr: W, outbox: Arc<Outbox>, closer: Closer) {
+async fn write_loop<W: AsyncWrite>(wr: W, handle: SessionHandle) {
     let mut wr = std::pin::pin!(wr);
-    while let Some(chunk) = outbox.take().await {
+    while let Some(chunk) = handle.outbox.take().await {
         if let Err(e) = async {
             wr.write_all(&chunk).await?;
             wr.flush().await
         }
         .await
         {
-            closer.close(format!("write failed: {e}"));
+            handle.close(format!("write failed: {e}"));
             return;
         }
     }
@@ -945,6 +950,15 @@ impl Session {
 
     /// Waits for every message still committing and delivers them.
     async fn flush(&mut self) {
+        // Boxed, and only when there is something to wait for: the drain's state would
+        // otherwise be part of every connection's session future for its whole life.
+        if !self.inflight.is_empty() {
+            Box::pin(self.drain()).await;
+        }
+    }
+
+    /// [`Session::flush`]'s work.
+    async fn drain(&mut self) {
         let mut done = Vec::new();
         while !self.inflight.is_empty() {
             let Some(c) = self.inflight.next().await else {

@@ -5,7 +5,6 @@
 //! connection counts against the same connection limits as TCP clients.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -17,9 +16,8 @@ use natter_proto::MAX_LINE;
 use tokio::time::Instant;
 
 use super::{OriginCheck, WebState, origin};
-use crate::hub::Closer;
+use crate::hub::SessionHandle;
 use crate::listener::ConnSlot;
-use crate::outbox::Outbox;
 use crate::session::{self, InputError};
 
 /// `GET /ws`: upgrades to a chat session unless the origin is foreign or the
@@ -84,22 +82,10 @@ async fn serve(
                 })
             }),
     );
-    let handle = session::channel(&st.shared);
-    let writer = tokio::spawn(write_loop(
-        sink,
-        handle.outbox.clone(),
-        handle.closer.clone(),
-    ));
+    let handle = session::channel(&st.shared, st.stop.child_token());
+    let writer = tokio::spawn(write_loop(sink, handle.clone()));
     let grace = st.shared.config.shutdown_grace;
-    session::run(
-        &mut lines,
-        handle,
-        peer,
-        accepted,
-        st.shared.clone(),
-        st.stop.child_token(),
-    )
-    .await;
+    session::run(&mut lines, handle, peer, accepted, st.shared.clone()).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(grace, writer).await.is_err() {
         abort.abort();
@@ -110,10 +96,9 @@ async fn serve(
 /// closes.
 async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    outbox: Arc<Outbox>,
-    closer: Closer,
+    handle: SessionHandle,
 ) {
-    while let Some(chunk) = outbox.take().await {
+    while let Some(chunk) = handle.outbox.take().await {
         let mut chunk = chunk.freeze();
         let result = async {
             // The outbox holds whole lines; each becomes one WebSocket message.
@@ -124,7 +109,7 @@ async fn write_loop(
         }
         .await;
         if let Err(e) = result {
-            closer.close(format!("write failed: {e}"));
+            handle.close(format!("write failed: {e}"));
             return;
         }
     }
