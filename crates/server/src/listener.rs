@@ -7,7 +7,9 @@
 //! dropped at once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,20 +162,28 @@ pub async fn accept_loop(
 }
 
 /// Runs one admitted connection: TLS handshake (if enabled), then the session.
-async fn connection(
+///
+/// Boxed, one box per transport: a task's memory is its future's size (rounded up to
+/// tokio's 128-byte cell alignment) for its whole life, so the task holds only a
+/// pointer, and a plaintext connection does not pay for the larger TLS session and
+/// handshake.
+fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    _slot: ConnSlot,
-) {
+    slot: ConnSlot,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let accepted = tokio::time::Instant::now();
-    // Boxed: a task's memory is its future's size, and without the boxes every
-    // connection would pay for the larger of the plaintext and TLS sessions (and the TLS
-    // handshake) for its whole life.
     match shared.tls.clone() {
-        None => Box::pin(session::serve(tcp, peer, accepted, shared, stop)).await,
-        Some(tls) => Box::pin(tls_connection(tls, tcp, peer, accepted, shared, stop)).await,
+        None => Box::pin(async move {
+            let _slot = slot;
+            session::serve(tcp, peer, accepted, shared, stop).await
+        }),
+        Some(tls) => Box::pin(async move {
+            let _slot = slot;
+            tls_connection(tls, tcp, peer, accepted, shared, stop).await
+        }),
     }
 }
 

@@ -87,13 +87,14 @@ type Committing = Pin<Box<dyn Future<Output = Committed> + Send + Sync>>;
 /// allocated only while something is committing, so idle sessions do not carry it.
 #[derive(Default)]
 struct Inflight {
-    /// The commits, oldest first; `None` when there are none.
-    queue: Option<FuturesOrdered<Committing>>,
+    /// The commits, oldest first; `None` when there are none. Boxed: the queue's
+    /// bookkeeping would otherwise be part of every idle session's future.
+    queue: Option<Box<FuturesOrdered<Committing>>>,
 }
 
 impl Inflight {
     fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, FuturesOrdered::len)
+        self.queue.as_ref().map_or(0, |q| q.len())
     }
 
     fn is_empty(&self) -> bool {
@@ -102,7 +103,7 @@ impl Inflight {
 
     fn push_back(&mut self, commit: Committing) {
         self.queue
-            .get_or_insert_with(FuturesOrdered::new)
+            .get_or_insert_with(Box::default)
             .push_back(commit);
     }
 
