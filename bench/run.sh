@@ -161,7 +161,7 @@ start_server() {
                 --message-rate 1000000 --message-burst 1000000 \
                 --max-connections 30000 --max-connections-per-ip 30000 \
                 --session-queue 16384 --history-on-join 0 \
-                --auth-timeout-secs 120 \
+                --auth-timeout-secs 120 --ping-interval-secs 600 --ping-timeout-secs 600 \
                 >> "$RAWDIR/$STAMP-natter.log" 2>&1 &
             SERVER_PID=$!
             wait_port $NATTER_PORT

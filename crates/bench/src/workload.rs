@@ -116,13 +116,30 @@ pub async fn connect_many(
 
 /// Registers natter accounts (no-op for the other servers); returns the time taken.
 pub async fn register(target: &Target, names: Vec<String>, parallel: usize) -> Result<Duration> {
-    let (sessions, took) =
-        connect_many(target, names, None, false, true, parallel, "registering").await?;
-    for (_r, mut w) in sessions {
-        w.quit().await;
+    let mut took = Duration::ZERO;
+    // In batches, each closed before the next: the full run registers more accounts
+    // than the file-descriptor limit allows connections.
+    for batch in names.chunks(REGISTER_BATCH) {
+        let (sessions, t) = connect_many(
+            target,
+            batch.to_vec(),
+            None,
+            false,
+            true,
+            parallel,
+            "registering",
+        )
+        .await?;
+        took += t;
+        for (_r, mut w) in sessions {
+            w.quit().await;
+        }
     }
     Ok(took)
 }
+
+/// Accounts registered per batch of connections (see [`register`]).
+const REGISTER_BATCH: usize = 1000;
 
 /// One measured phase of the fan-out workload.
 #[derive(Debug, Clone, Copy)]
