@@ -755,9 +755,9 @@ mod tests {
     fn full_queue_closes_only_that_session() {
         let hub = Hub::default();
         let (slow, _slow_rx) = session(1);
-        let slow_closer = slow.clone();
+        let slow_handle = slow.clone();
         let (fast, mut fast_rx) = session(64);
-        let fast_closer = fast.clone();
+        let fast_handle = fast.clone();
         hub.connect("slow", slow);
         hub.connect("fast", fast);
         for i in 0..3 {
@@ -766,11 +766,11 @@ mod tests {
             });
         }
         assert!(
-            slow_closer
+            slow_handle
                 .close_reason()
                 .is_some_and(|r| r.contains("slow consumer"))
         );
-        assert_eq!(fast_closer.close_reason(), None);
+        assert_eq!(fast_handle.close_reason(), None);
         assert_eq!(frames(&mut fast_rx).len(), 3);
     }
 

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 /// Most capacity a new chunk reserves ahead of what is being appended.
-const CHUNK_START: usize = 4096;
+const MAX_RESERVE_AHEAD: usize = 4096;
 
 /// What happened to frames offered to an [`Outbox`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Outbox {
                 // takes it; starting at the last chunk's size saves copying it on every
                 // doubling. An idle one (a presence notice now and then) reserves only
                 // what it needs: thousands of them get the same notice at once.
-                let likely = st.last_taken.min(CHUNK_START);
+                let likely = st.last_taken.min(MAX_RESERVE_AHEAD);
                 st.buf.reserve(lines.len().max(likely));
             }
             st.buf.extend_from_slice(lines);
