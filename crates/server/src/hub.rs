@@ -52,6 +52,19 @@ impl SessionHandle {
         }
     }
 
+    /// A handle on a new direct outbox (see [`Outbox::direct`]) writing to `sink`.
+    pub fn direct(
+        max_frames: usize,
+        token: CancellationToken,
+        sink: tokio::net::tcp::OwnedWriteHalf,
+        flusher: Arc<crate::outbox::Flusher>,
+    ) -> SessionHandle {
+        SessionHandle {
+            outbox: Arc::new(Outbox::direct(max_frames, sink, flusher, token.clone())),
+            token,
+        }
+    }
+
     /// Asks the session to end for `reason` (first reason wins).
     pub fn close(&self, reason: impl Into<String>) {
         self.outbox.set_close_reason(reason.into());

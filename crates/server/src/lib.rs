@@ -96,6 +96,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// The operator password and console sessions.
     pub operator: web::operator::OperatorAuth,
+    /// Writes plain TCP connections' outboxes.
+    pub flusher: Arc<outbox::Flusher>,
 }
 
 impl Shared {
@@ -153,6 +155,7 @@ impl Server {
             monitor: monitor::Monitor::default(),
             metrics: metrics::Metrics::new(),
             operator,
+            flusher: outbox::Flusher::new(),
         });
         Ok(Server {
             shared,
@@ -194,6 +197,10 @@ impl Server {
     ) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
+        // Outlives the sessions (they flush their last frames through it) and stops
+        // after them.
+        let flusher_stop = CancellationToken::new();
+        let flusher = tokio::spawn(self.shared.flusher.clone().run(flusher_stop.clone()));
         if let Some(web) = web {
             let https = web
                 .local_addr()
@@ -227,6 +234,8 @@ impl Server {
         if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
             tracing::warn!("some sessions did not finish in time");
         }
+        flusher_stop.cancel();
+        let _ = flusher.await;
         self.sqlite.close().await;
         self.shared.emit(transcript::Event::System {
             kind: "stop",

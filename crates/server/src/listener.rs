@@ -178,7 +178,7 @@ fn connection(
     match shared.tls.clone() {
         None => Box::pin(async move {
             let _slot = slot;
-            session::serve(tcp, peer, accepted, shared, stop).await
+            session::serve_tcp(tcp, peer, accepted, shared, stop).await
         }),
         Some(tls) => Box::pin(async move {
             let _slot = slot;

@@ -1,19 +1,36 @@
-//! A session's outgoing queue: encoded lines waiting for the connection's writer.
+//! A session's outgoing queue: encoded lines waiting to be written to the connection.
 //!
-//! Fan-out appends each frame's bytes to every recipient's outbox, and the writer takes
-//! everything queued at once and hands it to the socket in one write. Appending bytes to
-//! one buffer (instead of queueing one item per frame) is what makes a burst cost a
-//! recipient one wake-up and one write, and an idle session holds no buffer at all. The
-//! queue is bounded in frames: a recipient that does not keep up is refused further
-//! frames, and the hub then closes it as a slow consumer.
+//! Fan-out appends each frame's bytes to every recipient's outbox, and whoever writes
+//! takes everything queued at once and hands it to the socket in one write. Appending
+//! bytes to one buffer (instead of queueing one item per frame) is what makes a burst
+//! cost a recipient one write, and an idle session holds no buffer at all. The queue is
+//! bounded in frames: a recipient that does not keep up is refused further frames, and
+//! the hub then closes it as a slow consumer.
+//!
+//! Who writes depends on the transport. A plain TCP connection's outbox is *direct*: it
+//! holds the socket's write half, and the first frame into an empty outbox puts it on
+//! the server's [`Flusher`] queue, whose one task writes each queued outbox without
+//! waiting, in turn. Only when a socket would block does a task of its own wait for the
+//! socket and finish the job. So a message to a large room costs no task wake-up per
+//! member, members are written in the order they were queued, and an idle connection
+//! has no writer task. Other transports (TLS, WebSocket) run a writer task that waits
+//! in [`Outbox::take`].
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Most capacity a new chunk reserves ahead of what is being appended.
 const MAX_RESERVE_AHEAD: usize = 4096;
+
+/// Most outboxes the flusher writes before letting other tasks run: sessions reading
+/// new messages and publishing commits must not wait for a whole room's writes.
+const FLUSH_BATCH: usize = 32;
 
 /// What happened to frames offered to an [`Outbox`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,37 +46,77 @@ pub enum Push {
 /// Bytes and bookkeeping behind the lock.
 #[derive(Default)]
 struct State {
-    /// Encoded lines not yet taken by the writer.
+    /// Encoded lines not yet written.
     buf: BytesMut,
     /// Frames in `buf`.
     frames: usize,
-    /// Size of the last chunk the writer took: how big the next one is likely to grow.
+    /// Size of the last chunk taken: how big the next one is likely to grow.
     last_taken: usize,
-    /// Set once the session ended; the writer drains what is left and stops.
+    /// Set once the session ended; what is queued is still written, then the writer stops.
     closed: bool,
+    /// Direct outboxes: on the flusher's queue or being written by it. While set (or
+    /// `stalled`), pushes only append; when both are clear, `buf` is empty.
+    scheduled: bool,
+    /// Direct outboxes: the socket would block, and a drain task writes until empty.
+    stalled: bool,
+    /// The drain task, so that a connection giving up on its peer can stop it.
+    drainer: Option<tokio::task::AbortHandle>,
+}
+
+/// A plain TCP connection's writing side, for direct outboxes.
+struct Direct {
+    /// The socket's write half; written only by the flusher or the drain task, one at a
+    /// time (see `State::scheduled` and `State::stalled`).
+    sink: OwnedWriteHalf,
+    /// The server's flusher, which writes this outbox when it is queued.
+    flusher: Arc<Flusher>,
+    /// Ends the session when a write fails.
+    token: CancellationToken,
 }
 
 /// A bounded queue of encoded lines for one connection, filled by many, drained by one.
 pub struct Outbox {
-    /// The queued bytes; held only to append or take, never across an `.await`.
+    /// The queued bytes; held only to append or take, never across an `.await` or a write.
     state: Mutex<State>,
-    /// Wakes the writer when bytes arrive in an empty outbox, or on close.
+    /// Wakes the writer task when bytes arrive in an empty outbox, or on close; for a
+    /// direct outbox, wakes whoever waits in [`Outbox::drained`].
     ready: Notify,
     /// Most frames queued at once.
     max_frames: usize,
     /// Why the session is being closed, if it is (first reason wins); kept here so a
     /// session needs one shared allocation, not two.
     close_reason: OnceLock<String>,
+    /// Set for a direct outbox (plain TCP).
+    direct: Option<Box<Direct>>,
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `max_frames` frames.
+    /// An empty outbox holding at most `max_frames` frames, drained by a writer task.
     pub fn new(max_frames: usize) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             max_frames,
             close_reason: OnceLock::new(),
+            direct: None,
+        }
+    }
+
+    /// An empty direct outbox writing to `sink` through `flusher`; a failed write cancels
+    /// `token`.
+    pub fn direct(
+        max_frames: usize,
+        sink: OwnedWriteHalf,
+        flusher: Arc<Flusher>,
+        token: CancellationToken,
+    ) -> Outbox {
+        Outbox {
+            direct: Some(Box::new(Direct {
+                sink,
+                flusher,
+                token,
+            })),
+            ..Outbox::new(max_frames)
         }
     }
 
@@ -74,14 +131,14 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is a buffer and two counters; a panic elsewhere cannot leave it
+        // The state is a buffer, counters and flags; a panic elsewhere cannot leave it
         // inconsistent, so recover the guard.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends `lines`, which hold `frames` complete encoded lines.
-    pub fn push(&self, lines: &[u8], frames: usize) -> Push {
-        let was_empty = {
+    pub fn push(self: &Arc<Self>, lines: &[u8], frames: usize) -> Push {
+        let wake = {
             let mut st = self.lock();
             if st.closed {
                 return Push::Closed;
@@ -89,8 +146,7 @@ impl Outbox {
             if st.frames + frames > self.max_frames {
                 return Push::Full;
             }
-            let was_empty = st.buf.is_empty();
-            if was_empty {
+            if st.buf.is_empty() {
                 // A busy connection's chunk grows to several kilobytes before the writer
                 // takes it; starting at the last chunk's size saves copying it on every
                 // doubling. An idle one (a presence notice now and then) reserves only
@@ -98,20 +154,31 @@ impl Outbox {
                 let likely = st.last_taken.min(MAX_RESERVE_AHEAD);
                 st.buf.reserve(lines.len().max(likely));
             }
+            let was_empty = st.buf.is_empty();
             st.buf.extend_from_slice(lines);
             st.frames += frames;
-            was_empty
+            match &self.direct {
+                // A writer that is busy finds the new bytes when it comes back; only an
+                // idle one needs waking.
+                Some(_) if !st.scheduled && !st.stalled => {
+                    st.scheduled = true;
+                    true
+                }
+                Some(_) => false,
+                None => was_empty,
+            }
         };
-        // A writer that is busy finds the new bytes when it comes back; only an empty
-        // outbox can have a writer waiting.
-        if was_empty {
-            self.ready.notify_one();
+        if wake {
+            match &self.direct {
+                Some(d) => d.flusher.schedule(self.clone()),
+                None => self.ready.notify_one(),
+            }
         }
         Push::Queued
     }
 
     /// Takes everything queued, waiting until there is something; `None` once the
-    /// outbox is closed and drained.
+    /// outbox is closed and drained. (For writer tasks; a direct outbox has none.)
     pub async fn take(&self) -> Option<BytesMut> {
         loop {
             if let Some(taken) = self.try_take() {
@@ -128,17 +195,229 @@ impl Outbox {
     pub fn try_take(&self) -> Option<Option<BytesMut>> {
         let mut st = self.lock();
         if !st.buf.is_empty() {
-            st.frames = 0;
-            st.last_taken = st.buf.len();
-            return Some(Some(std::mem::take(&mut st.buf)));
+            return Some(Some(take_all(&mut st)));
         }
         st.closed.then_some(None)
     }
 
-    /// Refuses further frames; the writer sends what is queued and stops.
+    /// Refuses further frames; what is queued is still written.
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+    }
+
+    /// Whether this outbox writes to its socket itself (see the module documentation).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Resolves once a closed direct outbox has written everything (or failed to).
+    pub async fn drained(&self) {
+        loop {
+            {
+                let st = self.lock();
+                if st.closed && st.buf.is_empty() && !st.scheduled && !st.stalled {
+                    return;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Stops writing a direct outbox whose peer does not read: drops what is queued and
+    /// stops the drain task, so the socket can close.
+    pub fn abandon(&self) {
+        let drainer = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.buf = BytesMut::new();
+            st.frames = 0;
+            st.drainer.take()
+        };
+        if let Some(task) = drainer {
+            task.abort();
+        }
+    }
+
+    /// Shuts down the sending direction of a direct outbox's socket, so the peer reads
+    /// the end of the stream after the last frame.
+    pub fn shutdown(&self) {
+        if let Some(d) = &self.direct {
+            let _ = socket2::SockRef::from(d.sink.as_ref()).shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    /// The flusher's turn: writes what is queued without waiting. On a socket that would
+    /// block, hands the rest to a drain task that waits for the socket.
+    fn flush(self: &Arc<Self>) {
+        let Some(d) = &self.direct else { return };
+        let mut chunk = {
+            let mut st = self.lock();
+            if st.buf.is_empty() {
+                st.scheduled = false;
+                drop(st);
+                self.ready.notify_one();
+                return;
+            }
+            take_all(&mut st)
+        };
+        match write_now(&d.sink, &mut chunk) {
+            Err(e) => self.fail(&e),
+            Ok(()) if chunk.is_empty() => {
+                let more = {
+                    let mut st = self.lock();
+                    st.scheduled = !st.buf.is_empty();
+                    st.scheduled
+                };
+                if more {
+                    d.flusher.schedule(self.clone());
+                } else {
+                    self.ready.notify_one();
+                }
+            }
+            Ok(()) => {
+                let mut st = self.lock();
+                put_back(&mut st, chunk);
+                st.scheduled = false;
+                st.stalled = true;
+                let task = tokio::spawn(drain(self.clone()));
+                st.drainer = Some(task.abort_handle());
+            }
+        }
+    }
+
+    /// A failed write: the connection is broken, so nothing more is written and the
+    /// session ends.
+    fn fail(&self, e: &io::Error) {
+        {
+            let mut st = self.lock();
+            st.closed = true;
+            st.buf = BytesMut::new();
+            st.frames = 0;
+            st.scheduled = false;
+            st.stalled = false;
+            st.drainer = None;
+        }
+        self.set_close_reason(format!("write failed: {e}"));
+        if let Some(d) = &self.direct {
+            d.token.cancel();
+        }
+        self.ready.notify_one();
+    }
+}
+
+/// Takes the queued bytes out of `st`.
+fn take_all(st: &mut State) -> BytesMut {
+    st.frames = 0;
+    st.last_taken = st.buf.len();
+    std::mem::take(&mut st.buf)
+}
+
+/// Puts the unwritten rest of a chunk back in front of what was queued since.
+fn put_back(st: &mut State, mut rest: BytesMut) {
+    rest.extend_from_slice(&st.buf);
+    // The rest may end in part of a frame; its newline still counts it.
+    st.frames = rest.iter().filter(|&&b| b == b'\n').count();
+    st.buf = rest;
+}
+
+/// Writes as much of `chunk` as the socket takes now, advancing past what was written.
+fn write_now(sink: &OwnedWriteHalf, chunk: &mut BytesMut) -> io::Result<()> {
+    while !chunk.is_empty() {
+        match sink.try_write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => chunk.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a stalled direct outbox as its socket allows, until it is empty; then pushes
+/// go to the flusher again.
+async fn drain(out: Arc<Outbox>) {
+    let Some(d) = &out.direct else { return };
+    loop {
+        if let Err(e) = d.sink.writable().await {
+            out.fail(&e);
+            return;
+        }
+        let mut chunk = {
+            let mut st = out.lock();
+            if st.buf.is_empty() {
+                st.stalled = false;
+                st.drainer = None;
+                drop(st);
+                out.ready.notify_one();
+                return;
+            }
+            take_all(&mut st)
+        };
+        match write_now(&d.sink, &mut chunk) {
+            Err(e) => {
+                out.fail(&e);
+                return;
+            }
+            Ok(()) if chunk.is_empty() => {}
+            Ok(()) => put_back(&mut out.lock(), chunk),
+        }
+    }
+}
+
+/// Writes direct outboxes in the order they got something to write (see the module
+/// documentation); one per server.
+#[derive(Default)]
+pub struct Flusher {
+    /// Outboxes with bytes to write; each appears at most once (`State::scheduled`).
+    queue: Mutex<VecDeque<Arc<Outbox>>>,
+    /// Wakes the flusher task when the queue stops being empty.
+    wake: Notify,
+}
+
+impl Flusher {
+    /// A flusher with an empty queue; [`Flusher::run`] does the writing.
+    pub fn new() -> Arc<Flusher> {
+        Arc::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Outbox>>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `out` for writing.
+    fn schedule(&self, out: Arc<Outbox>) {
+        let first = {
+            let mut q = self.lock();
+            q.push_back(out);
+            q.len() == 1
+        };
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes queued outboxes until `stop` fires.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(FLUSH_BATCH);
+        loop {
+            {
+                let mut q = self.lock();
+                let n = q.len().min(FLUSH_BATCH);
+                batch.extend(q.drain(..n));
+            }
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = self.wake.notified() => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+            for out in batch.drain(..) {
+                out.flush();
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -148,7 +427,7 @@ mod tests {
 
     #[test]
     fn bursts_are_taken_in_one_piece_and_the_bound_is_in_frames() {
-        let out = Outbox::new(3);
+        let out = Arc::new(Outbox::new(3));
         assert_eq!(out.push(b"a\n", 1), Push::Queued);
         assert_eq!(out.push(b"b\nc\n", 2), Push::Queued);
         assert_eq!(out.push(b"d\n", 1), Push::Full);
@@ -166,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_writer_wakes_for_bytes_and_for_close() {
-        let out = std::sync::Arc::new(Outbox::new(8));
+        let out = Arc::new(Outbox::new(8));
         let writer = {
             let out = out.clone();
             tokio::spawn(async move {

@@ -19,6 +19,7 @@ use natter_proto::{
     parse_room, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -203,8 +204,44 @@ pub fn channel(shared: &Shared, shutdown: CancellationToken) -> SessionHandle {
     SessionHandle::with_token(shared.config.session_queue, shutdown)
 }
 
-/// Serves one byte-stream connection (TCP or TLS) until the peer leaves, misbehaves,
-/// or `shutdown` fires.
+/// Serves one plain TCP connection until the peer leaves, misbehaves, or `shutdown`
+/// fires. Its outbox is direct: the server's flusher writes it (see [`crate::outbox`]),
+/// so the connection needs no writer task.
+///
+/// `accepted` is when the TCP connection was accepted: the login deadline counts from
+/// there.
+pub async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let (rd, wr) = stream.into_split();
+    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
+        .map(|r| r.map_err(InputError::from));
+    let handle = SessionHandle::direct(
+        shared.config.session_queue,
+        shutdown,
+        wr,
+        shared.flusher.clone(),
+    );
+    let grace = shared.config.shutdown_grace;
+    run(&mut lines, handle.clone(), peer, accepted, shared).await;
+    if tokio::time::timeout(grace, handle.outbox.drained())
+        .await
+        .is_err()
+    {
+        // The peer is not reading; it cannot hold this connection any longer.
+        handle.outbox.abandon();
+        return;
+    }
+    handle.outbox.shutdown();
+    linger(lines.into_inner().into_inner()).await;
+}
+
+/// Serves one byte-stream connection (TLS; plain TCP has [`serve_tcp`]) until the peer
+/// leaves, misbehaves, or `shutdown` fires.
 ///
 /// `accepted` is when the TCP connection was accepted: the login deadline counts from
 /// there, so the TLS handshake and the login share one budget.
@@ -230,10 +267,13 @@ pub async fn serve<S>(
         abort.abort();
         return;
     }
-    // Closing a socket with unread input makes the kernel send a reset, which can destroy
-    // our last frames (error, bye) before the peer reads them. Read and discard what the
-    // peer still sends, briefly and boundedly, so the close is orderly.
-    let mut rd = lines.into_inner().into_inner();
+    linger(lines.into_inner().into_inner()).await;
+}
+
+/// Reads and discards what the peer still sends, briefly and boundedly. Closing a socket
+/// with unread input makes the kernel send a reset, which can destroy our last frames
+/// (error, bye) before the peer reads them; this makes the close orderly.
+async fn linger<R: AsyncRead + Unpin>(mut rd: R) {
     let _ = tokio::time::timeout(LINGER, async {
         // On the heap, and only now: a buffer in the future itself would cost every
         // connection its size for its whole life.
