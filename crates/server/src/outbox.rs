@@ -467,4 +467,114 @@ mod tests {
             .expect("writer task");
         assert_eq!(got, b"x\ny\n");
     }
+
+    /// A connected pair on loopback: our side's direct outbox (flusher running) and the
+    /// peer's socket.
+    async fn direct_pair(
+        max_frames: usize,
+    ) -> (Arc<Outbox>, tokio::net::TcpStream, CancellationToken) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let peer = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (ours, _) = listener.accept().await.expect("accept");
+        let (_rd, wr) = ours.into_split();
+        let flusher = Flusher::new();
+        tokio::spawn(flusher.clone().run(CancellationToken::new()));
+        let token = CancellationToken::new();
+        let out = Arc::new(Outbox::direct(max_frames, wr, flusher, token.clone()));
+        (out, peer, token)
+    }
+
+    #[tokio::test]
+    async fn a_direct_outbox_is_written_by_the_flusher_in_order_and_ends_with_eof() {
+        use tokio::io::AsyncReadExt;
+        let (out, mut peer, _token) = direct_pair(1_000_000).await;
+        let mut want = Vec::new();
+        for i in 0..2000 {
+            let line = format!("frame {i}\n");
+            assert_eq!(out.push(line.as_bytes(), 1), Push::Queued);
+            want.extend_from_slice(line.as_bytes());
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        out.close();
+        tokio::time::timeout(std::time::Duration::from_secs(10), out.drained())
+            .await
+            .expect("drained");
+        out.shutdown();
+        let mut got = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            peer.read_to_end(&mut got),
+        )
+        .await
+        .expect("read to the end")
+        .expect("read");
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_stalls_its_outbox_and_gets_everything_later() {
+        use tokio::io::AsyncReadExt;
+        let (out, mut peer, _token) = direct_pair(1_000_000).await;
+        // Far more than the socket buffers hold, while the peer reads nothing.
+        let line = [b'x'; 1023];
+        let mut frame = line.to_vec();
+        frame.push(b'\n');
+        let frames = 20_000;
+        for i in 0..frames {
+            assert_eq!(out.push(&frame, 1), Push::Queued);
+            if i % 500 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Let the flusher meet the full socket.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            out.lock().stalled,
+            "the socket filled up and a drain task took over"
+        );
+        out.close();
+        let mut got = Vec::new();
+        let read = tokio::spawn(async move { peer.read_to_end(&mut got).await.map(|_| got) });
+        tokio::time::timeout(std::time::Duration::from_secs(20), out.drained())
+            .await
+            .expect("drained once the peer reads");
+        out.shutdown();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), read)
+            .await
+            .expect("peer reads to the end")
+            .expect("reader task")
+            .expect("read");
+        assert_eq!(got.len(), frames * frame.len());
+        assert!(got.chunks(frame.len()).all(|c| c == frame.as_slice()));
+    }
+
+    #[tokio::test]
+    async fn a_broken_peer_ends_the_session() {
+        let (out, peer, token) = direct_pair(1000).await;
+        drop(peer);
+        // Writing to a socket whose peer is gone fails (reset) within a few writes.
+        for _ in 0..1000 {
+            out.push(b"hello\n", 1);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if token.is_cancelled() {
+                break;
+            }
+        }
+        assert!(token.is_cancelled(), "a failed write cancels the session");
+        assert!(
+            out.close_reason()
+                .is_some_and(|r| r.starts_with("write failed")),
+            "{:?}",
+            out.close_reason()
+        );
+        assert_eq!(out.push(b"more\n", 1), Push::Closed);
+    }
 }

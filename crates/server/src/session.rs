@@ -49,7 +49,7 @@ const MAX_PUBLISH: usize = 256;
 
 /// Initial read buffer of a connection; it grows when a peer sends more at once, so an
 /// idle connection stays small.
-const READ_BUFFER: usize = 256;
+const READ_BUFFER: usize = 128;
 
 /// A public message of this session once its commit has finished.
 struct Published {
