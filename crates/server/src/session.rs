@@ -290,9 +290,10 @@ async fn linger<R: AsyncRead + Unpin>(mut rd: R) {
 }
 
 /// Runs the session over any transport: `lines` yields one frame's bytes at a time, and
-/// `handle` (from [`channel`]) holds the outbox a writer task drains to the peer and the
-/// token that ends the session (closed for a reason, or shutdown). Returns when the
-/// session ends; by then the outbox is closed, so the writer drains it and stops.
+/// `handle` (from [`channel`], or a direct one for plain TCP) holds the outbox that a
+/// writer task or the flusher drains to the peer and the token that ends the session
+/// (closed for a reason, or shutdown). Returns when the session ends; by then the outbox
+/// is closed, so what is queued is written and the writing stops.
 pub async fn run<L, T>(
     lines: &mut L,
     handle: SessionHandle,
