@@ -206,11 +206,6 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Whether this outbox writes to its socket itself (see the module documentation).
-    pub fn is_direct(&self) -> bool {
-        self.direct.is_some()
-    }
-
     /// Resolves once a closed direct outbox has written everything (or failed to).
     pub async fn drained(&self) {
         loop {
