@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
 use tokio_util::sync::CancellationToken;
 
@@ -83,12 +84,12 @@ impl SessionHandle {
     }
 
     /// Queues one encoded line without waiting; a full queue closes the session.
-    pub fn deliver(&self, line: &[u8]) {
+    pub fn deliver(&self, line: &Bytes) {
         self.deliver_lines(line, 1);
     }
 
     /// Queues `frames` encoded lines at once; a full queue closes the session.
-    pub fn deliver_lines(&self, lines: &[u8], frames: usize) {
+    pub fn deliver_lines(&self, lines: &Bytes, frames: usize) {
         match self.outbox.push(lines, frames) {
             Push::Queued => {}
             Push::Full => self.close("slow consumer: outgoing queue full"),
@@ -199,7 +200,7 @@ struct State {
 
 /// Delivers `frames` encoded lines to every session of `room`; returns the sessions
 /// they were queued to.
-fn deliver_room(room: &Room, lines: &[u8], frames: usize) -> usize {
+fn deliver_room(room: &Room, lines: &Bytes, frames: usize) -> usize {
     for (_, handle) in &room.sessions {
         handle.deliver_lines(lines, frames);
     }
@@ -436,7 +437,7 @@ impl Hub {
         &self,
         from: SessionId,
         room: &str,
-        lines: &[u8],
+        lines: &Bytes,
         frames: usize,
     ) -> Result<usize, RoomError> {
         let st = self.lock();

@@ -1,11 +1,11 @@
 //! A session's outgoing queue: encoded lines waiting to be written to the connection.
 //!
-//! Fan-out appends each frame's bytes to every recipient's outbox, and whoever writes
-//! takes everything queued at once and hands it to the socket in one write. Appending
-//! bytes to one buffer (instead of queueing one item per frame) is what makes a burst
-//! cost a recipient one write, and an idle session holds no buffer at all. The queue is
-//! bounded in frames: a recipient that does not keep up is refused further frames, and
-//! the hub then closes it as a slow consumer.
+//! A message is encoded once; fan-out queues a reference to those bytes (a [`Bytes`],
+//! shared by every recipient, not a copy) in each recipient's outbox, and whoever writes
+//! takes everything queued at once and hands it to the socket in one vectored write. So
+//! a burst costs a recipient one write and no copy in user space, and an idle session
+//! holds no buffer at all. The queue is bounded in frames: a recipient that does not
+//! keep up is refused further frames, and the hub then closes it as a slow consumer.
 //!
 //! Who writes depends on the transport. A plain TCP connection's outbox is *direct*: it
 //! holds the socket's write half, and the first frame into an empty outbox puts it on
@@ -17,16 +17,16 @@
 //! in [`Outbox::take`].
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Most capacity a new chunk reserves ahead of what is being appended.
-const MAX_RESERVE_AHEAD: usize = 4096;
+/// Most buffers handed to one vectored write (the kernel takes up to 1 024).
+const MAX_IOV: usize = 64;
 
 /// Most outboxes the flusher writes before letting other tasks run: sessions reading
 /// new messages and publishing commits must not wait for a whole room's writes.
@@ -46,16 +46,14 @@ pub enum Push {
 /// Bytes and bookkeeping behind the lock.
 #[derive(Default)]
 struct State {
-    /// Encoded lines not yet written.
-    buf: BytesMut,
-    /// Frames in `buf`.
+    /// Encoded lines not yet written, in order; never holds an empty buffer.
+    queue: VecDeque<Bytes>,
+    /// Frames in `queue`.
     frames: usize,
-    /// Size of the last chunk taken: how big the next one is likely to grow.
-    last_taken: usize,
     /// Set once the session ended; what is queued is still written, then the writer stops.
     closed: bool,
     /// Direct outboxes: on the flusher's queue or being written by it. While set (or
-    /// `stalled`), pushes only append; when both are clear, `buf` is empty.
+    /// `stalled`), pushes only append; when both are clear, `queue` is empty.
     scheduled: bool,
     /// Direct outboxes: the socket would block, and a drain task writes until empty.
     stalled: bool,
@@ -76,7 +74,7 @@ struct Direct {
 
 /// A bounded queue of encoded lines for one connection, filled by many, drained by one.
 pub struct Outbox {
-    /// The queued bytes; held only to append or take, never across an `.await` or a write.
+    /// The queue; held only to append or take, never across an `.await` or a write.
     state: Mutex<State>,
     /// Wakes the writer task when bytes arrive in an empty outbox, or on close; for a
     /// direct outbox, wakes whoever waits in [`Outbox::drained`].
@@ -136,8 +134,8 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends `lines`, which hold `frames` complete encoded lines.
-    pub fn push(self: &Arc<Self>, lines: &[u8], frames: usize) -> Push {
+    /// Queues `lines`, which hold `frames` complete encoded lines (shared, not copied).
+    pub fn push(self: &Arc<Self>, lines: &Bytes, frames: usize) -> Push {
         let wake = {
             let mut st = self.lock();
             if st.closed {
@@ -146,16 +144,11 @@ impl Outbox {
             if st.frames + frames > self.max_frames {
                 return Push::Full;
             }
-            if st.buf.is_empty() {
-                // A busy connection's chunk grows to several kilobytes before the writer
-                // takes it; starting at the last chunk's size saves copying it on every
-                // doubling. An idle one (a presence notice now and then) reserves only
-                // what it needs: thousands of them get the same notice at once.
-                let likely = st.last_taken.min(MAX_RESERVE_AHEAD);
-                st.buf.reserve(lines.len().max(likely));
+            if lines.is_empty() {
+                return Push::Queued;
             }
-            let was_empty = st.buf.is_empty();
-            st.buf.extend_from_slice(lines);
+            let was_empty = st.queue.is_empty();
+            st.queue.push_back(lines.clone());
             st.frames += frames;
             match &self.direct {
                 // A writer that is busy finds the new bytes when it comes back; only an
@@ -177,9 +170,10 @@ impl Outbox {
         Push::Queued
     }
 
-    /// Takes everything queued, waiting until there is something; `None` once the
-    /// outbox is closed and drained. (For writer tasks; a direct outbox has none.)
-    pub async fn take(&self) -> Option<BytesMut> {
+    /// Takes everything queued as one buffer, waiting until there is something; `None`
+    /// once the outbox is closed and drained. (For writer tasks; a direct outbox has
+    /// none.)
+    pub async fn take(&self) -> Option<Bytes> {
         loop {
             if let Some(taken) = self.try_take() {
                 return taken;
@@ -192,12 +186,17 @@ impl Outbox {
 
     /// Takes everything queued without waiting: `Some(Some(bytes))` if there was
     /// something, `Some(None)` if closed and drained, `None` if empty but open.
-    pub fn try_take(&self) -> Option<Option<BytesMut>> {
-        let mut st = self.lock();
-        if !st.buf.is_empty() {
-            return Some(Some(take_all(&mut st)));
-        }
-        st.closed.then_some(None)
+    pub fn try_take(&self) -> Option<Option<Bytes>> {
+        let taken = {
+            let mut st = self.lock();
+            if st.queue.is_empty() {
+                return st.closed.then_some(None);
+            }
+            take_all(&mut st)
+        };
+        // Joined outside the lock; a writer task's transport (TLS records, WebSocket
+        // messages) wants one buffer, and a single one needs no copy.
+        Some(Some(concat(taken)))
     }
 
     /// Refuses further frames; what is queued is still written.
@@ -211,7 +210,7 @@ impl Outbox {
         loop {
             {
                 let st = self.lock();
-                if st.closed && st.buf.is_empty() && !st.scheduled && !st.stalled {
+                if st.closed && st.queue.is_empty() && !st.scheduled && !st.stalled {
                     return;
                 }
             }
@@ -225,7 +224,7 @@ impl Outbox {
         let drainer = {
             let mut st = self.lock();
             st.closed = true;
-            st.buf = BytesMut::new();
+            st.queue = VecDeque::new();
             st.frames = 0;
             st.drainer.take()
         };
@@ -248,7 +247,7 @@ impl Outbox {
         let Some(d) = &self.direct else { return };
         let mut chunk = {
             let mut st = self.lock();
-            if st.buf.is_empty() {
+            if st.queue.is_empty() {
                 st.scheduled = false;
                 drop(st);
                 self.ready.notify_one();
@@ -261,7 +260,7 @@ impl Outbox {
             Ok(()) if chunk.is_empty() => {
                 let more = {
                     let mut st = self.lock();
-                    st.scheduled = !st.buf.is_empty();
+                    st.scheduled = !st.queue.is_empty();
                     st.scheduled
                 };
                 if more {
@@ -287,7 +286,7 @@ impl Outbox {
         {
             let mut st = self.lock();
             st.closed = true;
-            st.buf = BytesMut::new();
+            st.queue = VecDeque::new();
             st.frames = 0;
             st.scheduled = false;
             st.stalled = false;
@@ -301,33 +300,73 @@ impl Outbox {
     }
 }
 
-/// Takes the queued bytes out of `st`.
-fn take_all(st: &mut State) -> BytesMut {
+/// Takes the queued buffers out of `st`.
+fn take_all(st: &mut State) -> VecDeque<Bytes> {
     st.frames = 0;
-    st.last_taken = st.buf.len();
-    std::mem::take(&mut st.buf)
+    std::mem::take(&mut st.queue)
+}
+
+/// The buffers of `queue` as one.
+fn concat(mut queue: VecDeque<Bytes>) -> Bytes {
+    if queue.len() == 1
+        && let Some(one) = queue.pop_front()
+    {
+        return one;
+    }
+    let mut all = BytesMut::with_capacity(queue.iter().map(Bytes::len).sum());
+    for b in &queue {
+        all.extend_from_slice(b);
+    }
+    all.freeze()
 }
 
 /// Puts the unwritten rest of a chunk back in front of what was queued since.
-fn put_back(st: &mut State, mut rest: BytesMut) {
-    rest.extend_from_slice(&st.buf);
-    // The rest may end in part of a frame; its newline still counts it.
-    st.frames = rest.iter().filter(|&&b| b == b'\n').count();
-    st.buf = rest;
+fn put_back(st: &mut State, mut rest: VecDeque<Bytes>) {
+    rest.append(&mut st.queue);
+    // The first buffer may start in the middle of a frame; its newline still counts it.
+    st.frames = rest
+        .iter()
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .sum();
+    st.queue = rest;
 }
 
-/// Writes as much of `chunk` as the socket takes now, advancing past what was written.
-fn write_now(sink: &OwnedWriteHalf, chunk: &mut BytesMut) -> io::Result<()> {
+/// Writes as much of `chunk` as the socket takes now, dropping what was written.
+fn write_now(sink: &OwnedWriteHalf, chunk: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !chunk.is_empty() {
-        match sink.try_write(chunk) {
+        let wrote = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let n = chunk
+                .iter()
+                .zip(slices.iter_mut())
+                .map(|(b, s)| *s = IoSlice::new(b))
+                .count();
+            sink.try_write_vectored(&slices[..n])
+        };
+        match wrote {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => chunk.advance(n),
+            Ok(n) => consume(chunk, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Drops the first `n` bytes of `chunk`.
+fn consume(chunk: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = chunk.front_mut() else {
+            return;
+        };
+        if front.len() > n {
+            front.advance(n);
+            return;
+        }
+        n -= front.len();
+        chunk.pop_front();
+    }
 }
 
 /// Writes a stalled direct outbox as its socket allows, until it is empty; then pushes
@@ -341,7 +380,7 @@ async fn drain(out: Arc<Outbox>) {
         }
         let mut chunk = {
             let mut st = out.lock();
-            if st.buf.is_empty() {
+            if st.queue.is_empty() {
                 st.stalled = false;
                 st.drainer = None;
                 drop(st);
@@ -423,18 +462,22 @@ mod tests {
     #[test]
     fn bursts_are_taken_in_one_piece_and_the_bound_is_in_frames() {
         let out = Arc::new(Outbox::new(3));
-        assert_eq!(out.push(b"a\n", 1), Push::Queued);
-        assert_eq!(out.push(b"b\nc\n", 2), Push::Queued);
-        assert_eq!(out.push(b"d\n", 1), Push::Full);
-        assert_eq!(
-            out.try_take(),
-            Some(Some(BytesMut::from(&b"a\nb\nc\n"[..])))
-        );
+        let b = Bytes::from_static;
+        assert_eq!(out.push(&b(b"a\n"), 1), Push::Queued);
+        assert_eq!(out.push(&b(b"b\nc\n"), 2), Push::Queued);
+        assert_eq!(out.push(&b(b"d\n"), 1), Push::Full);
+        assert_eq!(out.try_take(), Some(Some(b(b"a\nb\nc\n"))));
         assert_eq!(out.try_take(), None, "empty and open");
-        assert_eq!(out.push(b"d\n", 1), Push::Queued, "taking frees the room");
+        assert_eq!(out.push(&Bytes::new(), 0), Push::Queued);
+        assert_eq!(out.try_take(), None, "nothing to write is not queued");
+        assert_eq!(
+            out.push(&b(b"d\n"), 1),
+            Push::Queued,
+            "taking frees the room"
+        );
         out.close();
-        assert_eq!(out.push(b"e\n", 1), Push::Closed);
-        assert_eq!(out.try_take(), Some(Some(BytesMut::from(&b"d\n"[..]))));
+        assert_eq!(out.push(&b(b"e\n"), 1), Push::Closed);
+        assert_eq!(out.try_take(), Some(Some(b(b"d\n"))));
         assert_eq!(out.try_take(), Some(None), "closed and drained");
     }
 
@@ -452,9 +495,9 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        out.push(b"x\n", 1);
+        out.push(&Bytes::from_static(b"x\n"), 1);
         tokio::task::yield_now().await;
-        out.push(b"y\n", 1);
+        out.push(&Bytes::from_static(b"y\n"), 1);
         out.close();
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
             .await
@@ -489,9 +532,9 @@ mod tests {
         let (out, mut peer, _token) = direct_pair(1_000_000).await;
         let mut want = Vec::new();
         for i in 0..2000 {
-            let line = format!("frame {i}\n");
-            assert_eq!(out.push(line.as_bytes(), 1), Push::Queued);
-            want.extend_from_slice(line.as_bytes());
+            let line = Bytes::from(format!("frame {i}\n"));
+            assert_eq!(out.push(&line, 1), Push::Queued);
+            want.extend_from_slice(&line);
             if i % 100 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -520,6 +563,7 @@ mod tests {
         let line = [b'x'; 1023];
         let mut frame = line.to_vec();
         frame.push(b'\n');
+        let frame = Bytes::from(frame);
         let frames = 20_000;
         for i in 0..frames {
             assert_eq!(out.push(&frame, 1), Push::Queued);
@@ -548,7 +592,7 @@ mod tests {
             .expect("reader task")
             .expect("read");
         assert_eq!(got.len(), frames * frame.len());
-        assert!(got.chunks(frame.len()).all(|c| c == frame.as_slice()));
+        assert!(got.chunks(frame.len()).all(|c| c == frame.as_ref()));
     }
 
     #[tokio::test]
@@ -558,7 +602,7 @@ mod tests {
         // Writing to a socket whose peer is gone fails (reset) within a few writes.
         let failed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
             loop {
-                out.push(b"hello\n", 1);
+                out.push(&Bytes::from_static(b"hello\n"), 1);
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
@@ -574,6 +618,6 @@ mod tests {
             "{:?}",
             out.close_reason()
         );
-        assert_eq!(out.push(b"more\n", 1), Push::Closed);
+        assert_eq!(out.push(&Bytes::from_static(b"more\n"), 1), Push::Closed);
     }
 }

@@ -948,7 +948,7 @@ impl Session {
             let copies = self
                 .shared
                 .hub
-                .broadcast_room_lines(me.id, &room, &lines, published.len())
+                .broadcast_room_lines(me.id, &room, &lines.into(), published.len())
                 .unwrap_or(0);
             let elapsed = started.elapsed();
             for (id, msg) in published {
@@ -966,7 +966,7 @@ impl Session {
             }
         }
         if ok_frames > 0 {
-            self.handle.deliver_lines(&oks, ok_frames);
+            self.handle.deliver_lines(&oks.into(), ok_frames);
         }
     }
 

@@ -98,8 +98,7 @@ async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     handle: SessionHandle,
 ) {
-    while let Some(chunk) = handle.outbox.take().await {
-        let mut chunk = chunk.freeze();
+    while let Some(mut chunk) = handle.outbox.take().await {
         let result = async {
             // The outbox holds whole lines; each becomes one WebSocket message.
             while let Some(end) = chunk.iter().position(|b| *b == b'\n') {
