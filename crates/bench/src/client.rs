@@ -559,7 +559,7 @@ impl Reader {
     /// (`type`, `msg_id`, `room`, `from`, `text`, `ts`) without escapes, taken in one
     /// pass; `None` for anything else, which [`Reader::natter`] then parses. Deliveries
     /// are most of what a receiver reads, and searching each line for its end and its
-    /// keys cost a third of the generator's time.
+    /// keys cost about a quarter of the generator's time.
     #[inline]
     fn natter_public(&mut self) -> Option<Raw> {
         const HEAD: &[u8] = b"{\"type\":\"public\",\"msg_id\":";

@@ -430,8 +430,8 @@ impl Hub {
     }
 
     /// Sends already encoded lines (one or more frames, each ending in a newline) to
-    /// every session in `room`, if session `from` is in it, as one queued chunk per
-    /// session: a burst of messages costs each member one wake-up and one write.
+    /// every session in `room`, if session `from` is in it, as one chunk shared (not
+    /// copied) by every member's outbox: a burst of messages costs each member one write.
     /// Returns the number of sessions it was queued to.
     pub fn broadcast_room_lines(
         &self,

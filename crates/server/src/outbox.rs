@@ -129,7 +129,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is a buffer, counters and flags; a panic elsewhere cannot leave it
+        // The state is a queue, counters and flags; a panic elsewhere cannot leave it
         // inconsistent, so recover the guard.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
