@@ -3,6 +3,7 @@
 //! throughput, latency percentiles and memory per connection.
 
 pub mod client;
+pub mod cpu;
 pub mod join;
 pub mod payload;
 pub mod pin;

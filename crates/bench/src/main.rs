@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use natter_bench::client::{Kind, Target};
-use natter_bench::join;
 use natter_bench::pin::ServerPin;
 use natter_bench::report::{Record, machine, table};
 use natter_bench::workload::{self, FanOut, Phase};
+use natter_bench::{cpu, join};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks natter against Redis pub/sub and ngircd with verified deliveries")]
@@ -239,7 +239,7 @@ fn emit(c: &Common, rec: &Record) -> Result<()> {
         );
     } else {
         eprintln!(
-            "{:>7}{} {:<8} n={:<6} {:<12} {:>12.0}/s p50 {:>8} p99 {:>8} p999 {:>8} µs verified {}/{} errors {}{}",
+            "{:>7}{} {:<8} n={:<6} {:<12} {:>12.0}/s p50 {:>8} p99 {:>8} p999 {:>8} µs verified {}/{} errors {}{}{}",
             rec.server,
             if rec.tls { "+tls" } else { "" },
             rec.workload,
@@ -254,6 +254,7 @@ fn emit(c: &Common, rec: &Record) -> Result<()> {
             rec.errors,
             rec.rss_per_conn
                 .map_or(String::new(), |b| format!(" rss/conn {b:.0} B")),
+            cpu_note(rec),
         );
     }
     if let Some(e) = &rec.first_error {
@@ -268,6 +269,18 @@ fn emit(c: &Common, rec: &Record) -> Result<()> {
         writeln!(f, "{line}")?;
     }
     Ok(())
+}
+
+/// The server's CPU use during a phase, for the progress line.
+fn cpu_note(rec: &Record) -> String {
+    let mut s = String::new();
+    if let Some(cpu) = rec.server_cpu {
+        s += &format!(" server cpu {:.0}%", cpu * 100.0);
+    }
+    if let Some(core) = rec.server_core_busy {
+        s += &format!(" core {:.0}%", core * 100.0);
+    }
+    s
 }
 
 fn raise_nofile() {
@@ -331,9 +344,16 @@ async fn run(cli: Cli) -> Result<()> {
                     emit(&common, &rec)?;
                     break;
                 }
+                // The server's core, if it is pinned to one now (by --pin-server or by
+                // whoever started it).
+                let core = common.pid.and_then(cpu::pinned_core);
                 for p in &phases {
+                    let before = cpu::Snapshot::take(common.pid, core);
                     let r = fan.phase(*p, None).await?;
+                    let used = before.until(&cpu::Snapshot::take(common.pid, core));
                     let mut rec = base(&common, "fanout", n);
+                    rec.server_cpu = used.process;
+                    rec.server_core_busy = used.core;
                     rec.senders = senders;
                     rec.mode = p.label();
                     rec.setup_secs = fan.setup.as_secs_f64();

@@ -60,6 +60,13 @@ pub struct Record {
     /// Join workload: bytes all users received during the measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
+    /// Fan-out: the server's process CPU time over the phase (1.0 = one core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu: Option<f64>,
+    /// Fan-out, pinned: busy share of the server's core, kernel work done there included
+    /// (see the `cpu` module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_core_busy: Option<f64>,
     /// First error seen, if any.
     pub first_error: Option<String>,
 }
@@ -168,6 +175,17 @@ fn fmt_fig(r: &Record) -> String {
         _ => {
             let _ = write!(s, " p99 {}", ms(r.p99_us));
         }
+    }
+    // How busy the server was: near 100 % it limited the figure, well below it the
+    // generator did.
+    match (r.server_core_busy, r.server_cpu) {
+        (Some(core), _) => {
+            let _ = write!(s, " core {:.0}%", core * 100.0);
+        }
+        (None, Some(cpu)) => {
+            let _ = write!(s, " cpu {:.0}%", cpu * 100.0);
+        }
+        _ => {}
     }
     if r.errors > 0 {
         let _ = write!(s, " ERR{}", r.errors);
