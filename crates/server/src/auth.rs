@@ -93,16 +93,12 @@ impl WorkAreas {
     /// one. Afterwards the area is kept if it has the default size (an old hash with a
     /// larger cost gets a temporary area).
     fn with<R>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
-        let kept = self.lock().pop();
-        let mut area = match kept {
-            Some(area) if area.len() >= blocks => area,
-            other => {
-                if let Some(area) = other {
-                    self.lock().push(area);
-                }
-                vec![Block::new(); blocks]
-            }
+        let kept = {
+            let mut areas = self.lock();
+            let fits = areas.last().is_some_and(|a| a.len() >= blocks);
+            if fits { areas.pop() } else { None }
         };
+        let mut area = kept.unwrap_or_else(|| vec![Block::new(); blocks]);
         let result = f(&mut area[..blocks]);
         if area.len() == Params::DEFAULT.block_count() {
             self.lock().push(area);
