@@ -57,7 +57,7 @@ impl SessionHandle {
     pub fn direct(
         max_frames: usize,
         token: CancellationToken,
-        sink: tokio::net::tcp::OwnedWriteHalf,
+        sink: crate::outbox::Wire,
         flusher: Arc<crate::outbox::Flusher>,
     ) -> SessionHandle {
         SessionHandle {

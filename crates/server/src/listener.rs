@@ -198,7 +198,10 @@ async fn tls_connection(
 ) {
     let handshake = tokio::time::timeout(shared.config.auth_timeout, tls.acceptor.accept(tcp));
     match handshake.await {
-        Ok(Ok(stream)) => Box::pin(session::serve(stream, peer, accepted, shared, stop)).await,
+        Ok(Ok(stream)) => {
+            let (tcp, conn) = stream.into_inner();
+            Box::pin(session::serve_tls(tcp, conn, peer, accepted, shared, stop)).await
+        }
         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
     }

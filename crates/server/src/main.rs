@@ -5,9 +5,10 @@ use clap::Parser;
 use natter_server::{Config, Options, Server};
 
 /// How many tasks a runtime worker runs between looks at the shared queue (tokio's
-/// default is 61). One message to a large room wakes a writer task per member, more than
-/// a worker's local queue holds (256); the rest wait in the shared queue, and looking
-/// there more often keeps their turns fair, which shortens the latency tail.
+/// default is 61). One message to a large room can wake a task per member (a WebSocket
+/// writer, or a drain task for each socket that would block), more than a worker's local
+/// queue holds (256); the rest wait in the shared queue, and looking there more often
+/// keeps their turns fair, which shortens the latency tail.
 const GLOBAL_QUEUE_INTERVAL: u32 = 8;
 
 fn main() -> anyhow::Result<()> {

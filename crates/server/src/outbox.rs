@@ -7,14 +7,15 @@
 //! holds no buffer at all. The queue is bounded in frames: a recipient that does not
 //! keep up is refused further frames, and the hub then closes it as a slow consumer.
 //!
-//! Who writes depends on the transport. A plain TCP connection's outbox is *direct*: it
-//! holds the socket's write half, and the first frame into an empty outbox puts it on
-//! the server's [`Flusher`] queue, whose one task writes each queued outbox without
+//! Who writes depends on the transport. A TCP connection's outbox is *direct*, plain or
+//! TLS: it holds the socket's write half (and, for TLS, the connection's shared TLS
+//! state, which encrypts on the way), and the first frame into an empty outbox puts it
+//! on the server's [`Flusher`] queue, whose one task writes each queued outbox without
 //! waiting, in turn. Only when a socket would block does a task of its own wait for the
 //! socket and finish the job. So a message to a large room costs no task wake-up per
 //! member, members are written in the order they were queued, and an idle connection
-//! has no writer task. Other transports (TLS, WebSocket) run a writer task that waits
-//! in [`Outbox::take`].
+//! has no writer task. WebSocket connections run a writer task that waits in
+//! [`Outbox::take`].
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -24,6 +25,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::tls::TlsConn;
 
 /// Most buffers handed to one vectored write (the kernel takes up to 1 024).
 const MAX_IOV: usize = 64;
@@ -59,13 +62,48 @@ struct State {
     stalled: bool,
     /// The drain task, so that a connection giving up on its peer can stop it.
     drainer: Option<tokio::task::AbortHandle>,
+    /// Direct TLS outboxes: the connection has records of its own to send (an alert, a
+    /// key update, close_notify), so the writer must run even with `queue` empty.
+    kicked: bool,
+    /// Nothing more is written: a write failed or the connection gave up on its peer.
+    dead: bool,
 }
 
-/// A plain TCP connection's writing side, for direct outboxes.
+/// Where a direct outbox writes.
+pub enum Wire {
+    /// A plain TCP connection's write half: the bytes go as they are.
+    Tcp(OwnedWriteHalf),
+    /// A TLS connection's write half and its TLS state (shared with
+    /// [`crate::tls::TlsReader`]), which encrypts the bytes into records.
+    Tls(OwnedWriteHalf, Arc<TlsConn>),
+}
+
+impl Wire {
+    /// The socket's write half.
+    fn tcp(&self) -> &OwnedWriteHalf {
+        match self {
+            Wire::Tcp(tcp) | Wire::Tls(tcp, _) => tcp,
+        }
+    }
+
+    /// Writes as much of `chunk` as the socket takes now, dropping what was written;
+    /// `Ok(true)` once nothing is left, here or in the TLS state.
+    fn write_now(&self, chunk: &mut VecDeque<Bytes>) -> io::Result<bool> {
+        match self {
+            Wire::Tcp(tcp) => {
+                write_now(tcp, chunk)?;
+                Ok(chunk.is_empty())
+            }
+            Wire::Tls(tcp, tls) => write_tls_now(tcp, tls, chunk),
+        }
+    }
+}
+
+/// A TCP connection's writing side, for direct outboxes.
 struct Direct {
     /// The socket's write half; written only by the flusher or the drain task, one at a
     /// time (see `State::scheduled` and `State::stalled`).
-    sink: OwnedWriteHalf,
+    sink: Wire,
     /// The server's flusher, which writes this outbox when it is queued.
     flusher: Arc<Flusher>,
     /// Ends the session when a write fails.
@@ -84,7 +122,7 @@ pub struct Outbox {
     /// Why the session is being closed, if it is (first reason wins); kept here so a
     /// session needs one shared allocation, not two.
     close_reason: OnceLock<String>,
-    /// Set for a direct outbox (plain TCP).
+    /// Set for a direct outbox (TCP, plain or TLS).
     direct: Option<Box<Direct>>,
 }
 
@@ -104,7 +142,7 @@ impl Outbox {
     /// `token`.
     pub fn direct(
         max_frames: usize,
-        sink: OwnedWriteHalf,
+        sink: Wire,
         flusher: Arc<Flusher>,
         token: CancellationToken,
     ) -> Outbox {
@@ -170,6 +208,25 @@ impl Outbox {
         Push::Queued
     }
 
+    /// Has a direct outbox's writer run although nothing is queued: the TLS state has
+    /// records of its own to send.
+    pub fn kick(self: &Arc<Self>) {
+        let Some(d) = &self.direct else { return };
+        let wake = {
+            let mut st = self.lock();
+            if st.dead {
+                return;
+            }
+            st.kicked = true;
+            let idle = !st.scheduled && !st.stalled;
+            st.scheduled |= idle;
+            idle
+        };
+        if wake {
+            d.flusher.schedule(self.clone());
+        }
+    }
+
     /// Takes everything queued as one buffer, waiting until there is something; `None`
     /// once the outbox is closed and drained. (For writer tasks; a direct outbox has
     /// none.)
@@ -224,6 +281,7 @@ impl Outbox {
         let drainer = {
             let mut st = self.lock();
             st.closed = true;
+            st.dead = true;
             st.queue = VecDeque::new();
             st.frames = 0;
             st.drainer.take()
@@ -233,12 +291,21 @@ impl Outbox {
         }
     }
 
-    /// Shuts down the sending direction of a direct outbox's socket, so the peer reads
-    /// the end of the stream after the last frame.
-    pub fn shutdown(&self) {
-        if let Some(d) = &self.direct {
-            let _ = socket2::SockRef::from(d.sink.as_ref()).shutdown(std::net::Shutdown::Write);
+    /// Ends a closed direct outbox's stream once everything queued is written: a TLS
+    /// connection sends its close_notify, then the socket's sending direction is shut
+    /// down, so the peer reads the end of the stream after the last frame. Waits as long
+    /// as the peer takes to read; callers bound it.
+    pub async fn finish(self: &Arc<Self>) {
+        self.drained().await;
+        let Some(d) = &self.direct else { return };
+        if let Wire::Tls(_, tls) = &d.sink {
+            if let Ok(mut conn) = tls.lock() {
+                conn.send_close_notify();
+            }
+            self.kick();
+            self.drained().await;
         }
+        let _ = socket2::SockRef::from(d.sink.tcp().as_ref()).shutdown(std::net::Shutdown::Write);
     }
 
     /// The flusher's turn: writes what is queued without waiting. On a socket that would
@@ -247,20 +314,21 @@ impl Outbox {
         let Some(d) = &self.direct else { return };
         let mut chunk = {
             let mut st = self.lock();
-            if st.queue.is_empty() {
+            if st.dead || (st.queue.is_empty() && !st.kicked) {
                 st.scheduled = false;
                 drop(st);
                 self.ready.notify_one();
                 return;
             }
+            st.kicked = false;
             take_all(&mut st)
         };
-        match write_now(&d.sink, &mut chunk) {
+        match d.sink.write_now(&mut chunk) {
             Err(e) => self.fail(&e),
-            Ok(()) if chunk.is_empty() => {
+            Ok(true) => {
                 let more = {
                     let mut st = self.lock();
-                    st.scheduled = !st.queue.is_empty();
+                    st.scheduled = !st.dead && (!st.queue.is_empty() || st.kicked);
                     st.scheduled
                 };
                 if more {
@@ -269,10 +337,15 @@ impl Outbox {
                     self.ready.notify_one();
                 }
             }
-            Ok(()) => {
+            Ok(false) => {
                 let mut st = self.lock();
-                put_back(&mut st, chunk);
                 st.scheduled = false;
+                if st.dead {
+                    drop(st);
+                    self.ready.notify_one();
+                    return;
+                }
+                put_back(&mut st, chunk);
                 st.stalled = true;
                 let task = tokio::spawn(drain(self.clone()));
                 st.drainer = Some(task.abort_handle());
@@ -286,10 +359,12 @@ impl Outbox {
         {
             let mut st = self.lock();
             st.closed = true;
+            st.dead = true;
             st.queue = VecDeque::new();
             st.frames = 0;
             st.scheduled = false;
             st.stalled = false;
+            st.kicked = false;
             st.drainer = None;
         }
         self.set_close_reason(format!("write failed: {e}"));
@@ -331,22 +406,32 @@ fn put_back(st: &mut State, mut rest: VecDeque<Bytes>) {
     st.queue = rest;
 }
 
+/// Points `slices` at the first buffers of `chunk`; how many.
+fn slices<'a>(chunk: &'a VecDeque<Bytes>, slices: &mut [IoSlice<'a>; MAX_IOV]) -> usize {
+    chunk
+        .iter()
+        .zip(slices.iter_mut())
+        .map(|(b, s)| *s = IoSlice::new(b))
+        .count()
+}
+
+/// One vectored write to the socket without waiting (`WouldBlock` if it is full).
+fn send(sink: &OwnedWriteHalf, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // `sendmsg` rather than tokio's `writev`: the same for the socket, without the
+    // file-system layer `writev` passes through (5 % of a busy server's time).
+    let stream: &tokio::net::TcpStream = sink.as_ref();
+    stream.try_io(tokio::io::Interest::WRITABLE, || {
+        socket2::SockRef::from(stream).send_vectored(bufs)
+    })
+}
+
 /// Writes as much of `chunk` as the socket takes now, dropping what was written.
 fn write_now(sink: &OwnedWriteHalf, chunk: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !chunk.is_empty() {
         let wrote = {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let n = chunk
-                .iter()
-                .zip(slices.iter_mut())
-                .map(|(b, s)| *s = IoSlice::new(b))
-                .count();
-            // `sendmsg` rather than tokio's `writev`: the same for the socket, without the
-            // file-system layer `writev` passes through (5 % of a busy server's time).
-            let stream: &tokio::net::TcpStream = sink.as_ref();
-            stream.try_io(tokio::io::Interest::WRITABLE, || {
-                socket2::SockRef::from(stream).send_vectored(&slices[..n])
-            })
+            let mut bufs = [IoSlice::new(&[]); MAX_IOV];
+            let n = slices(chunk, &mut bufs);
+            send(sink, &bufs[..n])
         };
         match wrote {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -357,6 +442,63 @@ fn write_now(sink: &OwnedWriteHalf, chunk: &mut VecDeque<Bytes>) -> io::Result<(
         }
     }
     Ok(())
+}
+
+/// `io::Write` over a socket that never waits, for TLS records.
+struct TrySend<'a>(&'a OwnedWriteHalf);
+
+impl io::Write for TrySend<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.0, &[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        send(self.0, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encrypts as much of `chunk` as the TLS state takes (its buffer of unsent records is
+/// bounded) and writes records while the socket takes them, dropping what was taken;
+/// `Ok(true)` once `chunk` is empty and every record is written.
+fn write_tls_now(
+    sink: &OwnedWriteHalf,
+    tls: &TlsConn,
+    chunk: &mut VecDeque<Bytes>,
+) -> io::Result<bool> {
+    use std::io::Write;
+    let mut conn = tls.lock()?;
+    loop {
+        // Many queued buffers go into as few records as they fit (up to 16 KiB each).
+        while !chunk.is_empty() {
+            let took = {
+                let mut bufs = [IoSlice::new(&[]); MAX_IOV];
+                let n = slices(chunk, &mut bufs);
+                conn.writer().write_vectored(&bufs[..n])?
+            };
+            if took == 0 {
+                break;
+            }
+            consume(chunk, took);
+        }
+        if !conn.wants_write() {
+            if chunk.is_empty() {
+                return Ok(true);
+            }
+            // Refusing plaintext with no records waiting would never end.
+            return Err(io::Error::other("the TLS state takes no more data"));
+        }
+        match conn.write_tls(&mut TrySend(sink)) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Drops the first `n` bytes of `chunk`.
@@ -378,29 +520,39 @@ fn consume(chunk: &mut VecDeque<Bytes>, mut n: usize) {
 /// go to the flusher again.
 async fn drain(out: Arc<Outbox>) {
     let Some(d) = &out.direct else { return };
+    // Whether the last write left something behind (so the socket must drain first).
+    let mut blocked = true;
     loop {
-        if let Err(e) = d.sink.writable().await {
+        if blocked && let Err(e) = d.sink.tcp().writable().await {
             out.fail(&e);
             return;
         }
         let mut chunk = {
             let mut st = out.lock();
-            if st.queue.is_empty() {
+            if st.dead {
+                return;
+            }
+            if !blocked && st.queue.is_empty() && !st.kicked {
                 st.stalled = false;
                 st.drainer = None;
                 drop(st);
                 out.ready.notify_one();
                 return;
             }
+            st.kicked = false;
             take_all(&mut st)
         };
-        match write_now(&d.sink, &mut chunk) {
+        match d.sink.write_now(&mut chunk) {
             Err(e) => {
                 out.fail(&e);
                 return;
             }
-            Ok(()) if chunk.is_empty() => {}
-            Ok(()) => put_back(&mut out.lock(), chunk),
+            Ok(done) => {
+                blocked = !done;
+                if !chunk.is_empty() {
+                    put_back(&mut out.lock(), chunk);
+                }
+            }
         }
     }
 }
@@ -527,7 +679,12 @@ mod tests {
         let flusher = Flusher::new();
         tokio::spawn(flusher.clone().run(CancellationToken::new()));
         let token = CancellationToken::new();
-        let out = Arc::new(Outbox::direct(max_frames, wr, flusher, token.clone()));
+        let out = Arc::new(Outbox::direct(
+            max_frames,
+            Wire::Tcp(wr),
+            flusher,
+            token.clone(),
+        ));
         (out, peer, token)
     }
 
@@ -548,7 +705,7 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(10), out.drained())
             .await
             .expect("drained");
-        out.shutdown();
+        out.finish().await;
         let mut got = Vec::new();
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -560,15 +717,10 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    #[tokio::test]
-    async fn a_peer_that_stops_reading_stalls_its_outbox_and_gets_everything_later() {
-        use tokio::io::AsyncReadExt;
-        let (out, mut peer, _token) = direct_pair(1_000_000).await;
-        // Far more than the socket buffers hold, while the peer reads nothing.
-        let line = [b'x'; 1023];
-        let mut frame = line.to_vec();
-        frame.push(b'\n');
-        let frame = Bytes::from(frame);
+    /// Queues far more than the socket buffers hold while the peer reads nothing, and
+    /// checks that a drain task took over; the frame queued and how many times.
+    async fn stall(out: &Arc<Outbox>) -> (Bytes, usize) {
+        let frame = Bytes::from(format!("{}\n", "x".repeat(1023)));
         let frames = 20_000;
         for i in 0..frames {
             assert_eq!(out.push(&frame, 1), Push::Queued);
@@ -584,20 +736,146 @@ mod tests {
             out.lock().stalled,
             "the socket filled up and a drain task took over"
         );
+        (frame, frames)
+    }
+
+    /// `got` is `frame`, `frames` times.
+    fn assert_all(got: &[u8], frame: &[u8], frames: usize) {
+        assert_eq!(got.len(), frames * frame.len());
+        assert!(got.chunks(frame.len()).all(|c| c == frame));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_stalls_its_outbox_and_gets_everything_later() {
+        use tokio::io::AsyncReadExt;
+        let (out, mut peer, _token) = direct_pair(1_000_000).await;
+        let (frame, frames) = stall(&out).await;
         out.close();
         let mut got = Vec::new();
         let read = tokio::spawn(async move { peer.read_to_end(&mut got).await.map(|_| got) });
         tokio::time::timeout(std::time::Duration::from_secs(20), out.drained())
             .await
             .expect("drained once the peer reads");
-        out.shutdown();
+        out.finish().await;
         let got = tokio::time::timeout(std::time::Duration::from_secs(20), read)
             .await
             .expect("peer reads to the end")
             .expect("reader task")
             .expect("read");
-        assert_eq!(got.len(), frames * frame.len());
-        assert!(got.chunks(frame.len()).all(|c| c == frame.as_ref()));
+        assert_all(&got, &frame, frames);
+    }
+
+    /// A TLS connection on loopback after its handshake: our side's direct outbox
+    /// (flusher running) and reader, and the peer's TLS client stream.
+    async fn tls_pair(
+        max_frames: usize,
+    ) -> (
+        Arc<Outbox>,
+        crate::tls::TlsReader,
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        tempfile::TempDir,
+    ) {
+        use rustls_pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let id = crate::tls::load_or_create(dir.path(), None, None).expect("certificate");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(&id.cert_path).expect("pem") {
+            roots.add(cert.expect("certificate")).expect("trusted");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .expect("client handshake")
+        });
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let (tcp, conn) = id
+            .acceptor
+            .accept(tcp)
+            .await
+            .expect("server handshake")
+            .into_inner();
+        let peer = client.await.expect("client task");
+        let (rd, wr) = tcp.into_split();
+        let tls = crate::tls::TlsConn::new(conn);
+        let flusher = Flusher::new();
+        tokio::spawn(flusher.clone().run(CancellationToken::new()));
+        let out = Arc::new(Outbox::direct(
+            max_frames,
+            Wire::Tls(wr, tls.clone()),
+            flusher,
+            CancellationToken::new(),
+        ));
+        out.kick();
+        let reader = crate::tls::TlsReader::new(rd, tls, out.clone());
+        (out, reader, peer, dir)
+    }
+
+    #[tokio::test]
+    async fn a_tls_peer_that_stops_reading_gets_everything_later_then_close_notify() {
+        use tokio::io::AsyncReadExt;
+        let (out, _reader, mut peer, _dir) = tls_pair(1_000_000).await;
+        let (frame, frames) = stall(&out).await;
+        out.close();
+        let read = tokio::spawn(async move {
+            let mut got = Vec::new();
+            // A TLS stream that ends without close_notify reads as an error here.
+            peer.read_to_end(&mut got).await.map(|_| got)
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(20), out.finish())
+            .await
+            .expect("finished once the peer reads");
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), read)
+            .await
+            .expect("peer reads to the end")
+            .expect("reader task")
+            .expect("the stream ends with close_notify");
+        assert_all(&got, &frame, frames);
+    }
+
+    #[tokio::test]
+    async fn the_tls_reader_decrypts_what_the_peer_sends_and_ends_at_its_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (out, mut reader, mut peer, _dir) = tls_pair(1000).await;
+        let mut want = Vec::new();
+        for i in 0..3000 {
+            want.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        peer.write_all(&want).await.expect("write");
+        // The server writes while it reads: both directions share the TLS state.
+        out.push(&Bytes::from_static(b"welcome\n"), 1);
+        peer.shutdown().await.expect("close_notify");
+        let mut got = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reader.read_to_end(&mut got),
+        )
+        .await
+        .expect("read to the end")
+        .expect("read");
+        assert_eq!(got, want);
+        let mut line = [0u8; 8];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            peer.read_exact(&mut line),
+        )
+        .await
+        .expect("the flusher wrote")
+        .expect("read");
+        assert_eq!(&line, b"welcome\n");
     }
 
     #[tokio::test]

@@ -2,9 +2,10 @@
 //!
 //! A session is a small state machine: unauthenticated (only `auth`, `ping` and `quit`
 //! are allowed, within a time and frame budget) → authenticated (chat) → closing. The
-//! connection's write half belongs to a separate writer task fed by the session's bounded
-//! queue, which is the same queue the hub fans out into; the writer coalesces whatever is
-//! queued into one write. Nothing here knows which transport carries the bytes.
+//! session and the hub queue encoded lines in the session's bounded outbox; whoever
+//! writes the connection (the server's flusher for TCP, plain or TLS; a writer task for
+//! WebSocket) coalesces whatever is queued into one write. Nothing in the state machine
+//! knows which transport carries the bytes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use natter_proto::{
     MAX_LINE, MAX_NAMES, ServerFrame, clip, decode_client, encode, encode_into, neutralize,
     parse_room, validate_username,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::FramedRead;
@@ -27,9 +28,11 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::auth::check_new_password;
 use crate::hub::{Members, RoomError, SessionHandle, SessionId};
+use crate::outbox::Wire;
 use crate::ratelimit::Verdict;
 use crate::store::StoreError;
 use crate::store::{NewMessage, StoredMessage, Target};
+use crate::tls::{TlsConn, TlsReader};
 use crate::transcript::Event;
 
 /// Failed logins allowed on one connection before it is closed.
@@ -218,56 +221,73 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) {
     let (rd, wr) = stream.into_split();
-    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
-        .map(|r| r.map_err(InputError::from));
     let handle = SessionHandle::direct(
         shared.config.session_queue,
         shutdown,
-        wr,
+        Wire::Tcp(wr),
         shared.flusher.clone(),
     );
+    let lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER);
+    if let Some(lines) = serve_direct(lines, handle, peer, accepted, shared).await {
+        linger(lines.into_inner()).await;
+    }
+}
+
+/// Serves one TLS connection whose handshake is done (`conn` is its TLS state) like
+/// [`serve_tcp`]: the flusher encrypts and writes its outbox, and the session reads
+/// through a [`TlsReader`].
+///
+/// `accepted` is when the TCP connection was accepted: the login deadline counts from
+/// there, so the TLS handshake and the login share one budget.
+pub async fn serve_tls(
+    stream: TcpStream,
+    conn: rustls::ServerConnection,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let (rd, wr) = stream.into_split();
+    let tls = TlsConn::new(conn);
+    let handle = SessionHandle::direct(
+        shared.config.session_queue,
+        shutdown,
+        Wire::Tls(wr, tls.clone()),
+        shared.flusher.clone(),
+    );
+    if tls.lock().is_ok_and(|c| c.wants_write()) {
+        // Records the handshake left unsent (session tickets).
+        handle.outbox.kick();
+    }
+    let rd = TlsReader::new(rd, tls, handle.outbox.clone());
+    let lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER);
+    if let Some(lines) = serve_direct(lines, handle, peer, accepted, shared).await {
+        linger(lines.into_inner().into_tcp()).await;
+    }
+}
+
+/// Runs the session on `lines` with a direct outbox, then ends the stream after the
+/// last frame. Returns the reader for lingering, or `None` if the peer did not read
+/// what was left within the shutdown grace and the connection was abandoned.
+async fn serve_direct<R: AsyncRead + Unpin>(
+    mut lines: FramedRead<R, LineCodec>,
+    handle: SessionHandle,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+) -> Option<FramedRead<R, LineCodec>> {
     let grace = shared.config.shutdown_grace;
-    run(&mut lines, handle.clone(), peer, accepted, shared).await;
-    if tokio::time::timeout(grace, handle.outbox.drained())
+    let mut frames = (&mut lines).map(|r| r.map_err(InputError::from));
+    run(&mut frames, handle.clone(), peer, accepted, shared).await;
+    if tokio::time::timeout(grace, handle.outbox.finish())
         .await
         .is_err()
     {
         // The peer is not reading; it cannot hold this connection any longer.
         handle.outbox.abandon();
-        return;
+        return None;
     }
-    handle.outbox.shutdown();
-    linger(lines.into_inner().into_inner()).await;
-}
-
-/// Serves one byte-stream connection (TLS; plain TCP has [`serve_tcp`]) until the peer
-/// leaves, misbehaves, or `shutdown` fires.
-///
-/// `accepted` is when the TCP connection was accepted: the login deadline counts from
-/// there, so the TLS handshake and the login share one budget.
-pub async fn serve<S>(
-    stream: S,
-    peer: SocketAddr,
-    accepted: Instant,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (rd, wr) = tokio::io::split(stream);
-    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER)
-        .map(|r| r.map_err(InputError::from));
-    let handle = channel(&shared, shutdown);
-    let writer = tokio::spawn(write_loop(wr, handle.clone()));
-    let grace = shared.config.shutdown_grace;
-    run(&mut lines, handle, peer, accepted, shared).await;
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(grace, writer).await.is_err() {
-        // The peer is not reading; it cannot hold this task any longer.
-        abort.abort();
-        return;
-    }
-    linger(lines.into_inner().into_inner()).await;
+    Some(lines)
 }
 
 /// Reads and discards what the peer still sends, briefly and boundedly. Closing a socket
@@ -436,24 +456,6 @@ pub async fn run<L, T>(
         tracing::debug!(%peer, %reason, "connection closed before login");
     }
     s.handle.outbox.close();
-}
-
-/// Writes queued lines to the peer: everything queued since the last write goes out in
-/// one write. Stops once the outbox is closed and drained.
-async fn write_loop<W: AsyncWrite>(wr: W, handle: SessionHandle) {
-    let mut wr = std::pin::pin!(wr);
-    while let Some(chunk) = handle.outbox.take().await {
-        if let Err(e) = async {
-            wr.write_all(&chunk).await?;
-            wr.flush().await
-        }
-        .await
-        {
-            handle.close(format!("write failed: {e}"));
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
 }
 
 impl Session {

@@ -3,16 +3,31 @@
 //!
 //! Clients that cannot check the self-signed certificate against a CA pin its SHA-256
 //! fingerprint on first use, so the server prints the fingerprint at every start.
+//!
+//! After the handshake a connection's TLS state ([`TlsConn`]) is shared by its two
+//! directions: [`TlsReader`] decrypts what the peer sends, and the server's flusher
+//! encrypts and writes the session's outbox (see [`crate::outbox`]), as it does for
+//! plain TCP, so a TLS connection needs no writer task either.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
-use rustls::ServerConfig;
+use rustls::{ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio_rustls::TlsAcceptor;
+
+use crate::outbox::Outbox;
+
+/// Socket reads one [`TlsReader::poll_read`] makes without producing plaintext before
+/// it lets other tasks run (a peer sending only non-data records must not hog a worker).
+const READS_PER_POLL: usize = 16;
 
 /// Errors preparing TLS; each names the file concerned.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +67,120 @@ pub struct TlsIdentity {
     pub cert_path: PathBuf,
     /// True if this start created the self-signed certificate.
     pub generated: bool,
+}
+
+/// One connection's TLS state after the handshake, shared by its reader and its writer
+/// (the flusher or a drain task); each holds the lock only to decrypt or encrypt and
+/// move records, never across an `.await`.
+pub struct TlsConn(Mutex<ServerConnection>);
+
+impl TlsConn {
+    /// Shares `conn` between the directions.
+    pub fn new(conn: ServerConnection) -> Arc<TlsConn> {
+        Arc::new(TlsConn(Mutex::new(conn)))
+    }
+
+    /// The state, or an error if a panic while holding it left it unusable.
+    pub fn lock(&self) -> io::Result<MutexGuard<'_, ServerConnection>> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("TLS state unusable after a panic"))
+    }
+}
+
+/// The reading direction of a TLS connection: records from the socket, decrypted under
+/// the shared lock. Records that reading makes the connection send (alerts, key update
+/// answers) are handed to the outbox's writer.
+pub struct TlsReader {
+    /// The socket's read half.
+    tcp: OwnedReadHalf,
+    /// The connection's TLS state.
+    tls: Arc<TlsConn>,
+    /// Whoever writes this connection, told when reading left records to send.
+    out: Arc<Outbox>,
+}
+
+impl TlsReader {
+    /// Reads `tcp` through `tls`; `out` writes the connection.
+    pub fn new(tcp: OwnedReadHalf, tls: Arc<TlsConn>, out: Arc<Outbox>) -> TlsReader {
+        TlsReader { tcp, tls, out }
+    }
+
+    /// The socket's read half, for reading and discarding what is left at the end.
+    pub fn into_tcp(self) -> OwnedReadHalf {
+        self.tcp
+    }
+}
+
+/// `io::Read` over a tokio socket that never waits: `WouldBlock` when nothing is there.
+struct TryRead<'a>(&'a OwnedReadHalf);
+
+impl Read for TryRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl AsyncRead for TlsReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..READS_PER_POLL {
+            // What one turn did: whether the connection now has records to send, and
+            // whether the socket had nothing to read.
+            let (to_send, empty, failed) = {
+                let mut conn = this.tls.lock()?;
+                match conn.reader().read(buf.initialize_unfilled()) {
+                    // `Ok(0)` is the peer's close_notify: the end of the stream.
+                    Ok(n) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The peer closed TCP without close_notify: for a line protocol
+                    // that is the end of the stream too (a cut line is never a frame).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+                match conn.read_tls(&mut TryRead(&this.tcp)) {
+                    // End of TCP: the next turn's read reports it.
+                    Ok(0) => (false, false, None),
+                    Ok(_) => match conn.process_new_packets() {
+                        Ok(_) => (conn.wants_write(), false, None),
+                        // rustls has queued an alert for the peer; send it, then fail.
+                        Err(e) => (true, false, Some(e)),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true, None),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => (false, false, None),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            };
+            if to_send {
+                this.out.kick();
+            }
+            if let Some(e) = failed {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+            }
+            if empty {
+                // `try_read` cleared the readiness, so this registers for the next data.
+                match this.tcp.as_ref().poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
 }
 
 /// Loads `cert`/`key` when given; otherwise loads or creates `DATA_DIR/tls/cert.pem` and
