@@ -471,30 +471,40 @@ fn write_tls_now(
 ) -> io::Result<bool> {
     use std::io::Write;
     let mut conn = tls.lock()?;
+    // Set once the TLS state refuses data for good (it failed on what the peer sent):
+    // what is queued is dropped, but the alert telling the peer why still goes out.
+    let mut broken = None;
     loop {
         // Many queued buffers go into as few records as they fit (up to 16 KiB each).
         while !chunk.is_empty() {
             let took = {
                 let mut bufs = [IoSlice::new(&[]); MAX_IOV];
                 let n = slices(chunk, &mut bufs);
-                conn.writer().write_vectored(&bufs[..n])?
+                conn.writer().write_vectored(&bufs[..n])
             };
-            if took == 0 {
-                break;
+            match took {
+                Ok(0) => break,
+                Ok(took) => consume(chunk, took),
+                Err(e) => {
+                    chunk.clear();
+                    broken = Some(e);
+                }
             }
-            consume(chunk, took);
         }
         if !conn.wants_write() {
-            if chunk.is_empty() {
-                return Ok(true);
-            }
-            // Refusing plaintext with no records waiting would never end.
-            return Err(io::Error::other("the TLS state takes no more data"));
+            return match broken {
+                Some(e) => Err(e),
+                None if chunk.is_empty() => Ok(true),
+                // Refusing plaintext with no records waiting would never end.
+                None => Err(io::Error::other("the TLS state takes no more data")),
+            };
         }
         match conn.write_tls(&mut TrySend(sink)) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return broken.map_or(Ok(false), Err);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -876,6 +886,43 @@ mod tests {
         .expect("the flusher wrote")
         .expect("read");
         assert_eq!(&line, b"welcome\n");
+    }
+
+    #[tokio::test]
+    async fn a_peer_sending_a_forged_record_gets_an_alert_even_with_frames_queued() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (out, mut reader, mut peer, _dir) = tls_pair(1000).await;
+        // An application-data record that does not decrypt, past the client's TLS layer.
+        let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+        forged.extend_from_slice(&[0xAB; 0x20]);
+        peer.get_mut().0.write_all(&forged).await.expect("write");
+        let mut sink = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reader.read_to_end(&mut sink),
+        )
+        .await
+        .expect("the reader fails");
+        assert!(read.is_err(), "a forged record is an error: {read:?}");
+        // The session then queues its goodbye, which cannot be sent any more.
+        out.push(&Bytes::from_static(b"bye\n"), 1);
+        out.close();
+        tokio::time::timeout(std::time::Duration::from_secs(10), out.finish())
+            .await
+            .expect("finished");
+        let mut got = Vec::new();
+        let err = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            peer.read_to_end(&mut got),
+        )
+        .await
+        .expect("the peer hears back")
+        .expect_err("the peer gets an alert, not data");
+        assert!(
+            err.to_string().contains("alert"),
+            "the peer is told why: {err}"
+        );
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[tokio::test]
