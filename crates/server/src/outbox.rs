@@ -700,7 +700,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_direct_outbox_is_written_by_the_flusher_in_order_and_ends_with_eof() {
-        use tokio::io::AsyncReadExt;
         let (out, mut peer, _token) = direct_pair(1_000_000).await;
         let mut want = Vec::new();
         for i in 0..2000 {
@@ -716,15 +715,18 @@ mod tests {
             .await
             .expect("drained");
         out.finish().await;
-        let mut got = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            peer.read_to_end(&mut got),
-        )
-        .await
-        .expect("read to the end")
-        .expect("read");
+        let got = read_to_end(&mut peer).await.expect("read");
         assert_eq!(got, want);
+    }
+
+    /// Everything `r` yields until its end, within 10 s.
+    async fn read_to_end(r: &mut (impl tokio::io::AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), r.read_to_end(&mut got))
+            .await
+            .expect("read to the end")?;
+        Ok(got)
     }
 
     /// Queues far more than the socket buffers hold while the peer reads nothing, and
@@ -868,14 +870,7 @@ mod tests {
         // The server writes while it reads: both directions share the TLS state.
         out.push(&Bytes::from_static(b"welcome\n"), 1);
         peer.shutdown().await.expect("close_notify");
-        let mut got = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            reader.read_to_end(&mut got),
-        )
-        .await
-        .expect("read to the end")
-        .expect("read");
+        let got = read_to_end(&mut reader).await.expect("read");
         assert_eq!(got, want);
         let mut line = [0u8; 8];
         tokio::time::timeout(
@@ -896,13 +891,7 @@ mod tests {
         let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
         forged.extend_from_slice(&[0xAB; 0x20]);
         peer.get_mut().0.write_all(&forged).await.expect("write");
-        let mut sink = Vec::new();
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            reader.read_to_end(&mut sink),
-        )
-        .await
-        .expect("the reader fails");
+        let read = read_to_end(&mut reader).await;
         assert!(read.is_err(), "a forged record is an error: {read:?}");
         // The session then queues its goodbye, which cannot be sent any more.
         out.push(&Bytes::from_static(b"bye\n"), 1);
