@@ -751,6 +751,26 @@ mod tests {
         (frame, frames)
     }
 
+    /// Reads everything `peer` sends on a task of its own, so that the test can wait for
+    /// the writer meanwhile; [`joined`] gives the result.
+    fn spawn_read(
+        mut peer: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) -> tokio::task::JoinHandle<io::Result<Vec<u8>>> {
+        use tokio::io::AsyncReadExt;
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.map(|_| got)
+        })
+    }
+
+    /// What the [`spawn_read`] task read, within 20 s.
+    async fn joined(read: tokio::task::JoinHandle<io::Result<Vec<u8>>>) -> io::Result<Vec<u8>> {
+        tokio::time::timeout(std::time::Duration::from_secs(20), read)
+            .await
+            .expect("peer reads to the end")
+            .expect("reader task")
+    }
+
     /// `got` is `frame`, `frames` times.
     fn assert_all(got: &[u8], frame: &[u8], frames: usize) {
         assert_eq!(got.len(), frames * frame.len());
@@ -759,21 +779,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_stops_reading_stalls_its_outbox_and_gets_everything_later() {
-        use tokio::io::AsyncReadExt;
-        let (out, mut peer, _token) = direct_pair(1_000_000).await;
+        let (out, peer, _token) = direct_pair(1_000_000).await;
         let (frame, frames) = stall(&out).await;
         out.close();
-        let mut got = Vec::new();
-        let read = tokio::spawn(async move { peer.read_to_end(&mut got).await.map(|_| got) });
+        let read = spawn_read(peer);
         tokio::time::timeout(std::time::Duration::from_secs(20), out.drained())
             .await
             .expect("drained once the peer reads");
         out.finish().await;
-        let got = tokio::time::timeout(std::time::Duration::from_secs(20), read)
-            .await
-            .expect("peer reads to the end")
-            .expect("reader task")
-            .expect("read");
+        let got = joined(read).await.expect("read");
         assert_all(&got, &frame, frames);
     }
 
@@ -838,22 +852,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls_peer_that_stops_reading_gets_everything_later_then_close_notify() {
-        use tokio::io::AsyncReadExt;
-        let (out, _reader, mut peer, _dir) = tls_pair(1_000_000).await;
+        let (out, _reader, peer, _dir) = tls_pair(1_000_000).await;
         let (frame, frames) = stall(&out).await;
         out.close();
-        let read = tokio::spawn(async move {
-            let mut got = Vec::new();
-            // A TLS stream that ends without close_notify reads as an error here.
-            peer.read_to_end(&mut got).await.map(|_| got)
-        });
+        let read = spawn_read(peer);
         tokio::time::timeout(std::time::Duration::from_secs(20), out.finish())
             .await
             .expect("finished once the peer reads");
-        let got = tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        // A TLS stream that ends without close_notify reads as an error here.
+        let got = joined(read)
             .await
-            .expect("peer reads to the end")
-            .expect("reader task")
             .expect("the stream ends with close_notify");
         assert_all(&got, &frame, frames);
     }
