@@ -328,8 +328,10 @@ async fn a_dead_peer_is_pinged_then_dropped_and_its_leave_announced() {
         ..plain_config(dir.path())
     };
     let srv = TestServer::start_with(config).await;
-    drop(register(srv.addr, "zombie").await);
+    // The watcher registers first: a leave arriving during its own welcome would be
+    // an unexpected frame there.
     let mut watcher = register(srv.addr, "watcher").await;
+    drop(register(srv.addr, "zombie").await);
     // The watcher answers its pings in the background and reports the first leave.
     let watching = tokio::spawn(async move {
         loop {
@@ -398,7 +400,13 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_chatting() {
         ..plain_config(dir.path())
     };
     let srv = TestServer::start_with(config).await;
+    let mut alice = register(srv.addr, "alice").await;
+    let mut bob = register(srv.addr, "bob").await;
     drop(register(srv.addr, "sloth").await);
+    until(&mut bob, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Leave, .. } if user == "sloth")
+    })
+    .await;
     // The sloth logs in with a tiny receive buffer and then never reads again.
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("rcvbuf");
@@ -410,8 +418,11 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_chatting() {
         )
         .await
         .expect("auth");
-    let mut alice = register(srv.addr, "alice").await;
-    let mut bob = register(srv.addr, "bob").await;
+    // Only once bob has seen the sloth join is it in the room the traffic goes to.
+    until(&mut bob, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Join, .. } if user == "sloth")
+    })
+    .await;
     let text = "x".repeat(4000);
     let mut dropped = false;
     // Enough traffic to fill the sloth's socket buffers and then its queue; bob reads all.
