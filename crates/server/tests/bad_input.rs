@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use natter_proto::{ErrorCode, FrameId, MAX_LINE, ServerFrame};
+use natter_proto::{ClientFrame, ErrorCode, FrameId, MAX_LINE, ServerFrame};
 use natter_server::Config;
 
 fn code(f: &ServerFrame) -> ErrorCode {
@@ -18,7 +18,11 @@ fn code(f: &ServerFrame) -> ErrorCode {
 
 /// A raw connection logged in as `name` (registered through a typed client first).
 async fn raw_logged_in(srv: &TestServer, name: &str) -> Raw {
-    drop(register(srv.addr, name).await);
+    // Quit and wait for the close, by which time the server has handled the session's
+    // end: a late leave could otherwise reach another user's welcome.
+    let mut first = register(srv.addr, name).await;
+    send(&mut first, ClientFrame::Quit { id: None }).await;
+    until_closed(&mut first).await;
     let mut raw = Raw::connect(srv.addr).await;
     raw.send(format!(r#"{{"type":"auth","user":"{name}","password":"{PASSWORD}"}}"#).as_bytes())
         .await;

@@ -256,12 +256,26 @@ impl Raw {
         raw
     }
 
-    /// Reads the automatic lobby `joined` and `history` frames that follow `auth_ok`.
+    /// Reads the automatic lobby `joined` and `history` frames that follow `auth_ok`,
+    /// asserting that nothing else arrives in between (as [`skip_lobby_welcome`]).
     pub async fn skip_lobby_welcome(&mut self) {
-        assert!(matches!(self.frame().await, ServerFrame::Joined { .. }));
+        let first = self.frame().await;
+        assert!(
+            matches!(&first, ServerFrame::Joined { room, .. } if room == "lobby"),
+            "expected the lobby joined, got {first:?}"
+        );
+        let mut others = Vec::new();
         for _ in 0..1000 {
-            if let ServerFrame::History { last: true, .. } = self.frame().await {
-                return;
+            match self.frame().await {
+                ServerFrame::History { last: true, .. } => {
+                    assert!(
+                        others.is_empty(),
+                        "unexpected frames during the welcome: {others:?}"
+                    );
+                    return;
+                }
+                ServerFrame::History { .. } => {}
+                other => others.push(other),
             }
         }
         panic!("no last history chunk");
