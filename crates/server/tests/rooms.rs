@@ -532,12 +532,7 @@ async fn large_rooms_summarise_presence() {
     for name in ["bob", "cy", "dan"] {
         // The lobby is large too (`large_room` is 2), so its once-a-second summary may
         // reach a newcomer during the welcome.
-        let mut c = connect(srv.addr).await;
-        tokio::time::timeout(WAIT, c.login(name, PASSWORD, true))
-            .await
-            .expect("register in time")
-            .expect("register");
-        let (_, extra) = lobby_welcome(&mut c).await;
+        let (mut c, extra) = register_welcomed(srv.addr, name).await;
         assert!(
             extra
                 .iter()

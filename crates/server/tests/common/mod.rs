@@ -117,14 +117,25 @@ pub async fn connect(addr: SocketAddr) -> Connection {
 /// Registers `name` and returns the logged-in connection, past the automatic lobby
 /// `joined` and `history`.
 pub async fn register(addr: SocketAddr, name: &str) -> Connection {
+    let (c, others) = register_welcomed(addr, name).await;
+    assert!(
+        others.is_empty(),
+        "unexpected frames during the welcome: {others:?}"
+    );
+    c
+}
+
+/// Registers `name` and reads the lobby welcome, returning the connection and every
+/// other frame that arrived during the welcome (see [`lobby_welcome`]).
+pub async fn register_welcomed(addr: SocketAddr, name: &str) -> (Connection, Vec<ServerFrame>) {
     let mut c = connect(addr).await;
     let user = tokio::time::timeout(WAIT, c.login(name, PASSWORD, true))
         .await
         .expect("register in time")
         .expect("register");
     assert_eq!(user, name);
-    skip_lobby_welcome(&mut c).await;
-    c
+    let (_, others) = lobby_welcome(&mut c).await;
+    (c, others)
 }
 
 /// Logs `name` in on a new connection, past the automatic lobby `joined` and `history`.
