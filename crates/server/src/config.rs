@@ -12,7 +12,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::{LoginLimits, MessageLimits};
+use crate::ratelimit::MessageLimits;
+use crate::throttle::LoginLimits;
 
 /// Largest allowed `max_message_bytes`. Delivered text can grow to three times its size
 /// (a control byte becomes U+FFFD, three bytes; `"` and `\\` gain an escape), and a
@@ -130,6 +131,16 @@ pub struct Options {
     /// Failed logins per IP address before its delays start [default: 5].
     #[arg(long, env = "NATTER_LOGIN_FREE_PER_IP", value_name = "N")]
     pub login_free_per_ip: Option<u32>,
+    /// Addresses that may fail on one account before logins to it from new addresses
+    /// are delayed one at a time [default: 3].
+    #[arg(long, env = "NATTER_LOGIN_FREE_ADDRS_PER_ACCOUNT", value_name = "N")]
+    pub login_free_addrs_per_account: Option<u32>,
+    /// Sustained joins and parts per second per account [default: 1].
+    #[arg(long, env = "NATTER_ROOM_OP_RATE", value_name = "PER_SEC")]
+    pub room_op_rate: Option<f64>,
+    /// Joins and parts an account may make in one burst [default: 20].
+    #[arg(long, env = "NATTER_ROOM_OP_BURST", value_name = "N")]
+    pub room_op_burst: Option<u32>,
     /// Messages of a room sent to a client when it joins [default: 50].
     #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N")]
     pub history_on_join: Option<u32>,
@@ -234,6 +245,8 @@ pub struct Config {
     pub ping_timeout: Duration,
     /// Chat message limits per account.
     pub messages: MessageLimits,
+    /// Join and part limits per account (the flood settings are the messages').
+    pub room_ops: MessageLimits,
     /// Failed-login delays.
     pub logins: LoginLimits,
     /// Messages sent on join.
@@ -312,12 +325,22 @@ impl Config {
                 mute_base: secs(o.mute_secs, d.messages.mute_base),
                 max_mutes: o.max_mutes.unwrap_or(d.messages.max_mutes),
             },
+            room_ops: MessageLimits {
+                rate: o.room_op_rate.unwrap_or(d.room_ops.rate),
+                burst: o.room_op_burst.map_or(d.room_ops.burst, f64::from),
+                strikes_to_mute: o.flood_strikes.unwrap_or(d.room_ops.strikes_to_mute),
+                mute_base: secs(o.mute_secs, d.room_ops.mute_base),
+                max_mutes: o.max_mutes.unwrap_or(d.room_ops.max_mutes),
+            },
             logins: LoginLimits {
                 base_delay: o
                     .login_delay_ms
                     .map_or(d.logins.base_delay, Duration::from_millis),
                 max_delay: secs(o.login_max_delay_secs, d.logins.max_delay),
                 free_per_ip: o.login_free_per_ip.unwrap_or(d.logins.free_per_ip),
+                free_addrs_per_account: o
+                    .login_free_addrs_per_account
+                    .unwrap_or(d.logins.free_addrs_per_account),
                 window: d.logins.window,
             },
             history_on_join: o.history_on_join.unwrap_or(d.history_on_join),
@@ -389,6 +412,19 @@ impl Config {
             });
         }
         range("message_burst", self.messages.burst as u64, 1, 1_000_000)?;
+        if !(self.room_ops.rate.is_finite() && self.room_ops.rate > 0.0) {
+            return Err(ConfigError::Invalid {
+                option: "room_op_rate",
+                message: format!("{} must be a positive number", self.room_ops.rate),
+            });
+        }
+        range("room_op_burst", self.room_ops.burst as u64, 1, 1_000_000)?;
+        range(
+            "login_free_addrs_per_account",
+            u64::from(self.logins.free_addrs_per_account),
+            1,
+            1_000_000,
+        )?;
         range(
             "flood_strikes",
             u64::from(self.messages.strikes_to_mute),
@@ -473,10 +509,18 @@ impl Default for Config {
                 mute_base: Duration::from_secs(30),
                 max_mutes: 3,
             },
+            room_ops: MessageLimits {
+                rate: 1.0,
+                burst: 20.0,
+                strikes_to_mute: 10,
+                mute_base: Duration::from_secs(30),
+                max_mutes: 3,
+            },
             logins: LoginLimits {
                 base_delay: Duration::from_millis(250),
                 max_delay: Duration::from_secs(30),
                 free_per_ip: 5,
+                free_addrs_per_account: 3,
                 window: Duration::from_secs(15 * 60),
             },
             history_on_join: 50,

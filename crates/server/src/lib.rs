@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 pub mod transcript;
 pub mod web;
@@ -86,8 +87,10 @@ pub struct Shared {
     pub conns: Arc<listener::ConnLimits>,
     /// Chat message rate limits per account.
     pub messages: ratelimit::MessageLimiter,
+    /// Joins and parts per account (each may send presence to every member).
+    pub room_ops: ratelimit::MessageLimiter,
     /// Failed-login delays.
-    pub logins: ratelimit::LoginThrottle,
+    pub logins: throttle::LoginThrottle,
     /// Plain-text conversation and system logs.
     pub transcript: transcript::Transcript,
     /// The operator console's live feed.
@@ -144,7 +147,8 @@ impl Server {
             web::operator::OperatorAuth::open(&config, &auth).await?;
         let shared = Arc::new(Shared {
             messages: ratelimit::MessageLimiter::new(config.messages.clone()),
-            logins: ratelimit::LoginThrottle::new(config.logins.clone()),
+            room_ops: ratelimit::MessageLimiter::new(config.room_ops.clone()),
+            logins: throttle::LoginThrottle::new(config.logins.clone()),
             hub: Hub::new(config.max_rooms_per_session, config.large_room),
             transcript,
             config,

@@ -1,12 +1,11 @@
-//! Rate limits: a token bucket per account for chat messages with escalating mutes for
-//! floods, operator mutes, and growing delays for failed logins per account and per
-//! source address.
+//! Rate limits: a token bucket per account with escalating mutes for floods, used for
+//! chat messages and (with its own settings) for joining and leaving rooms, and operator
+//! mutes. Failed logins are throttled in [`crate::throttle`].
 //!
 //! Every check takes the current [`Instant`] as an argument, so the rules are tested
 //! with a synthetic clock and the server passes `Instant::now()`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -248,112 +247,8 @@ fn escalate(f: &mut Flood, l: &MessageLimits, now: Instant) -> Verdict {
     Verdict::Muted(period)
 }
 
-/// Failed-login settings.
-#[derive(Debug, Clone)]
-pub struct LoginLimits {
-    /// Delay after the first counted failure; doubles with each further one.
-    pub base_delay: Duration,
-    /// Longest delay.
-    pub max_delay: Duration,
-    /// Failures from one address that are not delayed (shared addresses behind NAT).
-    pub free_per_ip: u32,
-    /// How long a failure is remembered.
-    pub window: Duration,
-}
-
-/// Failures remembered for one key.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    /// Failures inside the window.
-    count: u32,
-    /// Time of the latest.
-    last: Instant,
-}
-
-/// Growing delays for failed logins, per account name and per source address.
-pub struct LoginThrottle {
-    /// Settings.
-    limits: LoginLimits,
-    /// Failures by account (case-folded name, known or not).
-    accounts: Mutex<HashMap<String, Failures>>,
-    /// Failures by source address.
-    addrs: Mutex<HashMap<IpAddr, Failures>>,
-}
-
-/// Entries kept per map before stale ones are dropped.
-const MAX_ENTRIES: usize = 100_000;
-
-impl LoginThrottle {
-    /// A throttle with these settings.
-    pub fn new(limits: LoginLimits) -> LoginThrottle {
-        LoginThrottle {
-            limits,
-            accounts: Mutex::new(HashMap::new()),
-            addrs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// How long to wait before answering a login for `account` from `ip`.
-    pub fn delay(&self, account: &str, ip: IpAddr, now: Instant) -> Duration {
-        let l = &self.limits;
-        let count = |f: Option<&Failures>| {
-            f.filter(|f| now.saturating_duration_since(f.last) < l.window)
-                .map_or(0, |f| f.count)
-        };
-        let by_account = count(lock(&self.accounts).get(account));
-        let by_addr = count(lock(&self.addrs).get(&ip)).saturating_sub(l.free_per_ip);
-        self.delay_for(by_account.max(by_addr))
-    }
-
-    fn delay_for(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 2u32.saturating_pow(failures - 1);
-        self.limits
-            .base_delay
-            .saturating_mul(factor)
-            .min(self.limits.max_delay)
-    }
-
-    /// Records a failed login.
-    pub fn failure(&self, account: &str, ip: IpAddr, now: Instant) {
-        let window = self.limits.window;
-        let bump = |f: &mut Failures| {
-            if now.saturating_duration_since(f.last) >= window {
-                f.count = 0;
-            }
-            f.count = f.count.saturating_add(1);
-            f.last = now;
-        };
-        let fresh = Failures {
-            count: 0,
-            last: now,
-        };
-        {
-            let mut m = lock(&self.accounts);
-            prune(&mut m, now, window);
-            bump(m.entry(account.to_string()).or_insert(fresh));
-        }
-        let mut m = lock(&self.addrs);
-        prune(&mut m, now, window);
-        bump(m.entry(ip).or_insert(fresh));
-    }
-
-    /// Records a successful login: the account's failures are forgiven.
-    pub fn success(&self, account: &str) {
-        lock(&self.accounts).remove(account);
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Failures>, now: Instant, window: Duration) {
-    if m.len() >= MAX_ENTRIES {
-        m.retain(|_, f| now.saturating_duration_since(f.last) < window);
-    }
 }
 
 #[cfg(test)]
@@ -510,55 +405,5 @@ mod tests {
         let map = lock(&lim.accounts);
         assert_eq!(map.len(), 1, "only the new, running mute is kept");
         assert!(map.contains_key("fresh"));
-    }
-
-    fn login_limits() -> LoginLimits {
-        LoginLimits {
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-            free_per_ip: 5,
-            window: Duration::from_secs(900),
-        }
-    }
-
-    #[test]
-    fn login_delays_grow_per_account_and_cap() {
-        let t0 = Instant::now();
-        let th = LoginThrottle::new(login_limits());
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        assert_eq!(th.delay("alice", ip, t0), Duration::ZERO);
-        let mut seen = Vec::new();
-        for _ in 0..10 {
-            th.failure("alice", ip, t0);
-            seen.push(th.delay("alice", ip, t0));
-        }
-        assert_eq!(seen[0], Duration::from_millis(250));
-        assert_eq!(seen[1], Duration::from_millis(500));
-        assert_eq!(seen[2], Duration::from_secs(1));
-        assert_eq!(seen[9], Duration::from_secs(30));
-        // Another address trying alice is throttled too; success forgives.
-        let other: IpAddr = [10, 0, 0, 2].into();
-        assert!(th.delay("alice", other, t0) > Duration::ZERO);
-        th.success("alice");
-        assert_eq!(th.delay("alice", other, t0), Duration::ZERO);
-        // Failures expire after the window.
-        th.failure("bob", other, t0);
-        assert_eq!(
-            th.delay("bob", other, t0 + Duration::from_secs(901)),
-            Duration::ZERO
-        );
-    }
-
-    #[test]
-    fn an_address_trying_many_accounts_is_throttled_after_its_allowance() {
-        let t0 = Instant::now();
-        let th = LoginThrottle::new(login_limits());
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        for i in 0..5 {
-            th.failure(&format!("user{i}"), ip, t0);
-        }
-        assert_eq!(th.delay("fresh", ip, t0), Duration::ZERO);
-        th.failure("user5", ip, t0);
-        assert_eq!(th.delay("fresh", ip, t0), Duration::from_millis(250));
     }
 }

@@ -29,7 +29,7 @@ use crate::Shared;
 use crate::auth::check_new_password;
 use crate::hub::{Members, RoomError, SessionHandle, SessionId};
 use crate::outbox::Wire;
-use crate::ratelimit::Verdict;
+use crate::ratelimit::{MessageLimiter, Verdict};
 use crate::store::StoreError;
 use crate::store::{NewMessage, StoredMessage, Target};
 use crate::tls::{TlsConn, TlsReader};
@@ -582,11 +582,17 @@ impl Session {
             }
             (ClientFrame::Join { id, room }, true) => {
                 if let Some(room) = self.room_arg(&id, &room) {
+                    if let Err(flow) = self.admit_room_op(&id).await {
+                        return flow;
+                    }
                     self.join(id, &room).await;
                 }
             }
             (ClientFrame::Part { id, room }, true) => {
                 if let Some(room) = self.room_arg(&id, &room) {
+                    if let Err(flow) = self.admit_room_op(&id).await {
+                        return flow;
+                    }
                     self.part(id, &room);
                 }
             }
@@ -673,9 +679,10 @@ impl Session {
                         ts_ms: crate::now_ms(),
                     });
                 }
-                if code == ErrorCode::AuthFailed {
+                if matches!(code, ErrorCode::AuthFailed | ErrorCode::UsernameTaken) {
+                    // A taken name counts like a wrong password (see `register`).
                     self.auth_failures += 1;
-                    tracing::info!(peer = %self.peer, "failed login");
+                    tracing::info!(peer = %self.peer, register, "failed login");
                     // Only valid names reach the log file: the name is attacker-chosen.
                     let shown = if validate_username(user).is_ok() {
                         user
@@ -683,7 +690,11 @@ impl Session {
                         "(invalid)"
                     };
                     self.shared.emit(Event::System {
-                        kind: "login_failed",
+                        kind: if register {
+                            "register_failed"
+                        } else {
+                            "login_failed"
+                        },
                         detail: format!("user={shown} addr={}", self.peer),
                         ts_ms: crate::now_ms(),
                     });
@@ -700,6 +711,13 @@ impl Session {
     async fn register(&self, user: &str, password: &str) -> Result<String, (ErrorCode, String)> {
         validate_username(user).map_err(|e| (ErrorCode::InvalidUsername, e.to_string()))?;
         check_new_password(password).map_err(|m| (ErrorCode::InvalidPassword, m))?;
+        // A taken name is revealed, so registrations pass the address's gate like
+        // logins and a taken name counts as a failure: names cannot be enumerated
+        // faster than passwords can be guessed.
+        let attempt = self.shared.logins.begin(None, self.peer.ip()).await;
+        if !attempt.delay().is_zero() {
+            tokio::time::sleep(attempt.delay()).await;
+        }
         let hash = self
             .shared
             .auth
@@ -708,24 +726,33 @@ impl Session {
             .map_err(|e| internal(&e))?;
         match self.shared.store.create_user(user, &hash).await {
             Ok(()) => Ok(user.to_string()),
-            Err(StoreError::NameTaken) => Err((
-                ErrorCode::UsernameTaken,
-                format!("the user name '{user}' is already taken"),
-            )),
+            Err(StoreError::NameTaken) => {
+                attempt.failed(Instant::now());
+                Err((
+                    ErrorCode::UsernameTaken,
+                    format!("the user name '{user}' is already taken"),
+                ))
+            }
             Err(e) => Err(internal(&e)),
         }
     }
 
     async fn login(&self, user: &str, password: &str) -> Result<String, (ErrorCode, String)> {
-        let key = natter_proto::name_key(user);
-        let ip = self.peer.ip();
-        // Growing delays per account and per address; an attacker's connection waits
-        // here, holding only its own slot.
-        let delay = self.shared.logins.delay(&key, ip, Instant::now());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        let valid = validate_username(user).is_ok();
+        // Invalid names share one key: they cannot be accounts, and an attacker-chosen
+        // string must not become a large map key.
+        let key = if valid {
+            natter_proto::name_key(user)
+        } else {
+            String::new()
+        };
+        // Reserved before the hash, so parallel guesses wait as guesses one after
+        // another would; the connection waits here, holding only its own slot.
+        let attempt = self.shared.logins.begin(Some(&key), self.peer.ip()).await;
+        if !attempt.delay().is_zero() {
+            tokio::time::sleep(attempt.delay()).await;
         }
-        let record = if validate_username(user).is_ok() {
+        let record = if valid {
             self.shared
                 .store
                 .get_user(user)
@@ -742,7 +769,7 @@ impl Session {
             .await;
         match record {
             Some(r) if ok => {
-                self.shared.logins.success(&key);
+                attempt.succeeded(Instant::now());
                 if r.banned {
                     return Err((
                         ErrorCode::Banned,
@@ -752,7 +779,7 @@ impl Session {
                 Ok(r.name)
             }
             _ => {
-                self.shared.logins.failure(&key, ip, Instant::now());
+                attempt.failed(Instant::now());
                 Err((
                     ErrorCode::AuthFailed,
                     "invalid user name or password".to_string(),
@@ -778,13 +805,22 @@ impl Session {
             );
             return Err(Flow::Continue);
         }
+        self.admit_rate(id, &self.shared.messages, Spend::Message)
+    }
+
+    /// Takes a token from `limiter` for the logged-in account; on refusal reports it
+    /// (rate limited, muted) and says what to do instead, as [`Session::admit_message`].
+    fn admit_rate(
+        &self,
+        id: &Option<FrameId>,
+        limiter: &MessageLimiter,
+        spend: Spend,
+    ) -> Result<(), Flow> {
         let Some(me) = &self.user else {
             return Err(Flow::Continue);
         };
-        let verdict = self
-            .shared
-            .messages
-            .check(&natter_proto::name_key(&me.name), Instant::now());
+        let verdict = limiter.check(&natter_proto::name_key(&me.name), Instant::now());
+        let not_done = spend.not_done();
         let retry = |d: std::time::Duration| Some(d.as_millis().max(1) as u64);
         match verdict {
             Verdict::Allow => Ok(()),
@@ -801,7 +837,8 @@ impl Session {
                     id: id.clone(),
                     code: ErrorCode::RateLimited,
                     message: format!(
-                        "slow down: message not sent; you can send again in {} ms",
+                        "slow down: {not_done}; you can {} again in {} ms",
+                        spend.verb(),
                         wait.as_millis().max(1)
                     ),
                     retry_after_ms: retry(wait),
@@ -814,7 +851,7 @@ impl Session {
                     id: id.clone(),
                     code: ErrorCode::Muted,
                     message: format!(
-                        "an operator muted you; message not sent; the mute ends in {} s",
+                        "an operator muted you; {not_done}; the mute ends in {} s",
                         wait.as_millis().div_ceil(1000).max(1)
                     ),
                     retry_after_ms: retry(wait),
@@ -833,7 +870,7 @@ impl Session {
                     id: id.clone(),
                     code: ErrorCode::Muted,
                     message: format!(
-                        "you are muted for flooding; message not sent; the mute ends in {} s",
+                        "you are muted for flooding; {not_done}; the mute ends in {} s",
                         wait.as_millis().div_ceil(1000).max(1)
                     ),
                     retry_after_ms: retry(wait),
@@ -841,11 +878,23 @@ impl Session {
                 Err(Flow::Continue)
             }
             Verdict::Disconnect => {
-                tracing::warn!(peer = %self.peer, user = %me.name, "disconnected for flooding");
+                tracing::warn!(peer = %self.peer, user = %me.name, what = spend.verb(), "disconnected for flooding");
                 // The caller says bye, after publishing what was accepted before.
                 Err(Flow::Close("disconnected for flooding".into()))
             }
         }
+    }
+
+    /// Takes a token for joining or leaving a room: each one may send presence to every
+    /// member, so one account must not make the others receive more than a few per
+    /// second. On `Flow::Close` the bye has been said.
+    async fn admit_room_op(&mut self, id: &Option<FrameId>) -> Result<(), Flow> {
+        let verdict = self.admit_rate(id, &self.shared.room_ops, Spend::RoomOp);
+        if let Err(Flow::Close(reason)) = &verdict {
+            self.flush().await;
+            self.bye(reason);
+        }
+        verdict
     }
 
     /// Validates a room name from the peer; reports `invalid_room` and returns `None`
@@ -1388,6 +1437,33 @@ fn history_frames(
             last: i + 1 == count,
         })
         .collect()
+}
+
+/// What a rate-limit token pays for; names the refused action in errors.
+#[derive(Debug, Clone, Copy)]
+enum Spend {
+    /// A chat message (public or private).
+    Message,
+    /// Joining or leaving a room.
+    RoomOp,
+}
+
+impl Spend {
+    /// What did not happen, for the error message.
+    fn not_done(self) -> &'static str {
+        match self {
+            Spend::Message => "message not sent",
+            Spend::RoomOp => "too many joins and parts",
+        }
+    }
+
+    /// What the user may do again later.
+    fn verb(self) -> &'static str {
+        match self {
+            Spend::Message => "send",
+            Spend::RoomOp => "join or leave rooms",
+        }
+    }
 }
 
 /// Logs an internal failure and returns the generic answer for the peer.

@@ -186,7 +186,7 @@ async fn a_flooder_who_keeps_going_is_disconnected() {
 async fn brute_force_meets_growing_delays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
-        logins: natter_server::ratelimit::LoginLimits {
+        logins: natter_server::throttle::LoginLimits {
             base_delay: Duration::from_millis(200),
             ..Config::default().logins
         },
@@ -231,7 +231,7 @@ async fn brute_force_meets_growing_delays() {
 async fn unknown_user_is_throttled_like_a_wrong_password() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
-        logins: natter_server::ratelimit::LoginLimits {
+        logins: natter_server::throttle::LoginLimits {
             base_delay: Duration::from_millis(300),
             ..Config::default().logins
         },

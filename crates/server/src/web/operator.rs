@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::ratelimit::LoginThrottle;
+use crate::throttle::LoginThrottle;
 
 /// File holding the generated password's hash, inside the data directory.
 pub const HASH_FILE: &str = "admin_password.hash";
@@ -115,21 +115,23 @@ impl OperatorAuth {
         password: &str,
         ip: IpAddr,
     ) -> Result<(String, String), LoginRefused> {
-        // Failures count per address: one attacker's guesses must not lock the real
-        // operator, on another address, out of the console.
-        let key = format!("operator {ip}");
-        let delay = self.throttle.delay(&key, ip, Instant::now());
+        // Reserved before the hash: parallel requests from one address wait their turn
+        // as requests one after another would. The delays belong to the guessing
+        // address (see crate::throttle), so the real operator elsewhere is not locked out.
+        let attempt = self.throttle.begin(Some("operator"), ip).await;
+        let delay = attempt.delay();
         if delay > MAX_WAIT {
+            // Dropped unfinished: refused without a check, not counted again.
             return Err(LoginRefused::Throttled(delay));
         }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         if !auth.verify(password, Some(&self.hash)).await {
-            self.throttle.failure(&key, ip, Instant::now());
+            attempt.failed(Instant::now());
             return Err(LoginRefused::Wrong);
         }
-        self.throttle.success(&key);
+        attempt.succeeded(Instant::now());
         let (token, csrf) = (random_token(), random_token());
         let now = Instant::now();
         let mut sessions = self.lock();

@@ -1,0 +1,535 @@
+//! Login throttling that holds under concurrency.
+//!
+//! Every password check (chat login, registration, operator login) first takes an
+//! [`Attempt`] from a [`LoginThrottle`]. Taking one reserves the attempt in three gates
+//! before any hash is computed, so parallel guesses cost the same time as guesses made
+//! one after another:
+//!
+//! - **account and address** (the pair): one attempt at a time; each waits
+//!   `base_delay x 2^(n-1)` (at most `max_delay`) after the pair's `n` recent failures.
+//! - **address** (any account, and registrations): attempts run side by side while the
+//!   address's recent failures plus those in flight stay below `free_per_ip` (many
+//!   people may share one address); beyond that, one at a time, delayed by the failures
+//!   beyond the allowance.
+//! - **account** (from every address): when more than `free_addrs_per_account`
+//!   addresses failed on one account recently (a distributed attack), attempts from
+//!   addresses that never logged in to it successfully go one at a time, delayed by the
+//!   failing addresses beyond the allowance. Addresses the account logged in from
+//!   recently are exempt, so a guesser elsewhere cannot lock the owner out.
+//!
+//! A failure on one connection never delays the owner on another address unless the
+//! account is under attack from several addresses and the owner comes from a new one.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Failed-login settings.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Delay after the first counted failure; doubles with each further one.
+    pub base_delay: Duration,
+    /// Longest delay.
+    pub max_delay: Duration,
+    /// Failures from one address that are not delayed (shared addresses behind NAT).
+    pub free_per_ip: u32,
+    /// Addresses that may fail on one account before attempts on it from new addresses
+    /// are serialised and delayed.
+    pub free_addrs_per_account: u32,
+    /// How long a failure is remembered.
+    pub window: Duration,
+}
+
+/// How long a successful login makes its address known to the account.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Known addresses remembered per account (the most recent ones).
+const MAX_KNOWN: usize = 8;
+/// Failing addresses remembered per account; more count as this many.
+const MAX_FAILING: usize = 256;
+/// Entries kept per map before idle ones are dropped.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Recent failures and attempts in flight for one key.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    /// Failures inside the window (as of `last`).
+    failures: u32,
+    /// Time of the latest failure.
+    last: Instant,
+    /// Attempts reserved and not yet finished.
+    in_flight: u32,
+}
+
+impl Gate {
+    fn new(now: Instant) -> Gate {
+        Gate {
+            failures: 0,
+            last: now,
+            in_flight: 0,
+        }
+    }
+
+    /// Failures still inside the window at `now`.
+    fn failures(&self, now: Instant, window: Duration) -> u32 {
+        if now.saturating_duration_since(self.last) < window {
+            self.failures
+        } else {
+            0
+        }
+    }
+
+    /// Whether another attempt may start now: always when none is in flight, otherwise
+    /// only while failures and attempts in flight stay inside the free allowance.
+    fn admits(&self, free: u32, now: Instant, window: Duration) -> bool {
+        self.in_flight == 0 || self.failures(now, window) + self.in_flight < free
+    }
+
+    fn fail(&mut self, now: Instant, window: Duration) {
+        self.failures = self.failures(now, window).saturating_add(1);
+        self.last = now;
+    }
+
+    /// Whether the entry can be forgotten without changing any decision.
+    fn is_idle(&self, now: Instant, window: Duration) -> bool {
+        self.in_flight == 0 && self.failures(now, window) == 0
+    }
+}
+
+/// What the throttle remembers about one account name (known or not).
+#[derive(Debug, Default)]
+struct Account {
+    /// Addresses with recent failures on this account, with the latest failure's time.
+    failing: Vec<(IpAddr, Instant)>,
+    /// Addresses that logged in successfully, with the time; exempt from this gate.
+    known: Vec<(IpAddr, Instant)>,
+    /// Attempts from addresses not in `known` that are in flight.
+    in_flight: u32,
+}
+
+impl Account {
+    /// Distinct addresses with a failure inside the window.
+    fn pressure(&self, now: Instant, window: Duration) -> u32 {
+        let n = self
+            .failing
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(*t) < window)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn is_known(&self, ip: IpAddr, now: Instant) -> bool {
+        self.known
+            .iter()
+            .any(|(a, t)| *a == ip && now.saturating_duration_since(*t) < KNOWN_FOR)
+    }
+
+    fn is_idle(&self, now: Instant, window: Duration) -> bool {
+        self.in_flight == 0
+            && self.pressure(now, window) == 0
+            && !self
+                .known
+                .iter()
+                .any(|(_, t)| now.saturating_duration_since(*t) < KNOWN_FOR)
+    }
+}
+
+/// Everything the throttle knows, behind one lock so that a reservation in all three
+/// gates is atomic.
+#[derive(Default)]
+struct State {
+    /// By (case-folded account, address).
+    pairs: HashMap<(String, IpAddr), Gate>,
+    /// By source address.
+    addrs: HashMap<IpAddr, Gate>,
+    /// By case-folded account name.
+    accounts: HashMap<String, Account>,
+}
+
+/// Growing, concurrency-proof delays for password checks (see the module documentation).
+pub struct LoginThrottle {
+    /// Settings.
+    limits: LoginLimits,
+    /// Failures and reservations.
+    state: Mutex<State>,
+    /// Woken whenever an attempt finishes, so waiting attempts look again.
+    released: Notify,
+}
+
+/// A reserved password check. Finish it with [`Attempt::failed`] or
+/// [`Attempt::succeeded`]; dropping it unfinished releases the reservation without
+/// counting anything (the peer went away before it learnt the answer).
+#[must_use = "an attempt must be finished with failed() or succeeded()"]
+pub struct Attempt<'a> {
+    /// The throttle it was taken from.
+    throttle: &'a LoginThrottle,
+    /// Case-folded account name; `None` for registrations (address gate only).
+    account: Option<String>,
+    /// Source address.
+    ip: IpAddr,
+    /// Whether the address is known to the account (exempt from the account gate).
+    known: bool,
+    /// How long to wait before checking the password.
+    delay: Duration,
+}
+
+impl LoginThrottle {
+    /// A throttle with these settings.
+    pub fn new(limits: LoginLimits) -> LoginThrottle {
+        LoginThrottle {
+            limits,
+            state: Mutex::default(),
+            released: Notify::new(),
+        }
+    }
+
+    /// Reserves an attempt for `account` (case-folded name; `None` for a registration)
+    /// from `ip`, waiting while the gates say earlier attempts must finish first. Then
+    /// wait [`Attempt::delay`] before checking the password.
+    pub async fn begin(&self, account: Option<&str>, ip: IpAddr) -> Attempt<'_> {
+        loop {
+            // Registered before looking, so a release between the look and the wait is
+            // not missed.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(attempt) = self.try_begin(account, ip, Instant::now()) {
+                return attempt;
+            }
+            released.await;
+        }
+    }
+
+    /// Reserves an attempt if the gates allow one to start at `now`.
+    pub fn try_begin(
+        &self,
+        account: Option<&str>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Option<Attempt<'_>> {
+        let l = &self.limits;
+        let w = l.window;
+        let mut st = self.lock();
+        prune(&mut st, now, w);
+        let addr = st.addrs.get(&ip).copied().unwrap_or(Gate::new(now));
+        if !addr.admits(l.free_per_ip, now, w) {
+            return None;
+        }
+        let mut steps = addr.failures(now, w).saturating_sub(l.free_per_ip);
+        let mut known = false;
+        if let Some(name) = account {
+            let pair = st
+                .pairs
+                .get(&(name.to_string(), ip))
+                .copied()
+                .unwrap_or(Gate::new(now));
+            // The pair has no allowance: its attempts always go one at a time.
+            if !pair.admits(0, now, w) {
+                return None;
+            }
+            steps = steps.max(pair.failures(now, w));
+            if let Some(acc) = st.accounts.get(name) {
+                known = acc.is_known(ip, now);
+                if !known {
+                    let free = l.free_addrs_per_account;
+                    let pressure = acc.pressure(now, w);
+                    if acc.in_flight > 0 && pressure + acc.in_flight >= free {
+                        return None;
+                    }
+                    steps = steps.max(pressure.saturating_sub(free));
+                }
+            }
+            st.pairs
+                .entry((name.to_string(), ip))
+                .or_insert(Gate::new(now))
+                .in_flight += 1;
+            if !known {
+                st.accounts.entry(name.to_string()).or_default().in_flight += 1;
+            }
+        }
+        st.addrs.entry(ip).or_insert(Gate::new(now)).in_flight += 1;
+        Some(Attempt {
+            throttle: self,
+            account: account.map(str::to_string),
+            ip,
+            known,
+            delay: self.delay_for(steps),
+        })
+    }
+
+    /// The delay after `failures` counted failures.
+    fn delay_for(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 2u32.saturating_pow(failures - 1);
+        self.limits
+            .base_delay
+            .saturating_mul(factor)
+            .min(self.limits.max_delay)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Counters cannot be left inconsistent by a panic; recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Attempt<'_> {
+    /// How long to wait before checking the password.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Records a wrong password (or, for a registration, a name that was taken).
+    pub fn failed(self, now: Instant) {
+        let w = self.throttle.limits.window;
+        let mut st = self.throttle.lock();
+        st.addrs
+            .entry(self.ip)
+            .or_insert(Gate::new(now))
+            .fail(now, w);
+        if let Some(name) = &self.account {
+            st.pairs
+                .entry((name.clone(), self.ip))
+                .or_insert(Gate::new(now))
+                .fail(now, w);
+            let acc = st.accounts.entry(name.clone()).or_default();
+            match acc.failing.iter_mut().find(|(a, _)| *a == self.ip) {
+                Some(entry) => entry.1 = now,
+                None => {
+                    acc.failing
+                        .retain(|(_, t)| now.saturating_duration_since(*t) < w);
+                    if acc.failing.len() < MAX_FAILING {
+                        acc.failing.push((self.ip, now));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a correct password: the pair's failures are forgiven and the address
+    /// becomes known to the account (exempt from its gate). The address's own failures
+    /// stay: others behind it may still be guessing.
+    pub fn succeeded(self, now: Instant) {
+        let Some(name) = &self.account else {
+            return;
+        };
+        let mut st = self.throttle.lock();
+        if let Some(pair) = st.pairs.get_mut(&(name.clone(), self.ip)) {
+            pair.failures = 0;
+        }
+        let acc = st.accounts.entry(name.clone()).or_default();
+        acc.failing.retain(|(a, _)| *a != self.ip);
+        acc.known.retain(|(a, _)| *a != self.ip);
+        acc.known.push((self.ip, now));
+        if acc.known.len() > MAX_KNOWN {
+            acc.known.remove(0);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        {
+            let mut st = self.throttle.lock();
+            if let Some(g) = st.addrs.get_mut(&self.ip) {
+                g.in_flight = g.in_flight.saturating_sub(1);
+            }
+            if let Some(name) = &self.account {
+                if let Some(g) = st.pairs.get_mut(&(name.clone(), self.ip)) {
+                    g.in_flight = g.in_flight.saturating_sub(1);
+                }
+                if !self.known
+                    && let Some(acc) = st.accounts.get_mut(name)
+                {
+                    acc.in_flight = acc.in_flight.saturating_sub(1);
+                }
+            }
+        }
+        self.throttle.released.notify_waiters();
+    }
+}
+
+/// Drops idle entries once a map is large, so memory stays bounded; entries with
+/// attempts in flight or failures inside the window are kept.
+fn prune(st: &mut State, now: Instant, window: Duration) {
+    if st.pairs.len() >= MAX_ENTRIES {
+        st.pairs.retain(|_, g| !g.is_idle(now, window));
+    }
+    if st.addrs.len() >= MAX_ENTRIES {
+        st.addrs.retain(|_, g| !g.is_idle(now, window));
+    }
+    if st.accounts.len() >= MAX_ENTRIES {
+        st.accounts.retain(|_, a| !a.is_idle(now, window));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> LoginLimits {
+        LoginLimits {
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            free_per_ip: 5,
+            free_addrs_per_account: 3,
+            window: Duration::from_secs(900),
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        [10, 0, 0, last].into()
+    }
+
+    /// One attempt after another, each failing; returns the delays they were given.
+    fn fail_in_turn(
+        th: &LoginThrottle,
+        account: &str,
+        from: IpAddr,
+        n: usize,
+        t: Instant,
+    ) -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                let a = th.try_begin(Some(account), from, t).expect("free to start");
+                let d = a.delay();
+                a.failed(t);
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn delays_grow_per_account_and_address_and_cap() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        let seen = fail_in_turn(&th, "alice", ip(1), 11, t0);
+        assert_eq!(seen[0], Duration::ZERO);
+        assert_eq!(seen[1], Duration::from_millis(250));
+        assert_eq!(seen[2], Duration::from_millis(500));
+        assert_eq!(seen[3], Duration::from_secs(1));
+        assert_eq!(seen[10], Duration::from_secs(30));
+        // Failures expire after the window.
+        let later = t0 + Duration::from_secs(901);
+        let a = th.try_begin(Some("alice"), ip(1), later).expect("start");
+        assert_eq!(a.delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn parallel_attempts_of_one_pair_go_one_at_a_time() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        let first = th.try_begin(Some("alice"), ip(1), t0).expect("first");
+        assert!(
+            th.try_begin(Some("alice"), ip(1), t0).is_none(),
+            "second waits"
+        );
+        first.failed(t0);
+        let second = th.try_begin(Some("alice"), ip(1), t0).expect("now free");
+        assert_eq!(
+            second.delay(),
+            Duration::from_millis(250),
+            "counted as the next guess"
+        );
+        // Dropping an unfinished attempt frees the gate without counting a failure.
+        drop(second);
+        let third = th.try_begin(Some("alice"), ip(1), t0).expect("free again");
+        assert_eq!(third.delay(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_owner_elsewhere_is_not_delayed_by_one_guessing_address() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        fail_in_turn(&th, "alice", ip(1), 20, t0);
+        let _busy = th
+            .try_begin(Some("alice"), ip(1), t0)
+            .expect("attacker's next");
+        let owner = th.try_begin(Some("alice"), ip(2), t0).expect("not queued");
+        assert_eq!(owner.delay(), Duration::ZERO);
+        owner.succeeded(t0);
+    }
+
+    #[test]
+    fn an_address_may_run_its_allowance_in_parallel_then_goes_one_at_a_time() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        // Five different accounts at once from one address (a shared NAT) all start.
+        let running: Vec<_> = (0..5)
+            .map(|i| {
+                th.try_begin(Some(&format!("user{i}")), ip(1), t0)
+                    .expect("allowance")
+            })
+            .collect();
+        assert!(th.try_begin(Some("user5"), ip(1), t0).is_none());
+        assert!(th.try_begin(None, ip(1), t0).is_none(), "registrations too");
+        for a in running {
+            a.failed(t0);
+        }
+        let a = th.try_begin(Some("user6"), ip(1), t0).expect("alone now");
+        assert_eq!(a.delay(), Duration::ZERO, "five failures are free");
+        a.failed(t0);
+        let r = th.try_begin(None, ip(1), t0).expect("a registration");
+        assert_eq!(r.delay(), Duration::from_millis(250));
+        assert!(
+            th.try_begin(Some("user7"), ip(1), t0).is_none(),
+            "one at a time"
+        );
+        r.failed(t0);
+        let a = th.try_begin(Some("user7"), ip(1), t0).expect("next");
+        assert_eq!(a.delay(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_distributed_attack_slows_new_addresses_but_not_known_ones() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        let owner = th.try_begin(Some("alice"), ip(100), t0).expect("owner");
+        owner.succeeded(t0);
+        for i in 1..=5 {
+            fail_in_turn(&th, "alice", ip(i), 1, t0);
+        }
+        // Five failing addresses, three free: a new address waits two steps.
+        let newcomer = th.try_begin(Some("alice"), ip(50), t0).expect("start");
+        assert_eq!(newcomer.delay(), Duration::from_millis(500));
+        assert!(
+            th.try_begin(Some("alice"), ip(51), t0).is_none(),
+            "new addresses go one at a time"
+        );
+        // The owner's known address is neither queued nor delayed.
+        let owner = th.try_begin(Some("alice"), ip(100), t0).expect("owner");
+        assert_eq!(owner.delay(), Duration::ZERO);
+        owner.succeeded(t0);
+        drop(newcomer);
+        assert!(th.try_begin(Some("alice"), ip(51), t0).is_some());
+    }
+
+    #[test]
+    fn memory_stays_bounded_without_losing_live_entries() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        for i in 0..MAX_ENTRIES {
+            let a = th
+                .try_begin(Some(&format!("u{i}")), ip(1), t0)
+                .expect("start");
+            drop(a);
+        }
+        let live = th.try_begin(Some("live"), ip(2), t0).expect("start");
+        let later = t0 + Duration::from_secs(901);
+        let _next = th.try_begin(Some("next"), ip(3), later).expect("start");
+        let st = th.lock();
+        assert!(
+            st.pairs.len() < 10,
+            "idle entries dropped: {}",
+            st.pairs.len()
+        );
+        assert!(st.pairs.contains_key(&("live".to_string(), ip(2))));
+        drop(st);
+        drop(live);
+    }
+}
