@@ -4,7 +4,7 @@
 //! Module map: [`config`] (options), [`listener`] (accept loop, connection limits, TLS
 //! handshake), [`session`] (one task per connection), [`hub`] (presence and fan-out),
 //! [`store`] (durable state behind a trait), [`auth`] (password hashing), [`ratelimit`]
-//! (message and login limits), [`tls`] (certificates), [`transcript`] (plain-text
+//! (message, join and part limits), [`throttle`] (login delays), [`tls`] (certificates), [`transcript`] (plain-text
 //! logs), [`monitor`] (the console's live feed), [`metrics`], [`moderation`] (operator
 //! actions), [`web`] (console, browser chat, `/metrics`).
 
