@@ -176,6 +176,36 @@ pub struct Options {
     /// Serve the web interface over HTTPS even on a loopback address [default: false].
     #[arg(long, env = "NATTER_WEB_TLS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub web_tls: Option<bool>,
+    // Web listener hardening: connection cap per address, timeouts, accepted host names,
+    // the metrics token.
+    /// Web connections open at once from one IP address [default: max_connections_per_ip, 64].
+    #[arg(long, env = "NATTER_WEB_MAX_PER_IP", value_name = "N")]
+    pub web_max_per_ip: Option<usize>,
+    /// Seconds a web connection has from its first byte (or from connecting) to send a
+    /// whole request head, TLS handshake included [default: 10].
+    #[arg(long, env = "NATTER_WEB_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub web_header_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive web connection may stay silent between requests (WebSockets
+    /// follow the chat ping rules instead) [default: 60].
+    #[arg(long, env = "NATTER_WEB_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub web_idle_timeout_secs: Option<u64>,
+    /// Host names the web interface answers to, comma-separated; other `Host` headers get
+    /// 421 [default: the web_listen address, localhost and loopback addresses].
+    #[arg(
+        long,
+        env = "NATTER_WEB_HOST",
+        value_name = "NAME,...",
+        value_delimiter = ','
+    )]
+    pub web_host: Option<Vec<String>>,
+    /// Bearer token /metrics requires (`Authorization: Bearer TOKEN`) [default: none, open].
+    #[arg(
+        long,
+        env = "NATTER_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<Secret>,
 }
 
 /// A secret setting (the operator password): never shown by `Debug`.
@@ -267,6 +297,17 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// HTTPS for the web interface even on loopback (beyond loopback it always is).
     pub web_tls: bool,
+    /// Web connections at once per source IP.
+    pub web_max_per_ip: usize,
+    /// Time a web connection has to send a whole request head (TLS handshake included).
+    pub web_header_timeout: Duration,
+    /// Silence allowed on a kept-alive web connection between requests.
+    pub web_idle_timeout: Duration,
+    /// Names accepted in `Host` (lowercase, IPv6 without brackets); empty means the
+    /// defaults: the web listener's address, `localhost` and loopback addresses.
+    pub web_host: Vec<String>,
+    /// Token `/metrics` requires as `Authorization: Bearer`; `None` leaves it open.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Config {
@@ -305,6 +346,7 @@ impl Config {
             }
         };
         let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        let max_connections_per_ip = o.max_connections_per_ip.unwrap_or(d.max_connections_per_ip);
         let cfg = Config {
             listen,
             data_dir: o.data_dir.unwrap_or(d.data_dir),
@@ -313,7 +355,7 @@ impl Config {
             max_message_bytes: o.max_message_bytes.unwrap_or(d.max_message_bytes),
             session_queue: o.session_queue.unwrap_or(d.session_queue),
             max_connections: o.max_connections.unwrap_or(d.max_connections),
-            max_connections_per_ip: o.max_connections_per_ip.unwrap_or(d.max_connections_per_ip),
+            max_connections_per_ip,
             auth_timeout: secs(o.auth_timeout_secs, d.auth_timeout),
             max_prelogin_frames: o.max_prelogin_frames.unwrap_or(d.max_prelogin_frames),
             ping_interval: secs(o.ping_interval_secs, d.ping_interval),
@@ -365,6 +407,20 @@ impl Config {
             },
             admin_password: o.admin_password,
             web_tls: o.web_tls.unwrap_or(d.web_tls),
+            // Unless set, one address may hold as many web connections as chat ones.
+            web_max_per_ip: o.web_max_per_ip.unwrap_or(max_connections_per_ip),
+            web_header_timeout: secs(o.web_header_timeout_secs, d.web_header_timeout),
+            web_idle_timeout: secs(o.web_idle_timeout_secs, d.web_idle_timeout),
+            web_host: match o.web_host {
+                None => d.web_host,
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.trim())
+                    .filter(|n| !n.is_empty())
+                    .map(web_host_name)
+                    .collect::<Result<_, _>>()?,
+            },
+            metrics_token: o.metrics_token,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -468,6 +524,43 @@ impl Config {
             range("retention_days", r.as_secs() / 86_400, 1, 100_000)?;
         }
         range("shutdown_grace_secs", self.shutdown_grace.as_secs(), 0, 600)?;
+        range("web_max_per_ip", self.web_max_per_ip as u64, 1, 10_000_000)?;
+        range(
+            "web_header_timeout_secs",
+            self.web_header_timeout.as_secs(),
+            1,
+            3600,
+        )?;
+        range(
+            "web_idle_timeout_secs",
+            self.web_idle_timeout.as_secs(),
+            1,
+            86_400,
+        )?;
+        for name in &self.web_host {
+            if web_host_name(name).ok().as_deref() != Some(name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    option: "web_host",
+                    message: format!("'{name}' is not a lowercase host name or IP address"),
+                });
+            }
+        }
+        if let Some(t) = &self.metrics_token
+            && !(16..=256).contains(&t.0.len())
+        {
+            return Err(ConfigError::Invalid {
+                option: "metrics_token",
+                message: "must be 16 to 256 characters".into(),
+            });
+        }
+        if let Some(t) = &self.metrics_token
+            && !t.0.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::Invalid {
+                option: "metrics_token",
+                message: "must be printable ASCII without spaces (it travels in a header)".into(),
+            });
+        }
         if let Some(p) = &self.admin_password
             && p.0.chars().count() < 12
         {
@@ -532,8 +625,47 @@ impl Default for Config {
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
             admin_password: None,
             web_tls: false,
+            web_max_per_ip: 64,
+            web_header_timeout: Duration::from_secs(10),
+            web_idle_timeout: Duration::from_secs(60),
+            web_host: Vec::new(),
+            metrics_token: None,
         }
     }
+}
+
+/// `name` as the web listener compares it with `Host`: a DNS name (letters, digits, `-`,
+/// `.`) in lowercase without a trailing dot, or an IP address (IPv6 without brackets).
+/// A port is refused: `Host` is matched by name whatever the port.
+pub fn web_host_name(name: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        option: "web_host",
+        message: format!("'{name}' {why}"),
+    };
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if lower.contains(':') {
+        return Err(invalid(
+            "has a port; list the name alone (any port matches)",
+        ));
+    }
+    if lower.is_empty() || lower.len() > 253 || !lower.split('.').all(label_ok) {
+        return Err(invalid("is not a host name or IP address"));
+    }
+    Ok(lower)
 }
 
 fn range(option: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
@@ -638,6 +770,125 @@ mod tests {
             e.contains("admin_password") && !e.contains("short\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn web_listener_limits_and_names() {
+        let c = Config::load(&Options::default()).expect("defaults");
+        assert_eq!(c.web_max_per_ip, 64);
+        assert_eq!(c.web_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.web_idle_timeout, Duration::from_secs(60));
+        assert!(c.web_host.is_empty() && c.metrics_token.is_none());
+        let o = Options {
+            max_connections_per_ip: Some(5),
+            ..Options::default()
+        };
+        assert_eq!(
+            Config::load(&o).expect("valid").web_max_per_ip,
+            5,
+            "follows the chat cap unless set"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("natter.toml");
+        std::fs::write(
+            &path,
+            "web_max_per_ip = 8\nweb_header_timeout_secs = 3\nweb_idle_timeout_secs = 20\n\
+             web_host = [\"Chat.Example.\", \"[2001:db8::1]\", \"192.0.2.7\"]\n\
+             metrics_token = \"0123456789abcdef-token\"\n",
+        )
+        .expect("write");
+        let o = Options {
+            config: Some(path),
+            ..Options::default()
+        };
+        let c = Config::load(&o).expect("valid");
+        assert_eq!(c.web_max_per_ip, 8);
+        assert_eq!(c.web_header_timeout, Duration::from_secs(3));
+        assert_eq!(c.web_idle_timeout, Duration::from_secs(20));
+        assert_eq!(c.web_host, ["chat.example", "2001:db8::1", "192.0.2.7"]);
+        assert!(!format!("{c:?}").contains("0123456789"), "Debug hides it");
+
+        let o = Options::try_parse_from([
+            "natter-server",
+            "--web-host",
+            "a.example,b.example",
+            "--web-idle-timeout-secs",
+            "5",
+        ])
+        .expect("parses");
+        let c = Config::load(&o).expect("valid");
+        assert_eq!(c.web_host, ["a.example", "b.example"]);
+        assert_eq!(c.web_idle_timeout, Duration::from_secs(5));
+
+        for (o, option) in [
+            (
+                Options {
+                    web_host: Some(vec!["chat.example:8000".into()]),
+                    ..Options::default()
+                },
+                "web_host",
+            ),
+            (
+                Options {
+                    web_host: Some(vec!["evil/example".into()]),
+                    ..Options::default()
+                },
+                "web_host",
+            ),
+            (
+                Options {
+                    web_header_timeout_secs: Some(0),
+                    ..Options::default()
+                },
+                "web_header_timeout_secs",
+            ),
+            (
+                Options {
+                    web_idle_timeout_secs: Some(0),
+                    ..Options::default()
+                },
+                "web_idle_timeout_secs",
+            ),
+            (
+                Options {
+                    web_max_per_ip: Some(0),
+                    ..Options::default()
+                },
+                "web_max_per_ip",
+            ),
+            (
+                Options {
+                    metrics_token: Some(Secret("short".into())),
+                    ..Options::default()
+                },
+                "metrics_token",
+            ),
+            (
+                Options {
+                    metrics_token: Some(Secret("a token with spaces in it".into())),
+                    ..Options::default()
+                },
+                "metrics_token",
+            ),
+        ] {
+            let e = Config::load(&o).expect_err(option).to_string();
+            assert!(e.contains(option), "{e}");
+        }
+        let cmd = <Options as clap::CommandFactory>::command();
+        for (id, env) in [
+            ("web_max_per_ip", "NATTER_WEB_MAX_PER_IP"),
+            ("web_header_timeout_secs", "NATTER_WEB_HEADER_TIMEOUT_SECS"),
+            ("web_idle_timeout_secs", "NATTER_WEB_IDLE_TIMEOUT_SECS"),
+            ("web_host", "NATTER_WEB_HOST"),
+            ("metrics_token", "NATTER_METRICS_TOKEN"),
+        ] {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .expect("declared");
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env));
+        }
     }
 
     #[test]

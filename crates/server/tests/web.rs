@@ -1078,3 +1078,128 @@ async fn https_with_the_server_certificate_when_asked() {
     assert!(!String::from_utf8_lossy(&buf).contains("ok\n"));
     srv.stop().await;
 }
+
+/// A DNS-rebinding page (its name resolved to 127.0.0.1) reaches the socket with its own
+/// name in `Host` and `Origin`: every route refuses it before doing anything.
+#[tokio::test]
+async fn foreign_host_names_are_refused_before_any_handler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start_web(web_config(dir.path())).await;
+    let web = srv.web.expect("web");
+    let evil = format!("evil.example:{}", web.port());
+    let evil_origin = format!("http://{evil}");
+    let login = serde_json::json!({ "password": ADMIN }).to_string();
+    for (method, path, body) in [
+        ("GET", "/metrics", None),
+        ("POST", "/api/admin/login", Some(login.as_str())),
+        ("GET", "/healthz", None),
+        ("GET", "/console", None),
+    ] {
+        let tcp = TcpStream::connect(web).await.expect("connect");
+        let headers = [("Origin", evil_origin.as_str())];
+        let r = exchange(tcp, &evil, method, path, &headers, body).await;
+        assert_eq!(r.status, 421, "{method} {path}: {r:?}");
+        assert!(r.header("set-cookie").is_none(), "{path}: no session");
+        assert!(!r.body.contains("natter_"), "{path}: no metrics");
+    }
+    let url = format!("ws://{web}/ws");
+    assert_eq!(
+        ws_connect(&url, &[("Host", &evil), ("Origin", &evil_origin)])
+            .await
+            .err(),
+        Some(421),
+        "no WebSocket for a foreign Host"
+    );
+    // The same login through an allowed name works.
+    Console::login(web).await;
+
+    // The names the server is reached by locally all work, with and without the port.
+    let port = web.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_string(),
+        format!("localhost:{port}"),
+        "LocalHost".to_string(),
+        format!("[::1]:{port}"),
+        "[::1]".to_string(),
+    ] {
+        let tcp = TcpStream::connect(web).await.expect("connect");
+        let r = exchange(tcp, &host, "GET", "/healthz", &[], None).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok\n"), "Host: {host}");
+    }
+    let origin = format!("http://localhost:{port}");
+    let mut ws = ws_connect(
+        &format!("ws://{web}/ws"),
+        &[("Host", &format!("localhost:{port}")), ("Origin", &origin)],
+    )
+    .await
+    .expect("localhost page opens /ws");
+    assert!(matches!(ws_frame(&mut ws).await, ServerFrame::Hello { .. }));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn configured_host_names_replace_the_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        web_host: vec!["chat.example".into(), "::1".into()],
+        ..web_config(dir.path())
+    };
+    let srv = TestServer::start_web(config).await;
+    let web = srv.web.expect("web");
+    let port = web.port();
+    for (host, status) in [
+        (format!("chat.example:{port}"), 200),
+        ("Chat.Example".to_string(), 200),
+        (format!("[::1]:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 421),
+        ("localhost".to_string(), 421),
+        ("chat.example.evil.example".to_string(), 421),
+        ("chat.example:x".to_string(), 421),
+    ] {
+        let tcp = TcpStream::connect(web).await.expect("connect");
+        let r = exchange(tcp, &host, "GET", "/healthz", &[], None).await;
+        assert_eq!(r.status, status, "Host: {host}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "scrape-token-0123456789";
+    let config = Config {
+        metrics_token: Some(Secret(token.into())),
+        ..web_config(dir.path())
+    };
+    let srv = TestServer::start_web(config).await;
+    let web = srv.web.expect("web");
+    let good = format!("Bearer {token}");
+    let longer = format!("Bearer {token}x");
+    for (auth, status) in [
+        (None, 401),
+        (Some("Bearer "), 401),
+        (Some("Bearer wrong"), 401),
+        (Some(longer.as_str()), 401),
+        (Some(token), 401),
+        (Some(good.as_str()), 200),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let r = http(web, "GET", "/metrics", &headers, None).await;
+        assert_eq!(r.status, status, "Authorization: {auth:?}");
+        assert_eq!(
+            r.body.contains("natter_connections"),
+            status == 200,
+            "{auth:?}"
+        );
+        if status == 401 {
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("Bearer realm=\"natter metrics\"")
+            );
+        }
+    }
+    // Other routes do not ask for it.
+    assert_eq!(http(web, "GET", "/healthz", &[], None).await.status, 200);
+    srv.stop().await;
+}

@@ -6,12 +6,12 @@
 
 pub mod assets;
 pub mod chat;
+mod conn;
 pub mod console;
 pub mod operator;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -19,9 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,8 +27,6 @@ use crate::Shared;
 
 /// Web connections open at once; more are closed at once.
 const MAX_WEB_CONNECTIONS: usize = 1024;
-/// Time a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body (JSON for the console's actions).
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -78,172 +74,88 @@ pub fn router(state: WebState) -> Router {
         .route("/api/admin/{action}", post(console::action))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// Serves the web interface on `listener` until `stop` fires.
+/// Serves the web interface on `listener` until `state.stop` fires.
 pub async fn serve(listener: TcpListener, state: WebState) {
-    let local = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "web listener has no address");
-            return;
-        }
-    };
     let tls = if state.https {
         state.shared.tls.as_ref().map(|t| t.acceptor.clone())
     } else {
         None
     };
-    let (tx, rx) = mpsc::channel(64);
-    let stop = state.stop.clone();
-    state
-        .tracker
-        .spawn(accept_loop(listener, tls, tx, stop.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // `tap_io` (a no-op here) is what gives a custom listener axum's `ConnectInfo`.
-    let incoming = axum::serve::ListenerExt::tap_io(WebListener { rx, local }, |_| {});
-    if let Err(e) = axum::serve(incoming, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-    {
-        tracing::error!(error = %e, "web server failed");
+    let app = router(state.clone());
+    conn::accept_loop(listener, tls, app, state).await;
+}
+
+/// The local address a request's connection arrived at (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// Refuses a request whose `Host` (or absolute URI) names a host this server does not
+/// answer to, before any handler runs: a DNS-rebinding page reaches the socket under
+/// its own name.
+async fn check_host(State(st): State<WebState>, req: Request, next: Next) -> Response {
+    let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
+    let allowed = |value: &str| {
+        host_name(value).is_some_and(|name| host_allowed(&name, &st.shared.config.web_host, local))
+    };
+    let host = req.headers().get(header::HOST).map(|h| h.to_str());
+    let ok = match host {
+        Some(Ok(h)) => allowed(h),
+        _ => false,
+    } && req.uri().authority().is_none_or(|a| allowed(a.as_str()));
+    if !ok {
+        tracing::debug!(?host, "web request for another host refused");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server does not answer to that host name (see web_host)\n",
+        )
+            .into_response();
     }
+    next.run(req).await
 }
 
-/// Accepts web connections, bounded in number, doing TLS handshakes in their own tasks
-/// so one slow client never delays the next.
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    tx: mpsc::Sender<(WebIo, SocketAddr)>,
-    stop: CancellationToken,
-) {
-    let permits = Arc::new(Semaphore::new(MAX_WEB_CONNECTIONS));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            pair = crate::listener::accept(&listener) => pair,
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "web connection refused: too many connections");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let tx = tx.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let stream = match tls {
-                None => Stream::Plain(tcp),
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "web TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    }
-                }
-            };
-            let _ = tx
-                .send((
-                    WebIo {
-                        stream,
-                        _permit: permit,
-                    },
-                    peer,
-                ))
-                .await;
-        });
-    }
-}
-
-/// Hands accepted (and, for HTTPS, handshaken) connections to axum.
-struct WebListener {
-    /// Ready connections.
-    rx: mpsc::Receiver<(WebIo, SocketAddr)>,
-    /// The bound address.
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for WebListener {
-    type Io = WebIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (WebIo, SocketAddr) {
-        match self.rx.recv().await {
-            Some(pair) => pair,
-            // The accept loop ended (shutdown): wait for axum's graceful shutdown.
-            None => std::future::pending().await,
+/// The host name in a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), as
+/// [`crate::config::web_host_name`] normalises it; `None` if malformed.
+fn host_name(value: &str) -> Option<String> {
+    let port_ok = |p: &str| p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    let name = match value.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, after) = rest.split_once(']')?;
+            if !(after.is_empty() || after.strip_prefix(':').is_some_and(port_ok)) {
+                return None;
+            }
+            ip.parse::<std::net::Ipv6Addr>().ok()?;
+            ip
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+        None => match value.rsplit_once(':') {
+            Some((name, port)) if port_ok(port) => name,
+            Some(_) => return None,
+            None => value,
+        },
+    };
+    crate::config::web_host_name(name).ok()
 }
 
-/// A web connection, plain or TLS, holding its slot until dropped.
-pub struct WebIo {
-    /// The transport.
-    stream: Stream,
-    /// Frees the connection slot when the connection ends.
-    _permit: OwnedSemaphorePermit,
-}
-
-/// A plain or TLS stream.
-enum Stream {
-    /// HTTP.
-    Plain(TcpStream),
-    /// HTTPS.
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for WebIo {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+/// Whether `name` (normalised) is one this server answers to: the configured list, or
+/// by default `localhost`, any loopback address and the address the connection arrived
+/// at.
+fn host_allowed(name: &str, configured: &[String], local: Option<SocketAddr>) -> bool {
+    if !configured.is_empty() {
+        return configured.iter().any(|c| c == name);
     }
-}
-
-impl AsyncWrite for WebIo {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+    if name == "localhost" {
+        return true;
     }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+    match name.parse::<IpAddr>() {
+        Ok(ip) => {
+            let ip = ip.to_canonical();
+            ip.is_loopback() || local.is_some_and(|l| l.ip().to_canonical() == ip)
         }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Err(_) => false,
     }
 }
 
@@ -273,7 +185,17 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn metrics(State(st): State<WebState>) -> impl IntoResponse {
+async fn metrics(State(st): State<WebState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &st.shared.config.metrics_token
+        && !bearer_matches(&headers, &token.0)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"natter metrics\"")],
+            "metrics need Authorization: Bearer <metrics_token>\n",
+        )
+            .into_response();
+    }
     let text = st
         .shared
         .metrics
@@ -285,6 +207,21 @@ async fn metrics(State(st): State<WebState>) -> impl IntoResponse {
         )],
         text,
     )
+        .into_response()
+}
+
+/// Whether `Authorization` is `Bearer <token>`. Digests are compared, in constant time,
+/// so neither the content nor the length of the token leaks through timing.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, t)| t.trim());
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    let ok = operator::ct_eq(digest(given).as_ref(), digest(token).as_ref());
+    ok && !given.is_empty()
 }
 
 /// How a request's `Origin` relates to this server.
@@ -324,6 +261,59 @@ mod tests {
             h.insert(header::ORIGIN, HeaderValue::from_str(o).expect("origin"));
         }
         h
+    }
+
+    #[test]
+    fn host_names_with_ports_brackets_and_case() {
+        for (value, name) in [
+            ("localhost", Some("localhost")),
+            ("LocalHost:8000", Some("localhost")),
+            ("localhost.:8000", Some("localhost")),
+            ("127.0.0.1:8000", Some("127.0.0.1")),
+            ("[::1]:8000", Some("::1")),
+            ("[::1]", Some("::1")),
+            ("[0:0::1]", Some("::1")),
+            ("::1", None),
+            ("[::1]x", None),
+            ("[evil.example]", None),
+            ("evil.example:80:80", None),
+            ("evil.example:http", None),
+            ("", None),
+            ("a b", None),
+        ] {
+            assert_eq!(host_name(value).as_deref(), name, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn default_hosts_are_local_names_and_the_arrival_address() {
+        let local = Some("192.0.2.7:8000".parse::<SocketAddr>().expect("addr"));
+        for name in ["localhost", "127.0.0.1", "127.0.0.2", "::1", "192.0.2.7"] {
+            assert!(host_allowed(name, &[], local), "{name}");
+        }
+        for name in [
+            "evil.example",
+            "192.0.2.8",
+            "0.0.0.0",
+            "localhost.evil.example",
+        ] {
+            assert!(!host_allowed(name, &[], local), "{name}");
+        }
+        let mapped = Some(
+            "[::ffff:192.0.2.7]:8000"
+                .parse::<SocketAddr>()
+                .expect("addr"),
+        );
+        assert!(
+            host_allowed("192.0.2.7", &[], mapped),
+            "dual-stack listener"
+        );
+        let listed = ["chat.example".to_string()];
+        assert!(host_allowed("chat.example", &listed, local));
+        assert!(
+            !host_allowed("localhost", &listed, local),
+            "the list replaces"
+        );
     }
 
     #[test]
