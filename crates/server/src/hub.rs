@@ -2,9 +2,10 @@
 //!
 //! The hub is the single owner of presence and room membership. It sits behind one std
 //! `Mutex` that is only held for short, non-async sections (never across an `.await`).
-//! Delivering a frame means serializing it once and appending the bytes to each
-//! recipient's bounded [`Outbox`]; a burst of messages is appended as one chunk. The hub
-//! never does I/O. A recipient whose outbox is full is a slow consumer: it is told to
+//! Delivering means handing each recipient a shared, typed [`Delivery`]: the recipient's
+//! handle takes the delivery's bytes in its own wire format (encoded once per format, on
+//! first use) and appends them to its bounded [`Outbox`]; a burst of messages is one
+//! delivery, so one chunk. The hub never does I/O and knows no wire format. A recipient whose outbox is full is a slow consumer: it is told to
 //! close (through its [`SessionHandle::close`]) instead of making the hub, or anyone else, wait.
 //!
 //! Rooms are joined per session (like IRC channels); a user is a member of a room while
@@ -19,51 +20,48 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
-use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, encode, name_key};
+use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, name_key};
 use tokio_util::sync::CancellationToken;
 
+use crate::codec::{Encoder, JsonLines};
+use crate::delivery::Delivery;
 use crate::outbox::{Outbox, Push};
 
 /// Identifies one connection's session within the hub.
 pub type SessionId = u64;
 
-/// The hub's handle on one session: its outgoing queue, and the way to end it.
+/// The hub's handle on one session: its outgoing queue, its wire format, and the way to
+/// end it.
 #[derive(Clone)]
 pub struct SessionHandle {
-    /// The session's bounded outgoing queue of encoded lines.
+    /// The session's bounded outgoing queue of encoded frames.
     pub outbox: Arc<Outbox>,
     /// Fires when the session must end: closed for a reason (slow consumer, kick, ban)
     /// or, with no reason, because the server is shutting down.
     token: CancellationToken,
+    /// Encodes frames in the format of the session's transport.
+    encoder: Arc<dyn Encoder>,
 }
 
 impl SessionHandle {
-    /// A handle on a new, empty outbox holding at most `max_frames` frames.
-    pub fn new(max_frames: usize) -> SessionHandle {
-        SessionHandle::with_token(max_frames, CancellationToken::new())
-    }
-
-    /// Like [`SessionHandle::new`], ending when `token` is cancelled (the connection's
-    /// shutdown token: one token per connection serves for shutdown and for closing).
-    pub fn with_token(max_frames: usize, token: CancellationToken) -> SessionHandle {
+    /// A handle on `outbox`, encoding with `encoder`, ending when `token` is cancelled
+    /// (the connection's shutdown token: one token serves for shutdown and closing).
+    pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
         SessionHandle {
-            outbox: Arc::new(Outbox::new(max_frames)),
+            outbox,
             token,
+            encoder,
         }
     }
 
-    /// A handle on a new direct outbox (see [`Outbox::direct`]) writing to `sink`.
-    pub fn direct(
-        max_frames: usize,
-        token: CancellationToken,
-        sink: crate::outbox::Wire,
-        flusher: Arc<crate::outbox::Flusher>,
-    ) -> SessionHandle {
-        SessionHandle {
-            outbox: Arc::new(Outbox::direct(max_frames, sink, flusher, token.clone())),
-            token,
-        }
+    /// A handle on a new outbox of at most `max_frames` frames that a writer task
+    /// drains, in natter's JSON format, with a token of its own.
+    pub fn queued(max_frames: usize) -> SessionHandle {
+        SessionHandle::new(
+            Arc::new(Outbox::new(max_frames)),
+            CancellationToken::new(),
+            Arc::new(JsonLines),
+        )
     }
 
     /// Asks the session to end for `reason` (first reason wins).
@@ -83,14 +81,31 @@ impl SessionHandle {
         self.outbox.close_reason()
     }
 
-    /// Queues one encoded line without waiting; a full queue closes the session.
-    pub fn deliver(&self, line: &Bytes) {
-        self.deliver_lines(line, 1);
+    /// The session's wire format.
+    pub fn encoder(&self) -> &dyn Encoder {
+        &*self.encoder
     }
 
-    /// Queues `frames` encoded lines at once; a full queue closes the session.
-    pub fn deliver_lines(&self, lines: &Bytes, frames: usize) {
-        match self.outbox.push(lines, frames) {
+    /// Queues a shared delivery in this session's format without waiting; a full queue
+    /// closes the session.
+    pub fn deliver(&self, delivery: &Delivery) {
+        self.push(delivery.encoded(&*self.encoder), delivery.len());
+    }
+
+    /// Queues frames for this session alone (replies), encoded here, as one chunk.
+    pub fn send(&self, frames: &[ServerFrame]) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(frames.len() * 64);
+        for f in frames {
+            self.encoder.encode_into(f, &mut out);
+        }
+        self.push(&out.into(), frames.len());
+    }
+
+    fn push(&self, bytes: &bytes::Bytes, frames: usize) {
+        match self.outbox.push(bytes, frames) {
             Push::Queued => {}
             Push::Full => self.close("slow consumer: outgoing queue full"),
             // The session is already ending; nothing to do.
@@ -198,11 +213,10 @@ struct State {
     closing: bool,
 }
 
-/// Delivers `frames` encoded lines to every session of `room`; returns the sessions
-/// they were queued to.
-fn deliver_room(room: &Room, lines: &Bytes, frames: usize) -> usize {
+/// Delivers to every session of `room`; returns the sessions it was queued to.
+fn deliver_room(room: &Room, delivery: &Delivery) -> usize {
     for (_, handle) in &room.sessions {
-        handle.deliver_lines(lines, frames);
+        handle.deliver(delivery);
     }
     room.sessions.len()
 }
@@ -234,14 +248,14 @@ impl State {
             });
             note(&mut summary.left, &mut summary.left_more, &name);
         } else if !self.closing {
-            let line = encode(&ServerFrame::Presence {
+            let leave = Delivery::one(ServerFrame::Presence {
                 room: room_name.to_string(),
                 user: name,
                 event: PresenceEvent::Leave,
                 reason: Some(reason.to_string()),
             });
             if let Some(room) = self.rooms.get(room_name) {
-                deliver_room(room, &line, 1);
+                deliver_room(room, &leave);
             }
         }
         true
@@ -383,13 +397,13 @@ impl Hub {
             });
             note(&mut summary.joined, &mut summary.joined_more, &name);
         } else if first && !closing {
-            let line = encode(&ServerFrame::Presence {
+            let join = Delivery::one(ServerFrame::Presence {
                 room: room.to_string(),
                 user: name.clone(),
                 event: PresenceEvent::Join,
                 reason: None,
             });
-            deliver_room(r, &line, 1);
+            deliver_room(r, &join);
         }
         r.sessions.push((id, entry.handle.clone()));
         r.members.entry(key).or_insert((name, 0)).1 += 1;
@@ -418,27 +432,14 @@ impl Hub {
             .is_some_and(|e| e.rooms.iter().any(|r| r == room))
     }
 
-    /// Sends `frame` to every session in `room`, if session `from` is in it; returns the
-    /// number of sessions it was queued to.
+    /// Delivers to every session in `room`, if session `from` is in it, one shared
+    /// delivery for all members: a burst of messages costs each member one write.
+    /// Returns the number of sessions it was queued to.
     pub fn broadcast_room(
         &self,
         from: SessionId,
         room: &str,
-        frame: &ServerFrame,
-    ) -> Result<usize, RoomError> {
-        self.broadcast_room_lines(from, room, &encode(frame), 1)
-    }
-
-    /// Sends already encoded lines (one or more frames, each ending in a newline) to
-    /// every session in `room`, if session `from` is in it, as one chunk shared (not
-    /// copied) by every member's outbox: a burst of messages costs each member one write.
-    /// Returns the number of sessions it was queued to.
-    pub fn broadcast_room_lines(
-        &self,
-        from: SessionId,
-        room: &str,
-        lines: &Bytes,
-        frames: usize,
+        delivery: &Delivery,
     ) -> Result<usize, RoomError> {
         let st = self.lock();
         let in_room = st
@@ -450,7 +451,7 @@ impl Hub {
             .get(room)
             .filter(|_| in_room)
             .ok_or(RoomError::NotInRoom)?;
-        Ok(deliver_room(r, lines, frames))
+        Ok(deliver_room(r, delivery))
     }
 
     /// Sends `frame` to every session in `room` (an operator's notice); `None` if the
@@ -458,15 +459,15 @@ impl Hub {
     pub fn send_to_room(&self, room: &str, frame: &ServerFrame) -> Option<usize> {
         let st = self.lock();
         let r = st.rooms.get(room)?;
-        Some(deliver_room(r, &encode(frame), 1))
+        Some(deliver_room(r, &Delivery::one(frame.clone())))
     }
 
     /// Sends a frame to every authenticated session; returns how many.
     pub fn broadcast(&self, frame: &ServerFrame) -> usize {
-        let line = encode(frame);
+        let delivery = Delivery::one(frame.clone());
         let st = self.lock();
         for e in st.sessions.values() {
-            e.handle.deliver(&line);
+            e.handle.deliver(&delivery);
         }
         st.sessions.len()
     }
@@ -501,10 +502,10 @@ impl Hub {
         let Some(online) = st.users.get(&name_key(user)) else {
             return false;
         };
-        let line = encode(frame);
+        let delivery = Delivery::one(frame.clone());
         for id in &online.sessions {
             if let Some(e) = st.sessions.get(id) {
-                e.handle.deliver(&line);
+                e.handle.deliver(&delivery);
             }
         }
         true
@@ -524,7 +525,7 @@ impl Hub {
         let st = self.lock();
         let to_key = name_key(to);
         let target = st.users.get(&to_key).ok_or(PrivateError::NotOnline)?;
-        let line = encode(&frame_for(&target.name));
+        let delivery = Delivery::one(frame_for(&target.name));
         let from_key = name_key(from);
         let sender = st.users.get(&from_key).filter(|_| from_key != to_key);
         for id in target
@@ -533,7 +534,7 @@ impl Hub {
             .chain(sender.into_iter().flat_map(|u| u.sessions.iter()))
         {
             if let Some(e) = st.sessions.get(id) {
-                e.handle.deliver(&line);
+                e.handle.deliver(&delivery);
             }
         }
         Ok(target.sessions.len())
@@ -593,7 +594,7 @@ impl Hub {
             if closing {
                 continue;
             }
-            let line = encode(&ServerFrame::PresenceSummary {
+            let summary = Delivery::one(ServerFrame::PresenceSummary {
                 room: name,
                 members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
                 joined: summary.joined,
@@ -601,7 +602,7 @@ impl Hub {
                 left: summary.left,
                 left_more: summary.left_more,
             });
-            deliver_room(room, &line, 1);
+            deliver_room(room, &summary);
             announced += 1;
         }
         announced
@@ -623,7 +624,7 @@ mod tests {
     use super::*;
 
     fn session(depth: usize) -> (SessionHandle, Arc<Outbox>) {
-        let h = SessionHandle::new(depth);
+        let h = SessionHandle::queued(depth);
         let outbox = h.outbox.clone();
         (h, outbox)
     }
@@ -702,8 +703,9 @@ mod tests {
         hub.join_room(a, "rust").expect("join");
         hub.join_room(b, "lobby").expect("join");
         let f = ServerFrame::System { text: "x".into() };
-        assert_eq!(hub.broadcast_room(a, "rust", &f), Ok(1));
-        assert_eq!(hub.broadcast_room(b, "rust", &f), Err(RoomError::NotInRoom));
+        let d = Delivery::one(f.clone());
+        assert_eq!(hub.broadcast_room(a, "rust", &d), Ok(1));
+        assert_eq!(hub.broadcast_room(b, "rust", &d), Err(RoomError::NotInRoom));
         assert_eq!(frames(&mut arx), vec![f]);
         assert!(frames(&mut brx).is_empty());
         assert_eq!(

@@ -9,7 +9,9 @@
 //! actions), [`web`] (console, browser chat, `/metrics`).
 
 pub mod auth;
+pub mod codec;
 pub mod config;
+pub mod delivery;
 pub mod fsutil;
 pub mod hub;
 pub mod listener;
@@ -23,6 +25,7 @@ pub mod store;
 pub mod throttle;
 pub mod tls;
 pub mod transcript;
+pub mod transport;
 pub mod web;
 
 use std::future::Future;

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{Shared, session};
+use crate::{Shared, session, transport};
 
 /// Refusals being written at once; beyond this, refused connections are just closed.
 const MAX_REFUSING: usize = 64;
@@ -178,7 +178,7 @@ fn connection(
     match shared.tls.clone() {
         None => Box::pin(async move {
             let _slot = slot;
-            session::serve_tcp(tcp, peer, accepted, shared, stop).await
+            transport::serve_tcp(tcp, peer, accepted, shared, stop).await
         }),
         Some(tls) => Box::pin(async move {
             let _slot = slot;
@@ -200,7 +200,10 @@ async fn tls_connection(
     match handshake.await {
         Ok(Ok(stream)) => {
             let (tcp, conn) = stream.into_inner();
-            Box::pin(session::serve_tls(tcp, conn, peer, accepted, shared, stop)).await
+            Box::pin(transport::serve_tls(
+                tcp, conn, peer, accepted, shared, stop,
+            ))
+            .await
         }
         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),

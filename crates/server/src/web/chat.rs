@@ -16,9 +16,11 @@ use natter_proto::MAX_LINE;
 use tokio::time::Instant;
 
 use super::{OriginCheck, WebState, origin};
+use crate::codec::JsonLines;
 use crate::hub::SessionHandle;
 use crate::listener::ConnSlot;
 use crate::session::{self, InputError};
+use crate::transport;
 
 /// `GET /ws`: upgrades to a chat session unless the origin is foreign or the
 /// connection limits are reached.
@@ -63,7 +65,7 @@ async fn serve(
     _slot: ConnSlot,
 ) {
     let (sink, stream) = socket.split();
-    let mut lines = Box::pin(
+    let lines = Box::pin(
         stream
             .take_while(|m| std::future::ready(!matches!(m, Ok(Message::Close(_)))))
             .filter_map(|m| {
@@ -71,7 +73,7 @@ async fn serve(
                     Ok(Message::Text(text)) if text.len() > MAX_LINE => {
                         Some(Err(InputError::TooLong { max: MAX_LINE }))
                     }
-                    Ok(Message::Text(text)) => Some(Ok(Bytes::from(text))),
+                    Ok(Message::Text(text)) => Some(Ok::<_, InputError>(Bytes::from(text))),
                     Ok(Message::Binary(_)) => Some(Err(InputError::Unsupported(
                         "binary WebSocket messages are not supported; send each frame as JSON text"
                             .into(),
@@ -82,10 +84,11 @@ async fn serve(
                 })
             }),
     );
-    let handle = session::channel(&st.shared, st.stop.child_token());
+    let mut frames = transport::decoded(lines, JsonLines);
+    let handle = transport::channel(&st.shared, st.stop.child_token());
     let writer = tokio::spawn(write_loop(sink, handle.clone()));
     let grace = st.shared.config.shutdown_grace;
-    session::run(&mut lines, handle, peer, accepted, st.shared.clone()).await;
+    session::run(&mut frames, handle, peer, accepted, st.shared.clone()).await;
     let abort = writer.abort_handle();
     if tokio::time::timeout(grace, writer).await.is_err() {
         abort.abort();

@@ -1,0 +1,323 @@
+//! Rooms, members and history: `join`, `part`, `list`, `rooms`, `who` and `history`.
+
+use natter_proto::{
+    ErrorCode, FrameId, HistoryEntry, MAX_LINE, MAX_NAMES, ServerFrame, clip, neutralize,
+    parse_room, validate_username,
+};
+
+use super::Session;
+use crate::hub::{Members, RoomError};
+use crate::store::Target;
+use crate::transcript::Event;
+
+impl Session {
+    /// Validates a room name from the peer; reports `invalid_room` and returns `None`
+    /// when it is not one.
+    pub(super) fn room_arg(&self, id: &Option<FrameId>, room: &str) -> Option<String> {
+        match parse_room(room) {
+            Ok(room) => Some(room),
+            Err(e) => {
+                self.error(
+                    id.clone(),
+                    ErrorCode::InvalidRoom,
+                    format!(
+                        "'{}' is not a valid room name: {}",
+                        neutralize(&clip(room)),
+                        room_rule(&e)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Joins `room`: `joined` with the members, then its latest history.
+    pub(super) async fn join(&self, id: Option<FrameId>, room: &str) {
+        let Some(me) = &self.user else { return };
+        match self.shared.hub.join_room(me.id, room) {
+            Ok((members, new_member)) => {
+                if new_member {
+                    self.shared.emit(Event::RoomPresence {
+                        room: room.to_string(),
+                        user: me.name.clone(),
+                        joined: true,
+                        reason: None,
+                        ts_ms: crate::now_ms(),
+                    });
+                }
+                let (members, more) = members_list(members);
+                self.reply(&ServerFrame::Joined {
+                    id,
+                    room: room.to_string(),
+                    members,
+                    more,
+                });
+                let limit = self.shared.config.history_on_join;
+                self.send_history(None, Some(room.to_string()), None, None, limit)
+                    .await;
+            }
+            Err(RoomError::TooManyRooms) => self.error(
+                id,
+                ErrorCode::TooManyRooms,
+                format!(
+                    "you are in {} rooms already; /part one first",
+                    self.shared.config.max_rooms_per_session
+                ),
+            ),
+            Err(RoomError::NotInRoom | RoomError::NoSession) => {}
+        }
+    }
+
+    pub(super) fn part(&self, id: Option<FrameId>, room: &str) {
+        let Some(me) = &self.user else { return };
+        match self.shared.hub.part_room(me.id, room, "part") {
+            Ok(left) => {
+                if left {
+                    self.shared.emit(Event::RoomPresence {
+                        room: room.to_string(),
+                        user: me.name.clone(),
+                        joined: false,
+                        reason: Some("part".into()),
+                        ts_ms: crate::now_ms(),
+                    });
+                }
+                self.reply(&ServerFrame::Parted {
+                    id,
+                    room: room.to_string(),
+                });
+            }
+            Err(_) => self.error(id, ErrorCode::NotInRoom, format!("you are not in #{room}")),
+        }
+    }
+
+    pub(super) async fn history(
+        &self,
+        id: Option<FrameId>,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) {
+        let Some(me) = &self.user else { return };
+        let limit = limit
+            .unwrap_or(self.shared.config.history_on_join.max(1))
+            .min(crate::config::MAX_HISTORY);
+        match (room, with) {
+            (Some(room), None) => {
+                let Some(room) = self.room_arg(&id, &room) else {
+                    return;
+                };
+                if !self.shared.hub.in_room(me.id, &room) {
+                    self.error(
+                        id,
+                        ErrorCode::NotInRoom,
+                        format!("join #{room} to read its history"),
+                    );
+                    return;
+                }
+                self.send_history(id, Some(room), None, before, limit).await;
+            }
+            (None, Some(with)) => {
+                if validate_username(&with).is_err() {
+                    self.error(
+                        id,
+                        ErrorCode::NoSuchUser,
+                        format!("'{}' is not a valid user name", neutralize(&clip(&with))),
+                    );
+                    return;
+                }
+                self.send_history(id, None, Some(with), before, limit).await;
+            }
+            _ => self.error(
+                id,
+                ErrorCode::BadFrame,
+                "history needs exactly one of 'room' and 'with'",
+            ),
+        }
+    }
+
+    /// Sends stored messages as `history` frames, split so every line fits.
+    pub(super) async fn send_history(
+        &self,
+        id: Option<FrameId>,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        limit: u32,
+    ) {
+        let Some(me) = &self.user else { return };
+        let result = match (&room, &with) {
+            (Some(room), _) => self.shared.store.room_history(room, before, limit).await,
+            (None, Some(with)) => {
+                self.shared
+                    .store
+                    .private_history(&me.name, with, before, limit)
+                    .await
+            }
+            (None, None) => Ok(Vec::new()),
+        };
+        let msgs = match result {
+            Ok(msgs) => msgs,
+            Err(e) => {
+                self.fail(id, &e);
+                return;
+            }
+        };
+        let entries = msgs.into_iter().map(|m| HistoryEntry {
+            msg_id: m.id,
+            from: m.msg.from,
+            to: match m.msg.target {
+                Target::User { to, .. } => Some(to),
+                Target::Room(_) => None,
+            },
+            text: m.msg.text,
+            ts: m.msg.ts,
+        });
+        for frame in history_frames(id, room, with, entries) {
+            self.reply(&frame);
+        }
+    }
+
+    /// `list`: who is online.
+    pub(super) fn list(&self, id: Option<FrameId>) {
+        let (users, more) = cap_names(self.shared.hub.online_users());
+        self.reply(&ServerFrame::List { id, users, more });
+    }
+
+    /// `rooms`: every room with its member count.
+    pub(super) fn rooms(&self, id: Option<FrameId>) {
+        let mut rooms = self.shared.hub.rooms();
+        let more = rooms.len().saturating_sub(MAX_NAMES);
+        rooms.truncate(MAX_NAMES);
+        self.reply(&ServerFrame::Rooms {
+            id,
+            rooms,
+            more: u32::try_from(more).unwrap_or(u32::MAX),
+        });
+    }
+
+    /// `who`: the members of `room`.
+    pub(super) fn who(&self, id: Option<FrameId>, room: String) {
+        let (users, more) = members_list(self.shared.hub.who(&room).unwrap_or_default());
+        self.reply(&ServerFrame::Who {
+            id,
+            room,
+            users,
+            more,
+        });
+    }
+}
+
+/// Explains why a room name was refused, in room-name terms.
+fn room_rule(e: &natter_proto::NameError) -> String {
+    use natter_proto::NameError;
+    match e {
+        NameError::Empty => "room name must not be empty".into(),
+        NameError::TooLong => format!(
+            "room name must be at most {} characters",
+            natter_proto::MAX_USERNAME_LEN
+        ),
+        NameError::BadChar => {
+            "room name may only contain ASCII letters, digits, '_' and '-' (after one optional '#')"
+                .into()
+        }
+    }
+}
+
+/// A room's listed members and how many more there are, for `joined` and `who`.
+fn members_list(m: Members) -> (Vec<String>, u32) {
+    let more = m.total.saturating_sub(m.names.len());
+    (m.names, u32::try_from(more).unwrap_or(u32::MAX))
+}
+
+/// Caps a name list at [`MAX_NAMES`], returning the names kept and how many were cut.
+fn cap_names(mut names: Vec<String>) -> (Vec<String>, u32) {
+    let more = names.len().saturating_sub(MAX_NAMES);
+    names.truncate(MAX_NAMES);
+    (names, u32::try_from(more).unwrap_or(u32::MAX))
+}
+
+/// Splits history entries into `history` frames whose encoded lines stay within the
+/// protocol's line limit; the last frame has `last: true` (there is always one).
+fn history_frames(
+    id: Option<FrameId>,
+    room: Option<String>,
+    with: Option<String>,
+    entries: impl Iterator<Item = HistoryEntry>,
+) -> Vec<ServerFrame> {
+    // Room for the envelope: type, id (at most MAX_ID_LEN), room or user name, flag.
+    let budget = MAX_LINE - 512;
+    let mut chunks: Vec<Vec<HistoryEntry>> = vec![Vec::new()];
+    let mut size = 0;
+    for e in entries {
+        let n = serde_json::to_vec(&e).map_or(budget, |v| v.len() + 1);
+        if size + n > budget && chunks.last().is_some_and(|c| !c.is_empty()) {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(c) = chunks.last_mut() {
+            c.push(e);
+        }
+    }
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, messages)| ServerFrame::History {
+            id: id.clone(),
+            room: room.clone(),
+            with: with.clone(),
+            messages,
+            last: i + 1 == count,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_proto::{MAX_ID_LEN, encode};
+
+    #[test]
+    fn history_is_split_into_lines_that_fit() {
+        let big = "\u{1}".repeat(crate::config::MAX_MESSAGE_BYTES);
+        let text = neutralize(&big).into_owned();
+        let entries = (0..20).map(|i| HistoryEntry {
+            msg_id: i,
+            from: "x".repeat(32),
+            to: Some("y".repeat(32)),
+            text: text.clone(),
+            ts: u64::MAX,
+        });
+        let id = Some(FrameId::Str("i".repeat(MAX_ID_LEN)));
+        let frames = history_frames(id, None, Some("y".repeat(32)), entries);
+        assert_eq!(frames.len(), 20, "one huge message per frame");
+        let mut total = 0;
+        for (i, f) in frames.iter().enumerate() {
+            let line = encode(f);
+            assert!(line.len() - 1 <= MAX_LINE, "{}", line.len());
+            let ServerFrame::History { messages, last, .. } = f else {
+                panic!("history frame");
+            };
+            assert_eq!(*last, i == 19);
+            total += messages.len();
+        }
+        assert_eq!(total, 20);
+        let small = (0..50).map(|i| HistoryEntry {
+            msg_id: i,
+            from: "a".into(),
+            to: None,
+            text: "hi".into(),
+            ts: 1,
+        });
+        assert_eq!(
+            history_frames(None, Some("lobby".into()), None, small).len(),
+            1
+        );
+        let none = history_frames(None, Some("lobby".into()), None, std::iter::empty());
+        assert!(
+            matches!(&none[..], [ServerFrame::History { last: true, messages, .. }] if messages.is_empty())
+        );
+    }
+}
