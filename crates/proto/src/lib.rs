@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod frame;
 pub mod fuzzing;
+mod members;
 pub mod name;
 pub mod text;
 

@@ -232,3 +232,51 @@ async fn one_users_garbage_does_not_disturb_another() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn repeated_members_are_bad_frames_at_any_depth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    // Each line would be a valid ping without its repeated member; the expected id is
+    // the first top-level one (PROTOCOL.md §2.2).
+    let cases: [(&str, Option<FrameId>); 7] = [
+        (
+            r#"{"type":"ping","id":"d4","zz":1,"zz":2}"#,
+            Some(FrameId::Str("d4".into())),
+        ),
+        (
+            r#"{"type":"ping","id":"d5","id":"d6"}"#,
+            Some(FrameId::Str("d5".into())),
+        ),
+        (
+            r#"{"type":"ping","id":7,"type":"ping"}"#,
+            Some(FrameId::Num(7)),
+        ),
+        (
+            r#"{"type":"ping","id":"d8","x":{"a":1,"a":2}}"#,
+            Some(FrameId::Str("d8".into())),
+        ),
+        (
+            r#"{"type":"ping","x":[{"b":1},{"b":1,"b":2}],"id":"d9"}"#,
+            Some(FrameId::Str("d9".into())),
+        ),
+        // The same name spelled with an escape is the same member.
+        (
+            r#"{"type":"ping","id":"e1","zz":1,"z\u007a":2}"#,
+            Some(FrameId::Str("e1".into())),
+        ),
+        (r#"{"type":"ping","id":true,"id":"e2"}"#, None),
+    ];
+    for (line, id) in cases {
+        raw.send(format!("{line}\n").as_bytes()).await;
+        let f = raw.frame().await;
+        assert!(
+            matches!(&f, ServerFrame::Error { code: ErrorCode::BadFrame, id: got, message, .. }
+                if *got == id && message.contains("duplicate")),
+            "{line}: {f:?}"
+        );
+        // No pong for the rejected ping: the next frame answers this ping.
+        still_usable(&mut raw).await;
+    }
+}
