@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod fsutil;
+pub mod history;
 pub mod hub;
 pub mod listener;
 pub mod metrics;

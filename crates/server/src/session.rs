@@ -16,8 +16,8 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use natter_proto::{
     ClientFrame, CodecError, DEFAULT_ROOM, ErrorCode, FrameId, HistoryEntry, LineCodec, MAX_ID_LEN,
-    MAX_LINE, MAX_NAMES, ServerFrame, clip, decode_client, encode, encode_into, neutralize,
-    parse_room, validate_username,
+    MAX_LINE, MAX_NAMES, MAX_ROOMS, ServerFrame, clip, decode_client, encode, encode_into,
+    neutralize, parse_room, validate_username,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::auth::check_new_password;
+use crate::history::history_frames;
 use crate::hub::{Members, RoomError, SessionHandle, SessionId};
 use crate::outbox::Wire;
 use crate::ratelimit::Verdict;
@@ -592,8 +593,8 @@ impl Session {
             }
             (ClientFrame::Rooms { id }, true) => {
                 let mut rooms = self.shared.hub.rooms();
-                let more = rooms.len().saturating_sub(MAX_NAMES);
-                rooms.truncate(MAX_NAMES);
+                let more = rooms.len().saturating_sub(MAX_ROOMS);
+                rooms.truncate(MAX_ROOMS);
                 self.reply(&ServerFrame::Rooms {
                     id,
                     rooms,
@@ -1353,43 +1354,6 @@ fn cap_names(mut names: Vec<String>) -> (Vec<String>, u32) {
     (names, u32::try_from(more).unwrap_or(u32::MAX))
 }
 
-/// Splits history entries into `history` frames whose encoded lines stay within the
-/// protocol's line limit; the last frame has `last: true` (there is always one).
-fn history_frames(
-    id: Option<FrameId>,
-    room: Option<String>,
-    with: Option<String>,
-    entries: impl Iterator<Item = HistoryEntry>,
-) -> Vec<ServerFrame> {
-    // Room for the envelope: type, id (at most MAX_ID_LEN), room or user name, flag.
-    let budget = MAX_LINE - 512;
-    let mut chunks: Vec<Vec<HistoryEntry>> = vec![Vec::new()];
-    let mut size = 0;
-    for e in entries {
-        let n = serde_json::to_vec(&e).map_or(budget, |v| v.len() + 1);
-        if size + n > budget && chunks.last().is_some_and(|c| !c.is_empty()) {
-            chunks.push(Vec::new());
-            size = 0;
-        }
-        size += n;
-        if let Some(c) = chunks.last_mut() {
-            c.push(e);
-        }
-    }
-    let count = chunks.len();
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, messages)| ServerFrame::History {
-            id: id.clone(),
-            room: room.clone(),
-            with: with.clone(),
-            messages,
-            last: i + 1 == count,
-        })
-        .collect()
-}
-
 /// Logs an internal failure and returns the generic answer for the peer.
 fn internal(e: &dyn std::fmt::Display) -> (ErrorCode, String) {
     tracing::error!(error = %e, "internal error");
@@ -1397,51 +1361,4 @@ fn internal(e: &dyn std::fmt::Display) -> (ErrorCode, String) {
         ErrorCode::Internal,
         "internal server error; try again later".to_string(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_is_split_into_lines_that_fit() {
-        let big = "\u{1}".repeat(crate::config::MAX_MESSAGE_BYTES);
-        let text = neutralize(&big).into_owned();
-        let entries = (0..20).map(|i| HistoryEntry {
-            msg_id: i,
-            from: "x".repeat(32),
-            to: Some("y".repeat(32)),
-            text: text.clone(),
-            ts: u64::MAX,
-        });
-        let id = Some(FrameId::Str("i".repeat(MAX_ID_LEN)));
-        let frames = history_frames(id, None, Some("y".repeat(32)), entries);
-        assert_eq!(frames.len(), 20, "one huge message per frame");
-        let mut total = 0;
-        for (i, f) in frames.iter().enumerate() {
-            let line = encode(f);
-            assert!(line.len() - 1 <= MAX_LINE, "{}", line.len());
-            let ServerFrame::History { messages, last, .. } = f else {
-                panic!("history frame");
-            };
-            assert_eq!(*last, i == 19);
-            total += messages.len();
-        }
-        assert_eq!(total, 20);
-        let small = (0..50).map(|i| HistoryEntry {
-            msg_id: i,
-            from: "a".into(),
-            to: None,
-            text: "hi".into(),
-            ts: 1,
-        });
-        assert_eq!(
-            history_frames(None, Some("lobby".into()), None, small).len(),
-            1
-        );
-        let none = history_frames(None, Some("lobby".into()), None, std::iter::empty());
-        assert!(
-            matches!(&none[..], [ServerFrame::History { last: true, messages, .. }] if messages.is_empty())
-        );
-    }
 }
