@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::frame::{ClientFrame, ErrorCode, FrameId, ServerFrame};
+use crate::members;
 
 /// Why a line could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,9 @@ impl FrameError {
     }
 }
 
-fn decode_line<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
+/// Decodes one line as a frame of type `T`; with `unique`, a member repeated in any
+/// object makes it a `bad_frame` (serde alone would keep the last one).
+fn decode_line<T: serde::de::DeserializeOwned>(line: &[u8], unique: bool) -> Result<T, FrameError> {
     let text = std::str::from_utf8(line).map_err(|e| FrameError {
         id: None,
         code: ErrorCode::BadUtf8,
@@ -145,29 +148,30 @@ fn decode_line<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, FrameEr
             e.valid_up_to()
         ),
     })?;
-    serde_json::from_str(text).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => {
-                // Valid JSON but not a frame: recover the id so the error can echo it.
-                let id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").cloned())
-                    .and_then(|v| serde_json::from_value::<FrameId>(v).ok())
-                    // Never echo an over-long id: the answer must stay a short line.
-                    .filter(|id| !matches!(id, FrameId::Str(s) if s.len() > crate::MAX_ID_LEN));
-                FrameError {
-                    id,
-                    code: ErrorCode::BadFrame,
-                    message: format!("not a valid frame: {}", clip(&e.to_string())),
-                }
-            }
-            _ => FrameError {
-                id: None,
-                code: ErrorCode::BadJson,
-                message: format!("not valid JSON: {}", clip(&e.to_string())),
-            },
+    let bad_json = |e: serde_json::Error| FrameError {
+        id: None,
+        code: ErrorCode::BadJson,
+        message: format!("not valid JSON: {}", clip(&e.to_string())),
+    };
+    if unique {
+        // Syntax first, so that invalid JSON stays bad_json whatever else is wrong.
+        let scan = members::scan(text).map_err(bad_json)?;
+        if let Some(name) = scan.duplicate {
+            return Err(FrameError {
+                id: scan.id,
+                code: ErrorCode::BadFrame,
+                message: format!("not a valid frame: duplicate member `{}`", clip(&name)),
+            });
         }
+    }
+    serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => FrameError {
+            // Valid JSON but not a frame: recover the id so the error can echo it.
+            id: members::scan(text).ok().and_then(|s| s.id),
+            code: ErrorCode::BadFrame,
+            message: format!("not a valid frame: {}", clip(&e.to_string())),
+        },
+        _ => bad_json(e),
     })
 }
 
@@ -183,13 +187,15 @@ pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Decodes one line from a client.
+///
+/// A member repeated in any object of the line is a `bad_frame` (PROTOCOL.md §2.1).
 pub fn decode_client(line: &[u8]) -> Result<ClientFrame, FrameError> {
-    decode_line(line)
+    decode_line(line, true)
 }
 
 /// Decodes one line from a server.
 pub fn decode_server(line: &[u8]) -> Result<ServerFrame, FrameError> {
-    decode_line(line)
+    decode_line(line, false)
 }
 
 #[cfg(test)]
@@ -276,6 +282,25 @@ mod tests {
         assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(FrameId::Num(3))));
         let e = decode_client(br#"{"type":"private","text":"x"}"#).expect_err("missing to");
         assert!(e.message.contains("missing field `to`"), "{}", e.message);
+    }
+
+    #[test]
+    fn repeated_members_are_bad_frames_echoing_the_first_id() {
+        let e = decode_client(br#"{"type":"ping","id":"d4","zz":1,"zz":2}"#).expect_err("dup");
+        assert_eq!(
+            (e.code, e.id),
+            (ErrorCode::BadFrame, Some(FrameId::Str("d4".into())))
+        );
+        assert!(e.message.contains("duplicate member `zz`"), "{}", e.message);
+        let e = decode_client(br#"{"type":"ping","id":1,"id":2}"#).expect_err("dup id");
+        assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(FrameId::Num(1))));
+        let e = decode_client(br#"{"type":"launch","id":1,"id":2}"#).expect_err("dup id");
+        assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(FrameId::Num(1))));
+        // Invalid JSON is reported as such even when it also repeats a member.
+        let e = decode_client(br#"{"type":"ping","zz":1,"zz":2"#).expect_err("truncated");
+        assert_eq!(e.code, ErrorCode::BadJson);
+        // Server frames are decoded leniently: only the server enforces the rule.
+        assert!(decode_server(br#"{"type":"pong","zz":1,"zz":2}"#).is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod frame;
 pub mod fuzzing;
+mod members;
 pub mod name;
 pub mod text;
 
@@ -36,6 +37,10 @@ pub const MAX_ID_LEN: usize = 64;
 /// Most names (users, rooms) in one list frame; the rest are counted in `more`.
 /// 400 names of at most 32 characters fit comfortably in one line.
 pub const MAX_NAMES: usize = 400;
+
+/// Most rooms in one `rooms` frame; the rest are counted in `more`. A room entry takes
+/// up to 65 bytes, so 200 fit in one line with the worst-case id (400 would not).
+pub const MAX_ROOMS: usize = 200;
 
 /// Default TCP port of a natter server.
 pub const DEFAULT_PORT: u16 = 9999;

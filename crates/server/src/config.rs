@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::ratelimit::MessageLimits;
 use crate::throttle::LoginLimits;
 
-/// Largest allowed `max_message_bytes`. Delivered text can grow to three times its size
-/// (a control byte becomes U+FFFD, three bytes; `"` and `\\` gain an escape), and a
-/// delivered frame must stay within the protocol's line limit with room for the envelope.
-pub const MAX_MESSAGE_BYTES: usize = (natter_proto::MAX_LINE - 512) / 3;
+/// Largest allowed `max_message_bytes` (5252). Delivered text can grow to three times
+/// its size (a control byte becomes U+FFFD, three bytes; `"` and `\\` gain an escape),
+/// and every frame carrying it must fit in a line: the largest is a `history` frame
+/// with the worst-case echoed id (see [`crate::history::WORST_OVERHEAD`]).
+pub const MAX_MESSAGE_BYTES: usize = (natter_proto::MAX_LINE - crate::history::WORST_OVERHEAD) / 3;
 
 /// Most messages in one history answer.
 pub const MAX_HISTORY: u32 = 200;
@@ -904,20 +905,111 @@ mod tests {
         assert!(e.contains("lisen"), "{e}");
     }
 
+    /// Every frame the server builds, at its largest: the longest names, the id that
+    /// grows most when escaped, the largest numbers and lists, and the longest message
+    /// made of characters that grow most when delivered.
     #[test]
-    fn the_largest_message_still_fits_in_one_line_when_delivered() {
-        let worst = "\u{1}\"\\".repeat(MAX_MESSAGE_BYTES / 3);
-        assert!(worst.len() <= MAX_MESSAGE_BYTES);
-        let frame = natter_proto::ServerFrame::Private {
-            msg_id: u64::MAX,
-            late: true,
-            from: "x".repeat(32),
-            to: "y".repeat(32),
-            text: natter_proto::neutralize(&worst).into_owned(),
-            ts: u64::MAX,
+    fn every_frame_the_server_builds_fits_in_one_line_in_the_worst_case() {
+        use natter_proto::{
+            ErrorCode, FrameId, HistoryEntry, MAX_ID_LEN, MAX_LINE, MAX_NAMES, MAX_ROOMS,
+            PresenceEvent, RoomInfo, ServerFrame, encode, neutralize,
         };
-        let line = natter_proto::encode(&frame);
-        assert!(line.len() - 1 <= natter_proto::MAX_LINE, "{}", line.len());
+        let name = |c: char| c.to_string().repeat(natter_proto::MAX_USERNAME_LEN);
+        let id = || Some(FrameId::Str("\u{1}".repeat(MAX_ID_LEN)));
+        let names = |n: usize| vec![name('n'); n];
+        // DEL becomes U+FFFD (three bytes); '"' and '\\' become two.
+        let text = neutralize(&"\u{7f}".repeat(MAX_MESSAGE_BYTES)).into_owned();
+        let quote = format!("{}...", "\u{1}".repeat(natter_proto::codec::MAX_QUOTE));
+        let frames = [
+            ServerFrame::Public {
+                msg_id: u64::MAX,
+                room: name('r'),
+                from: name('f'),
+                text: text.clone(),
+                ts: u64::MAX,
+            },
+            ServerFrame::Private {
+                msg_id: u64::MAX,
+                from: name('f'),
+                to: name('t'),
+                text: text.clone(),
+                ts: u64::MAX,
+                late: true,
+            },
+            ServerFrame::System {
+                text: format!("[notice] {text}"),
+            },
+            ServerFrame::History {
+                id: id(),
+                room: None,
+                with: Some(name('w')),
+                messages: vec![HistoryEntry {
+                    msg_id: u64::MAX,
+                    from: name('f'),
+                    to: Some(name('t')),
+                    text: text.clone(),
+                    ts: u64::MAX,
+                }],
+                last: false,
+            },
+            ServerFrame::Joined {
+                id: id(),
+                room: name('r'),
+                members: names(MAX_NAMES),
+                more: u32::MAX,
+            },
+            ServerFrame::Who {
+                id: id(),
+                room: name('r'),
+                users: names(MAX_NAMES),
+                more: u32::MAX,
+            },
+            ServerFrame::List {
+                id: id(),
+                users: names(MAX_NAMES),
+                more: u32::MAX,
+            },
+            ServerFrame::Rooms {
+                id: id(),
+                rooms: vec![
+                    RoomInfo {
+                        name: name('r'),
+                        members: u32::MAX,
+                    };
+                    MAX_ROOMS
+                ],
+                more: u32::MAX,
+            },
+            ServerFrame::PresenceSummary {
+                room: name('r'),
+                members: u32::MAX,
+                joined: names(50),
+                joined_more: u32::MAX,
+                left: names(50),
+                left_more: u32::MAX,
+            },
+            ServerFrame::Presence {
+                room: name('r'),
+                user: name('u'),
+                event: PresenceEvent::Leave,
+                reason: Some(format!("banned by an operator: {quote}")),
+            },
+            ServerFrame::Queued {
+                id: id(),
+                msg_id: u64::MAX,
+                to: name('t'),
+            },
+            ServerFrame::Error {
+                id: id(),
+                code: ErrorCode::TooManyConnections,
+                message: format!("not a valid frame: {quote} and some explanation"),
+                retry_after_ms: Some(u64::MAX),
+            },
+        ];
+        for f in &frames {
+            let line = encode(f).len() - 1;
+            assert!(line <= MAX_LINE, "{line} bytes: {:.200}", format!("{f:?}"));
+        }
         let too_big = Options {
             max_message_bytes: Some(MAX_MESSAGE_BYTES + 1),
             ..Options::default()

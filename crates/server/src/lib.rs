@@ -13,6 +13,7 @@ pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod fsutil;
+pub mod history;
 pub mod hub;
 pub mod listener;
 pub mod metrics;

@@ -232,3 +232,204 @@ async fn one_users_garbage_does_not_disturb_another() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn repeated_members_are_bad_frames_at_any_depth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    // Each line would be a valid ping without its repeated member; the expected id is
+    // the first top-level one (PROTOCOL.md §2.2).
+    let cases: [(&str, Option<FrameId>); 7] = [
+        (
+            r#"{"type":"ping","id":"d4","zz":1,"zz":2}"#,
+            Some(FrameId::Str("d4".into())),
+        ),
+        (
+            r#"{"type":"ping","id":"d5","id":"d6"}"#,
+            Some(FrameId::Str("d5".into())),
+        ),
+        (
+            r#"{"type":"ping","id":7,"type":"ping"}"#,
+            Some(FrameId::Num(7)),
+        ),
+        (
+            r#"{"type":"ping","id":"d8","x":{"a":1,"a":2}}"#,
+            Some(FrameId::Str("d8".into())),
+        ),
+        (
+            r#"{"type":"ping","x":[{"b":1},{"b":1,"b":2}],"id":"d9"}"#,
+            Some(FrameId::Str("d9".into())),
+        ),
+        // The same name spelled with an escape is the same member.
+        (
+            r#"{"type":"ping","id":"e1","zz":1,"z\u007a":2}"#,
+            Some(FrameId::Str("e1".into())),
+        ),
+        (r#"{"type":"ping","id":true,"id":"e2"}"#, None),
+    ];
+    for (line, id) in cases {
+        raw.send(format!("{line}\n").as_bytes()).await;
+        let f = raw.frame().await;
+        assert!(
+            matches!(&f, ServerFrame::Error { code: ErrorCode::BadFrame, id: got, message, .. }
+                if *got == id && message.contains("duplicate")),
+            "{line}: {f:?}"
+        );
+        // No pong for the rejected ping: the next frame answers this ping.
+        still_usable(&mut raw).await;
+    }
+}
+
+/// Reads the answer to a `history` request with `id`: every line must fit the line
+/// limit. Returns the messages and how many frames carried them.
+async fn history_answer(raw: &mut Raw, id: &FrameId) -> (Vec<natter_proto::HistoryEntry>, usize) {
+    let (mut messages, mut frames) = (Vec::new(), 0);
+    for _ in 0..100 {
+        let line = raw.line().await;
+        assert!(line.len() <= MAX_LINE, "a {}-byte line", line.len());
+        match natter_proto::decode_server(&line).expect("valid frame") {
+            ServerFrame::History {
+                id: Some(got),
+                messages: m,
+                last,
+                ..
+            } if got == *id => {
+                frames += 1;
+                messages.extend(m);
+                if last {
+                    return (messages, frames);
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    panic!("no last history frame within 100 lines");
+}
+
+/// Reads lines (each within the limit) until `done` matches one.
+async fn lines_until(raw: &mut Raw, done: impl Fn(&ServerFrame) -> bool) {
+    for _ in 0..100 {
+        let line = raw.line().await;
+        assert!(line.len() <= MAX_LINE, "a {}-byte line", line.len());
+        if done(&natter_proto::decode_server(&line).expect("valid frame")) {
+            return;
+        }
+    }
+    panic!("no matching frame within 100 lines");
+}
+
+#[tokio::test]
+async fn history_of_the_longest_messages_with_the_longest_escaped_id_fits_in_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let max = natter_server::config::MAX_MESSAGE_BYTES;
+    let config = Config {
+        max_message_bytes: max,
+        ..plain_config(dir.path())
+    };
+    let srv = TestServer::start_with(config).await;
+    let (me, peer, room) = ("m".repeat(32), "p".repeat(32), "r".repeat(32));
+    let mut other = register(srv.addr, &peer).await;
+    send(&mut other, ClientFrame::Quit { id: None }).await;
+    until_closed(&mut other).await;
+    let mut raw = raw_logged_in(&srv, &me).await;
+    let join = ClientFrame::Join {
+        id: None,
+        room: room.clone(),
+    };
+    raw.send(&natter_proto::encode(&join)).await;
+    lines_until(&mut raw, |f| {
+        matches!(f, ServerFrame::History { last: true, .. })
+    })
+    .await;
+    // Every DEL is stored as U+FFFD: three bytes each, the most text can grow.
+    let text = "\u{7f}".repeat(max);
+    for i in 0..3u64 {
+        let public = ClientFrame::Public {
+            id: Some(FrameId::Num(i)),
+            room: Some(room.clone()),
+            text: text.clone(),
+        };
+        raw.send(&natter_proto::encode(&public)).await;
+        lines_until(
+            &mut raw,
+            |f| matches!(f, ServerFrame::Ok { id: FrameId::Num(n) } if *n == i),
+        )
+        .await;
+        let private = ClientFrame::Private {
+            id: Some(FrameId::Num(i)),
+            to: peer.clone(),
+            text: text.clone(),
+        };
+        raw.send(&natter_proto::encode(&private)).await;
+        lines_until(
+            &mut raw,
+            |f| matches!(f, ServerFrame::Queued { id: Some(FrameId::Num(n)), .. } if *n == i),
+        )
+        .await;
+    }
+    // 64 control characters: the longest id there is once escaped (6 bytes each).
+    let id = FrameId::Str("\u{1}".repeat(natter_proto::MAX_ID_LEN));
+    let stored = "\u{FFFD}".repeat(max);
+    for (room, with) in [(Some(room.clone()), None), (None, Some(peer.clone()))] {
+        let request = ClientFrame::History {
+            id: Some(id.clone()),
+            room,
+            with,
+            before: None,
+            limit: Some(10),
+        };
+        raw.send(&natter_proto::encode(&request)).await;
+        let (messages, frames) = history_answer(&mut raw, &id).await;
+        assert_eq!(messages.len(), 3, "every message is delivered");
+        assert!(messages.iter().all(|m| m.text == stored));
+        assert_eq!(frames, 3, "one message per line");
+    }
+    still_usable(&mut raw).await;
+}
+
+#[tokio::test]
+async fn rooms_answer_with_the_longest_names_fits_in_a_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        max_rooms_per_session: 1000,
+        ..plain_config(dir.path())
+    };
+    let srv = TestServer::start_with(config).await;
+    let mut raw = raw_logged_in(&srv, "alice").await;
+    let rooms: Vec<String> = (0..450).map(|i| format!("r{i:031}")).collect();
+    // In batches, reading as we go, so the outgoing queue never fills.
+    for batch in rooms.chunks(50) {
+        for room in batch {
+            let join = ClientFrame::Join {
+                id: None,
+                room: room.clone(),
+            };
+            raw.send(&natter_proto::encode(&join)).await;
+        }
+        for _ in batch {
+            lines_until(&mut raw, |f| {
+                matches!(f, ServerFrame::History { last: true, .. })
+            })
+            .await;
+        }
+    }
+    let id = FrameId::Str("\u{1}".repeat(natter_proto::MAX_ID_LEN));
+    raw.send(&natter_proto::encode(&ClientFrame::Rooms {
+        id: Some(id.clone()),
+    }))
+    .await;
+    let line = raw.line().await;
+    assert!(line.len() <= MAX_LINE, "a {}-byte line", line.len());
+    match natter_proto::decode_server(&line).expect("valid frame") {
+        ServerFrame::Rooms {
+            id: Some(got),
+            rooms: listed,
+            more,
+        } if got == id => {
+            assert_eq!(listed.len() + more as usize, rooms.len() + 1, "lobby too");
+            assert!(listed.iter().all(|r| r.members == 1));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -1,11 +1,12 @@
 //! Rooms, members and history: `join`, `part`, `list`, `rooms`, `who` and `history`.
 
 use natter_proto::{
-    ErrorCode, FrameId, HistoryEntry, MAX_LINE, MAX_NAMES, ServerFrame, clip, neutralize,
+    ErrorCode, FrameId, HistoryEntry, MAX_NAMES, MAX_ROOMS, ServerFrame, clip, neutralize,
     parse_room, validate_username,
 };
 
 use super::Session;
+use crate::history::history_frames;
 use crate::hub::{Members, RoomError};
 use crate::store::Target;
 use crate::transcript::Event;
@@ -187,8 +188,8 @@ impl Session {
     /// `rooms`: every room with its member count.
     pub(super) fn rooms(&self, id: Option<FrameId>) {
         let mut rooms = self.shared.hub.rooms();
-        let more = rooms.len().saturating_sub(MAX_NAMES);
-        rooms.truncate(MAX_NAMES);
+        let more = rooms.len().saturating_sub(MAX_ROOMS);
+        rooms.truncate(MAX_ROOMS);
         self.reply(&ServerFrame::Rooms {
             id,
             rooms,
@@ -235,89 +236,4 @@ fn cap_names(mut names: Vec<String>) -> (Vec<String>, u32) {
     let more = names.len().saturating_sub(MAX_NAMES);
     names.truncate(MAX_NAMES);
     (names, u32::try_from(more).unwrap_or(u32::MAX))
-}
-
-/// Splits history entries into `history` frames whose encoded lines stay within the
-/// protocol's line limit; the last frame has `last: true` (there is always one).
-fn history_frames(
-    id: Option<FrameId>,
-    room: Option<String>,
-    with: Option<String>,
-    entries: impl Iterator<Item = HistoryEntry>,
-) -> Vec<ServerFrame> {
-    // Room for the envelope: type, id (at most MAX_ID_LEN), room or user name, flag.
-    let budget = MAX_LINE - 512;
-    let mut chunks: Vec<Vec<HistoryEntry>> = vec![Vec::new()];
-    let mut size = 0;
-    for e in entries {
-        let n = serde_json::to_vec(&e).map_or(budget, |v| v.len() + 1);
-        if size + n > budget && chunks.last().is_some_and(|c| !c.is_empty()) {
-            chunks.push(Vec::new());
-            size = 0;
-        }
-        size += n;
-        if let Some(c) = chunks.last_mut() {
-            c.push(e);
-        }
-    }
-    let count = chunks.len();
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, messages)| ServerFrame::History {
-            id: id.clone(),
-            room: room.clone(),
-            with: with.clone(),
-            messages,
-            last: i + 1 == count,
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use natter_proto::{MAX_ID_LEN, encode};
-
-    #[test]
-    fn history_is_split_into_lines_that_fit() {
-        let big = "\u{1}".repeat(crate::config::MAX_MESSAGE_BYTES);
-        let text = neutralize(&big).into_owned();
-        let entries = (0..20).map(|i| HistoryEntry {
-            msg_id: i,
-            from: "x".repeat(32),
-            to: Some("y".repeat(32)),
-            text: text.clone(),
-            ts: u64::MAX,
-        });
-        let id = Some(FrameId::Str("i".repeat(MAX_ID_LEN)));
-        let frames = history_frames(id, None, Some("y".repeat(32)), entries);
-        assert_eq!(frames.len(), 20, "one huge message per frame");
-        let mut total = 0;
-        for (i, f) in frames.iter().enumerate() {
-            let line = encode(f);
-            assert!(line.len() - 1 <= MAX_LINE, "{}", line.len());
-            let ServerFrame::History { messages, last, .. } = f else {
-                panic!("history frame");
-            };
-            assert_eq!(*last, i == 19);
-            total += messages.len();
-        }
-        assert_eq!(total, 20);
-        let small = (0..50).map(|i| HistoryEntry {
-            msg_id: i,
-            from: "a".into(),
-            to: None,
-            text: "hi".into(),
-            ts: 1,
-        });
-        assert_eq!(
-            history_frames(None, Some("lobby".into()), None, small).len(),
-            1
-        );
-        let none = history_frames(None, Some("lobby".into()), None, std::iter::empty());
-        assert!(
-            matches!(&none[..], [ServerFrame::History { last: true, messages, .. }] if messages.is_empty())
-        );
-    }
 }

@@ -303,14 +303,25 @@ impl Raw {
 
     /// Like [`Raw::frame`], with an explicit upper bound.
     pub async fn frame_within(&mut self, limit: Duration) -> ServerFrame {
+        let line = self.line_within(limit).await;
+        decode_server(&line).expect("server sends valid frames")
+    }
+
+    /// Reads one line as sent, without its `\n` (and without a length limit, so tests
+    /// can check the server's).
+    pub async fn line(&mut self) -> Vec<u8> {
+        self.line_within(WAIT).await
+    }
+
+    async fn line_within(&mut self, limit: Duration) -> Vec<u8> {
         let mut line = Vec::new();
         let n = tokio::time::timeout(limit, self.reader.read_until(b'\n', &mut line))
             .await
             .expect("line in time")
             .expect("read");
         assert!(n > 0, "connection closed while a frame was expected");
-        decode_server(line.strip_suffix(b"\n").expect("newline-terminated"))
-            .expect("server sends valid frames")
+        assert_eq!(line.pop(), Some(b'\n'), "newline-terminated");
+        line
     }
 
     /// Asserts that the server closes the connection (EOF or reset) in time.
