@@ -9,6 +9,7 @@
 //! actions), [`web`] (console, browser chat, `/metrics`).
 
 pub mod auth;
+pub mod bus;
 pub mod codec;
 pub mod config;
 pub mod delivery;
@@ -79,8 +80,8 @@ pub enum ServerError {
 pub struct Shared {
     /// Validated configuration.
     pub config: Config,
-    /// Presence and fan-out.
-    pub hub: Hub,
+    /// Presence, fan-out and moderation effects, in this process or across nodes.
+    pub bus: Arc<dyn bus::Bus>,
     /// Durable state.
     pub store: Arc<dyn Store>,
     /// Password hashing.
@@ -90,7 +91,7 @@ pub struct Shared {
     /// Open connections, for the connection limits.
     pub conns: Arc<listener::ConnLimits>,
     /// Chat message rate limits per account.
-    pub messages: ratelimit::MessageLimiter,
+    pub messages: Arc<ratelimit::MessageLimiter>,
     /// Joins and parts per account (each may send presence to every member).
     pub room_ops: ratelimit::MessageLimiter,
     /// Failed-login delays.
@@ -149,11 +150,18 @@ impl Server {
             transcript::Transcript::start(config.data_dir.join("logs"), config.retention)?;
         let (operator, generated_password) =
             web::operator::OperatorAuth::open(&config, &auth).await?;
+        let messages = Arc::new(ratelimit::MessageLimiter::new(config.messages.clone()));
+        // Session ids name their node; one process is one node, with a fresh id per start.
+        let hub = Hub::on_node(
+            rand::random(),
+            config.max_rooms_per_session,
+            config.large_room,
+        );
         let shared = Arc::new(Shared {
-            messages: ratelimit::MessageLimiter::new(config.messages.clone()),
+            bus: Arc::new(bus::LocalBus::new(hub, messages.clone())),
+            messages,
             room_ops: ratelimit::MessageLimiter::new(config.room_ops.clone()),
             logins: throttle::LoginThrottle::new(config.logins.clone()),
-            hub: Hub::new(config.max_rooms_per_session, config.large_room),
             transcript,
             config,
             store: sqlite.clone(),
@@ -234,8 +242,8 @@ impl Server {
             _ = shutdown => {}
             _ = listener::accept_loop(listener, self.shared.clone(), &tracker, &stop) => {}
         }
-        tracing::info!(sessions = self.shared.hub.session_count(), "shutting down");
-        self.shared.hub.set_closing();
+        tracing::info!(sessions = self.shared.bus.session_count(), "shutting down");
+        self.shared.bus.set_closing();
         stop.cancel();
         tracker.close();
         let limit = self.shared.config.shutdown_grace + Duration::from_secs(1);
@@ -263,7 +271,7 @@ async fn announce_presence(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = every.tick() => {
-                shared.hub.flush_presence();
+                shared.bus.flush_presence();
             }
         }
     }

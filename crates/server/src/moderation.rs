@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use natter_proto::{ServerFrame, clip, name_key, neutralize, parse_room, validate_username};
-use tokio::time::Instant;
+use natter_proto::{ServerFrame, clip, neutralize, parse_room, validate_username};
 
 use crate::Shared;
 use crate::store::{AuditEntry, StoreError};
@@ -48,11 +47,11 @@ pub async fn kick(
     reason: Option<&str>,
 ) -> Result<String, ActionError> {
     let name = shared
-        .hub
+        .bus
         .online_name(user)
         .ok_or_else(|| ActionError::NotFound(format!("{} is not online", shown(user))))?;
     let reason = with_reason("kicked by an operator", reason);
-    let n = shared.hub.kick(&name, &reason);
+    let n = shared.bus.kick(&name, &reason);
     audit(
         shared,
         by,
@@ -77,10 +76,8 @@ pub async fn mute(
         )));
     }
     let name = account(shared, user).await?;
-    shared
-        .messages
-        .mute(&name_key(&name), Duration::from_secs(secs), Instant::now());
-    shared.hub.send_to_user(
+    shared.bus.mute(&name, Duration::from_secs(secs));
+    shared.bus.send_to_user(
         &name,
         &ServerFrame::System {
             text: format!("an operator muted you for {secs} s"),
@@ -93,9 +90,9 @@ pub async fn mute(
 /// Lifts a mute on `user`.
 pub async fn unmute(shared: &Shared, by: &Operator, user: &str) -> Result<String, ActionError> {
     let name = account(shared, user).await?;
-    let was = shared.messages.unmute(&name_key(&name));
+    let was = shared.bus.unmute(&name);
     if was {
-        shared.hub.send_to_user(
+        shared.bus.send_to_user(
             &name,
             &ServerFrame::System {
                 text: "an operator lifted your mute".into(),
@@ -119,7 +116,7 @@ pub async fn ban(
 ) -> Result<String, ActionError> {
     let name = set_banned(shared, user, true).await?;
     let reason = with_reason("banned by an operator", reason);
-    let n = shared.hub.kick(&name, &reason);
+    let n = shared.bus.kick(&name, &reason);
     audit(
         shared,
         by,
@@ -172,10 +169,10 @@ pub async fn notice(
         })?),
     };
     let (target, n) = match &room {
-        None => ("everyone".to_string(), shared.hub.broadcast(&frame)),
+        None => ("everyone".to_string(), shared.bus.broadcast(&frame)),
         Some(r) => {
             let n = shared
-                .hub
+                .bus
                 .send_to_room(r, &frame)
                 .ok_or_else(|| ActionError::NotFound(format!("#{r} has no members")))?;
             (format!("#{r}"), n)

@@ -181,10 +181,7 @@ async fn the_same_session_runs_over_json_and_a_second_format() {
         },
     )
     .await;
-    assert_eq!(
-        bob.until("SAID").await,
-        "SAID lobby alice hello from JSON"
-    );
+    assert_eq!(bob.until("SAID").await, "SAID lobby alice hello from JSON");
     bob.send("SAY lobby hello in words").await;
     until(
         &mut alice,

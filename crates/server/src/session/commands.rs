@@ -206,7 +206,7 @@ impl Session {
                 return Err(Flow::Continue);
             };
             if let (Some(message), Some(me)) = (rule.member, &self.user)
-                && !self.shared.hub.in_room(me.id, &canonical)
+                && !self.shared.bus.in_room(me.id, &canonical)
             {
                 self.error(id, ErrorCode::NotInRoom, message(&canonical));
                 return Err(Flow::Continue);
@@ -232,7 +232,7 @@ impl Session {
         }
         let spend = match rule.cost {
             Cost::Free => None,
-            Cost::Message => Some((&self.shared.messages, Spend::Message)),
+            Cost::Message => Some((&*self.shared.messages, Spend::Message)),
             Cost::RoomOp => Some((&self.shared.room_ops, Spend::RoomOp)),
         };
         if let Some((limiter, spend)) = spend

@@ -155,8 +155,8 @@ impl Session {
             // they are kept in the history either way.
             let copies = self
                 .shared
-                .hub
-                .broadcast_room(me.id, &room, &Delivery::batch(frames))
+                .bus
+                .publish_room(me.id, &room, &Delivery::batch(frames))
                 .unwrap_or(0);
             let elapsed = started.elapsed();
             for (id, msg) in published {

@@ -31,7 +31,7 @@ impl Session {
                     user: name.clone(),
                     registered: register,
                 });
-                let sid = self.shared.hub.connect(&name, self.handle.clone());
+                let sid = self.shared.bus.connect(&name, self.handle.clone());
                 tracing::info!(peer = %self.peer, user = %name, registered = register, "logged in");
                 self.shared.emit(Event::System {
                     kind: if register { "register" } else { "login" },

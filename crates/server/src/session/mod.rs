@@ -238,7 +238,7 @@ pub async fn run<F>(
     // Messages sent just before the connection went are still published.
     s.flush().await;
     if let Some(user) = &s.user {
-        let left = s.shared.hub.disconnect(user.id, &reason);
+        let left = s.shared.bus.disconnect(user.id, &reason);
         let ts_ms = crate::now_ms();
         for room in left {
             s.shared.emit(Event::RoomPresence {

@@ -18,7 +18,7 @@ impl Session {
             return Flow::Continue;
         }
         // The recipient's display name, and whether they exist at all.
-        let (to_name, online) = match self.shared.hub.online_name(to) {
+        let (to_name, online) = match self.shared.bus.online_name(to) {
             Some(name) => (name, true),
             None => match self.shared.store.get_user(to).await {
                 Ok(Some(r)) => (r.name, false),
@@ -86,7 +86,10 @@ impl Session {
         };
         let started = std::time::Instant::now();
         let copies = if online {
-            self.shared.hub.send_private(&me.name, &to_name, frame).ok()
+            self.shared
+                .bus
+                .send_private(&me.name, &to_name, &frame)
+                .ok()
         } else {
             None
         };
@@ -105,7 +108,7 @@ impl Session {
             }
         }
         // The sender's own sessions see the message in the conversation.
-        self.shared.hub.send_to_user(&me.name, &frame(&to_name));
+        self.shared.bus.send_to_user(&me.name, &frame(&to_name));
         self.reply(&ServerFrame::Queued {
             id,
             msg_id,
@@ -113,7 +116,7 @@ impl Session {
         });
         // They may have logged in while it was being stored, after their login took
         // the queue; taking it again delivers it now (each message goes out once).
-        if self.shared.hub.online_name(&to_name).is_some() {
+        if self.shared.bus.online_name(&to_name).is_some() {
             self.deliver_pending(&to_name).await;
         }
     }
@@ -127,7 +130,7 @@ impl Session {
                         continue;
                     };
                     self.shared.metrics.deliveries("private", 1);
-                    self.shared.hub.send_to_user(
+                    self.shared.bus.send_to_user(
                         user,
                         &ServerFrame::Private {
                             msg_id: m.id,

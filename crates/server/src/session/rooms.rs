@@ -35,7 +35,7 @@ impl Session {
     /// Joins `room`: `joined` with the members, then its latest history.
     pub(super) async fn join(&self, id: Option<FrameId>, room: &str) {
         let Some(me) = &self.user else { return };
-        match self.shared.hub.join_room(me.id, room) {
+        match self.shared.bus.join_room(me.id, room) {
             Ok((members, new_member)) => {
                 if new_member {
                     self.shared.emit(Event::RoomPresence {
@@ -71,7 +71,7 @@ impl Session {
 
     pub(super) fn part(&self, id: Option<FrameId>, room: &str) {
         let Some(me) = &self.user else { return };
-        match self.shared.hub.part_room(me.id, room, "part") {
+        match self.shared.bus.part_room(me.id, room, "part") {
             Ok(left) => {
                 if left {
                     self.shared.emit(Event::RoomPresence {
@@ -108,7 +108,7 @@ impl Session {
                 let Some(room) = self.room_arg(&id, &room) else {
                     return;
                 };
-                if !self.shared.hub.in_room(me.id, &room) {
+                if !self.shared.bus.in_room(me.id, &room) {
                     self.error(
                         id,
                         ErrorCode::NotInRoom,
@@ -181,13 +181,13 @@ impl Session {
 
     /// `list`: who is online.
     pub(super) fn list(&self, id: Option<FrameId>) {
-        let (users, more) = cap_names(self.shared.hub.online_users());
+        let (users, more) = cap_names(self.shared.bus.online_users());
         self.reply(&ServerFrame::List { id, users, more });
     }
 
     /// `rooms`: every room with its member count.
     pub(super) fn rooms(&self, id: Option<FrameId>) {
-        let mut rooms = self.shared.hub.rooms();
+        let mut rooms = self.shared.bus.rooms();
         let more = rooms.len().saturating_sub(MAX_ROOMS);
         rooms.truncate(MAX_ROOMS);
         self.reply(&ServerFrame::Rooms {
@@ -199,7 +199,7 @@ impl Session {
 
     /// `who`: the members of `room`.
     pub(super) fn who(&self, id: Option<FrameId>, room: String) {
-        let (users, more) = members_list(self.shared.hub.who(&room).unwrap_or_default());
+        let (users, more) = members_list(self.shared.bus.who(&room).unwrap_or_default());
         self.reply(&ServerFrame::Who {
             id,
             room,

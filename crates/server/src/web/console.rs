@@ -209,14 +209,14 @@ pub async fn session(State(st): State<WebState>, headers: HeaderMap) -> Response
 /// Live figures: connections, sessions, messages per minute, who is online, rooms.
 pub fn stats(shared: &Shared) -> serde_json::Value {
     let online: Vec<_> = shared
-        .hub
+        .bus
         .online_sessions()
         .into_iter()
         .take(MAX_NAMES)
         .map(|(user, sessions)| json!({ "user": user, "sessions": sessions }))
         .collect();
     let rooms: Vec<_> = shared
-        .hub
+        .bus
         .rooms()
         .into_iter()
         .take(MAX_NAMES)
@@ -225,7 +225,7 @@ pub fn stats(shared: &Shared) -> serde_json::Value {
     json!({
         "type": "stats",
         "connections": shared.conns.open(),
-        "sessions": shared.hub.session_count(),
+        "sessions": shared.bus.session_count(),
         "messages_per_minute": shared.metrics.messages_last_minute(),
         "online": online,
         "rooms": rooms,

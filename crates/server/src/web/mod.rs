@@ -199,7 +199,7 @@ async fn metrics(State(st): State<WebState>, headers: HeaderMap) -> Response {
     let text = st
         .shared
         .metrics
-        .render(st.shared.conns.open(), st.shared.hub.session_count());
+        .render(st.shared.conns.open(), st.shared.bus.session_count());
     (
         [(
             header::CONTENT_TYPE,

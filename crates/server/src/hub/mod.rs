@@ -18,100 +18,24 @@
 //! `presence_summary` per room when [`Hub::flush_presence`] runs (about once a second).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, name_key};
-use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Encoder, JsonLines};
 use crate::delivery::Delivery;
-use crate::outbox::{Outbox, Push};
 
-/// Identifies one connection's session within the hub.
-pub type SessionId = u64;
+mod handle;
 
-/// The hub's handle on one session: its outgoing queue, its wire format, and the way to
-/// end it.
-#[derive(Clone)]
-pub struct SessionHandle {
-    /// The session's bounded outgoing queue of encoded frames.
-    pub outbox: Arc<Outbox>,
-    /// Fires when the session must end: closed for a reason (slow consumer, kick, ban)
-    /// or, with no reason, because the server is shutting down.
-    token: CancellationToken,
-    /// Encodes frames in the format of the session's transport.
-    encoder: Arc<dyn Encoder>,
-}
+pub use handle::SessionHandle;
 
-impl SessionHandle {
-    /// A handle on `outbox`, encoding with `encoder`, ending when `token` is cancelled
-    /// (the connection's shutdown token: one token serves for shutdown and closing).
-    pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
-        SessionHandle {
-            outbox,
-            token,
-            encoder,
-        }
-    }
-
-    /// A handle on a new outbox of at most `max_frames` frames that a writer task
-    /// drains, in natter's JSON format, with a token of its own.
-    pub fn queued(max_frames: usize) -> SessionHandle {
-        SessionHandle::new(
-            Arc::new(Outbox::new(max_frames)),
-            CancellationToken::new(),
-            Arc::new(JsonLines),
-        )
-    }
-
-    /// Asks the session to end for `reason` (first reason wins).
-    pub fn close(&self, reason: impl Into<String>) {
-        self.outbox.set_close_reason(reason.into());
-        self.token.cancel();
-    }
-
-    /// Resolves once the session must end: [`SessionHandle::close`] was called or the
-    /// server is shutting down.
-    pub async fn closed(&self) {
-        self.token.cancelled().await
-    }
-
-    /// The reason given to [`SessionHandle::close`], if any (none on shutdown).
-    pub fn close_reason(&self) -> Option<&str> {
-        self.outbox.close_reason()
-    }
-
-    /// The session's wire format.
-    pub fn encoder(&self) -> &dyn Encoder {
-        &*self.encoder
-    }
-
-    /// Queues a shared delivery in this session's format without waiting; a full queue
-    /// closes the session.
-    pub fn deliver(&self, delivery: &Delivery) {
-        self.push(delivery.encoded(&*self.encoder), delivery.len());
-    }
-
-    /// Queues frames for this session alone (replies), encoded here, as one chunk.
-    pub fn send(&self, frames: &[ServerFrame]) {
-        if frames.is_empty() {
-            return;
-        }
-        let mut out = Vec::with_capacity(frames.len() * 64);
-        for f in frames {
-            self.encoder.encode_into(f, &mut out);
-        }
-        self.push(&out.into(), frames.len());
-    }
-
-    fn push(&self, bytes: &bytes::Bytes, frames: usize) {
-        match self.outbox.push(bytes, frames) {
-            Push::Queued => {}
-            Push::Full => self.close("slow consumer: outgoing queue full"),
-            // The session is already ending; nothing to do.
-            Push::Closed => {}
-        }
-    }
+/// Identifies one session, unique across nodes: the node that holds it and a counter
+/// of that node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId {
+    /// The node's id.
+    pub node: u64,
+    /// The node's counter.
+    pub local: u64,
 }
 
 /// Registered session: whose it is, how to reach it, where it is.
@@ -197,8 +121,10 @@ fn note(list: &mut Vec<String>, more: &mut u32, name: &str) {
 
 #[derive(Default)]
 struct State {
-    /// Next session id to hand out.
-    next_id: SessionId,
+    /// This node's id, the first half of every session id it hands out.
+    node: u64,
+    /// Last session counter handed out.
+    next_id: u64,
     /// Every authenticated session.
     sessions: HashMap<SessionId, Entry>,
     /// Online accounts by case-folded name.
@@ -296,10 +222,17 @@ impl Default for Hub {
 
 impl Hub {
     /// An empty hub allowing `max_rooms` rooms per session, summarising the presence of
-    /// rooms with at least `large_room` members.
+    /// rooms with at least `large_room` members, handing out session ids of node 0.
     pub fn new(max_rooms: usize, large_room: usize) -> Hub {
+        Hub::on_node(0, max_rooms, large_room)
+    }
+
+    /// Like [`Hub::new`], for node `node`: its session ids never collide with another
+    /// node's.
+    pub fn on_node(node: u64, max_rooms: usize, large_room: usize) -> Hub {
         Hub {
             state: Mutex::new(State {
+                node,
                 large_room: large_room.max(1),
                 ..State::default()
             }),
@@ -318,7 +251,10 @@ impl Hub {
         let key = name_key(user);
         let mut st = self.lock();
         st.next_id += 1;
-        let id = st.next_id;
+        let id = SessionId {
+            node: st.node,
+            local: st.next_id,
+        };
         st.users
             .entry(key.clone())
             .or_insert_with(|| OnlineUser {
@@ -620,252 +556,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn session(depth: usize) -> (SessionHandle, Arc<Outbox>) {
-        let h = SessionHandle::queued(depth);
-        let outbox = h.outbox.clone();
-        (h, outbox)
-    }
-
-    fn frames(outbox: &mut Arc<Outbox>) -> Vec<ServerFrame> {
-        let Some(Some(bytes)) = outbox.try_take() else {
-            return Vec::new();
-        };
-        bytes[..]
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| natter_proto::decode_server(l).expect("valid frame"))
-            .collect()
-    }
-
-    fn members(names: &[&str]) -> Members {
-        Members {
-            names: names.iter().map(|n| n.to_string()).collect(),
-            total: names.len(),
-        }
-    }
-
-    fn presence(room: &str, user: &str, event: PresenceEvent, reason: Option<&str>) -> ServerFrame {
-        ServerFrame::Presence {
-            room: room.into(),
-            user: user.into(),
-            event,
-            reason: reason.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn room_presence_is_announced_once_per_account() {
-        let hub = Hub::default();
-        let (a, mut arx) = session(8);
-        let (b1, _b1rx) = session(8);
-        let (b2, _b2rx) = session(8);
-        let a = hub.connect("alice", a);
-        hub.join_room(a, "lobby").expect("join");
-        let b1 = hub.connect("Bob", b1);
-        let b2 = hub.connect("Bob", b2);
-        assert_eq!(
-            hub.join_room(b1, "lobby"),
-            Ok((members(&["alice", "Bob"]), true))
-        );
-        assert_eq!(
-            hub.join_room(b2, "lobby"),
-            Ok((members(&["alice", "Bob"]), false)),
-            "a second session is no new member"
-        );
-        assert!(hub.disconnect(b1, "quit").is_empty());
-        assert_eq!(
-            hub.disconnect(b2, "connection lost"),
-            vec!["lobby".to_string()]
-        );
-        assert_eq!(
-            frames(&mut arx),
-            vec![
-                presence("lobby", "Bob", PresenceEvent::Join, None),
-                presence(
-                    "lobby",
-                    "Bob",
-                    PresenceEvent::Leave,
-                    Some("connection lost")
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn room_messages_reach_only_members_and_need_membership() {
-        let hub = Hub::default();
-        let (a, mut arx) = session(8);
-        let (b, mut brx) = session(8);
-        let (a, b) = (hub.connect("alice", a), hub.connect("bob", b));
-        hub.join_room(a, "rust").expect("join");
-        hub.join_room(b, "lobby").expect("join");
-        let f = ServerFrame::System { text: "x".into() };
-        let d = Delivery::one(f.clone());
-        assert_eq!(hub.broadcast_room(a, "rust", &d), Ok(1));
-        assert_eq!(hub.broadcast_room(b, "rust", &d), Err(RoomError::NotInRoom));
-        assert_eq!(frames(&mut arx), vec![f]);
-        assert!(frames(&mut brx).is_empty());
-        assert_eq!(
-            hub.rooms(),
-            vec![
-                RoomInfo {
-                    name: "lobby".into(),
-                    members: 1
-                },
-                RoomInfo {
-                    name: "rust".into(),
-                    members: 1
-                }
-            ]
-        );
-        hub.part_room(a, "rust", "part").expect("part");
-        assert_eq!(hub.who("rust"), None, "an empty room disappears");
-        assert_eq!(hub.part_room(a, "rust", "part"), Err(RoomError::NotInRoom));
-    }
-
-    #[test]
-    fn rooms_per_session_are_bounded() {
-        let hub = Hub::new(2, 200);
-        let (a, _rx) = session(8);
-        let a = hub.connect("alice", a);
-        hub.join_room(a, "r1").expect("join");
-        hub.join_room(a, "r2").expect("join");
-        assert_eq!(hub.join_room(a, "r3"), Err(RoomError::TooManyRooms));
-        assert!(
-            hub.join_room(a, "r1").is_ok(),
-            "rejoining is not a new room"
-        );
-    }
-
-    #[test]
-    fn private_reaches_target_and_sender_sessions_only() {
-        let hub = Hub::default();
-        let (a, mut arx) = session(8);
-        let (b, mut brx) = session(8);
-        let (c, mut crx) = session(8);
-        hub.connect("alice", a);
-        hub.connect("bob", b);
-        hub.connect("carol", c);
-        let make = |to: &str| ServerFrame::Private {
-            msg_id: 1,
-            from: "alice".into(),
-            to: to.into(),
-            text: "hi".into(),
-            ts: 1,
-            late: false,
-        };
-        assert_eq!(hub.send_private("alice", "BOB", make), Ok(1));
-        assert_eq!(frames(&mut arx), vec![make("bob")]);
-        assert_eq!(frames(&mut brx), vec![make("bob")]);
-        assert!(frames(&mut crx).is_empty());
-        assert_eq!(
-            hub.send_private("alice", "dave", make),
-            Err(PrivateError::NotOnline)
-        );
-    }
-
-    #[test]
-    fn full_queue_closes_only_that_session() {
-        let hub = Hub::default();
-        let (slow, _slow_rx) = session(1);
-        let slow_handle = slow.clone();
-        let (fast, mut fast_rx) = session(64);
-        let fast_handle = fast.clone();
-        hub.connect("slow", slow);
-        hub.connect("fast", fast);
-        for i in 0..3 {
-            hub.broadcast(&ServerFrame::System {
-                text: format!("n{i}"),
-            });
-        }
-        assert!(
-            slow_handle
-                .close_reason()
-                .is_some_and(|r| r.contains("slow consumer"))
-        );
-        assert_eq!(fast_handle.close_reason(), None);
-        assert_eq!(frames(&mut fast_rx).len(), 3);
-    }
-
-    #[test]
-    fn list_is_sorted_case_insensitively() {
-        let hub = Hub::default();
-        let mut receivers = Vec::new();
-        for n in ["carol", "Alice", "bob"] {
-            let (h, rx) = session(8);
-            receivers.push(rx);
-            hub.connect(n, h);
-        }
-        assert_eq!(hub.online_users(), vec!["Alice", "bob", "carol"]);
-    }
-
-    #[test]
-    fn kick_closes_every_session_of_the_user_and_notices_reach_a_room() {
-        let hub = Hub::default();
-        let (a1, _a1rx) = session(8);
-        let (a2, _a2rx) = session(8);
-        let (b, mut brx) = session(8);
-        let (c1, c2) = (a1.clone(), a2.clone());
-        let bc = b.clone();
-        hub.connect("Alice", a1);
-        hub.connect("alice", a2);
-        let bid = hub.connect("bob", b);
-        hub.join_room(bid, "rust").expect("join");
-        assert_eq!(
-            hub.online_sessions(),
-            vec![("Alice".into(), 2), ("bob".into(), 1)]
-        );
-        assert_eq!(hub.kick("ALICE", "kicked"), 2);
-        assert_eq!(
-            (c1.close_reason(), c2.close_reason(), bc.close_reason()),
-            (Some("kicked"), Some("kicked"), None)
-        );
-        assert_eq!(hub.kick("nobody", "x"), 0);
-        let f = ServerFrame::System {
-            text: "[notice] hi".into(),
-        };
-        assert_eq!(hub.send_to_room("rust", &f), Some(1));
-        assert_eq!(hub.send_to_room("empty", &f), None);
-        assert_eq!(frames(&mut brx), vec![f]);
-    }
-
-    #[test]
-    fn large_rooms_announce_joins_and_leaves_in_summaries() {
-        let hub = Hub::new(64, 3);
-        let mut outboxes = Vec::new();
-        let mut ids = Vec::new();
-        for name in ["ann", "bob", "cy", "dan", "eve"] {
-            let (h, rx) = session(64);
-            let id = hub.connect(name, h);
-            hub.join_room(id, "big").expect("join");
-            ids.push(id);
-            outboxes.push(rx);
-        }
-        // Below three members, joins are announced one by one.
-        assert_eq!(
-            frames(&mut outboxes[0]),
-            vec![presence("big", "bob", PresenceEvent::Join, None)]
-        );
-        assert!(frames(&mut outboxes[0]).is_empty(), "the rest waits");
-        hub.disconnect(ids[1], "quit");
-        assert_eq!(hub.flush_presence(), 1);
-        let summary = ServerFrame::PresenceSummary {
-            room: "big".into(),
-            members: 4,
-            joined: vec!["cy".into(), "dan".into(), "eve".into()],
-            joined_more: 0,
-            left: vec!["bob".into()],
-            left_more: 0,
-        };
-        assert_eq!(frames(&mut outboxes[0]), vec![summary.clone()]);
-        assert_eq!(frames(&mut outboxes[4]), vec![summary]);
-        assert_eq!(hub.flush_presence(), 0, "nothing new, nothing sent");
-        let Ok((listed, _)) = hub.join_room(ids[0], "big") else {
-            panic!("rejoin")
-        };
-        assert_eq!(listed, members(&["ann", "cy", "dan", "eve"]));
-    }
-}
+mod tests;

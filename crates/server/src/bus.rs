@@ -1,0 +1,193 @@
+//! The bus between sessions and the hub.
+//!
+//! Everything a session (or an operator action) publishes goes through [`Bus`]: room
+//! and private messages, presence (connecting, joining, leaving), kicks, bans, mutes
+//! and notices, and the questions asked about who is where. [`LocalBus`], the
+//! single-process bus, is today's [`Hub`] plus the message limiter that holds mutes.
+//! A cluster bus implements the same trait over a local hub, carrying each call to the
+//! other nodes (Redis pub/sub); ids are unique across nodes ([`SessionId`] names its
+//! node, message ids and per-room sequences come from the shared store), so a node can
+//! tell messages apart and notice a gap in a room's sequence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use natter_proto::{RoomInfo, ServerFrame, name_key};
+use tokio::time::Instant;
+
+use crate::delivery::Delivery;
+use crate::hub::{Hub, Members, PrivateError, RoomError, SessionHandle, SessionId};
+use crate::ratelimit::MessageLimiter;
+
+/// What sessions and operators publish, and what they ask about presence.
+pub trait Bus: Send + Sync + 'static {
+    /// Registers an authenticated session of `user` (in no room yet); returns its id.
+    fn connect(&self, user: &str, handle: SessionHandle) -> SessionId;
+    /// Removes a session: it leaves every room with `reason`, announced where it was
+    /// the user's last session. Returns the rooms the user left.
+    fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String>;
+    /// Puts a session into `room` (canonical name): the members after joining, and
+    /// whether the user is new there (then the room was told).
+    fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError>;
+    /// Takes a session out of `room`; true if the user left it (the room was told).
+    fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError>;
+    /// Whether a session is in `room`.
+    fn in_room(&self, id: SessionId, room: &str) -> bool;
+    /// Publishes committed messages of `room` to its members, if session `from` is in
+    /// it; returns the sessions reached on this node.
+    fn publish_room(
+        &self,
+        from: SessionId,
+        room: &str,
+        messages: &Delivery,
+    ) -> Result<usize, RoomError>;
+    /// Publishes a committed private message to every session of `to` and of `from`;
+    /// `frame` builds it from the recipient's display name. `NotOnline` when `to` has no
+    /// session anywhere.
+    fn send_private(
+        &self,
+        from: &str,
+        to: &str,
+        frame: &dyn Fn(&str) -> ServerFrame,
+    ) -> Result<usize, PrivateError>;
+    /// Sends a frame to every session of `user`; false if they have none.
+    fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool;
+    /// Sends a frame to every member of `room` (a notice); `None` if it has none.
+    fn send_to_room(&self, room: &str, frame: &ServerFrame) -> Option<usize>;
+    /// Sends a frame to every session (a notice to everyone); returns how many.
+    fn broadcast(&self, frame: &ServerFrame) -> usize;
+    /// Ends every session of `user` with `reason` (kick, ban); returns how many.
+    fn kick(&self, user: &str, reason: &str) -> usize;
+    /// Mutes `user` by operator decision for `duration`.
+    fn mute(&self, user: &str, duration: Duration);
+    /// Lifts `user`'s mute; whether one was running.
+    fn unmute(&self, user: &str) -> bool;
+    /// The display name of `user` if they have a session.
+    fn online_name(&self, user: &str) -> Option<String>;
+    /// Everyone online, sorted case-insensitively.
+    fn online_users(&self) -> Vec<String>;
+    /// Everyone online with their number of sessions, sorted case-insensitively.
+    fn online_sessions(&self) -> Vec<(String, usize)>;
+    /// Every room with its member count, sorted by name.
+    fn rooms(&self) -> Vec<RoomInfo>;
+    /// The members of `room`; `None` if it has none.
+    fn who(&self, room: &str) -> Option<Members>;
+    /// Sessions on this node.
+    fn session_count(&self) -> usize;
+    /// Announces the joins and leaves collected in large rooms (about once a second).
+    fn flush_presence(&self) -> usize;
+    /// The server is shutting down: no more presence notices.
+    fn set_closing(&self);
+}
+
+/// The single-process bus: the hub, and the limiter that keeps mutes.
+pub struct LocalBus {
+    /// Presence and fan-out.
+    hub: Hub,
+    /// Chat message limits, where operator mutes live.
+    messages: Arc<MessageLimiter>,
+}
+
+impl LocalBus {
+    /// A bus over `hub`, muting through `messages`.
+    pub fn new(hub: Hub, messages: Arc<MessageLimiter>) -> LocalBus {
+        LocalBus { hub, messages }
+    }
+}
+
+impl Bus for LocalBus {
+    fn connect(&self, user: &str, handle: SessionHandle) -> SessionId {
+        self.hub.connect(user, handle)
+    }
+
+    fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String> {
+        self.hub.disconnect(id, reason)
+    }
+
+    fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError> {
+        self.hub.join_room(id, room)
+    }
+
+    fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError> {
+        self.hub.part_room(id, room, reason)
+    }
+
+    fn in_room(&self, id: SessionId, room: &str) -> bool {
+        self.hub.in_room(id, room)
+    }
+
+    fn publish_room(
+        &self,
+        from: SessionId,
+        room: &str,
+        messages: &Delivery,
+    ) -> Result<usize, RoomError> {
+        self.hub.broadcast_room(from, room, messages)
+    }
+
+    fn send_private(
+        &self,
+        from: &str,
+        to: &str,
+        frame: &dyn Fn(&str) -> ServerFrame,
+    ) -> Result<usize, PrivateError> {
+        self.hub.send_private(from, to, frame)
+    }
+
+    fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool {
+        self.hub.send_to_user(user, frame)
+    }
+
+    fn send_to_room(&self, room: &str, frame: &ServerFrame) -> Option<usize> {
+        self.hub.send_to_room(room, frame)
+    }
+
+    fn broadcast(&self, frame: &ServerFrame) -> usize {
+        self.hub.broadcast(frame)
+    }
+
+    fn kick(&self, user: &str, reason: &str) -> usize {
+        self.hub.kick(user, reason)
+    }
+
+    fn mute(&self, user: &str, duration: Duration) {
+        self.messages
+            .mute(&name_key(user), duration, Instant::now());
+    }
+
+    fn unmute(&self, user: &str) -> bool {
+        self.messages.unmute(&name_key(user))
+    }
+
+    fn online_name(&self, user: &str) -> Option<String> {
+        self.hub.online_name(user)
+    }
+
+    fn online_users(&self) -> Vec<String> {
+        self.hub.online_users()
+    }
+
+    fn online_sessions(&self) -> Vec<(String, usize)> {
+        self.hub.online_sessions()
+    }
+
+    fn rooms(&self) -> Vec<RoomInfo> {
+        self.hub.rooms()
+    }
+
+    fn who(&self, room: &str) -> Option<Members> {
+        self.hub.who(room)
+    }
+
+    fn session_count(&self) -> usize {
+        self.hub.session_count()
+    }
+
+    fn flush_presence(&self) -> usize {
+        self.hub.flush_presence()
+    }
+
+    fn set_closing(&self) {
+        self.hub.set_closing()
+    }
+}

@@ -1,0 +1,95 @@
+//! A session's handle as the hub holds it: its outbox, its wire format, its closer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use natter_proto::ServerFrame;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{Encoder, JsonLines};
+use crate::delivery::Delivery;
+use crate::outbox::{Outbox, Push};
+
+/// The hub's handle on one session: its outgoing queue, its wire format, and the way to
+/// end it.
+#[derive(Clone)]
+pub struct SessionHandle {
+    /// The session's bounded outgoing queue of encoded frames.
+    pub outbox: Arc<Outbox>,
+    /// Fires when the session must end: closed for a reason (slow consumer, kick, ban)
+    /// or, with no reason, because the server is shutting down.
+    token: CancellationToken,
+    /// Encodes frames in the format of the session's transport.
+    encoder: Arc<dyn Encoder>,
+}
+
+impl SessionHandle {
+    /// A handle on `outbox`, encoding with `encoder`, ending when `token` is cancelled
+    /// (the connection's shutdown token: one token serves for shutdown and closing).
+    pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
+        SessionHandle {
+            outbox,
+            token,
+            encoder,
+        }
+    }
+
+    /// A handle on a new outbox of at most `max_frames` frames that a writer task
+    /// drains, in natter's JSON format, with a token of its own.
+    pub fn queued(max_frames: usize) -> SessionHandle {
+        SessionHandle::new(
+            Arc::new(Outbox::new(max_frames)),
+            CancellationToken::new(),
+            Arc::new(JsonLines),
+        )
+    }
+
+    /// Asks the session to end for `reason` (first reason wins).
+    pub fn close(&self, reason: impl Into<String>) {
+        self.outbox.set_close_reason(reason.into());
+        self.token.cancel();
+    }
+
+    /// Resolves once the session must end: [`SessionHandle::close`] was called or the
+    /// server is shutting down.
+    pub async fn closed(&self) {
+        self.token.cancelled().await
+    }
+
+    /// The reason given to [`SessionHandle::close`], if any (none on shutdown).
+    pub fn close_reason(&self) -> Option<&str> {
+        self.outbox.close_reason()
+    }
+
+    /// The session's wire format.
+    pub fn encoder(&self) -> &dyn Encoder {
+        &*self.encoder
+    }
+
+    /// Queues a shared delivery in this session's format without waiting; a full queue
+    /// closes the session.
+    pub fn deliver(&self, delivery: &Delivery) {
+        self.push(delivery.encoded(&*self.encoder), delivery.len());
+    }
+
+    /// Queues frames for this session alone (replies), encoded here, as one chunk.
+    pub fn send(&self, frames: &[ServerFrame]) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(frames.len() * 64);
+        for f in frames {
+            self.encoder.encode_into(f, &mut out);
+        }
+        self.push(&out.into(), frames.len());
+    }
+
+    fn push(&self, bytes: &Bytes, frames: usize) {
+        match self.outbox.push(bytes, frames) {
+            Push::Queued => {}
+            Push::Full => self.close("slow consumer: outgoing queue full"),
+            // The session is already ending; nothing to do.
+            Push::Closed => {}
+        }
+    }
+}
