@@ -120,6 +120,9 @@ async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
         .arg("127.0.0.1:0")
         .arg("--web-listen")
         .arg("off")
+        // Room for the pastes of the type-ahead test (the default burst is 10 messages).
+        .arg("--message-burst")
+        .arg("100")
         .arg("--data-dir")
         .arg(dir.join("data"))
         .stdout(Stdio::piped())
@@ -203,6 +206,65 @@ async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tm
     tmux
 }
 
+/// Starts Carol: a plain-mode client (stdin kept open) that pins nothing new; waits for her
+/// login line and for Dave's screen to show her arrival.
+async fn start_carol(
+    dir: &Path,
+    addr: &str,
+    tmux: &Tmux,
+) -> (
+    tokio::process::Child,
+    tokio::process::ChildStdin,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut carol = scrubbed(env!("CARGO_BIN_EXE_natter"))
+        .args(["--server", addr, "--user", "carol", "--register", "--plain"])
+        .arg("--known-servers")
+        .arg(known_servers(dir))
+        .env("NATTER_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carol starts");
+    let carol_in = carol.stdin.take().expect("stdin");
+    let mut carol_out = BufReader::new(carol.stdout.take().expect("stdout")).lines();
+    let first = timeout(T, carol_out.next_line())
+        .await
+        .expect("in time")
+        .expect("readable");
+    assert_eq!(
+        first.as_deref(),
+        Some("[system] registered and logged in as carol")
+    );
+    tmux.wait_for("carol's join", |s| s.contains("[join] #lobby carol"))
+        .await;
+    (carol, carol_in, carol_out)
+}
+
+/// Reads Carol's output until `expected.len()` messages from Dave arrived (other lines are
+/// skipped, boundedly) and checks they are exactly `expected`, in order.
+async fn carol_sees_from_dave(
+    carol_out: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    expected: &[String],
+) {
+    let mut got = Vec::new();
+    for _ in 0..(expected.len() + 50) {
+        if got.len() == expected.len() {
+            break;
+        }
+        let line = timeout(T, carol_out.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("carol got only {got:?} in time"))
+            .expect("readable")
+            .expect("carol still running");
+        if line.contains("<dave>") {
+            got.push(line);
+        }
+    }
+    assert_eq!(got, expected);
+}
+
 /// Whether this test can run here; says why not otherwise.
 fn can_run() -> bool {
     if !Tmux::available() {
@@ -231,35 +293,7 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
     );
 
     // Carol: plain mode, stdin kept open.
-    let mut carol = scrubbed(env!("CARGO_BIN_EXE_natter"))
-        .args([
-            "--server",
-            &addr,
-            "--user",
-            "carol",
-            "--register",
-            "--plain",
-        ])
-        .arg("--known-servers")
-        .arg(known_servers(dir.path()))
-        .env("NATTER_PASSWORD", PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("carol starts");
-    let mut carol_in = carol.stdin.take().expect("stdin");
-    let mut carol_out = BufReader::new(carol.stdout.take().expect("stdout")).lines();
-    let first = timeout(T, carol_out.next_line())
-        .await
-        .expect("in time")
-        .expect("readable");
-    assert_eq!(
-        first.as_deref(),
-        Some("[system] registered and logged in as carol")
-    );
-    tmux.wait_for("carol's join", |s| s.contains("[join] #lobby carol"))
-        .await;
+    let (mut carol, mut carol_in, mut carol_out) = start_carol(dir.path(), &addr, &tmux).await;
 
     // Focus on carol: the very next prompt is the focused one.
     tmux.keys(&["/msg carol", "Enter"]);
@@ -385,4 +419,91 @@ async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
     assert!(screen.contains("EXIT=1"), "{screen}");
     assert!(screen.contains("TTY=SANE"), "{screen}");
     let _ = timeout(T, server.wait()).await;
+}
+
+#[tokio::test]
+async fn type_ahead_bursts_and_pastes_are_all_sent_in_order() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr, fingerprint) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, &fingerprint, "typeahead").await;
+    let (mut carol, mut carol_in, mut carol_out) = start_carol(dir.path(), &addr, &tmux).await;
+    let said = |room: &str, lines: &[&str]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| format!("#{room} <dave> {l}"))
+            .collect()
+    };
+
+    // Three lines typed faster than the client answers them (one tmux call, one burst).
+    tmux.keys(&["one", "Enter", "two", "Enter", "three", "Enter"]);
+    carol_sees_from_dave(&mut carol_out, &said("lobby", &["one", "two", "three"])).await;
+
+    // A line typed right after /join goes to the new room once the server answered.
+    timeout(T, carol_in.write_all(b"/join fast\n"))
+        .await
+        .expect("in time")
+        .expect("write");
+    tmux.keys(&["/join fast", "Enter", "first in fast", "Enter"]);
+    carol_sees_from_dave(&mut carol_out, &said("fast", &["first in fast"])).await;
+
+    // A paste of 15 lines without bracketed paste: the terminal types them all at once.
+    let lines: Vec<String> = (1..=15).map(|i| format!("pasted line {i}")).collect();
+    let paste = dir.path().join("paste.txt");
+    std::fs::write(&paste, lines.join("\n") + "\n").expect("write paste");
+    let paste = paste.to_string_lossy().into_owned();
+    tmux.run(&["load-buffer", &paste]);
+    tmux.run(&["paste-buffer", "-t", "t"]);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    carol_sees_from_dave(&mut carol_out, &said("fast", &refs)).await;
+
+    // A bracketed paste is put on the edit line to be looked at; Enter sends each of
+    // its lines as a message of its own.
+    tmux.run(&["paste-buffer", "-p", "-t", "t"]);
+    tmux.wait_for("the pasted block on the edit line", |s| {
+        last_line(s) == "pasted line 15"
+    })
+    .await;
+    tmux.keys(&["Enter"]);
+    carol_sees_from_dave(&mut carol_out, &said("fast", &refs)).await;
+
+    drop(carol_in);
+    let _ = timeout(T, carol.wait()).await;
+    let _ = server.start_kill();
+}
+
+#[tokio::test]
+async fn ctrl_c_clears_a_half_typed_line_and_leaves_on_an_empty_one() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr, fingerprint) = start_server(dir.path()).await;
+    let tmux = start_dave(dir.path(), &addr, &fingerprint, "ctrlc").await;
+    let (mut carol, carol_in, mut carol_out) = start_carol(dir.path(), &addr, &tmux).await;
+
+    tmux.keys(&["half typed"]);
+    tmux.wait_for("the typed text", |s| {
+        last_line(s) == "[#lobby] > half typed"
+    })
+    .await;
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("an empty edit line", |s| last_line(s) == "[#lobby] >")
+        .await;
+    // Still connected, and the cleared text is not sent with the next line.
+    tmux.keys(&["after", "Enter"]);
+    carol_sees_from_dave(&mut carol_out, &["#lobby <dave> after".to_string()]).await;
+
+    // On an empty line Ctrl-C leaves, like /exit.
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
+    assert!(screen.contains("[bye] quit"), "{screen}");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("TTY=SANE"), "{screen}");
+
+    drop(carol_in);
+    let _ = timeout(T, carol.wait()).await;
+    let _ = server.start_kill();
 }
