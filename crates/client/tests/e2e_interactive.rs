@@ -507,3 +507,185 @@ async fn ctrl_c_clears_a_half_typed_line_and_leaves_on_an_empty_one() {
     let _ = timeout(T, carol.wait()).await;
     let _ = server.start_kill();
 }
+
+/// Creates the account `user` (password [`PASSWORD`]) with a plain client that logs in and
+/// leaves at once; it also pins the server's certificate in the test's known-servers file.
+async fn create_account(dir: &Path, addr: &str, user: &str) {
+    let status = timeout(
+        T,
+        scrubbed(env!("CARGO_BIN_EXE_natter"))
+            .args(["--server", addr, "--user", user, "--register", "--plain"])
+            .arg("--known-servers")
+            .arg(known_servers(dir))
+            .env("NATTER_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status(),
+    )
+    .await
+    .expect("the account is created in time")
+    .expect("the client runs");
+    assert!(status.success(), "creating {user}: {status}");
+}
+
+/// Runs the interactive client for an existing `user` in a fresh tmux server, without
+/// NATTER_PASSWORD, and waits for the password prompt.
+async fn start_login(dir: &Path, addr: &str, user: &str, test: &str) -> Tmux {
+    let script = dir.join(format!("{user}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n'{}' --server {addr} --user {user} --known-servers '{}'\n\
+             echo EXIT=$?\nsleep 600\n",
+            env!("CARGO_BIN_EXE_natter"),
+            known_servers(dir).display(),
+        ),
+    )
+    .expect("write script");
+    let tmux = Tmux {
+        socket: format!("natter-test-{}-{test}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        &script.to_string_lossy(),
+    ]);
+    let prompt = format!("Password for {user}:");
+    tmux.wait_for("the password prompt", |s| last_line(s) == prompt)
+        .await;
+    tmux
+}
+
+/// How often `text` appears on the screen.
+fn count(screen: &str, text: &str) -> usize {
+    screen.matches(text).count()
+}
+
+/// The question after a failed login, as the screen shows it (trailing space trimmed).
+const AFTER_FAILURE: &str = "Login failed. [R]etry password / [c]reate account 'erin' / [q]uit:";
+
+#[tokio::test]
+async fn a_mistyped_password_is_retried_with_enter() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr, _) = start_server(dir.path()).await;
+    create_account(dir.path(), &addr, "erin").await;
+    let tmux = start_login(dir.path(), &addr, "erin", "retry").await;
+
+    tmux.keys(&["wrong password", "Enter"]);
+    tmux.wait_for("the question after the failure", |s| {
+        last_line(s) == AFTER_FAILURE
+    })
+    .await;
+    // Enter is the default: retry the password.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the password prompt again", |s| {
+        last_line(s) == "Password for erin:" && count(s, "Password for erin:") == 2
+    })
+    .await;
+    tmux.keys(&[PASSWORD, "Enter"]);
+    let screen = tmux
+        .wait_for("the lobby prompt", |s| last_line(s) == "[#lobby] >")
+        .await;
+    assert!(screen.contains("[system] logged in as erin"), "{screen}");
+    assert!(!screen.contains("already exists"), "{screen}");
+    let _ = server.start_kill();
+}
+
+#[tokio::test]
+async fn creating_a_taken_name_and_a_mismatched_repeat_lead_back_to_the_prompts() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr, _) = start_server(dir.path()).await;
+    create_account(dir.path(), &addr, "erin").await;
+    let tmux = start_login(dir.path(), &addr, "erin", "create").await;
+
+    tmux.keys(&["wrong password", "Enter"]);
+    tmux.wait_for("the question after the failure", |s| {
+        last_line(s) == AFTER_FAILURE
+    })
+    .await;
+    tmux.keys(&["c", "Enter"]);
+    tmux.wait_for("the repeat prompt", |s| last_line(s) == "Repeat password:")
+        .await;
+    // A mismatched repeat asks again instead of ending.
+    tmux.keys(&["something else", "Enter"]);
+    let screen = tmux
+        .wait_for("the new password prompt", |s| {
+            last_line(s) == "New password for erin:"
+        })
+        .await;
+    assert!(
+        screen.contains("The passwords do not match; try again."),
+        "{screen}"
+    );
+    tmux.keys(&["wrong password", "Enter"]);
+    tmux.wait_for("the repeat prompt again", |s| {
+        last_line(s) == "Repeat password:" && count(s, "Repeat password:") == 2
+    })
+    .await;
+    tmux.keys(&["wrong password", "Enter"]);
+    // The name is taken: back to the password prompt.
+    let screen = tmux
+        .wait_for("the password prompt again", |s| {
+            last_line(s) == "Password for erin:" && count(s, "Password for erin:") == 2
+        })
+        .await;
+    assert!(
+        screen.contains("The account 'erin' already exists, so the password was wrong."),
+        "{screen}"
+    );
+    tmux.keys(&[PASSWORD, "Enter"]);
+    let screen = tmux
+        .wait_for("the lobby prompt", |s| last_line(s) == "[#lobby] >")
+        .await;
+    assert!(screen.contains("[system] logged in as erin"), "{screen}");
+    let _ = server.start_kill();
+}
+
+#[tokio::test]
+async fn after_the_server_gives_up_on_failed_logins_the_client_reconnects() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr, _) = start_server(dir.path()).await;
+    create_account(dir.path(), &addr, "erin").await;
+    let tmux = start_login(dir.path(), &addr, "erin", "reconnect").await;
+
+    // Three failures on one connection: the server ends it (MAX_AUTH_FAILURES).
+    for failures in 1..=3 {
+        tmux.keys(&["wrong password", "Enter"]);
+        tmux.wait_for("the question after the failure", |s| {
+            last_line(s) == AFTER_FAILURE && count(s, AFTER_FAILURE) == failures
+        })
+        .await;
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the password prompt again", |s| {
+            last_line(s) == "Password for erin:" && count(s, "Password for erin:") == failures + 1
+        })
+        .await;
+    }
+    tmux.keys(&[PASSWORD, "Enter"]);
+    let screen = tmux
+        .wait_for("the lobby prompt", |s| last_line(s) == "[#lobby] >")
+        .await;
+    assert!(
+        screen.contains("The server ended the connection: too many failed logins. Reconnecting."),
+        "{screen}"
+    );
+    assert!(screen.contains("[system] logged in as erin"), "{screen}");
+    let _ = server.start_kill();
+}
