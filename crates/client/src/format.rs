@@ -33,8 +33,8 @@
 //! Timestamps are not shown, except the original time of a message delivered late, in UTC.
 //!
 //! Every piece of text from the network goes through [`sanitize`], so a line never contains a
-//! newline or a terminal control sequence: line breaks become `⏎`, tabs become a space and
-//! other control characters become `�`.
+//! newline or a terminal control sequence: line breaks become `⏎`, tabs become spaces up to
+//! the next multiple of [`TAB_WIDTH`] columns and other control characters become `�`.
 
 use natter_proto::{ErrorCode, HistoryEntry, PresenceEvent, RoomInfo, ServerFrame};
 
@@ -43,6 +43,11 @@ pub const NEWLINE_MARKER: char = '⏎';
 
 /// What any other control character inside a message is shown as.
 pub const CONTROL_MARKER: char = '\u{FFFD}';
+
+/// Tab stops inside a piece of text, in columns from its start. The text's place on the
+/// screen is not known here, so its start stands in for the line's; 4 keeps indentation
+/// visible without 8's wide gaps.
+pub const TAB_WIDTH: usize = 4;
 
 /// Prefix of every line showing a stored message.
 pub const HISTORY_PREFIX: &str = "[history] ";
@@ -313,24 +318,35 @@ pub fn bye_line(reason: &str) -> String {
 /// Makes untrusted text safe to show on one terminal line.
 ///
 /// `\r\n`, `\n`, `\r` and the Unicode line/paragraph separators become [`NEWLINE_MARKER`];
-/// a tab becomes a space; every other control character (C0, DEL, C1 — which covers the
-/// escape character that starts terminal sequences) becomes [`CONTROL_MARKER`].
+/// a tab becomes spaces up to the next multiple of [`TAB_WIDTH`] columns (counting one
+/// column per character from the start of `text`); every other control character (C0, DEL,
+/// C1 — which covers the escape character that starts terminal sequences) becomes
+/// [`CONTROL_MARKER`].
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    // Characters pushed so far: the column the next one lands in.
+    let mut column = 0;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        match c {
+        let shown = match c {
             '\r' => {
                 if chars.peek() == Some(&'\n') {
                     chars.next();
                 }
-                out.push(NEWLINE_MARKER);
+                NEWLINE_MARKER
             }
-            '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => out.push(NEWLINE_MARKER),
-            '\t' => out.push(' '),
-            c if c.is_control() => out.push(CONTROL_MARKER),
-            c => out.push(c),
-        }
+            '\n' | '\u{2028}' | '\u{2029}' | '\u{85}' => NEWLINE_MARKER,
+            '\t' => {
+                let spaces = TAB_WIDTH - column % TAB_WIDTH;
+                out.extend(std::iter::repeat_n(' ', spaces));
+                column += spaces;
+                continue;
+            }
+            c if c.is_control() => CONTROL_MARKER,
+            c => c,
+        };
+        out.push(shown);
+        column += 1;
     }
     out
 }
@@ -684,7 +700,7 @@ mod tests {
         });
         assert_eq!(
             l,
-            "#lo\u{FFFD}[2Jbby <ev⏎il> one⏎two⏎three⏎four⏎five\u{FFFD}[2Jsix seven\u{FFFD}\u{FFFD}"
+            "#lo\u{FFFD}[2Jbby <ev⏎il> one⏎two⏎three⏎four⏎five\u{FFFD}[2Jsix  seven\u{FFFD}\u{FFFD}"
         );
         let l = line(ServerFrame::error(None, ErrorCode::Internal, "a\nb"));
         assert_eq!(l, "[error] a⏎b (internal)");
@@ -711,5 +727,27 @@ mod tests {
             }),
             "[queued] x⏎y is offline; your message will be delivered when they log in"
         );
+    }
+
+    #[test]
+    fn tabs_become_spaces_to_the_next_tab_stop() {
+        assert_eq!(sanitize("a\tb"), "a   b");
+        assert_eq!(sanitize("abcd\te"), "abcd    e");
+        assert_eq!(sanitize("\tx"), "    x");
+        assert_eq!(sanitize("ab\t\tc"), "ab      c");
+        assert_eq!(
+            sanitize("é\tx"),
+            "é   x",
+            "one column per character, not per byte"
+        );
+        let l = line(ServerFrame::Public {
+            msg_id: 1,
+            room: "lobby".into(),
+            from: "bob".into(),
+            text: "name\tage\nbob\t42".into(),
+            ts: 1,
+        });
+        assert_eq!(l, "#lobby <bob> name    age⏎bob 42");
+        assert!(!l.contains(CONTROL_MARKER) && !l.contains('\t'), "{l}");
     }
 }

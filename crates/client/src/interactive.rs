@@ -15,27 +15,35 @@
 //! server's answer echoing the request's id has arrived (bounded by
 //! [`SessionOptions::answer_timeout`]), so it already reads `[#rust] > ` (see
 //! [`crate::session`]).
+//!
+//! Nothing typed is lost while the editor waits: one editor lives for the whole session,
+//! keeping the bytes it read ahead for its next `readline` (rustyline's "buffer-redux"
+//! feature; without it every `readline` reads through a fresh 1 KiB buffer and drops the
+//! rest of a burst or paste when it returns), and the terminal stays in raw mode between
+//! lines, so what arrives meanwhile waits in the terminal unechoed. A bracketed paste of
+//! several lines lands on the edit line; Enter sends each line as its own message.
+//!
 //! Incoming lines go through rustyline's `ExternalPrinter`, which clears the edited line,
 //! prints, and redraws it, so messages never tear through what is being typed; printing can
-//! block, so it happens on a printer thread fed by a bounded channel. Ctrl-D and Ctrl-C act
-//! like `/exit`.
+//! block, so it happens on a printer thread fed by a bounded channel. Ctrl-C clears a
+//! half-typed line; on an empty line it acts, like Ctrl-D, as `/exit`.
 //!
 //! When the server ends the session while the user is typing, rustyline cannot be told to
 //! stop. The `[bye]` line is printed above the edited line like any other; the printer then
 //! waits (bounded) until the editor has drawn every line, which it can prove because the
 //! external printer hands over one line at a time. Then the terminal settings saved at
 //! start-up are restored (Unix; bracketed paste is turned off again) and the caller exits
-//! the process, which ends the still-blocked editor thread. One race remains: if the server
-//! ends the session in the instant between the user pressing Enter and the editor
-//! re-entering raw mode for the next prompt, the terminal may be left in raw mode (`reset`
-//! fixes it).
+//! the process, which ends the still-blocked editor thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter as _};
+use rustyline::{
+    Cmd, ConditionalEventHandler, DefaultEditor, Event, EventContext, EventHandler,
+    ExternalPrinter as _, KeyEvent, Movement, RepeatCount,
+};
 use tokio::sync::mpsc;
 
 use crate::connection::{Authenticated, Connection};
@@ -69,8 +77,16 @@ pub fn run(
 ) -> Result<String, RunError> {
     let terminal_err = |e: ReadlineError| RunError::Terminal(e.to_string());
     let mut editor = DefaultEditor::new().map_err(terminal_err)?;
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlCClearsTheLine)),
+    );
     let mut printer = editor.create_external_printer().map_err(terminal_err)?;
     let saved = SavedTerminal::save();
+    // Raw for the whole session, not only inside `readline`: what is typed while no line
+    // is being edited (say, while `/join` awaits its answer) is neither echoed by the
+    // terminal nor turned into something else; the editor reads it later.
+    saved.enter_raw_mode();
 
     println!("{}", format::logged_in_line(&login.user, login.registered));
     println!("Type /help for the commands, /exit or Ctrl-D to leave.");
@@ -124,8 +140,11 @@ pub fn run(
         // moment's grace keeps that redraw from mixing with the newline written below.
         std::thread::sleep(REDRAW_GRACE);
         saved.restore();
+        // Bracketed paste off (the editor turned it on), then a fresh line.
+        print!("\x1b[?2004l\r\n");
     } else {
         let _ = reader.join();
+        saved.restore();
         if let Ok(reason) = &result {
             println!("{}", format::bye_line(reason));
         }
@@ -133,28 +152,78 @@ pub fn run(
     result
 }
 
+/// Ctrl-C on a half-typed line clears it, as in shells; on an empty line it falls through
+/// to rustyline's default (an interrupt, which leaves like `/exit`).
+struct CtrlCClearsTheLine;
+
+impl ConditionalEventHandler for CtrlCClearsTheLine {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if ctx.line().is_empty() {
+            None
+        } else {
+            Some(Cmd::Kill(Movement::WholeBuffer))
+        }
+    }
+}
+
+/// The lines to send for what the editor returned: a bracketed paste puts several lines
+/// on the edit line, and each becomes a message of its own (blank ones are skipped); a
+/// typed line is passed on as it is.
+fn split_entered(entered: String) -> Vec<String> {
+    if !entered.contains('\n') {
+        return vec![entered];
+    }
+    entered
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The editor thread: reads a line with the prompt it is given, hands it over, repeats.
+///
+/// One editor reads the terminal for the whole session; bytes it read ahead (the rest of
+/// a burst or a paste) stay in it for the next `readline` (rustyline's "buffer-redux").
 fn read_lines(
     mut editor: DefaultEditor,
     input_tx: mpsc::Sender<std::io::Result<Input>>,
     prompt_rx: std::sync::mpsc::Receiver<String>,
     in_readline: Arc<AtomicBool>,
 ) {
-    while let Ok(prompt) = prompt_rx.recv() {
+    let Ok(mut prompt) = prompt_rx.recv() else {
+        return;
+    };
+    loop {
         let read = editor.readline(&prompt);
         in_readline.store(false, Ordering::SeqCst);
-        let input = match read {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                }
-                Ok(Input::Line(line))
-            }
-            Err(ReadlineError::Eof | ReadlineError::Interrupted) => Ok(Input::End),
-            Err(e) => Err(std::io::Error::other(e.to_string())),
+        let inputs = match read {
+            Ok(entered) => split_entered(entered)
+                .into_iter()
+                .map(|line| {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    Ok(Input::Line(line))
+                })
+                .collect(),
+            Err(ReadlineError::Eof | ReadlineError::Interrupted) => vec![Ok(Input::End)],
+            Err(e) => vec![Err(std::io::Error::other(e.to_string()))],
         };
-        if input_tx.blocking_send(input).is_err() {
-            break;
+        if inputs.is_empty() {
+            // Nothing to send (a paste of blank lines): edit again with the same prompt.
+            in_readline.store(true, Ordering::SeqCst);
+            continue;
+        }
+        // Each input is answered with the prompt for the next one (or with the end).
+        for input in inputs {
+            if input_tx.blocking_send(input).is_err() {
+                return;
+            }
+            match prompt_rx.recv() {
+                Ok(next) => prompt = next,
+                Err(_) => return,
+            }
         }
     }
 }
@@ -256,7 +325,31 @@ impl SavedTerminal {
         }
     }
 
-    /// Puts the settings back and ends the line the editor was drawing.
+    /// Switches stdin's terminal to the raw mode the editor uses inside `readline` (no echo,
+    /// no line buffering, no signals, CR not turned into NL), keeping output processing.
+    fn enter_raw_mode(&self) {
+        #[cfg(unix)]
+        if let Some(termios) = &self.termios {
+            use nix::sys::termios::{
+                ControlFlags, InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, tcsetattr,
+            };
+            let mut raw = termios.clone();
+            raw.input_flags &= !(InputFlags::BRKINT
+                | InputFlags::ICRNL
+                | InputFlags::INPCK
+                | InputFlags::ISTRIP
+                | InputFlags::IXON);
+            raw.control_flags |= ControlFlags::CS8;
+            raw.local_flags &=
+                !(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::IEXTEN | LocalFlags::ISIG);
+            raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+            raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+            // TCSADRAIN, never a flush: input already typed must survive the switch.
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &raw);
+        }
+    }
+
+    /// Puts the settings back.
     fn restore(&self) {
         #[cfg(unix)]
         if let Some(termios) = &self.termios {
@@ -266,8 +359,6 @@ impl SavedTerminal {
                 termios,
             );
         }
-        // Bracketed paste off (the editor turned it on), then a fresh line.
-        print!("\x1b[?2004l\r\n");
     }
 }
 

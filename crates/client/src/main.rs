@@ -7,9 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, bail};
 use clap::Parser;
 use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
-use natter_client::login::{self, LoginError, Prompter, TerminalPrompter};
+use natter_client::login::{self, LoginError, Prompter, Reconnect, TerminalPrompter};
 use natter_client::trust::PLAINTEXT_WARNING;
-use natter_client::{Connection, SessionOptions, format, interactive, plain};
+use natter_client::{
+    ClientError, Connection, SessionOptions, TrustConfig, format, interactive, plain,
+};
 use natter_proto::{PROTOCOL_VERSION, ServerFrame};
 
 fn main() {
@@ -76,12 +78,17 @@ fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     let prompter: Option<&mut dyn Prompter> = if plain { None } else { Some(&mut terminal) };
+    let mut again = SameServer {
+        server: &args.server,
+        trust: trust.as_ref(),
+    };
     let login = match runtime.block_on(login::login(
         &mut conn,
         &user,
         &password,
         args.register,
         prompter,
+        Some(&mut again),
     )) {
         Ok(login) => login,
         Err(LoginError::Refused { code, message }) if plain => {
@@ -118,6 +125,31 @@ fn run(args: Args) -> anyhow::Result<i32> {
     }
 }
 
+/// Connects again the way the first connection was made, for a login the server cut off.
+struct SameServer<'a> {
+    /// `HOST:PORT` of the server.
+    server: &'a str,
+    /// How to verify it; `None` with `--plaintext`.
+    trust: Option<&'a TrustConfig>,
+}
+
+impl Reconnect for SameServer<'_> {
+    fn reconnect(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Connection, ClientError>> + '_>> {
+        Box::pin(async move {
+            match self.trust {
+                None => Connection::connect(self.server).await.map(|(conn, _)| conn),
+                // The certificate was accepted (and pinned) on the first connection, so
+                // nothing is asked here; a changed one is refused.
+                Some(trust) => Connection::connect_tls(self.server, trust, None)
+                    .await
+                    .map(|(conn, _, _)| conn),
+            }
+        })
+    }
+}
+
 /// Asks for the user name on the terminal.
 fn ask_user() -> anyhow::Result<String> {
     print!("User name: ");
@@ -136,7 +168,7 @@ fn password(user: &str, plain: bool, register: bool) -> anyhow::Result<String> {
         Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSWORD_ENV} is not valid UTF-8"),
         Err(std::env::VarError::NotPresent) => {}
     }
-    let asked = rpassword::prompt_password(format!("Password for {user}: "));
+    let asked = rpassword::prompt_password(login::password_prompt(user));
     let password = match asked {
         Ok(password) => password,
         Err(e) if plain => {
@@ -145,11 +177,11 @@ fn password(user: &str, plain: bool, register: bool) -> anyhow::Result<String> {
         Err(e) => return Err(e).context("cannot read the password"),
     };
     if register && !plain {
-        let again =
-            rpassword::prompt_password("Repeat password: ").context("cannot read the password")?;
-        if again != password {
-            bail!("the passwords do not match; no account was created");
-        }
+        return Ok(login::confirm_new_password(
+            &mut TerminalPrompter,
+            user,
+            password,
+        )?);
     }
     Ok(password)
 }

@@ -273,6 +273,27 @@ async fn the_server_binary_serves_the_web_console_and_shows_its_password_once() 
     assert_eq!(status, 200, "the generated password still works");
 }
 
+#[tokio::test]
+async fn the_server_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Plaintext: the start-up log then has a warning as well as the "started" line.
+    let server = start_server(dir.path(), true).await;
+    let deadline = tokio::time::Instant::now() + T;
+    let log = loop {
+        let log = server._proc.stderr();
+        if log.contains("started") {
+            break log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no start-up log in time: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(log.contains("WARN"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log file: {log:?}");
+}
+
 /// The known-servers file every client of a test uses.
 fn known_servers(dir: &Path) -> PathBuf {
     dir.join("known_servers")

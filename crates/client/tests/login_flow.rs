@@ -1,31 +1,81 @@
-//! The login flow against a scripted server: plain logins, and the interactive offer to
-//! create a missing account on the same connection.
+//! The login flow against a scripted server: plain logins; after a failed interactive login,
+//! retrying the password (the default), creating the account on the same connection, and
+//! reconnecting when the server closed the connection.
 
 mod common;
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+
 use common::{FakeServer, T};
-use natter_client::login::{self, LoginError, Prompter};
-use natter_client::{Authenticated, Connection};
+use natter_client::login::{self, LoginError, Prompter, Reconnect, failure_question};
+use natter_client::{Authenticated, ClientError, Connection};
 use natter_proto::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::time::timeout;
 
-/// Answers questions from a script and records what was asked.
+/// Answers questions from a script and records what was asked and said.
 #[derive(Default)]
 struct Script {
-    create: bool,
-    repeated_password: String,
+    /// Answers to [`Prompter::ask`], in order.
+    answers: VecDeque<&'static str>,
+    /// Answers to [`Prompter::password`], in order.
+    passwords: VecDeque<&'static str>,
     asked: Vec<String>,
+    said: Vec<String>,
+}
+
+impl Script {
+    fn new(answers: &[&'static str], passwords: &[&'static str]) -> Script {
+        Script {
+            answers: answers.iter().copied().collect(),
+            passwords: passwords.iter().copied().collect(),
+            ..Script::default()
+        }
+    }
+}
+
+fn unexpected(what: &str) -> std::io::Error {
+    std::io::Error::other(format!("unexpected {what}"))
 }
 
 impl Prompter for Script {
     fn confirm(&mut self, question: &str) -> std::io::Result<bool> {
         self.asked.push(question.to_string());
-        Ok(self.create)
+        Err(unexpected("yes/no question"))
     }
 
     fn password(&mut self, prompt: &str) -> std::io::Result<String> {
         self.asked.push(prompt.to_string());
-        Ok(self.repeated_password.clone())
+        let p = self
+            .passwords
+            .pop_front()
+            .ok_or_else(|| unexpected(prompt))?;
+        Ok(p.to_string())
+    }
+
+    fn ask(&mut self, question: &str) -> std::io::Result<String> {
+        self.asked.push(question.to_string());
+        let a = self
+            .answers
+            .pop_front()
+            .ok_or_else(|| unexpected(question))?;
+        Ok(a.to_string())
+    }
+
+    fn say(&mut self, text: &str) -> std::io::Result<()> {
+        self.said.push(text.to_string());
+        Ok(())
+    }
+}
+
+/// Hands out one prepared connection.
+struct Spare(Option<Connection>);
+
+impl Reconnect for Spare {
+    fn reconnect(&mut self) -> Pin<Box<dyn Future<Output = Result<Connection, ClientError>> + '_>> {
+        let conn = self.0.take().ok_or(ClientError::Closed);
+        Box::pin(async move { conn })
     }
 }
 
@@ -62,7 +112,7 @@ where
 {
     let (result, ()) = timeout(T, async {
         tokio::join!(
-            login::login(conn, "Bob", "pw-1234567", register, prompter),
+            login::login(conn, "Bob", "pw-1234567", register, prompter, None),
             server_script
         )
     })
@@ -111,13 +161,29 @@ async fn plain_mode_asks_nothing_after_a_failed_login() {
 }
 
 #[tokio::test]
-async fn accepting_the_offer_registers_on_the_same_connection() {
+async fn after_a_failed_login_enter_retries_the_password() {
     let (mut conn, mut server) = FakeServer::start().await;
-    let mut answers = Script {
-        create: true,
-        repeated_password: "pw-1234567".into(),
-        ..Script::default()
+    let mut answers = Script::new(&[""], &["pw-right"]);
+    let script = async {
+        assert_eq!(server.expect().await, auth("Bob", "pw-1234567", false));
+        server.send(auth_failed()).await;
+        assert_eq!(server.expect().await, auth("Bob", "pw-right", false));
+        server.send(auth_ok("bob", false)).await;
     };
+    let ok = run_login(&mut conn, false, Some(&mut answers), script)
+        .await
+        .expect("logged in");
+    assert!(!ok.registered);
+    assert_eq!(
+        answers.asked,
+        vec![failure_question("Bob"), "Password for Bob: ".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn choosing_create_registers_on_the_same_connection() {
+    let (mut conn, mut server) = FakeServer::start().await;
+    let mut answers = Script::new(&["c"], &["pw-1234567"]);
     let script = async {
         assert_eq!(server.expect().await, auth("Bob", "pw-1234567", false));
         server.send(auth_failed()).await;
@@ -130,58 +196,50 @@ async fn accepting_the_offer_registers_on_the_same_connection() {
     assert!(ok.registered);
     assert_eq!(
         answers.asked,
-        vec![
-            "Login failed. Create a new account 'Bob'? [y/N] ".to_string(),
-            "Repeat password: ".to_string()
-        ]
+        vec![failure_question("Bob"), "Repeat password: ".to_string()]
     );
 }
 
 #[tokio::test]
-async fn declining_the_offer_sends_nothing_more() {
+async fn quitting_sends_nothing_more() {
     let (mut conn, mut server) = FakeServer::start().await;
-    let mut answers = Script::default();
+    let mut answers = Script::new(&["q"], &[]);
     let script = async {
         assert_eq!(server.expect().await, auth("Bob", "pw-1234567", false));
         server.send(auth_failed()).await;
     };
     let err = run_login(&mut conn, false, Some(&mut answers), script)
         .await
-        .expect_err("declined");
-    assert!(matches!(err, LoginError::Refused { .. }), "{err:?}");
-    assert_eq!(answers.asked.len(), 1, "no password asked after no");
+        .expect_err("gave up");
+    assert!(matches!(err, LoginError::GaveUp), "{err:?}");
     drop(conn);
     assert_eq!(server.recv().await, None, "no second auth was sent");
 }
 
 #[tokio::test]
-async fn a_mistyped_repeat_creates_nothing() {
+async fn a_mistyped_repeat_asks_again() {
     let (mut conn, mut server) = FakeServer::start().await;
-    let mut answers = Script {
-        create: true,
-        repeated_password: "pw-typo".into(),
-        ..Script::default()
-    };
+    let mut answers = Script::new(&["c"], &["pw-typo", "pw-7654321", "pw-7654321"]);
     let script = async {
         assert_eq!(server.expect().await, auth("Bob", "pw-1234567", false));
         server.send(auth_failed()).await;
+        assert_eq!(server.expect().await, auth("Bob", "pw-7654321", true));
+        server.send(auth_ok("Bob", true)).await;
     };
-    let err = run_login(&mut conn, false, Some(&mut answers), script)
+    run_login(&mut conn, false, Some(&mut answers), script)
         .await
-        .expect_err("mismatch");
-    assert!(matches!(err, LoginError::PasswordMismatch), "{err:?}");
-    drop(conn);
-    assert_eq!(server.recv().await, None, "no registration was sent");
+        .expect("registered");
+    assert_eq!(
+        answers.said,
+        vec!["The passwords do not match; try again.".to_string()]
+    );
+    assert_eq!(answers.asked[2], "New password for Bob: ");
 }
 
 #[tokio::test]
-async fn username_taken_on_the_retry_means_the_password_was_wrong() {
+async fn a_taken_name_goes_back_to_the_password_prompt() {
     let (mut conn, mut server) = FakeServer::start().await;
-    let mut answers = Script {
-        create: true,
-        repeated_password: "pw-1234567".into(),
-        ..Script::default()
-    };
+    let mut answers = Script::new(&["c"], &["pw-1234567", "pw-right"]);
     let script = async {
         assert_eq!(server.expect().await, auth("Bob", "pw-1234567", false));
         server.send(auth_failed()).await;
@@ -193,24 +251,67 @@ async fn username_taken_on_the_retry_means_the_password_was_wrong() {
                 "name taken",
             ))
             .await;
+        assert_eq!(server.expect().await, auth("Bob", "pw-right", false));
+        server.send(auth_ok("bob", false)).await;
     };
-    let err = run_login(&mut conn, false, Some(&mut answers), script)
+    run_login(&mut conn, false, Some(&mut answers), script)
         .await
-        .expect_err("wrong password");
-    assert!(
-        matches!(&err, LoginError::WrongPassword { user } if user == "Bob"),
-        "{err:?}"
+        .expect("logged in");
+    assert_eq!(
+        answers.said,
+        vec!["The account 'Bob' already exists, so the password was wrong.".to_string()]
     );
-    assert!(err.to_string().contains("wrong password"), "{err}");
+    assert_eq!(
+        answers.asked.last().map(String::as_str),
+        Some("Password for Bob: ")
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_closed_after_failures_is_reconnected_to() {
+    let (mut conn, mut first) = FakeServer::start().await;
+    let (spare, mut second) = FakeServer::start().await;
+    let mut spare = Spare(Some(spare));
+    let mut answers = Script::new(&[""], &["pw-right"]);
+    let script = async {
+        assert_eq!(first.expect().await, auth("Bob", "pw-1234567", false));
+        first.send(auth_failed()).await;
+        first
+            .send(ServerFrame::Bye {
+                reason: "too many failed logins".into(),
+            })
+            .await;
+        // The retry reaches the closed session, which answered with that bye.
+        assert_eq!(first.expect().await, auth("Bob", "pw-right", false));
+        assert_eq!(second.expect().await, auth("Bob", "pw-right", false));
+        second.send(auth_ok("bob", false)).await;
+    };
+    let (result, ()) = timeout(T, async {
+        tokio::join!(
+            login::login(
+                &mut conn,
+                "Bob",
+                "pw-1234567",
+                false,
+                Some(&mut answers),
+                Some(&mut spare)
+            ),
+            script
+        )
+    })
+    .await
+    .expect("login finishes in time");
+    result.expect("logged in on the new connection");
+    assert_eq!(
+        answers.said,
+        vec!["The server ended the connection: too many failed logins. Reconnecting.".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn other_refusals_are_not_offered_an_account() {
     let (mut conn, mut server) = FakeServer::start().await;
-    let mut answers = Script {
-        create: true,
-        ..Script::default()
-    };
+    let mut answers = Script::default();
     let script = async {
         server.expect().await;
         server

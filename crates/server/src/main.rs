@@ -1,5 +1,7 @@
 //! `natter-server`: parses options, binds the listener and runs the server library.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use natter_server::{Config, Options, Server};
@@ -25,6 +27,10 @@ async fn run() -> anyhow::Result<()> {
     let opts = Options::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -128,5 +134,24 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// Whether the log gets colour codes: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>); files and pipes get plain text.
+fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colours;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())));
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
     }
 }
