@@ -23,8 +23,6 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_rustls::TlsAcceptor;
 
-use crate::outbox::Outbox;
-
 /// Socket reads one [`TlsReader::poll_read`] makes without producing plaintext before
 /// it lets other tasks run (a peer sending only non-data records must not hog a worker).
 const READS_PER_POLL: usize = 16;
@@ -88,22 +86,26 @@ impl TlsConn {
     }
 }
 
+/// Tells a connection's writer that its TLS state has records of its own to send.
+pub type WakeWriter = Box<dyn Fn() + Send + Sync>;
+
 /// The reading direction of a TLS connection: records from the socket, decrypted under
 /// the shared lock. Records that reading makes the connection send (alerts, key update
-/// answers) are handed to the outbox's writer.
+/// answers) are left to the connection's writer, which `wake` tells.
 pub struct TlsReader {
     /// The socket's read half.
     tcp: OwnedReadHalf,
     /// The connection's TLS state.
     tls: Arc<TlsConn>,
-    /// Whoever writes this connection, told when reading left records to send.
-    out: Arc<Outbox>,
+    /// Tells whoever writes this connection that reading left records to send.
+    wake: WakeWriter,
 }
 
 impl TlsReader {
-    /// Reads `tcp` through `tls`; `out` writes the connection.
-    pub fn new(tcp: OwnedReadHalf, tls: Arc<TlsConn>, out: Arc<Outbox>) -> TlsReader {
-        TlsReader { tcp, tls, out }
+    /// Reads `tcp` through `tls`; `wake` tells the connection's writer (the outbox, in
+    /// the server) when there are records to send.
+    pub fn new(tcp: OwnedReadHalf, tls: Arc<TlsConn>, wake: WakeWriter) -> TlsReader {
+        TlsReader { tcp, tls, wake }
     }
 
     /// The socket's read half, for reading and discarding what is left at the end.
@@ -164,7 +166,7 @@ impl AsyncRead for TlsReader {
                 }
             };
             if to_send {
-                this.out.kick();
+                (this.wake)();
             }
             if let Some(e) = failed {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));

@@ -82,7 +82,8 @@ pub async fn serve_tls(
         // Records the handshake left unsent (session tickets).
         handle.outbox.kick();
     }
-    let rd = TlsReader::new(rd, tls, handle.outbox.clone());
+    let out = handle.outbox.clone();
+    let rd = TlsReader::new(rd, tls, Box::new(move || out.kick()));
     let lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER);
     if let Some(lines) = serve_direct(lines, handle, peer, accepted, shared).await {
         linger(lines.into_inner().into_tcp()).await;
