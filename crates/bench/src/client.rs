@@ -4,9 +4,14 @@
 //! deliveries per second: a reader owns one large buffer that it fills with a single
 //! read per readiness event, frames are split with memchr and decoded in place, and the
 //! usual natter message frame is picked apart by byte search instead of a JSON parse
-//! (anything unusual still goes through serde_json).
+//! (anything unusual is decoded with natter-proto into a [`ServerFrame`]).
+//!
+//! natter is spoken through natter-proto's types: every frame sent is a
+//! [`ClientFrame`] encoded with [`natter_proto::encode_into`] (into a reused buffer, with
+//! reused strings, so sending allocates nothing per message), and every frame received
+//! outside the delivery fast path is decoded with [`natter_proto::decode_server`]. The
+//! fast path's byte patterns are pinned to natter-proto's encoding by unit tests.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
@@ -14,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use memchr::memmem::Finder;
+use natter_proto::{ClientFrame, ErrorCode, FrameId, ServerFrame};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -192,51 +198,36 @@ impl Target {
             kind: self.kind,
             wr,
             out: Vec::with_capacity(256),
+            strings: Default::default(),
             sub: None,
         };
         match self.kind {
             Kind::Natter => {
                 reader
-                    .expect_line(|l| contains(l, "\"type\":\"hello\""))
+                    .expect_frame(|f| matches!(f, ServerFrame::Hello { .. }))
                     .await?;
-                let auth = serde_json::json!({
-                    "type": "auth", "user": name, "password": PASSWORD, "register": register,
-                });
-                writer.raw(format!("{auth}\n").as_bytes()).await?;
+                writer.auth(name, register).await?;
                 loop {
-                    let line = reader.line().await?;
-                    if contains(line, "\"type\":\"auth_ok\"") {
-                        break;
-                    }
-                    if contains(line, "\"type\":\"error\"") {
-                        if register && contains(line, "username_taken") {
-                            let auth = serde_json::json!({
-                                "type": "auth", "user": name, "password": PASSWORD,
-                            });
-                            writer.raw(format!("{auth}\n").as_bytes()).await?;
-                            continue;
+                    match reader.frame().await? {
+                        ServerFrame::AuthOk { .. } => break,
+                        ServerFrame::Error {
+                            code: ErrorCode::UsernameTaken,
+                            ..
+                        } if register => writer.auth(name, false).await?,
+                        ServerFrame::Error { code, message, .. } => {
+                            bail!("login of {name} refused: {code}: {message}")
                         }
-                        bail!("login of {name} refused: {}", String::from_utf8_lossy(line));
-                    }
-                    if contains(line, "\"type\":\"bye\"") {
-                        bail!("login of {name} refused: {}", String::from_utf8_lossy(line));
+                        ServerFrame::Bye { reason } => bail!("login of {name} refused: {reason}"),
+                        _ => {}
                     }
                 }
                 // The login sequence ends with the lobby history's last frame.
-                reader
-                    .expect_line(|l| {
-                        contains(l, "\"type\":\"history\"") && contains(l, "\"last\":true")
-                    })
-                    .await?;
+                reader.expect_frame(is_last_history).await?;
                 if let Some(room) = channel
                     && room != ROOM
                 {
                     writer.join(room).await?;
-                    reader
-                        .expect_line(|l| {
-                            contains(l, "\"type\":\"history\"") && contains(l, "\"last\":true")
-                        })
-                        .await?;
+                    reader.expect_frame(is_last_history).await?;
                 }
             }
             Kind::Redis => {
@@ -281,8 +272,9 @@ impl Target {
     }
 }
 
-fn contains(line: &[u8], what: &str) -> bool {
-    memchr::memmem::find(line, what.as_bytes()).is_some()
+/// Whether `f` is the last chunk of a `history` answer, which ends a login or a join.
+fn is_last_history(f: &ServerFrame) -> bool {
+    matches!(f, ServerFrame::History { last: true, .. })
 }
 
 /// The command word of an IRC line (the numeric for server replies).
@@ -332,8 +324,8 @@ pub enum Event<'a> {
     /// This session is now in a room (natter `joined`, IRC 366 end of NAMES, Redis
     /// subscribe reply); the room or channel name, without IRC's `#`.
     Joined(&'a [u8]),
-    /// A liveness probe to answer; its argument.
-    Ping(String),
+    /// A liveness probe to answer with [`Writer::pong`].
+    Ping(PingArg),
     /// The server reported a protocol error (natter `error`, an IRC 4xx/5xx numeric, a
     /// RESP error) or sent something unparsable.
     Error(String),
@@ -342,6 +334,15 @@ pub enum Event<'a> {
     /// Anything else (presence, acknowledgements, frame types this generator does not
     /// know, ...).
     Other,
+}
+
+/// What a server's liveness probe carried, to be echoed in the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingArg {
+    /// natter's `ping` frame's id.
+    Natter(Option<FrameId>),
+    /// IRC's `PING` argument (everything after `PING `).
+    Irc(String),
 }
 
 /// Where an event's bytes are: in the read buffer, or in the scratch buffer when the
@@ -357,7 +358,7 @@ enum Span {
 enum Raw {
     Msg { from: Option<Span>, text: Span },
     Joined(Span),
-    Ping(String),
+    Ping(PingArg),
     Error(String),
     Closed(String),
     Other,
@@ -375,29 +376,27 @@ pub struct Reader {
     bytes: u64,
 }
 
-#[derive(serde::Deserialize)]
-struct NatterIn<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
-    #[serde(default, borrow)]
-    from: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    room: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<serde_json::Value>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
+/// What natter-proto's encoding of [`ServerFrame::Public`] puts around its values:
+/// `HEAD` msg_id `ROOM` room `FROM` from `TEXT` text `TS` ts `}`, for the delivery fast
+/// path ([`Reader::natter_public`]). Constants rather than derived from an encoding at
+/// start-up, so that the comparisons compile to a few word compares; the test
+/// `public_frame_patterns_are_natter_protos_encoding` rebuilds a frame encoded with
+/// natter-proto from them, so a change in the encoding fails a test, not a benchmark.
+mod public_frame {
+    /// Up to the `msg_id` value.
+    pub const HEAD: &[u8] = b"{\"type\":\"public\",\"msg_id\":";
+    /// Between `msg_id` and the room.
+    pub const ROOM: &[u8] = b",\"room\":\"";
+    /// Between the room and the sender.
+    pub const FROM: &[u8] = b"\",\"from\":\"";
+    /// Between the sender and the text.
+    pub const TEXT: &[u8] = b"\",\"text\":\"";
+    /// Between the text and the timestamp.
+    pub const TS: &[u8] = b"\",\"ts\":";
 }
 
 static FROM_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"from\":\""));
 static TEXT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"text\":\""));
-static ROOM_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"room\":\""));
 
 /// The plain (escape-free) JSON string value of the key `finder` finds in
 /// `line[from..]`, as absolute offsets into `line`; `None` when the key is missing or the
@@ -477,17 +476,29 @@ impl Reader {
         }
     }
 
-    async fn expect_line(&mut self, want: impl Fn(&[u8]) -> bool) -> Result<()> {
+    /// Reads the next natter frame and decodes it with natter-proto (login and join
+    /// only: deliveries go through [`Reader::next`]); an invalid frame is an error.
+    async fn frame(&mut self) -> Result<ServerFrame> {
+        let line = self.line().await?;
+        natter_proto::decode_server(line).map_err(|e| {
+            anyhow!(
+                "invalid frame from the server ({}: {}): {}",
+                e.code,
+                e.message,
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            )
+        })
+    }
+
+    /// Skips natter frames until one satisfies `want`; a `bye` on the way is an error.
+    async fn expect_frame(&mut self, want: impl Fn(&ServerFrame) -> bool) -> Result<()> {
         loop {
-            let line = self.line().await?;
-            if want(line) {
+            let frame = self.frame().await?;
+            if want(&frame) {
                 return Ok(());
             }
-            if contains(line, "\"type\":\"bye\"") || line.starts_with(b"ERROR") {
-                bail!(
-                    "server ended the session: {}",
-                    String::from_utf8_lossy(line)
-                );
+            if let ServerFrame::Bye { reason } = frame {
+                bail!("server ended the session: {reason}");
             }
         }
     }
@@ -562,11 +573,7 @@ impl Reader {
     /// keys cost about a quarter of the generator's time.
     #[inline]
     fn natter_public(&mut self) -> Option<Raw> {
-        const HEAD: &[u8] = b"{\"type\":\"public\",\"msg_id\":";
-        const ROOM: &[u8] = b",\"room\":\"";
-        const FROM: &[u8] = b"\",\"from\":\"";
-        const TEXT: &[u8] = b"\",\"text\":\"";
-        const TS: &[u8] = b"\",\"ts\":";
+        use public_frame::{FROM, HEAD, ROOM, TEXT, TS};
         let base = self.pos;
         let b = &self.buf[base..];
         let mut i = HEAD.len();
@@ -630,29 +637,28 @@ impl Reader {
                 }
                 self.natter_full(a, b)
             }
-            b"joined" => match plain_value(line, after, &ROOM_KEY) {
-                Some((ra, rb)) => Raw::Joined(Span::Buf(a + ra, a + rb)),
-                None => self.natter_full(a, b),
-            },
-            b"ping" | b"bye" | b"error" => self.natter_full(a, b),
+            // Rare (a join's answer, probes, the end): decoded properly.
+            b"joined" | b"ping" | b"bye" | b"error" => self.natter_full(a, b),
             // Presence (also any coalesced form), history, acknowledgements, system
             // notices and types this generator does not know: nothing to check.
             _ => Raw::Other,
         }
     }
 
-    /// The slow path: a full JSON parse of `buf[a..b]`.
+    /// The slow path: `buf[a..b]` decoded with natter-proto.
     #[cold]
     fn natter_full(&mut self, a: usize, b: usize) -> Raw {
         let line = &self.buf[a..b];
         if line.iter().all(u8::is_ascii_whitespace) {
             return Raw::Other;
         }
-        let f: NatterIn<'_> = match serde_json::from_slice(line) {
+        let frame = match natter_proto::decode_server(line) {
             Ok(f) => f,
             Err(e) => {
                 return Raw::Error(format!(
-                    "invalid frame ({e}): {}",
+                    "invalid frame ({}: {}): {}",
+                    e.code,
+                    e.message,
                     String::from_utf8_lossy(&line[..line.len().min(200)])
                 ));
             }
@@ -663,32 +669,19 @@ impl Reader {
             self.scratch.extend_from_slice(s.as_bytes());
             Span::Scratch(start, self.scratch.len())
         };
-        match f.ty.as_ref() {
-            "public" | "private" => match (f.from, f.text) {
-                (Some(from), Some(text)) => {
-                    let from = stash(&from);
-                    let text = stash(&text);
-                    Raw::Msg {
-                        from: Some(from),
-                        text,
-                    }
+        match frame {
+            ServerFrame::Public { from, text, .. } | ServerFrame::Private { from, text, .. } => {
+                let from = stash(&from);
+                let text = stash(&text);
+                Raw::Msg {
+                    from: Some(from),
+                    text,
                 }
-                _ => Raw::Error(format!(
-                    "message frame without from/text: {}",
-                    String::from_utf8_lossy(line)
-                )),
-            },
-            "joined" => match f.room {
-                Some(room) => Raw::Joined(stash(&room)),
-                None => Raw::Other,
-            },
-            "ping" => Raw::Ping(f.id.map(|v| v.to_string()).unwrap_or_default()),
-            "bye" => Raw::Closed(f.reason.unwrap_or_default()),
-            "error" => Raw::Error(format!(
-                "{}: {}",
-                f.code.unwrap_or_default(),
-                f.message.unwrap_or_default()
-            )),
+            }
+            ServerFrame::Joined { room, .. } => Raw::Joined(stash(&room)),
+            ServerFrame::Ping { id } => Raw::Ping(PingArg::Natter(id)),
+            ServerFrame::Bye { reason } => Raw::Closed(reason),
+            ServerFrame::Error { code, message, .. } => Raw::Error(format!("{code}: {message}")),
             _ => Raw::Other,
         }
     }
@@ -698,7 +691,7 @@ impl Reader {
     fn irc(&self, a: usize, b: usize) -> Raw {
         let line = &self.buf[a..b];
         if let Some(rest) = line.strip_prefix(b"PING ") {
-            return Raw::Ping(String::from_utf8_lossy(rest).into_owned());
+            return Raw::Ping(PingArg::Irc(String::from_utf8_lossy(rest).into_owned()));
         }
         if line.starts_with(b"ERROR") {
             return Raw::Closed(String::from_utf8_lossy(line).into_owned());
@@ -915,16 +908,80 @@ fn resp_value(
 pub struct Writer {
     kind: Kind,
     wr: WriteSide,
+    /// Frames waiting for [`Writer::send`]; reused, so sending does not allocate.
     out: Vec<u8>,
+    /// Strings lent to the [`ClientFrame`]s being encoded and taken back afterwards, so
+    /// that building a natter frame reuses their capacity instead of allocating.
+    strings: [String; 2],
     /// The subscribed connection's write half while `wr` publishes (Redis); kept open
     /// because dropping a TCP write half shuts the connection down.
     sub: Option<WriteSide>,
+}
+
+/// `buf` emptied and refilled with `s`, keeping its capacity.
+fn refill(buf: &mut String, s: &str) -> String {
+    let mut out = std::mem::take(buf);
+    out.clear();
+    out.push_str(s);
+    out
 }
 
 impl Writer {
     async fn raw(&mut self, bytes: &[u8]) -> Result<()> {
         self.wr.write_all(bytes).await?;
         Ok(())
+    }
+
+    /// Encodes a natter frame that owns no strings (or whose strings are not reused)
+    /// and writes it at once.
+    async fn natter(&mut self, frame: &ClientFrame) -> Result<()> {
+        self.out.clear();
+        natter_proto::encode_into(frame, &mut self.out);
+        self.send().await
+    }
+
+    /// Sends natter's `auth`, asking to create the account first when `register`.
+    async fn auth(&mut self, name: &str, register: bool) -> Result<()> {
+        self.natter(&ClientFrame::Auth {
+            id: None,
+            user: name.to_string(),
+            password: PASSWORD.to_string(),
+            register,
+        })
+        .await
+    }
+
+    /// Appends natter's `public` frame to `out`, built from the reused strings.
+    fn push_natter_public(&mut self, room: &str, text: &str) {
+        let [r, t] = &mut self.strings;
+        let frame = ClientFrame::Public {
+            id: None,
+            room: Some(refill(r, room)),
+            text: refill(t, text),
+        };
+        natter_proto::encode_into(&frame, &mut self.out);
+        if let ClientFrame::Public {
+            room: Some(room),
+            text,
+            ..
+        } = frame
+        {
+            self.strings = [room, text];
+        }
+    }
+
+    /// Appends natter's `private` frame to `out`, built from the reused strings.
+    fn push_natter_private(&mut self, to: &str, text: &str) {
+        let [r, t] = &mut self.strings;
+        let frame = ClientFrame::Private {
+            id: None,
+            to: refill(r, to),
+            text: refill(t, text),
+        };
+        natter_proto::encode_into(&frame, &mut self.out);
+        if let ClientFrame::Private { to, text, .. } = frame {
+            self.strings = [to, text];
+        }
     }
 
     /// Sends `text` to the room/channel `room`.
@@ -938,14 +995,7 @@ impl Writer {
     /// in one write.
     pub fn push_public(&mut self, room: &str, text: &str) {
         match self.kind {
-            Kind::Natter => {
-                self.out
-                    .extend_from_slice(b"{\"type\":\"public\",\"room\":\"");
-                self.out.extend_from_slice(room.as_bytes());
-                self.out.extend_from_slice(b"\",\"text\":\"");
-                self.out.extend_from_slice(text.as_bytes());
-                self.out.extend_from_slice(b"\"}\n");
-            }
+            Kind::Natter => self.push_natter_public(room, text),
             Kind::Redis => resp(
                 &[b"PUBLISH", room.as_bytes(), text.as_bytes()],
                 &mut self.out,
@@ -972,14 +1022,7 @@ impl Writer {
     pub async fn private(&mut self, to: &str, text: &str) -> Result<()> {
         self.out.clear();
         match self.kind {
-            Kind::Natter => {
-                self.out
-                    .extend_from_slice(b"{\"type\":\"private\",\"to\":\"");
-                self.out.extend_from_slice(to.as_bytes());
-                self.out.extend_from_slice(b"\",\"text\":\"");
-                self.out.extend_from_slice(text.as_bytes());
-                self.out.extend_from_slice(b"\"}\n");
-            }
+            Kind::Natter => self.push_natter_private(to, text),
             // IRC PRIVMSG to a nick; Redis PUBLISH to the user's channel.
             Kind::Irc => {
                 self.out.extend_from_slice(b"PRIVMSG ");
@@ -998,12 +1041,13 @@ impl Writer {
     pub async fn join(&mut self, room: &str) -> Result<()> {
         self.out.clear();
         match self.kind {
-            Kind::Natter => {
-                self.out
-                    .extend_from_slice(b"{\"type\":\"join\",\"room\":\"");
-                self.out.extend_from_slice(room.as_bytes());
-                self.out.extend_from_slice(b"\"}\n");
-            }
+            Kind::Natter => natter_proto::encode_into(
+                &ClientFrame::Join {
+                    id: None,
+                    room: room.to_string(),
+                },
+                &mut self.out,
+            ),
             Kind::Irc => {
                 self.out.extend_from_slice(b"JOIN #");
                 self.out.extend_from_slice(room.as_bytes());
@@ -1018,27 +1062,26 @@ impl Writer {
         Ok(())
     }
 
-    /// Answers a server ping.
-    pub async fn pong(&mut self, arg: &str) -> Result<()> {
-        match self.kind {
-            Kind::Natter if arg.is_empty() => self.raw(b"{\"type\":\"pong\"}\n").await,
-            Kind::Natter => {
-                self.raw(format!("{{\"type\":\"pong\",\"id\":{arg}}}\n").as_bytes())
-                    .await
-            }
-            Kind::Irc => self.raw(format!("PONG {arg}\r\n").as_bytes()).await,
-            Kind::Redis => Ok(()),
+    /// Answers a server ping (natter `pong` with the ping's id, IRC `PONG`).
+    pub async fn pong(&mut self, arg: &PingArg) -> Result<()> {
+        match arg {
+            PingArg::Natter(id) => self.natter(&ClientFrame::Pong { id: id.clone() }).await,
+            PingArg::Irc(arg) => self.raw(format!("PONG {arg}\r\n").as_bytes()).await,
         }
     }
 
     /// Says goodbye (best effort).
     pub async fn quit(&mut self) {
-        let bytes: &[u8] = match self.kind {
-            Kind::Natter => b"{\"type\":\"quit\"}\n",
-            Kind::Irc => b"QUIT :bye\r\n",
-            Kind::Redis => b"*1\r\n$4\r\nQUIT\r\n",
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(bytes)).await;
+        self.out.clear();
+        match self.kind {
+            Kind::Natter => {
+                natter_proto::encode_into(&ClientFrame::Quit { id: None }, &mut self.out)
+            }
+            Kind::Irc => self.out.extend_from_slice(b"QUIT :bye\r\n"),
+            Kind::Redis => self.out.extend_from_slice(b"*1\r\n$4\r\nQUIT\r\n"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.out)).await;
+        self.out.clear();
         let _ = self.sub.take();
     }
 }
@@ -1089,7 +1132,8 @@ mod tests {
                         String::from_utf8_lossy(text)
                     ),
                     Event::Joined(r) => format!("joined {}", String::from_utf8_lossy(r)),
-                    Event::Ping(a) => format!("ping {a}"),
+                    Event::Ping(PingArg::Natter(id)) => format!("ping {id:?}"),
+                    Event::Ping(PingArg::Irc(a)) => format!("ping {a}"),
                     Event::Error(e) => format!("error {e}"),
                     Event::Closed(e) => format!("closed {e}"),
                     Event::Other => "other".into(),
@@ -1140,10 +1184,176 @@ mod tests {
                 "other",
                 "joined crowd",
                 "other",
-                "ping 7",
+                "ping Some(Num(7))",
                 "error rate_limited: slow down",
-                "error invalid frame (expected ident at line 1 column 2): not json",
+                "error invalid frame (bad_json: not valid JSON: expected ident at line 1 column 2): not json",
                 "closed shutdown",
+            ]
+        );
+    }
+
+    /// A `public` delivery as natter-proto encodes it.
+    fn public(msg_id: u64, from: &str, text: &str) -> Vec<u8> {
+        natter_proto::encode(&ServerFrame::Public {
+            msg_id,
+            room: "lobby".into(),
+            from: from.into(),
+            text: text.into(),
+            ts: 1_763_800_000_123,
+        })
+        .to_vec()
+    }
+
+    #[test]
+    fn public_frame_patterns_are_natter_protos_encoding() {
+        use public_frame::{FROM, HEAD, ROOM, TEXT, TS};
+        let frame = ServerFrame::Public {
+            msg_id: 1234,
+            room: "RR".into(),
+            from: "FF".into(),
+            text: "TT".into(),
+            ts: 5678,
+        };
+        let rebuilt = [
+            HEAD, b"1234", ROOM, b"RR", FROM, b"FF", TEXT, b"TT", TS, b"5678", b"}\n",
+        ]
+        .concat();
+        assert_eq!(
+            String::from_utf8_lossy(&natter_proto::encode(&frame)),
+            String::from_utf8_lossy(&rebuilt)
+        );
+    }
+
+    #[tokio::test]
+    async fn fast_path_reads_natter_protos_public_frames() {
+        let frames = [
+            public(1, "fs0", "m00000:hello"),
+            public(u64::MAX, "a-very_long-name-of-32-chars-xyz", ""),
+        ];
+        let mut r = reader_over(Kind::Natter, &frames.concat()).await;
+        while r.buf.len() < frames.iter().map(Vec::len).sum() {
+            r.fill().await.expect("fill");
+        }
+        for (from, text) in [
+            ("fs0", "m00000:hello"),
+            ("a-very_long-name-of-32-chars-xyz", ""),
+        ] {
+            // The fast path itself, not the fallback, must take the frame.
+            let raw = r.natter_public().expect("fast path took the frame");
+            assert_eq!(
+                r.event(raw),
+                Event::Msg {
+                    from: Some(from.as_bytes()),
+                    text: text.as_bytes()
+                }
+            );
+        }
+        assert_eq!(r.pos, r.buf.len(), "both frames consumed whole");
+    }
+
+    #[tokio::test]
+    async fn escaped_public_frames_fall_back_to_natter_proto() {
+        let text = "a \"quoted\" \\ tab\t é";
+        let line = public(7, "fs1", text);
+        let mut r = reader_over(Kind::Natter, &line).await;
+        r.fill().await.expect("fill");
+        assert!(r.natter_public().is_none(), "escapes leave the fast path");
+        assert_eq!(
+            r.next().await.expect("event"),
+            Event::Msg {
+                from: Some(b"fs1".as_slice()),
+                text: text.as_bytes()
+            }
+        );
+    }
+
+    /// Everything `drive` writes through a natter [`Writer`], decoded as client frames.
+    async fn sent_frames<F>(drive: F) -> Vec<ClientFrame>
+    where
+        F: AsyncFnOnce(&mut Writer),
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut bytes = Vec::new();
+            s.read_to_end(&mut bytes).await.expect("read");
+            bytes
+        });
+        let (_rd, wr) = Target::plain(Kind::Natter, addr)
+            .connect()
+            .await
+            .expect("connect");
+        let mut w = Writer {
+            kind: Kind::Natter,
+            wr,
+            out: Vec::new(),
+            strings: Default::default(),
+            sub: None,
+        };
+        drive(&mut w).await;
+        drop(w);
+        let bytes = tokio::time::timeout(Duration::from_secs(30), peer)
+            .await
+            .expect("peer timed out")
+            .expect("peer panicked");
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(|l| {
+                assert_eq!(l.last(), Some(&b'\n'), "whole lines only");
+                natter_proto::decode_client(l).expect("a valid client frame")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sent_natter_frames_are_natter_protos_client_frames() {
+        let frames = sent_frames(async |w| {
+            w.auth("fs0", true).await.expect("auth");
+            w.push_public("lobby", "first, the longer one");
+            w.push_public("crowd", "a \"b\"\n");
+            w.send().await.expect("send");
+            w.public("lobby", "x").await.expect("public");
+            w.private("pu1", "hi").await.expect("private");
+            w.join("crowd").await.expect("join");
+            w.pong(&PingArg::Natter(Some(FrameId::Num(7))))
+                .await
+                .expect("pong");
+            w.quit().await;
+        })
+        .await;
+        let public = |room: &str, text: &str| ClientFrame::Public {
+            id: None,
+            room: Some(room.into()),
+            text: text.into(),
+        };
+        assert_eq!(
+            frames,
+            [
+                ClientFrame::Auth {
+                    id: None,
+                    user: "fs0".into(),
+                    password: PASSWORD.into(),
+                    register: true
+                },
+                public("lobby", "first, the longer one"),
+                public("crowd", "a \"b\"\n"),
+                public("lobby", "x"),
+                ClientFrame::Private {
+                    id: None,
+                    to: "pu1".into(),
+                    text: "hi".into()
+                },
+                ClientFrame::Join {
+                    id: None,
+                    room: "crowd".into()
+                },
+                ClientFrame::Pong {
+                    id: Some(FrameId::Num(7))
+                },
+                ClientFrame::Quit { id: None },
             ]
         );
     }

@@ -1,0 +1,241 @@
+//! Tests of the writer as a whole: what lands in which file, queue bounds, close.
+
+use super::files::SYSTEM_LOG;
+use super::testkit::*;
+use super::*;
+use std::collections::BTreeSet;
+
+#[tokio::test]
+async fn conversations_rooms_and_system_events_are_logged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Transcript::start(logs.clone(), None).expect("start");
+    t.record(Event::System {
+        kind: "start",
+        detail: "version=0.1.0".into(),
+        ts_ms: TS,
+    });
+    t.record(Event::Private {
+        from: "Alice".into(),
+        to: "bob".into(),
+        text: "hi bob".into(),
+        ts_ms: TS,
+    });
+    t.record(Event::Private {
+        from: "bob".into(),
+        to: "alice".into(),
+        text: "hi alice".into(),
+        ts_ms: TS + 1,
+    });
+    t.record(Event::RoomPresence {
+        room: "Lobby".into(),
+        user: "alice".into(),
+        joined: true,
+        reason: None,
+        ts_ms: TS + 2,
+    });
+    t.record(Event::Room {
+        room: "lobby".into(),
+        from: "alice".into(),
+        text: "hello room".into(),
+        ts_ms: TS + 3,
+    });
+    t.record(Event::RoomPresence {
+        room: "lobby".into(),
+        user: "alice".into(),
+        joined: false,
+        reason: Some("quit".into()),
+        ts_ms: TS + 4,
+    });
+    t.record(Event::System {
+        kind: "login_failed",
+        detail: "user=mallory addr=1.2.3.4".into(),
+        ts_ms: TS + 5,
+    });
+    flush(&t).await;
+
+    let alice = read_lines(&logs.join("users/alice/bob.log"));
+    let bob = read_lines(&logs.join("users/bob/alice.log"));
+    assert_eq!(alice, bob, "both participants hold the same conversation");
+    assert_eq!(
+        alice,
+        [
+            "2026-11-22T02:31:23.123Z <Alice> -> <bob> hi bob",
+            "2026-11-22T02:31:23.124Z <bob> -> <alice> hi alice",
+        ]
+    );
+    assert_eq!(
+        read_lines(&logs.join("rooms/lobby.log")),
+        [
+            "2026-11-22T02:31:23.125Z * alice joined",
+            "2026-11-22T02:31:23.126Z <alice> hello room",
+            "2026-11-22T02:31:23.127Z * alice left (quit)",
+        ]
+    );
+    assert_eq!(
+        read_lines(&logs.join(SYSTEM_LOG)),
+        [
+            "2026-11-22T02:31:23.123Z start version=0.1.0",
+            "2026-11-22T02:31:23.125Z join room=Lobby user=alice",
+            "2026-11-22T02:31:23.127Z leave room=lobby user=alice reason=quit",
+            "2026-11-22T02:31:23.128Z login_failed user=mallory addr=1.2.3.4",
+        ]
+    );
+    let mut files = all_files(&logs);
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for file in files {
+        for line in read_lines(&file) {
+            split_line(&line);
+        }
+    }
+    close(&t).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_recorders_produce_whole_lines() {
+    const TASKS: usize = 8;
+    const EACH: usize = 500;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Arc::new(Transcript::start(logs.clone(), None).expect("start"));
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let fill = char::from(b'a' + task as u8);
+            for i in 0..EACH {
+                // Every seventh text is ~4 KiB, to make a torn write show.
+                let len = if i.is_multiple_of(7) { 4096 } else { 10 };
+                let text = format!("t{task} n{i} {}", fill.to_string().repeat(len));
+                t.record(Event::Room {
+                    room: "lobby".into(),
+                    from: format!("user{task}"),
+                    text: text.clone(),
+                    ts_ms: crate::now_ms(),
+                });
+                t.record(Event::Private {
+                    from: format!("user{task}"),
+                    to: "sink".into(),
+                    text,
+                    ts_ms: crate::now_ms(),
+                });
+                if i.is_multiple_of(50) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("recorder timed out")
+            .expect("recorder panicked");
+    }
+    flush(&t).await;
+    assert_eq!(t.dropped(), 0);
+
+    let check = |line: &str, seen: &mut BTreeSet<(usize, usize)>| {
+        let (_, rest) = split_line(line);
+        let text = rest
+            .rsplit_once("> ")
+            .unwrap_or_else(|| panic!("no sender in {rest:?}"))
+            .1;
+        let mut words = text.split(' ');
+        let task: usize = words
+            .next()
+            .and_then(|w| w.strip_prefix('t'))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("bad task in {text:?}"));
+        let i: usize = words
+            .next()
+            .and_then(|w| w.strip_prefix('n'))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("bad index in {text:?}"));
+        let fill = words
+            .next()
+            .unwrap_or_else(|| panic!("no fill in {text:?}"));
+        let want = if i.is_multiple_of(7) { 4096 } else { 10 };
+        let c = char::from(b'a' + task as u8);
+        assert!(
+            fill.len() == want && fill.chars().all(|x| x == c) && words.next().is_none(),
+            "interleaved line: {line:.200}"
+        );
+        assert!(seen.insert((task, i)), "duplicate line {task}/{i}");
+    };
+
+    let room = read_lines(&logs.join("rooms/lobby.log"));
+    assert_eq!(room.len(), TASKS * EACH);
+    let mut seen = BTreeSet::new();
+    for line in &room {
+        check(line, &mut seen);
+    }
+    assert_eq!(seen.len(), TASKS * EACH);
+
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for task in 0..TASKS {
+        let mine = read_lines(&logs.join(format!("users/user{task}/sink.log")));
+        let theirs = read_lines(&logs.join(format!("users/sink/user{task}.log")));
+        assert_eq!(mine, theirs);
+        total += mine.len();
+        for line in &mine {
+            check(line, &mut seen);
+        }
+    }
+    assert_eq!(total, TASKS * EACH);
+    assert_eq!(seen.len(), TASKS * EACH);
+    close(&t).await;
+}
+
+// A current-thread runtime: the writer cannot run until the test awaits, so the
+// queue fills deterministically.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_drops_and_counts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Transcript::start_with(logs.clone(), None, 4).expect("start");
+    for i in 0..10 {
+        t.record(Event::System {
+            kind: "test",
+            detail: format!("n={i}"),
+            ts_ms: TS,
+        });
+    }
+    assert_eq!(t.dropped(), 6);
+    flush(&t).await;
+    assert_eq!(read_lines(&logs.join(SYSTEM_LOG)).len(), 4);
+    assert_eq!(t.counters.queued_bytes.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn close_is_idempotent_and_later_events_are_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Transcript::start(logs.clone(), None).expect("start");
+    t.record(Event::System {
+        kind: "stop",
+        detail: String::new(),
+        ts_ms: TS,
+    });
+    close(&t).await;
+    assert_eq!(read_lines(&logs.join(SYSTEM_LOG)).len(), 1);
+    close(&t).await;
+    flush(&t).await;
+    t.record(Event::System {
+        kind: "late",
+        detail: String::new(),
+        ts_ms: TS,
+    });
+    assert_eq!(t.dropped(), 1);
+    assert_eq!(read_lines(&logs.join(SYSTEM_LOG)).len(), 1);
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(
+        Transcript::start(tmp.path().join("logs"), None),
+        Err(TranscriptError::NoRuntime)
+    ));
+}
