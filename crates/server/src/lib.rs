@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod delivery;
@@ -32,12 +33,13 @@ pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use clock::now_ms;
 pub use config::{Config, ConfigError, Options};
 use hub::Hub;
 use store::{SqliteStore, Store, StoreError};
@@ -102,8 +104,6 @@ pub struct Shared {
     pub monitor: monitor::Monitor,
     /// Counters for `/metrics` and the console.
     pub metrics: metrics::Metrics,
-    /// The operator password and console sessions.
-    pub operator: web::operator::OperatorAuth,
     /// Writes plain TCP connections' outboxes.
     pub flusher: Arc<outbox::Flusher>,
 }
@@ -122,6 +122,9 @@ pub struct Server {
     shared: Arc<Shared>,
     /// The concrete store, kept to close it cleanly on shutdown.
     sqlite: Arc<SqliteStore>,
+    /// The operator password and console sessions (web-only state, handed to the web
+    /// interface, not to sessions).
+    operator: Arc<web::operator::OperatorAuth>,
     /// The operator password generated on this start, to be shown once.
     generated_password: Option<String>,
 }
@@ -170,11 +173,11 @@ impl Server {
             conns: Arc::default(),
             monitor: monitor::Monitor::default(),
             metrics: metrics::Metrics::new(),
-            operator,
             flusher: outbox::Flusher::new(),
         });
         Ok(Server {
             shared,
+            operator: Arc::new(operator),
             sqlite,
             generated_password,
         })
@@ -223,6 +226,7 @@ impl Server {
                 .is_ok_and(|a| web::uses_https(a, &self.shared));
             let state = web::WebState {
                 shared: self.shared.clone(),
+                operator: self.operator.clone(),
                 https,
                 stop: stop.clone(),
                 tracker: tracker.clone(),
@@ -303,11 +307,4 @@ async fn prune_history(shared: Arc<Shared>, retention: Duration, stop: Cancellat
             Err(e) => tracing::warn!(error = %e, "pruning history failed"),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

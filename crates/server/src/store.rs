@@ -500,7 +500,7 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>) {
 }
 
 fn create_user(conn: &Connection, name: &str, hash: &str) -> Result<(), StoreError> {
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let res = conn.execute(
         "INSERT INTO users (name, name_key, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![name, name_key(name), hash, now as i64],

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use options::{Options, Secret};
 use options::read_file;
+pub use options::{Options, Secret};
 
 use crate::ratelimit::MessageLimits;
 use crate::throttle::LoginLimits;

@@ -351,8 +351,7 @@ fn plaintext_flag_and_file_key() {
 fn env_is_read_by_the_flag_parser() {
     // clap reads NATTER_* through `env = ...`; parse an explicit environment-free
     // argument list to show flags alone work, and check the env names are declared.
-    let o =
-        Options::try_parse_from(["natter-server", "--listen", "127.0.0.1:1"]).expect("parses");
+    let o = Options::try_parse_from(["natter-server", "--listen", "127.0.0.1:1"]).expect("parses");
     assert_eq!(o.listen.as_deref(), Some("127.0.0.1:1"));
     let cmd = <Options as clap::CommandFactory>::command();
     let listen = cmd

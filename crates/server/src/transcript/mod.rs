@@ -60,7 +60,7 @@
 //! when the writer starts and then once per hour (see `retention`).
 //!
 //! **Layering.** This module sits below the session and the web console: it knows
-//! `natter_proto`'s name rule, `crate::fsutil` and `crate::now_ms`, and nothing of who
+//! `natter_proto`'s name rule, `crate::fsutil` and `crate::clock::now_ms`, and nothing of who
 //! records events, so any caller can hand it an [`Event`].
 
 mod files;
@@ -210,7 +210,7 @@ struct WarnLimiter {
 impl WarnLimiter {
     /// Whether a warning may be logged now; if so, the next one waits a second.
     fn allow(&self) -> bool {
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let last = self.last_ms.load(Ordering::Relaxed);
         (last == 0 || now.saturating_sub(last) >= WARN_EVERY_MS)
             && self

@@ -22,7 +22,7 @@ impl Disk {
     /// Removes lines older than `keep` from every log file; see the module doc.
     pub(super) fn prune(&mut self, keep: Duration) {
         let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-        let Some(cutoff_ms) = crate::now_ms().checked_sub(keep_ms) else {
+        let Some(cutoff_ms) = crate::clock::now_ms().checked_sub(keep_ms) else {
             return; // the retention reaches back before 1970: nothing is old enough
         };
         let cutoff = iso8601(cutoff_ms);
@@ -159,7 +159,7 @@ mod tests {
         fs::create_dir_all(logs.join("rooms")).expect("mkdir");
         fs::create_dir_all(logs.join("users/alice")).expect("mkdir");
         fs::create_dir_all(logs.join("users/carol")).expect("mkdir");
-        let new = format!("{} <alice> new", iso8601(crate::now_ms()));
+        let new = format!("{} <alice> new", iso8601(crate::clock::now_ms()));
         fs::write(
             logs.join("rooms/lobby.log"),
             format!("2000-01-01T00:00:00.000Z <alice> old\nno timestamp here\n{new}\n"),
@@ -204,7 +204,7 @@ mod tests {
             room: "lobby".into(),
             from: "alice".into(),
             text: "after".into(),
-            ts_ms: crate::now_ms(),
+            ts_ms: crate::clock::now_ms(),
         });
         flush(&t).await;
         assert_eq!(read_lines(&logs.join("rooms/lobby.log")).len(), 3);

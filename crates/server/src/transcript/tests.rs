@@ -112,13 +112,13 @@ async fn concurrent_recorders_produce_whole_lines() {
                     room: "lobby".into(),
                     from: format!("user{task}"),
                     text: text.clone(),
-                    ts_ms: crate::now_ms(),
+                    ts_ms: crate::clock::now_ms(),
                 });
                 t.record(Event::Private {
                     from: format!("user{task}"),
                     to: "sink".into(),
                     text,
-                    ts_ms: crate::now_ms(),
+                    ts_ms: crate::clock::now_ms(),
                 });
                 if i.is_multiple_of(50) {
                     tokio::task::yield_now().await;

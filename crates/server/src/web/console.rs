@@ -76,7 +76,7 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 /// The logged-in session's token, or the 401 answer.
 fn require_session(st: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
     cookie_token(headers)
-        .filter(|t| st.shared.operator.session(t).is_some())
+        .filter(|t| st.operator.session(t).is_some())
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not logged in"))
 }
 
@@ -94,7 +94,7 @@ fn require_post(st: &WebState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !st.shared.operator.check_csrf(&token, csrf) {
+    if !st.operator.check_csrf(&token, csrf) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "missing or wrong CSRF token; reload the console",
@@ -137,7 +137,6 @@ pub async fn login(
         Err(r) => return r.into_response(),
     };
     let result = st
-        .shared
         .operator
         .login(&st.shared.auth, &b.password, peer.ip())
         .await;
@@ -190,7 +189,7 @@ pub async fn logout(State(st): State<WebState>, headers: HeaderMap) -> Response 
         return r.into_response();
     }
     if let Some(token) = cookie_token(&headers) {
-        st.shared.operator.logout(&token);
+        st.operator.logout(&token);
     }
     let mut res = Json(json!({ "ok": true })).into_response();
     res.headers_mut()
@@ -200,7 +199,7 @@ pub async fn logout(State(st): State<WebState>, headers: HeaderMap) -> Response 
 
 /// `GET /api/admin/session`: the CSRF token of the caller's session.
 pub async fn session(State(st): State<WebState>, headers: HeaderMap) -> Response {
-    match cookie_token(&headers).and_then(|t| st.shared.operator.session(&t)) {
+    match cookie_token(&headers).and_then(|t| st.operator.session(&t)) {
         Some(csrf) => Json(json!({ "csrf": csrf })).into_response(),
         None => error(StatusCode::UNAUTHORIZED, "not logged in"),
     }
@@ -364,7 +363,7 @@ async fn feed(socket: WebSocket, st: WebState, token: String) {
         let msg = tokio::select! {
             _ = st.stop.cancelled() => break,
             _ = every.tick() => {
-                if st.shared.operator.session(&token).is_none() {
+                if st.operator.session(&token).is_none() {
                     break;
                 }
                 stats(&st.shared).to_string()

@@ -35,6 +35,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct WebState {
     /// The chat server's state.
     pub shared: Arc<Shared>,
+    /// The operator password and console sessions.
+    pub operator: Arc<operator::OperatorAuth>,
     /// Whether pages are served over HTTPS (decides the cookie's `Secure` flag and the
     /// expected `Origin` scheme).
     pub https: bool,
