@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::login::Prompter;
+use crate::prompt::Prompter;
 use crate::trust::{TrustConfig, TrustError, TrustOutcome};
 
 /// Any byte stream a connection can run over (TCP, TLS, an in-memory pipe in tests).
@@ -54,7 +54,7 @@ pub enum ClientError {
     },
     /// The server was not trusted, or the trust settings are unusable.
     #[error(transparent)]
-    Trust(#[from] TrustError),
+    Trust(TrustError),
     /// The server refused a request.
     #[error("{message} ({code})")]
     Refused {
@@ -63,6 +63,18 @@ pub enum ClientError {
         /// Server's explanation.
         message: String,
     },
+}
+
+impl From<TrustError> for ClientError {
+    fn from(e: TrustError) -> ClientError {
+        // Reaching the server and the handshake are connection errors, whatever layer
+        // found them.
+        match e {
+            TrustError::Connect { addr, source } => ClientError::Connect { addr, source },
+            TrustError::Handshake { addr, reason } => ClientError::Tls { addr, reason },
+            other => ClientError::Trust(other),
+        }
+    }
 }
 
 /// A successful login, as reported by the server's `auth_ok`.

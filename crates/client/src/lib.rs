@@ -14,6 +14,7 @@
 //!   actions.
 //! - [`format`]: server frames → one display line each (the plain-mode output format).
 //! - [`input`]: bounded, cancel-safe reading of input lines.
+//! - [`prompt`]: asking the user (questions, passwords) behind the `Prompter` trait.
 //! - [`login`]: the login flow with the offer to create a missing account.
 //! - [`session`]: the chat loop shared by both front ends (it holds the next prompt until
 //!   `/join` and `/part` are answered).
@@ -28,6 +29,7 @@ pub mod input;
 pub mod interactive;
 pub mod login;
 pub mod plain;
+pub mod prompt;
 pub mod session;
 pub mod state;
 pub mod trust;

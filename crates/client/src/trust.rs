@@ -46,8 +46,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::connection::ClientError;
-use crate::login::Prompter;
+use crate::prompt::Prompter;
 
 /// Name of the known-servers file inside the natter config directory.
 pub const KNOWN_SERVERS_FILE: &str = "known_servers";
@@ -125,6 +124,23 @@ impl TrustOutcome {
 /// Why the server was not trusted, or the trust settings could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
+    /// Could not reach the server.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed (for example because the server speaks plaintext); the
+    /// reason says what to do.
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Handshake {
+        /// The address tried.
+        addr: String,
+        /// What went wrong, with a hint.
+        reason: String,
+    },
     /// The server presented a certificate other than the pinned one.
     #[error("{}", changed_message(.server, .expected, .presented, .file, .lines))]
     Changed {
@@ -604,7 +620,7 @@ pub async fn establish(
     server: &str,
     trust: &TrustConfig,
     prompter: Option<&mut dyn Prompter>,
-) -> Result<(TlsStream<TcpStream>, TrustOutcome), ClientError> {
+) -> Result<(TlsStream<TcpStream>, TrustOutcome), TrustError> {
     let name = server_name(server)?;
     let anchors = Anchors::load(trust)?;
     let (pins, lines) = pins_for(trust, server)?;
@@ -616,7 +632,7 @@ pub async fn establish(
         Verdict::Unknown(fingerprint) => fingerprint,
         // handshake() turns this into an error.
         Verdict::Changed(presented) => {
-            return Err(changed(server, trust, &pins, presented, lines).into());
+            return Err(changed(server, trust, &pins, presented, lines));
         }
     };
     let file = trust.known_servers.clone();
@@ -625,8 +641,7 @@ pub async fn establish(
             server: server.to_string(),
             fingerprint,
             file,
-        }
-        .into());
+        });
     }
     let asked = match prompter {
         None => false,
@@ -637,8 +652,7 @@ pub async fn establish(
             if !yes {
                 return Err(TrustError::Declined {
                     server: server.to_string(),
-                }
-                .into());
+                });
             }
             true
         }
@@ -658,7 +672,7 @@ pub async fn establish(
     let (tls, verdict) = handshake(server, &name, trust, &anchors, pins, &lines).await?;
     match verdict {
         Verdict::Pinned(_) | Verdict::SystemRoots => Ok((tls, outcome)),
-        other => Err(ClientError::Tls {
+        other => Err(TrustError::Handshake {
             addr: server.to_string(),
             reason: format!("the server's certificate changed during the connection ({other:?})"),
         }),
@@ -673,11 +687,11 @@ async fn handshake(
     anchors: &Anchors,
     pins: Vec<String>,
     lines: &[usize],
-) -> Result<(TlsStream<TcpStream>, Verdict), ClientError> {
+) -> Result<(TlsStream<TcpStream>, Verdict), TrustError> {
     let verifier = anchors.verifier(pins.clone());
     let mut config = rustls::ClientConfig::builder_with_provider(anchors.provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls {
+        .map_err(|e| TrustError::Handshake {
             addr: server.to_string(),
             reason: e.to_string(),
         })?
@@ -690,7 +704,7 @@ async fn handshake(
     let attempt = async {
         let tcp = TcpStream::connect(server)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|source| TrustError::Connect {
                 addr: server.to_string(),
                 source,
             })?;
@@ -704,7 +718,7 @@ async fn handshake(
     let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
         .await
         .unwrap_or_else(|_| {
-            Err(ClientError::Tls {
+            Err(TrustError::Handshake {
                 addr: server.to_string(),
                 reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
             })
@@ -712,10 +726,10 @@ async fn handshake(
     let verdict = verifier.take_verdict();
     match (result, verdict) {
         (_, Some(Verdict::Changed(presented))) => {
-            Err(changed(server, trust, &pins, presented, lines.to_vec()).into())
+            Err(changed(server, trust, &pins, presented, lines.to_vec()))
         }
         (Ok(tls), Some(verdict)) => Ok((tls, verdict)),
-        (Ok(_), None) => Err(ClientError::Tls {
+        (Ok(_), None) => Err(TrustError::Handshake {
             addr: server.to_string(),
             reason: "the certificate was not verified".into(),
         }),
@@ -745,7 +759,7 @@ fn handshake_error(
     trust: &TrustConfig,
     name: &ServerName<'_>,
     e: std::io::Error,
-) -> ClientError {
+) -> TrustError {
     let tls_error = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -763,7 +777,7 @@ fn handshake_error(
         }
         _ => format!("{e}; {PLAINTEXT_HINT}"),
     };
-    ClientError::Tls {
+    TrustError::Handshake {
         addr: server.to_string(),
         reason,
     }
