@@ -36,6 +36,26 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// Runs `script` in a 100x30 pane of a fresh tmux server named after `test`.
+    fn start(test: &str, script: &Path) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("natter-test-{}-{test}", std::process::id()),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            &script.to_string_lossy(),
+        ]);
+        tmux
+    }
+
     fn available() -> bool {
         StdCommand::new("tmux")
             .arg("-V")
@@ -174,21 +194,7 @@ async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tm
         ),
     )
     .expect("write script");
-    let tmux = Tmux {
-        socket: format!("natter-test-{}-{test}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        &script.to_string_lossy(),
-    ]);
+    let tmux = Tmux::start(test, &script);
     let question = "Trust this server and remember it? [y/N]";
     let screen = tmux
         .wait_for("the trust question", |s| last_line(s) == question)
@@ -543,21 +549,7 @@ async fn start_login(dir: &Path, addr: &str, user: &str, test: &str) -> Tmux {
         ),
     )
     .expect("write script");
-    let tmux = Tmux {
-        socket: format!("natter-test-{}-{test}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        &script.to_string_lossy(),
-    ]);
+    let tmux = Tmux::start(test, &script);
     let prompt = format!("Password for {user}:");
     tmux.wait_for("the password prompt", |s| last_line(s) == prompt)
         .await;
