@@ -975,7 +975,9 @@ impl Session {
             let mut published = Vec::with_capacity(run.len());
             for p in run {
                 match p.result {
-                    Ok(StoredMessage { id: msg_id, msg }) => {
+                    Ok(StoredMessage {
+                        id: msg_id, msg, ..
+                    }) => {
                         encode_into(
                             &ServerFrame::Public {
                                 msg_id,
@@ -1131,7 +1133,9 @@ impl Session {
             online,
             result,
         } = sent;
-        let StoredMessage { id: msg_id, msg } = match result {
+        let StoredMessage {
+            id: msg_id, msg, ..
+        } = match result {
             Ok(stored) => stored,
             Err(e) => {
                 self.fail(id, &e);
