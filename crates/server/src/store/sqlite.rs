@@ -161,7 +161,8 @@ impl SqliteStore {
                     (None, Some(result)) => result,
                     (Some(e), _) => Err(StoreError::Commit(e.to_string())),
                     // Not run although the batch did not fail: cannot happen, since a
-                    // batch that runs nothing reports why.
+                    // job is skipped only when the transaction is gone, and then the
+                    // batch's COMMIT fails.
                     (None, None) => Err(StoreError::Commit("not run".into())),
                 };
                 let _ = reply.send(result);
@@ -386,7 +387,18 @@ fn run_batch(db: &mut Db, jobs: Vec<Job>) {
         }
         Ok(()) => {
             db.check_data_version();
-            let finishes: Vec<Finish> = jobs.into_iter().map(|job| job(Some(db))).collect();
+            let finishes: Vec<Finish> = jobs
+                .into_iter()
+                .map(|job| {
+                    // Some failures (a full disk) roll the whole transaction back; the
+                    // jobs after one must not run in autocommit mode, piecemeal.
+                    if db.conn.is_autocommit() {
+                        job(None)
+                    } else {
+                        job(Some(db))
+                    }
+                })
+                .collect();
             let error = db.conn.execute_batch("COMMIT").err().map(|e| {
                 tracing::error!(error = %e, "database commit failed");
                 let _ = db.conn.execute_batch("ROLLBACK");
