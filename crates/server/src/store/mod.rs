@@ -4,11 +4,13 @@
 //! console and moderation see only [`Store`], its value types and [`StoreError`] (which
 //! holds no database library's type), so another implementation (PostgreSQL for a
 //! cluster of nodes) can slot in. Each method's documentation states the promises every
-//! implementation must keep.
+//! implementation must keep; [`conformance`] checks them against a live store.
 //!
 //! - `sqlite`: [`SqliteStore`], one thread owning the connection, group commit.
 //! - `schema`: the SQLite schema and its migrations.
+//! - [`conformance`]: the shared test suite of the promises.
 
+pub mod conformance;
 mod schema;
 mod sqlite;
 
@@ -124,7 +126,8 @@ pub struct StoredMessage {
 /// Persistent storage used by the server.
 ///
 /// Every implementation keeps the promises written on each method, whether it serves
-/// one process (SQLite) or several processes sharing one database (PostgreSQL). "Committed" means durable: it survives a crash
+/// one process (SQLite) or several processes sharing one database (PostgreSQL);
+/// [`conformance::run_all`] checks them. "Committed" means durable: it survives a crash
 /// of the process and, as far as the database can promise it, of the machine.
 pub trait Store: Send + Sync + 'static {
     /// Creates an account; fails with [`StoreError::NameTaken`] if the name exists in
