@@ -34,11 +34,14 @@ pub trait Bus: Send + Sync + 'static {
     /// Whether a session is in `room`.
     fn in_room(&self, id: SessionId, room: &str) -> bool;
     /// Publishes committed messages of `room` to its members, if session `from` is in
-    /// it; returns the sessions reached on this node.
+    /// it; returns the sessions reached on this node. `seqs` are the messages' per-room
+    /// sequence numbers from the store, in order: a cluster bus sends them along so that
+    /// a node noticing a gap fills it with `Store::room_since`.
     fn publish_room(
         &self,
         from: SessionId,
         room: &str,
+        seqs: &[u64],
         messages: &Delivery,
     ) -> Result<usize, RoomError>;
     /// Publishes a committed private message to every session of `to` and of `from`;
@@ -120,8 +123,10 @@ impl Bus for LocalBus {
         &self,
         from: SessionId,
         room: &str,
+        _seqs: &[u64],
         messages: &Delivery,
     ) -> Result<usize, RoomError> {
+        // One process sees every message of a room in order: nothing to check.
         self.hub.broadcast_room(from, room, messages)
     }
 

@@ -34,6 +34,13 @@ pub struct JsonLines;
 /// The cache slot of [`JsonLines`].
 pub const JSON_SLOT: usize = 0;
 
+/// One shared [`JsonLines`] for every connection that speaks it (no allocation each).
+pub fn json_lines() -> std::sync::Arc<JsonLines> {
+    static JSON: std::sync::LazyLock<std::sync::Arc<JsonLines>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(JsonLines));
+    JSON.clone()
+}
+
 impl Encoder for JsonLines {
     fn slot(&self) -> usize {
         JSON_SLOT

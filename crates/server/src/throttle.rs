@@ -46,8 +46,9 @@ pub struct LoginLimits {
 
 /// How long a successful login makes its address known to the account.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Known addresses remembered per account (the most recent ones).
-const MAX_KNOWN: usize = 8;
+/// Known (account, address) pairs kept before expired ones are dropped; if half of them
+/// are still live then, all are forgotten (the exemption is a convenience, not a rule).
+const MAX_KNOWN: usize = 400_000;
 /// Failing addresses remembered per account; more count as this many.
 const MAX_FAILING: usize = 256;
 /// Entries kept per map before idle ones are dropped.
@@ -104,9 +105,7 @@ impl Gate {
 struct Account {
     /// Addresses with recent failures on this account, with the latest failure's time.
     failing: Vec<(IpAddr, Instant)>,
-    /// Addresses that logged in successfully, with the time; exempt from this gate.
-    known: Vec<(IpAddr, Instant)>,
-    /// Attempts from addresses not in `known` that are in flight.
+    /// Attempts from addresses not known to the account that are in flight.
     in_flight: u32,
 }
 
@@ -121,19 +120,8 @@ impl Account {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    fn is_known(&self, ip: IpAddr, now: Instant) -> bool {
-        self.known
-            .iter()
-            .any(|(a, t)| *a == ip && now.saturating_duration_since(*t) < KNOWN_FOR)
-    }
-
     fn is_idle(&self, now: Instant, window: Duration) -> bool {
-        self.in_flight == 0
-            && self.pressure(now, window) == 0
-            && !self
-                .known
-                .iter()
-                .any(|(_, t)| now.saturating_duration_since(*t) < KNOWN_FOR)
+        self.in_flight == 0 && self.pressure(now, window) == 0
     }
 }
 
@@ -145,8 +133,12 @@ struct State {
     pairs: HashMap<(String, IpAddr), Gate>,
     /// By source address.
     addrs: HashMap<IpAddr, Gate>,
-    /// By case-folded account name.
+    /// By case-folded account name: accounts with failures or attempts in flight.
     accounts: HashMap<String, Account>,
+    /// (account, address) pairs that logged in successfully, by a keyed hash of the
+    /// pair (a few bytes each: every account that logs in has one), with the time in
+    /// seconds since the throttle started.
+    known: HashMap<u64, u32>,
 }
 
 /// Growing, concurrency-proof delays for password checks (see the module documentation).
@@ -157,6 +149,10 @@ pub struct LoginThrottle {
     state: Mutex<State>,
     /// Woken whenever an attempt finishes, so waiting attempts look again.
     released: Notify,
+    /// Keys the hash of known pairs, so nobody can choose colliding names.
+    hasher: std::collections::hash_map::RandomState,
+    /// Where the seconds of known pairs count from.
+    started: Instant,
 }
 
 /// A reserved password check. Finish it with [`Attempt::failed`] or
@@ -183,6 +179,8 @@ impl LoginThrottle {
             limits,
             state: Mutex::default(),
             released: Notify::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            started: Instant::now(),
         }
     }
 
@@ -231,16 +229,14 @@ impl LoginThrottle {
                 return None;
             }
             steps = steps.max(pair.failures(now, w));
-            if let Some(acc) = st.accounts.get(name) {
-                known = acc.is_known(ip, now);
-                if !known {
-                    let free = l.free_addrs_per_account;
-                    let pressure = acc.pressure(now, w);
-                    if acc.in_flight > 0 && pressure + acc.in_flight >= free {
-                        return None;
-                    }
-                    steps = steps.max(pressure.saturating_sub(free));
+            known = self.is_known(&st, name, ip, now);
+            if !known && let Some(acc) = st.accounts.get(name) {
+                let free = l.free_addrs_per_account;
+                let pressure = acc.pressure(now, w);
+                if acc.in_flight > 0 && pressure + acc.in_flight >= free {
+                    return None;
                 }
+                steps = steps.max(pressure.saturating_sub(free));
             }
             st.pairs
                 .entry((name.to_string(), ip))
@@ -258,6 +254,24 @@ impl LoginThrottle {
             known,
             delay: self.delay_for(steps),
         })
+    }
+
+    /// The key of an (account, address) pair in the known map.
+    fn pair_hash(&self, account: &str, ip: IpAddr) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((account, ip))
+    }
+
+    /// Seconds from the throttle's start to `t`.
+    fn secs(&self, t: Instant) -> u32 {
+        u32::try_from(t.saturating_duration_since(self.started).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `account` logged in from `ip` within [`KNOWN_FOR`].
+    fn is_known(&self, st: &State, account: &str, ip: IpAddr, now: Instant) -> bool {
+        st.known
+            .get(&self.pair_hash(account, ip))
+            .is_some_and(|at| self.secs(now).saturating_sub(*at) < KNOWN_FOR.as_secs() as u32)
     }
 
     /// The delay after `failures` counted failures.
@@ -322,35 +336,60 @@ impl Attempt<'_> {
         if let Some(pair) = st.pairs.get_mut(&(name.clone(), self.ip)) {
             pair.failures = 0;
         }
-        let acc = st.accounts.entry(name.clone()).or_default();
-        acc.failing.retain(|(a, _)| *a != self.ip);
-        acc.known.retain(|(a, _)| *a != self.ip);
-        acc.known.push((self.ip, now));
-        if acc.known.len() > MAX_KNOWN {
-            acc.known.remove(0);
+        if let Some(acc) = st.accounts.get_mut(name) {
+            acc.failing.retain(|(a, _)| *a != self.ip);
         }
+        let th = self.throttle;
+        if st.known.len() >= MAX_KNOWN {
+            let (now_s, ttl) = (th.secs(now), KNOWN_FOR.as_secs() as u32);
+            st.known.retain(|_, at| now_s.saturating_sub(*at) < ttl);
+            // Still half full of live pairs: forget them all rather than scan again at
+            // the next login (each scan must pay for many inserts).
+            if st.known.len() >= MAX_KNOWN / 2 {
+                st.known.clear();
+            }
+        }
+        st.known.insert(th.pair_hash(name, self.ip), th.secs(now));
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         {
+            let now = Instant::now();
+            let w = self.throttle.limits.window;
             let mut st = self.throttle.lock();
-            if let Some(g) = st.addrs.get_mut(&self.ip) {
-                g.in_flight = g.in_flight.saturating_sub(1);
-            }
+            // Entries that no longer change any decision go at once: a server with many
+            // successful logins must not keep a few hundred bytes per account here.
+            release(&mut st.addrs, &self.ip, now, w);
             if let Some(name) = &self.account {
-                if let Some(g) = st.pairs.get_mut(&(name.clone(), self.ip)) {
-                    g.in_flight = g.in_flight.saturating_sub(1);
-                }
-                if !self.known
-                    && let Some(acc) = st.accounts.get_mut(name)
-                {
-                    acc.in_flight = acc.in_flight.saturating_sub(1);
+                release(&mut st.pairs, &(name.clone(), self.ip), now, w);
+                if let Some(acc) = st.accounts.get_mut(name) {
+                    if !self.known {
+                        acc.in_flight = acc.in_flight.saturating_sub(1);
+                    }
+                    if acc.is_idle(now, w) {
+                        st.accounts.remove(name);
+                    }
                 }
             }
         }
         self.throttle.released.notify_waiters();
+    }
+}
+
+/// Ends one attempt in flight on `key`'s gate, dropping the gate if it is idle now.
+fn release<K: std::hash::Hash + Eq>(
+    gates: &mut HashMap<K, Gate>,
+    key: &K,
+    now: Instant,
+    window: Duration,
+) {
+    if let Some(g) = gates.get_mut(key) {
+        g.in_flight = g.in_flight.saturating_sub(1);
+        if g.is_idle(now, window) {
+            gates.remove(key);
+        }
     }
 }
 
@@ -510,6 +549,23 @@ mod tests {
     }
 
     #[test]
+    fn a_successful_login_leaves_only_its_known_address() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        th.try_begin(Some("alice"), ip(1), t0)
+            .expect("start")
+            .succeeded(t0);
+        drop(th.try_begin(Some("bob"), ip(1), t0).expect("start"));
+        let st = th.lock();
+        assert!(st.pairs.is_empty() && st.addrs.is_empty() && st.accounts.is_empty());
+        assert_eq!(st.known.len(), 1, "alice's known address");
+        drop(st);
+        assert!(th.is_known(&th.lock(), "alice", ip(1), t0));
+        assert!(!th.is_known(&th.lock(), "alice", ip(2), t0));
+        assert!(!th.is_known(&th.lock(), "bob", ip(1), t0));
+    }
+
+    #[test]
     fn memory_stays_bounded_without_losing_live_entries() {
         let t0 = Instant::now();
         let th = LoginThrottle::new(limits());
@@ -517,7 +573,7 @@ mod tests {
             let a = th
                 .try_begin(Some(&format!("u{i}")), ip(1), t0)
                 .expect("start");
-            drop(a);
+            a.failed(t0);
         }
         let live = th.try_begin(Some("live"), ip(2), t0).expect("start");
         let later = t0 + Duration::from_secs(901);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use natter_proto::ServerFrame;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Encoder, JsonLines};
+use crate::codec::{Encoder, json_lines};
 use crate::delivery::Delivery;
 use crate::outbox::{Outbox, Push};
 
@@ -40,7 +40,7 @@ impl SessionHandle {
         SessionHandle::new(
             Arc::new(Outbox::new(max_frames)),
             CancellationToken::new(),
-            Arc::new(JsonLines),
+            json_lines(),
         )
     }
 

@@ -28,14 +28,27 @@ mod handle;
 
 pub use handle::SessionHandle;
 
-/// Identifies one session, unique across nodes: the node that holds it and a counter
-/// of that node's.
+/// Identifies one session, unique across nodes: the node that holds it (the top 16
+/// bits) and a counter of that node's (the low 48 bits, enough for 2^48 sessions per
+/// start). Eight bytes, as it is kept several times per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId {
-    /// The node's id.
-    pub node: u64,
-    /// The node's counter.
-    pub local: u64,
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// Session `local` of node `node`.
+    pub fn new(node: u16, local: u64) -> SessionId {
+        SessionId((u64::from(node) << 48) | (local & ((1 << 48) - 1)))
+    }
+
+    /// The node that holds the session.
+    pub fn node(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    /// The session's number on its node.
+    pub fn local(self) -> u64 {
+        self.0 & ((1 << 48) - 1)
+    }
 }
 
 /// Registered session: whose it is, how to reach it, where it is.
@@ -121,8 +134,8 @@ fn note(list: &mut Vec<String>, more: &mut u32, name: &str) {
 
 #[derive(Default)]
 struct State {
-    /// This node's id, the first half of every session id it hands out.
-    node: u64,
+    /// This node's id, part of every session id it hands out.
+    node: u16,
     /// Last session counter handed out.
     next_id: u64,
     /// Every authenticated session.
@@ -229,7 +242,7 @@ impl Hub {
 
     /// Like [`Hub::new`], for node `node`: its session ids never collide with another
     /// node's.
-    pub fn on_node(node: u64, max_rooms: usize, large_room: usize) -> Hub {
+    pub fn on_node(node: u16, max_rooms: usize, large_room: usize) -> Hub {
         Hub {
             state: Mutex::new(State {
                 node,
@@ -251,10 +264,7 @@ impl Hub {
         let key = name_key(user);
         let mut st = self.lock();
         st.next_id += 1;
-        let id = SessionId {
-            node: st.node,
-            local: st.next_id,
-        };
+        let id = SessionId::new(st.node, st.next_id);
         st.users
             .entry(key.clone())
             .or_insert_with(|| OnlineUser {

@@ -250,3 +250,16 @@ fn large_rooms_announce_joins_and_leaves_in_summaries() {
     };
     assert_eq!(listed, members(&["ann", "cy", "dan", "eve"]));
 }
+
+#[test]
+fn session_ids_name_their_node_and_differ_across_nodes() {
+    let (a, b) = (Hub::on_node(1, 64, 200), Hub::on_node(2, 64, 200));
+    let (ha, _ra) = session(8);
+    let (hb, _rb) = session(8);
+    let (ia, ib) = (a.connect("alice", ha), b.connect("alice", hb));
+    assert_ne!(ia, ib, "the same counter on two nodes");
+    assert_eq!((ia.node(), ia.local()), (1, 1));
+    assert_eq!((ib.node(), ib.local()), (2, 1));
+    let max = SessionId::new(u16::MAX, (1 << 48) - 1);
+    assert_eq!((max.node(), max.local()), (u16::MAX, (1 << 48) - 1));
+}

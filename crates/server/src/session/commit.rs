@@ -130,12 +130,16 @@ impl Session {
             }
             let started = std::time::Instant::now();
             let mut frames = Vec::with_capacity(run.len());
+            let mut seqs = Vec::with_capacity(run.len());
             let mut published = Vec::with_capacity(run.len());
             for p in run {
                 match p.result {
                     Ok(StoredMessage {
-                        id: msg_id, msg, ..
+                        id: msg_id,
+                        room_seq,
+                        msg,
                     }) => {
+                        seqs.extend(room_seq);
                         frames.push(ServerFrame::Public {
                             msg_id,
                             room: room.clone(),
@@ -156,7 +160,7 @@ impl Session {
             let copies = self
                 .shared
                 .bus
-                .publish_room(me.id, &room, &Delivery::batch(frames))
+                .publish_room(me.id, &room, &seqs, &Delivery::batch(frames))
                 .unwrap_or(0);
             let elapsed = started.elapsed();
             for (id, msg) in published {

@@ -63,7 +63,9 @@ impl Session {
             online,
             result,
         } = sent;
-        let StoredMessage { id: msg_id, msg } = match result {
+        let StoredMessage {
+            id: msg_id, msg, ..
+        } = match result {
             Ok(stored) => stored,
             Err(e) => {
                 self.fail(id, &e);

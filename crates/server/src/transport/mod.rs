@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use tcp::{serve_tcp, serve_tls};
 
 use crate::Shared;
-use crate::codec::{Codec, JsonLines};
+use crate::codec::{Codec, json_lines};
 use crate::hub::SessionHandle;
 use crate::outbox::Outbox;
 use crate::session::{self, InputError};
@@ -64,7 +64,7 @@ pub fn channel(shared: &Shared, shutdown: CancellationToken) -> SessionHandle {
     SessionHandle::new(
         Arc::new(Outbox::new(shared.config.session_queue)),
         shutdown,
-        Arc::new(JsonLines),
+        json_lines(),
     )
 }
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::decoded;
 use crate::Shared;
-use crate::codec::JsonLines;
+use crate::codec::{JsonLines, json_lines};
 use crate::hub::SessionHandle;
 use crate::outbox::{Outbox, Wire};
 use crate::session;
@@ -37,7 +37,7 @@ fn direct(shared: &Shared, shutdown: CancellationToken, wire: Wire) -> SessionHa
         shared.flusher.clone(),
         shutdown.clone(),
     );
-    SessionHandle::new(Arc::new(outbox), shutdown, Arc::new(JsonLines))
+    SessionHandle::new(Arc::new(outbox), shutdown, json_lines())
 }
 
 /// Serves one plain TCP connection until the peer leaves, misbehaves, or `shutdown`
