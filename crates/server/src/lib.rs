@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod fsutil;
 pub mod history;
 pub mod hub;
+pub mod irc;
 pub mod listener;
 pub mod metrics;
 pub mod moderation;
@@ -114,6 +115,16 @@ impl Shared {
         self.monitor.publish(&event);
         self.transcript.record(event);
     }
+}
+
+/// The listeners a server serves.
+pub struct Listeners {
+    /// natter's own protocol.
+    pub chat: TcpListener,
+    /// The web interface (console, browser chat, `/metrics`), if enabled.
+    pub web: Option<TcpListener>,
+    /// The IRC gateway, if enabled.
+    pub irc: Option<TcpListener>,
 }
 
 /// A server with its state opened, ready to serve a listener.
@@ -214,6 +225,22 @@ impl Server {
         web: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) {
+        let listeners = Listeners {
+            chat: listener,
+            web,
+            irc: None,
+        };
+        self.run_with(listeners, shutdown).await
+    }
+
+    /// Serves every listener in `listeners` until `shutdown` resolves (see
+    /// [`Server::run`]).
+    pub async fn run_with(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        let Listeners {
+            chat: listener,
+            web,
+            irc,
+        } = listeners;
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Outlives the sessions (they flush their last frames through it) and stops
@@ -232,6 +259,17 @@ impl Server {
                 tracker: tracker.clone(),
             };
             tracker.spawn(web::serve(web, state));
+        }
+        if let Some(irc) = irc {
+            let transport = irc
+                .local_addr()
+                .map_or(listener::Transport::Irc { tls: true }, |a| {
+                    listener::Transport::irc(a, &self.shared)
+                });
+            let (shared, tracker2, stop2) = (self.shared.clone(), tracker.clone(), stop.clone());
+            tracker.spawn(async move {
+                listener::accept_loop_for(irc, transport, shared, &tracker2, &stop2).await
+            });
         }
         self.shared.emit(transcript::Event::System {
             kind: "start",

@@ -118,9 +118,43 @@ pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
-/// Accepts connections until `stop` fires, spawning each onto `tracker`.
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// natter's JSON lines, over TLS unless the server is in plaintext mode.
+    Natter,
+    /// The IRC gateway ([`crate::irc`]), over TLS when `tls` is set.
+    Irc {
+        /// Whether connections start with a TLS handshake.
+        tls: bool,
+    },
+}
+
+impl Transport {
+    /// The IRC gateway on `addr`: TLS with the server's certificate, except in plaintext
+    /// mode or on a loopback address (as ergo does for its local listeners).
+    pub fn irc(addr: SocketAddr, shared: &Shared) -> Transport {
+        Transport::Irc {
+            tls: shared.tls.is_some() && !addr.ip().is_loopback(),
+        }
+    }
+}
+
+/// Accepts chat connections until `stop` fires, spawning each onto `tracker`.
 pub async fn accept_loop(
     listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    accept_loop_for(listener, Transport::Natter, shared, tracker, stop).await
+}
+
+/// Accepts connections of `transport` until `stop` fires, spawning each onto `tracker`.
+/// Every transport shares the server's connection limits (`shared.conns`).
+pub async fn accept_loop_for(
+    listener: TcpListener,
+    transport: Transport,
     shared: Arc<Shared>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
@@ -138,6 +172,7 @@ pub async fn accept_loop(
         {
             Some(slot) => {
                 tracker.spawn(connection(
+                    transport,
                     tcp,
                     peer,
                     shared.clone(),
@@ -150,7 +185,8 @@ pub async fn accept_loop(
                 if shared.conns.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING {
                     let shared = shared.clone();
                     tracker.spawn(async move {
-                        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse(tcp, &shared)).await;
+                        let refusal = refuse(transport, tcp, &shared);
+                        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refusal).await;
                         shared.conns.refusing.fetch_sub(1, Ordering::Relaxed);
                     });
                 } else {
@@ -168,6 +204,7 @@ pub async fn accept_loop(
 /// pointer, and a plaintext connection does not pay for the larger TLS session and
 /// handshake.
 fn connection(
+    transport: Transport,
     tcp: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -175,6 +212,24 @@ fn connection(
     slot: ConnSlot,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let accepted = tokio::time::Instant::now();
+    if let Transport::Irc { tls } = transport {
+        return Box::pin(async move {
+            let _slot = slot;
+            match shared.tls.clone().filter(|_| tls) {
+                None => crate::irc::serve_irc(tcp, peer, accepted, shared, stop).await,
+                Some(identity) => {
+                    let handshake = identity.acceptor.accept(tcp);
+                    match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            crate::irc::serve_irc(stream, peer, accepted, shared, stop).await
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "IRC TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "IRC TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
     match shared.tls.clone() {
         None => Box::pin(async move {
             let _slot = slot;
@@ -211,18 +266,29 @@ async fn tls_connection(
 }
 
 /// Tells a connection over the limit why it is refused, then closes it.
-async fn refuse(tcp: TcpStream, shared: &Shared) {
-    match &shared.tls {
-        None => write_refusal(tcp).await,
+async fn refuse(transport: Transport, tcp: TcpStream, shared: &Shared) {
+    let tls = match transport {
+        Transport::Natter => shared.tls.as_ref(),
+        Transport::Irc { tls } => shared.tls.as_ref().filter(|_| tls),
+    };
+    match tls {
+        None => write_refusal(transport, tcp).await,
         Some(tls) => {
             if let Ok(stream) = tls.acceptor.accept(tcp).await {
-                write_refusal(stream).await;
+                write_refusal(transport, stream).await;
             }
         }
     }
 }
 
-async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(transport: Transport, mut stream: S) {
+    if let Transport::Irc { .. } = transport {
+        let line = b"ERROR :Closing link: too many connections (in total or from your address); try again later\r\n";
+        if stream.write_all(line).await.is_ok() {
+            let _ = stream.shutdown().await;
+        }
+        return;
+    }
     let mut out = Vec::new();
     out.extend_from_slice(&encode(&session::hello()));
     out.extend_from_slice(&encode(&ServerFrame::error(

@@ -48,7 +48,25 @@ async fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let irc = match config.irc_listen {
+        Some(at) => Some(
+            natter_server::listener::bind(at)
+                .with_context(|| format!("cannot listen on {at} for the IRC gateway"))?,
+        ),
+        None => None,
+    };
     say(&format!("natter-server listening on {addr}"));
+    if let Some(irc) = &irc {
+        let at = irc.local_addr().context("IRC listener has no address")?;
+        let tls = matches!(
+            natter_server::listener::Transport::irc(at, server.shared()),
+            natter_server::listener::Transport::Irc { tls: true }
+        );
+        let how = if tls { "TLS" } else { "plaintext" };
+        say(&format!(
+            "IRC gateway ({how}, incomplete: see docs/IRC.md) listening on {at}"
+        ));
+    }
     if let Some(web) = &web {
         let at = web.local_addr().context("web listener has no address")?;
         let scheme = if web_https(at, &server) {
@@ -91,7 +109,12 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "started");
-    server.run_with_web(listener, web, shutdown_signal()).await;
+    let listeners = natter_server::Listeners {
+        chat: listener,
+        web,
+        irc,
+    };
+    server.run_with(listeners, shutdown_signal()).await;
     Ok(())
 }
 

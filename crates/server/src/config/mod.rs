@@ -102,6 +102,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Address the binary binds for the web interface; `None` disables it.
     pub web_listen: Option<SocketAddr>,
+    /// Address the binary binds for the IRC gateway; `None` (the default) disables it.
+    pub irc_listen: Option<SocketAddr>,
     /// Operator password from the configuration; `None` means generated and stored hashed.
     pub admin_password: Option<Secret>,
     /// HTTPS for the web interface even on loopback (beyond loopback it always is).
@@ -211,6 +213,16 @@ impl Config {
                     option: "web_listen",
                     message: format!(
                         "'{text}' is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:8000) or \"off\""
+                    ),
+                })?),
+            },
+            irc_listen: match o.irc_listen.as_deref().map(str::trim) {
+                None => d.irc_listen,
+                Some("off") => None,
+                Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                    option: "irc_listen",
+                    message: format!(
+                        "'{text}' is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:6667) or \"off\""
                     ),
                 })?),
             },
@@ -432,6 +444,7 @@ impl Default for Config {
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
+            irc_listen: None,
             admin_password: None,
             web_tls: false,
             web_max_per_ip: 64,

@@ -120,6 +120,10 @@ pub struct Options {
     /// loopback [default: 127.0.0.1:8000].
     #[arg(long, env = "NATTER_WEB_LISTEN", value_name = "HOST:PORT|off")]
     pub web_listen: Option<String>,
+    /// Address of the IRC gateway, or "off"; TLS with the server's certificate unless
+    /// --plaintext or on loopback [default: off; the gateway is incomplete, docs/IRC.md].
+    #[arg(long, env = "NATTER_IRC_LISTEN", value_name = "HOST:PORT|off")]
+    pub irc_listen: Option<String>,
     /// Operator password for the web console [default: generated on first start, printed
     /// once, stored hashed in DATA_DIR/admin_password.hash].
     #[arg(

@@ -363,3 +363,30 @@ fn env_is_read_by_the_flag_parser() {
         Some("NATTER_LISTEN")
     );
 }
+
+#[test]
+fn irc_listen_is_off_by_default_and_parsed() {
+    let c = Config::load(&Options::default()).expect("defaults");
+    assert_eq!(c.irc_listen, None);
+    let o = Options::try_parse_from(["natter-server", "--irc-listen", "127.0.0.1:6667"])
+        .expect("parses");
+    assert_eq!(
+        Config::load(&o)
+            .expect("valid")
+            .irc_listen
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("127.0.0.1:6667")
+    );
+    let o = Options {
+        irc_listen: Some("off".into()),
+        ..Options::default()
+    };
+    assert_eq!(Config::load(&o).expect("valid").irc_listen, None);
+    let o = Options {
+        irc_listen: Some("irc.example:6697".into()),
+        ..Options::default()
+    };
+    let e = Config::load(&o).expect_err("bad address").to_string();
+    assert!(e.contains("irc_listen") && e.contains("off"), "{e}");
+}

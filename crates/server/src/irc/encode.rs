@@ -1,0 +1,501 @@
+//! Server frames as IRC lines.
+//!
+//! Frames fanned out to many sessions (room and private messages, presence, server
+//! notices) are encoded from the frame alone, so every IRC recipient shares one encoding
+//! per slot: [`IRC_SLOT`] without tags, [`IRC_TAGGED_SLOT`] with `@time=` for clients
+//! that negotiated server-time. Replies to this session alone (numerics name the
+//! client's nick) use the connection's state; before the login succeeds they go through
+//! the adapter's side channel, as registration replies.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use natter_proto::{ErrorCode, PresenceEvent, ServerFrame};
+
+use super::commands::Origin;
+use super::line::{self, MAX_BODY};
+use super::registration::{LOGIN_NOTICE, State, login_refused, numeric};
+use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, SERVER_NAME, USER_HOST};
+use crate::codec::Encoder;
+
+/// Encodes one IRC connection's frames.
+pub struct IrcEncoder {
+    /// The connection's state.
+    conn: Arc<Conn>,
+}
+
+impl IrcEncoder {
+    /// The encoder of `conn`.
+    pub fn new(conn: Arc<Conn>) -> IrcEncoder {
+        IrcEncoder { conn }
+    }
+}
+
+impl Encoder for IrcEncoder {
+    fn slot(&self) -> usize {
+        if self.conn.tagged.load(Ordering::Relaxed) {
+            IRC_TAGGED_SLOT
+        } else {
+            IRC_SLOT
+        }
+    }
+
+    fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>) {
+        let tagged = self.slot() == IRC_TAGGED_SLOT;
+        if shared(frame, tagged, out) {
+            return;
+        }
+        if let ServerFrame::AuthOk { user, .. } = frame {
+            self.conn.on_auth_ok(user);
+            return;
+        }
+        let mut st = self.conn.lock();
+        if st.account.is_some() {
+            reply(&mut st, frame, tagged, out);
+        } else {
+            // Before the login: a registration reply, written ahead of the held outbox.
+            let mut early = Vec::new();
+            reply(&mut st, frame, tagged, &mut early);
+            drop(st);
+            self.conn.emit(early);
+        }
+    }
+}
+
+/// `nick!nick@natter`.
+fn mask(nick: &str) -> String {
+    format!("{nick}!{nick}@{USER_HOST}")
+}
+
+/// `#room`.
+fn chan(room: &str) -> String {
+    format!("#{room}")
+}
+
+/// Room names come from the session without `#`; errors may echo either form.
+fn with_hash(room: &str) -> String {
+    if room.starts_with('#') {
+        room.to_string()
+    } else {
+        chan(room)
+    }
+}
+
+/// Writes a message as PRIVMSG lines of at most [`MAX_BODY`] bytes each: one per line
+/// of its text, long ones split.
+fn privmsg(out: &mut Vec<u8>, tags: Option<&str>, from: &str, target: &str, text: &str) {
+    let source = mask(from);
+    // ":" source " PRIVMSG " target " :" text "\r\n"
+    let room_for_text = MAX_BODY.saturating_sub(source.len() + target.len() + 14);
+    for piece in line::split_text(text, room_for_text) {
+        line::write(out, tags, &source, "PRIVMSG", &[target, piece]);
+    }
+}
+
+/// Encodes the frames that are fanned out; false for a reply to this session alone.
+fn shared(frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) -> bool {
+    let time = |ts: u64| tagged.then(|| format!("time={}", line::server_time(ts)));
+    match frame {
+        ServerFrame::Public {
+            room,
+            from,
+            text,
+            ts,
+            ..
+        } => {
+            privmsg(out, time(*ts).as_deref(), from, &chan(room), text);
+        }
+        ServerFrame::Private {
+            from, to, text, ts, ..
+        } => {
+            privmsg(out, time(*ts).as_deref(), from, to, text);
+        }
+        ServerFrame::Presence {
+            room,
+            user,
+            event: PresenceEvent::Join,
+            ..
+        } => {
+            line::write(out, None, &mask(user), "JOIN", &[&chan(room)]);
+        }
+        ServerFrame::Presence {
+            room,
+            user,
+            event: PresenceEvent::Leave,
+            reason,
+        } => {
+            match reason.as_deref() {
+                None | Some("part") => line::write(out, None, &mask(user), "PART", &[&chan(room)]),
+                // natter reports a disconnect per shared room; IRC calls that a QUIT.
+                Some(reason) => line::write(out, None, &mask(user), "QUIT", &[reason]),
+            }
+        }
+        ServerFrame::PresenceSummary {
+            room, joined, left, ..
+        } => {
+            for user in joined {
+                line::write(out, None, &mask(user), "JOIN", &[&chan(room)]);
+            }
+            for user in left {
+                line::write(out, None, &mask(user), "PART", &[&chan(room)]);
+            }
+        }
+        ServerFrame::System { text } => {
+            for piece in line::split_text(text, MAX_BODY - 40) {
+                line::write(out, None, SERVER_NAME, "NOTICE", &["*", piece]);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Encodes a reply to this session alone.
+fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
+    let nick = st.target().to_string();
+    let notice = |out: &mut Vec<u8>, text: &str| {
+        line::write(out, None, SERVER_NAME, "NOTICE", &[&nick, text]);
+    };
+    match frame {
+        ServerFrame::Hello { .. } => notice(
+            out,
+            "*** natter: log in with SASL PLAIN or PASS account:password",
+        ),
+        ServerFrame::Joined {
+            room,
+            members,
+            more,
+            ..
+        } => {
+            line::write(out, None, &mask(&nick), "JOIN", &[&chan(room)]);
+            names(out, st, room, members, *more);
+        }
+        ServerFrame::Parted { room, .. } => {
+            line::write(out, None, &mask(&nick), "PART", &[&chan(room)]);
+        }
+        ServerFrame::Who {
+            id,
+            room,
+            users,
+            more,
+        } => {
+            if Origin::parse(id.as_ref()).is_some_and(|(o, _)| o == Origin::Who) {
+                for user in users {
+                    numeric(
+                        out,
+                        st,
+                        "352",
+                        &[
+                            &chan(room),
+                            user,
+                            USER_HOST,
+                            SERVER_NAME,
+                            user,
+                            "H",
+                            &format!("0 {user}"),
+                        ],
+                    );
+                }
+                numeric(out, st, "315", &[&chan(room), "End of WHO list"]);
+            } else {
+                names(out, st, room, users, *more);
+            }
+        }
+        ServerFrame::Rooms { rooms, .. } => {
+            numeric(out, st, "321", &["Channel", "Users  Name"]);
+            for r in rooms {
+                numeric(
+                    out,
+                    st,
+                    "322",
+                    &[&chan(&r.name), &r.members.to_string(), ""],
+                );
+            }
+            numeric(out, st, "323", &["End of /LIST"]);
+        }
+        ServerFrame::History {
+            room,
+            with,
+            messages,
+            ..
+        } => {
+            for m in messages {
+                let tags = tagged.then(|| format!("time={}", line::server_time(m.ts)));
+                let target = match (room, &m.to, with) {
+                    (Some(room), _, _) => chan(room),
+                    (None, Some(to), _) => to.clone(),
+                    (None, None, Some(w)) => w.clone(),
+                    (None, None, None) => nick.clone(),
+                };
+                privmsg(out, tags.as_deref(), &m.from, &target, &m.text);
+            }
+        }
+        ServerFrame::Queued { id, to, .. }
+            if !Origin::parse(id.as_ref()).is_some_and(|(o, _)| o == Origin::Notice) =>
+        {
+            notice(
+                out,
+                &format!("{to} is offline; your message is kept and delivered when they log in"),
+            );
+        }
+        ServerFrame::List { users, more, .. } => {
+            let extra = if *more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            notice(out, &format!("Online: {}{extra}", users.join(" ")));
+        }
+        ServerFrame::Ping { id } => {
+            let token = match id {
+                Some(natter_proto::FrameId::Num(n)) => n.to_string(),
+                Some(natter_proto::FrameId::Str(s)) => s.clone(),
+                None => SERVER_NAME.to_string(),
+            };
+            line::write(out, None, SERVER_NAME, "PING", &[&token]);
+        }
+        ServerFrame::Error {
+            id, code, message, ..
+        } => error(st, id.as_ref(), *code, message, out),
+        ServerFrame::Bye { reason } => {
+            line::write(
+                out,
+                None,
+                "",
+                "ERROR",
+                &[&format!("Closing link: {reason}")],
+            );
+        }
+        // Answered by the adapter itself (PONG), or nothing to show (ok, auth_ok).
+        _ => {}
+    }
+}
+
+/// 353 lines that fit, then 366.
+fn names(out: &mut Vec<u8>, st: &State, room: &str, members: &[String], more: u32) {
+    let channel = chan(room);
+    let mut batch = String::new();
+    for m in members {
+        if batch.len() + m.len() + 1 > 400 {
+            numeric(out, st, "353", &["=", &channel, &batch]);
+            batch.clear();
+        }
+        if !batch.is_empty() {
+            batch.push(' ');
+        }
+        batch.push_str(m);
+    }
+    if !batch.is_empty() {
+        numeric(out, st, "353", &["=", &channel, &batch]);
+    }
+    let end = if more > 0 {
+        format!("End of /NAMES list ({more} more not listed)")
+    } else {
+        "End of /NAMES list".to_string()
+    };
+    numeric(out, st, "366", &[&channel, &end]);
+}
+
+/// The numeric for an error frame, chosen by its code and by the command it answers.
+fn error(
+    st: &mut State,
+    id: Option<&natter_proto::FrameId>,
+    code: ErrorCode,
+    message: &str,
+    out: &mut Vec<u8>,
+) {
+    let origin = Origin::parse(id);
+    let target = origin.map(|(_, t)| t.to_string()).unwrap_or_default();
+    let from = origin.map(|(o, _)| o);
+    if from == Some(Origin::Notice) {
+        // RFC 2812: a NOTICE is never answered automatically.
+        return;
+    }
+    if st.account.is_none()
+        && let Some(via) = st.take_pending()
+    {
+        login_refused(out, st, Some(via), code, message);
+        return;
+    }
+    let n = |out: &mut Vec<u8>, code: &str, params: &[&str]| numeric(out, st, code, params);
+    match (code, from) {
+        (ErrorCode::NotInRoom, Some(Origin::Privmsg)) => n(out, "404", &[&target, message]),
+        (ErrorCode::NotInRoom, _) => n(out, "442", &[&with_hash(&target), message]),
+        (ErrorCode::InvalidRoom, _) => n(out, "403", &[&target, message]),
+        (ErrorCode::NoSuchUser | ErrorCode::UserOffline, _) => n(out, "401", &[&target, message]),
+        (ErrorCode::TooManyRooms, _) => n(out, "405", &[&target, message]),
+        (ErrorCode::EmptyMessage, _) => n(out, "412", &[message]),
+        (ErrorCode::LineTooLong, _) => n(out, "417", &["Input line was too long"]),
+        (ErrorCode::NotAuthenticated, _) => {
+            n(out, "451", &[message]);
+            line::write(
+                out,
+                None,
+                SERVER_NAME,
+                "NOTICE",
+                &[st.target(), LOGIN_NOTICE],
+            );
+        }
+        (_, Some(Origin::Privmsg)) if target.starts_with('#') => n(out, "404", &[&target, message]),
+        _ => line::write(out, None, SERVER_NAME, "NOTICE", &[st.target(), message]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natter_proto::{FrameId, HistoryEntry};
+
+    use super::*;
+
+    fn shared_text(frame: &ServerFrame, tagged: bool) -> String {
+        let mut out = Vec::new();
+        assert!(shared(frame, tagged, &mut out));
+        String::from_utf8(out).expect("utf8")
+    }
+
+    fn reply_text(frame: &ServerFrame) -> String {
+        let mut st = State::new(20);
+        st.nick = Some("alice".into());
+        st.account = Some("alice".into());
+        let mut out = Vec::new();
+        reply(&mut st, frame, false, &mut out);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn messages_and_presence() {
+        let public = ServerFrame::Public {
+            msg_id: 1,
+            room: "lobby".into(),
+            from: "bob".into(),
+            text: "hi\nthere".into(),
+            ts: 0,
+        };
+        assert_eq!(
+            shared_text(&public, false),
+            ":bob!bob@natter PRIVMSG #lobby :hi\r\n:bob!bob@natter PRIVMSG #lobby :there\r\n"
+        );
+        assert!(
+            shared_text(&public, true).starts_with(
+                "@time=1970-01-01T00:00:00.000Z :bob!bob@natter PRIVMSG #lobby :hi\r\n"
+            )
+        );
+        let private = ServerFrame::Private {
+            msg_id: 2,
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "psst".into(),
+            ts: 0,
+            late: false,
+        };
+        assert_eq!(
+            shared_text(&private, false),
+            ":bob!bob@natter PRIVMSG alice :psst\r\n"
+        );
+        let join = ServerFrame::Presence {
+            room: "r".into(),
+            user: "bob".into(),
+            event: PresenceEvent::Join,
+            reason: None,
+        };
+        assert_eq!(shared_text(&join, false), ":bob!bob@natter JOIN #r\r\n");
+        let part = ServerFrame::Presence {
+            room: "r".into(),
+            user: "bob".into(),
+            event: PresenceEvent::Leave,
+            reason: Some("part".into()),
+        };
+        assert_eq!(shared_text(&part, false), ":bob!bob@natter PART #r\r\n");
+        let quit = ServerFrame::Presence {
+            room: "r".into(),
+            user: "bob".into(),
+            event: PresenceEvent::Leave,
+            reason: Some("quit".into()),
+        };
+        assert_eq!(shared_text(&quit, false), ":bob!bob@natter QUIT :quit\r\n");
+    }
+
+    #[test]
+    fn long_messages_are_split_to_fit_the_line_limit() {
+        let text = "é".repeat(600);
+        let public = ServerFrame::Public {
+            msg_id: 1,
+            room: "lobby".into(),
+            from: "bob".into(),
+            text: text.clone(),
+            ts: 0,
+        };
+        let out = shared_text(&public, false);
+        let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
+        assert!(lines.len() >= 3);
+        assert!(lines.iter().all(|l| l.len() <= MAX_BODY), "{lines:?}");
+        let rebuilt: String = lines
+            .iter()
+            .map(|l| l.trim_end().rsplit_once(" :").expect("trailing").1)
+            .collect();
+        assert_eq!(rebuilt, text);
+    }
+
+    #[test]
+    fn replies_name_the_nick() {
+        let joined = ServerFrame::Joined {
+            id: None,
+            room: "lobby".into(),
+            members: vec!["alice".into(), "bob".into()],
+            more: 0,
+        };
+        assert_eq!(
+            reply_text(&joined),
+            ":alice!alice@natter JOIN #lobby\r\n:natter 353 alice = #lobby :alice bob\r\n:natter 366 alice #lobby :End of /NAMES list\r\n"
+        );
+        let err = ServerFrame::error(
+            Origin::Privmsg.id("#x"),
+            ErrorCode::NotInRoom,
+            "you are not in #x",
+        );
+        assert_eq!(
+            reply_text(&err),
+            ":natter 404 alice #x :you are not in #x\r\n"
+        );
+        let err = ServerFrame::error(
+            Origin::Privmsg.id("carol"),
+            ErrorCode::NoSuchUser,
+            "no user carol",
+        );
+        assert_eq!(
+            reply_text(&err),
+            ":natter 401 alice carol :no user carol\r\n"
+        );
+        let err = ServerFrame::error(Origin::Part.id("#x"), ErrorCode::NotInRoom, "no");
+        assert_eq!(reply_text(&err), ":natter 442 alice #x :no\r\n");
+        let err = ServerFrame::error(Origin::Notice.id("#x"), ErrorCode::NotInRoom, "no");
+        assert_eq!(reply_text(&err), "");
+        let history = ServerFrame::History {
+            id: None,
+            room: Some("lobby".into()),
+            with: None,
+            messages: vec![HistoryEntry {
+                msg_id: 1,
+                from: "bob".into(),
+                to: None,
+                text: "old".into(),
+                ts: 0,
+            }],
+            last: true,
+        };
+        assert_eq!(
+            reply_text(&history),
+            ":bob!bob@natter PRIVMSG #lobby :old\r\n"
+        );
+        let ping = ServerFrame::Ping {
+            id: Some(FrameId::Num(3)),
+        };
+        assert_eq!(reply_text(&ping), ":natter PING :3\r\n");
+        assert_eq!(
+            reply_text(&ServerFrame::Bye {
+                reason: "quit".into()
+            }),
+            "ERROR :Closing link: quit\r\n"
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! The IRC gateway: a transport adapter that lets IRC clients (irssi, weechat, ...) use
+//! natter. Like every adapter it turns its bytes into [`ClientFrame`]s for
+//! [`session::run`] and writes the session's frames back in its own format; the rules
+//! (login, rooms, rate limits) stay the session's.
+//!
+//! - [`line`]: parsing and writing IRC lines (tags, trailing, limits).
+//! - [`registration`]: CAP, NICK, USER, PASS and SASL before the welcome.
+//! - [`commands`]: commands after the welcome, mapped to frames.
+//! - [`encode`]: server frames as IRC lines ([`IrcEncoder`]).
+//!
+//! Unlike natter's own format IRC has a connection-level conversation of its own (CAP,
+//! SASL, PING, numerics that name the client's nick), so the adapter keeps per-connection
+//! state in [`Conn`], shared by its reading side and its encoder. Until the welcome
+//! (001) is sent, the adapter writes its own lines through a side channel and the
+//! session's outbox is held back: the session joins `lobby` as soon as the login
+//! succeeds, and an IRC client must not see that JOIN before registration ends (CAP END).
+
+pub mod commands;
+pub mod encode;
+pub mod line;
+pub mod registration;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use natter_proto::{ClientFrame, LineCodec};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+pub use encode::IrcEncoder;
+
+use crate::Shared;
+use crate::hub::SessionHandle;
+use crate::outbox::Outbox;
+use crate::session::{self, InputError};
+use registration::State;
+
+/// The server's name in IRC prefixes and numerics.
+pub const SERVER_NAME: &str = "natter";
+/// The host part of every user's IRC mask (`nick!nick@natter`).
+pub const USER_HOST: &str = "natter";
+/// Delivery cache slot of IRC lines without tags.
+pub const IRC_SLOT: usize = 1;
+/// Delivery cache slot of IRC lines with the server-time tag.
+pub const IRC_TAGGED_SLOT: usize = 2;
+
+/// What the adapter's writer is told besides the session's outbox.
+enum Out {
+    /// Lines to write now (registration replies, before the welcome).
+    Lines(Bytes),
+    /// The welcome: write it, then the session's outbox from now on.
+    Open(Bytes),
+    /// The session has ended.
+    End,
+}
+
+/// One IRC connection's state, shared by its reader and its encoder.
+pub struct Conn {
+    /// Registration state and negotiated capabilities.
+    state: Mutex<State>,
+    /// Whether server-time was negotiated (the encoder's slot depends on it).
+    tagged: AtomicBool,
+    /// Whether echo-message was negotiated (the writer filters own messages otherwise).
+    echo: AtomicBool,
+    /// Set once the welcome went out; then lines go through the outbox.
+    welcomed: AtomicBool,
+    /// The writer's side channel.
+    direct: mpsc::UnboundedSender<Out>,
+    /// The session's outbox, for the adapter's own lines after the welcome.
+    outbox: Arc<Outbox>,
+}
+
+impl Conn {
+    /// Locks the registration state. It holds no invariant a panic could break halfway
+    /// that matters more than serving the connection, so a poisoned lock is recovered.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends lines of the adapter's own: through the side channel before the welcome,
+    /// the outbox after it (so they keep their order with the session's frames).
+    fn emit(&self, lines: Vec<u8>) {
+        if lines.is_empty() {
+            return;
+        }
+        if self.welcomed.load(Ordering::Acquire) {
+            // A full outbox closes the session on its next delivery; nothing to do here.
+            let _ = self.outbox.push(&lines.into(), 1);
+        } else {
+            let _ = self.direct.send(Out::Lines(lines.into()));
+        }
+    }
+}
+
+/// Reads IRC lines and yields the frames they stand for; lines the adapter answers
+/// itself (CAP, PING, ...) yield nothing.
+struct IrcFrames<R> {
+    /// The connection's lines.
+    lines: FramedRead<R, LineCodec>,
+    /// The connection's state.
+    conn: Arc<Conn>,
+    /// Frames from the last line not yet taken (JOIN #a,#b yields two).
+    pending: VecDeque<Result<ClientFrame, InputError>>,
+}
+
+impl<R: AsyncRead + Unpin> Stream for IrcFrames<R> {
+    type Item = Result<ClientFrame, InputError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(next) = self.pending.pop_front() {
+                return Poll::Ready(Some(next));
+            }
+            match futures::ready!(self.lines.poll_next_unpin(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(line)) => {
+                    let frames = self.conn.on_line(&line);
+                    self.pending.extend(frames);
+                }
+            }
+        }
+    }
+}
+
+/// Serves one IRC connection (plain TCP, or TLS after the handshake) until the session
+/// ends. `accepted` is when the connection was accepted: the login deadline counts from
+/// there.
+pub async fn serve_irc<S>(
+    stream: S,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let outbox = Arc::new(Outbox::new(shared.config.session_queue));
+    let (direct, rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn {
+        state: Mutex::new(State::new(shared.config.max_rooms_per_session)),
+        tagged: AtomicBool::new(false),
+        echo: AtomicBool::new(false),
+        welcomed: AtomicBool::new(false),
+        direct,
+        outbox: outbox.clone(),
+    });
+    let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())));
+    let writer = tokio::spawn(write_loop(wr, handle.clone(), rx, conn.clone()));
+    let mut frames = IrcFrames {
+        lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
+        conn: conn.clone(),
+        pending: VecDeque::new(),
+    };
+    let grace = shared.config.shutdown_grace;
+    session::run(&mut frames, handle, peer, accepted, shared).await;
+    let _ = conn.direct.send(Out::End);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(grace, writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// Writes the side channel's lines, then (after the welcome) the session's outbox,
+/// without the client's own messages unless it negotiated echo-message.
+///
+/// Before the welcome the outbox is not even read: what the session queues stays in its
+/// bounded outbox, so a client that never finishes registering cannot grow memory here.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    handle: SessionHandle,
+    mut direct: mpsc::UnboundedReceiver<Out>,
+    conn: Arc<Conn>,
+) {
+    let mut open = false;
+    let mut ended = false;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            msg = direct.recv(), if !ended => match msg {
+                Some(Out::Lines(b)) => b,
+                Some(Out::Open(b)) => {
+                    open = true;
+                    b
+                }
+                Some(Out::End) | None => {
+                    ended = true;
+                    if open {
+                        continue;
+                    }
+                    break;
+                }
+            },
+            taken = handle.outbox.take(), if open => match taken {
+                Some(b) => filter_own(b, &conn),
+                None => break,
+            },
+        };
+        if let Err(e) = wr.write_all(&chunk).await {
+            handle.close(format!("write failed: {e}"));
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Drops the client's own PRIVMSG and NOTICE lines when it did not negotiate
+/// echo-message: natter delivers a room message to its sender too (that is how natter
+/// clients know it was accepted), but an IRC client without echo-message shows what it
+/// sent itself and would show it twice. (So messages sent from the same account's other
+/// sessions are not shown to such a client either.)
+fn filter_own(chunk: Bytes, conn: &Conn) -> Bytes {
+    if conn.echo.load(Ordering::Relaxed) {
+        return chunk;
+    }
+    let Some(nick) = conn.lock().nick.clone() else {
+        return chunk;
+    };
+    let own = |line: &[u8]| is_own_message(line, nick.as_bytes());
+    if !chunk.split_inclusive(|b| *b == b'\n').any(own) {
+        return chunk;
+    }
+    let mut kept = Vec::with_capacity(chunk.len());
+    for line in chunk.split_inclusive(|b| *b == b'\n') {
+        if !own(line) {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept.into()
+}
+
+/// Whether `line` is a PRIVMSG or NOTICE whose source is `nick` (case-insensitively).
+fn is_own_message(line: &[u8], nick: &[u8]) -> bool {
+    let mut rest = line;
+    if rest.first() == Some(&b'@') {
+        match rest.iter().position(|b| *b == b' ') {
+            Some(i) => rest = &rest[i + 1..],
+            None => return false,
+        }
+    }
+    let Some(rest) = rest.strip_prefix(b":") else {
+        return false;
+    };
+    if rest.len() <= nick.len() || !rest[..nick.len()].eq_ignore_ascii_case(nick) {
+        return false;
+    }
+    let rest = &rest[nick.len()..];
+    if rest.first() != Some(&b'!') {
+        return false;
+    }
+    let Some(space) = rest.iter().position(|b| *b == b' ') else {
+        return false;
+    };
+    let cmd = &rest[space + 1..];
+    cmd.starts_with(b"PRIVMSG ") || cmd.starts_with(b"NOTICE ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_message;
+
+    #[test]
+    fn own_messages_are_recognised_with_and_without_tags() {
+        assert!(is_own_message(
+            b":Alice!Alice@natter PRIVMSG #a :hi\r\n",
+            b"alice"
+        ));
+        assert!(is_own_message(
+            b"@time=x :alice!alice@natter NOTICE bob :hi\r\n",
+            b"alice"
+        ));
+        assert!(!is_own_message(
+            b":alice!alice@natter JOIN #a\r\n",
+            b"alice"
+        ));
+        assert!(!is_own_message(
+            b":alicex!alicex@natter PRIVMSG #a :hi\r\n",
+            b"alice"
+        ));
+        assert!(!is_own_message(b":natter 001 alice :hi\r\n", b"alice"));
+    }
+}

@@ -1,0 +1,554 @@
+//! Before the welcome: CAP negotiation, NICK, USER, and logging in with PASS
+//! `account:password` or SASL PLAIN. natter has no anonymous users, so registration ends
+//! (001–005) only once the session has accepted the login and the nick is the account
+//! name.
+
+use std::sync::atomic::Ordering;
+
+use natter_proto::{ClientFrame, ErrorCode, MAX_USERNAME_LEN, validate_username};
+
+use super::line::{self, LineError, Message};
+use super::{Conn, Out, SERVER_NAME, USER_HOST, commands};
+use crate::session::InputError;
+
+/// Capabilities offered in CAP LS.
+pub const CAPS: &[&str] = &[
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "sasl",
+    "server-time",
+];
+
+/// Lines a client may send before the welcome; the session's own pre-login budget only
+/// sees the frames the adapter yields, not CAP or NICK.
+const MAX_REGISTRATION_LINES: u32 = 64;
+
+/// Longest SASL payload accepted (PLAIN needs two names and a password).
+const MAX_SASL: usize = 1200;
+
+/// How the login under way was asked for, which decides the numerics of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// AUTHENTICATE PLAIN: 900/903 or 904.
+    Sasl,
+    /// PASS: the welcome, or 464.
+    Pass,
+}
+
+/// Negotiated capabilities.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Caps {
+    /// `echo-message`.
+    pub echo_message: bool,
+    /// `message-tags`.
+    pub message_tags: bool,
+    /// `multi-prefix` (accepted; natter rooms have no channel modes to prefix).
+    pub multi_prefix: bool,
+    /// `sasl`.
+    pub sasl: bool,
+    /// `server-time`.
+    pub server_time: bool,
+}
+
+/// Registration state of one connection.
+#[derive(Debug)]
+pub struct State {
+    /// The nick the client asked for (the account's name once welcomed).
+    pub nick: Option<String>,
+    /// USER was sent.
+    user: bool,
+    /// Between CAP LS/REQ and CAP END.
+    cap_negotiating: bool,
+    /// Negotiated capabilities.
+    pub caps: Caps,
+    /// An AUTHENTICATE PLAIN exchange under way, with the payload so far.
+    sasl: Option<String>,
+    /// A login the session is checking.
+    pending: Option<Via>,
+    /// PASS given: the account (if named) and the password.
+    pass: Option<(Option<String>, String)>,
+    /// The account, once the session accepted the login.
+    pub account: Option<String>,
+    /// 001 was sent.
+    pub welcomed: bool,
+    /// Lines before the welcome.
+    lines: u32,
+    /// The client was told how to log in.
+    told: bool,
+    /// Rooms a session may join (CHANLIMIT).
+    max_rooms: usize,
+}
+
+impl State {
+    /// A fresh connection's state.
+    pub fn new(max_rooms: usize) -> State {
+        State {
+            nick: None,
+            user: false,
+            cap_negotiating: false,
+            caps: Caps::default(),
+            sasl: None,
+            pending: None,
+            pass: None,
+            account: None,
+            welcomed: false,
+            lines: 0,
+            told: false,
+            max_rooms,
+        }
+    }
+
+    /// The nick for numerics: `*` until one is known.
+    pub fn target(&self) -> &str {
+        self.nick.as_deref().unwrap_or("*")
+    }
+
+    /// The login under way, taken (its answer has arrived).
+    pub fn take_pending(&mut self) -> Option<Via> {
+        self.pending.take()
+    }
+}
+
+/// Appends a numeric reply to `out`.
+pub fn numeric(out: &mut Vec<u8>, st: &State, code: &str, params: &[&str]) {
+    let mut all = Vec::with_capacity(params.len() + 1);
+    all.push(st.target());
+    all.extend_from_slice(params);
+    line::write(out, None, SERVER_NAME, code, &all);
+}
+
+/// The notice for clients that try to chat without logging in.
+pub const LOGIN_NOTICE: &str = "natter has no anonymous users: log in with SASL PLAIN \
+     (your account and password) or PASS account:password, with your account name as \
+     your nick. Accounts are created with a natter client.";
+
+impl Conn {
+    /// Handles one line from the client; returns the frames it stands for.
+    pub(super) fn on_line(&self, raw: &[u8]) -> Vec<Result<ClientFrame, InputError>> {
+        let msg = match line::parse(raw) {
+            Ok(m) => m,
+            Err(LineError::Empty) => return Vec::new(),
+            Err(e) => {
+                let mut out = Vec::new();
+                let st = self.lock();
+                match e {
+                    LineError::TooLong => {
+                        numeric(&mut out, &st, "417", &["Input line was too long"])
+                    }
+                    _ => line::write(
+                        &mut out,
+                        None,
+                        SERVER_NAME,
+                        "FAIL",
+                        &["*", "INVALID_UTF8", "natter accepts UTF-8 only"],
+                    ),
+                }
+                drop(st);
+                self.emit(out);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        let mut frames = Vec::new();
+        {
+            let mut st = self.lock();
+            if !st.welcomed {
+                st.lines += 1;
+                if st.lines > MAX_REGISTRATION_LINES {
+                    line::write(
+                        &mut out,
+                        None,
+                        SERVER_NAME,
+                        "ERROR",
+                        &["Closing link: too many lines before registration"],
+                    );
+                    drop(st);
+                    self.emit(out);
+                    return vec![Err(InputError::Io(
+                        "too many lines before registration".into(),
+                    ))];
+                }
+            }
+            match msg.command.as_str() {
+                "CAP" => self.cap(&mut st, &msg, &mut out, &mut frames),
+                "NICK" => self.nick(&mut st, &msg, &mut out, &mut frames),
+                "USER" => {
+                    if st.user || st.welcomed {
+                        numeric(&mut out, &st, "462", &["You may not reregister"]);
+                    } else if msg.params.len() < 4 {
+                        numeric(&mut out, &st, "461", &["USER", "Not enough parameters"]);
+                    } else {
+                        st.user = true;
+                        self.try_complete(&mut st, &mut out, &mut frames);
+                    }
+                }
+                "PASS" => match msg.param(0) {
+                    _ if st.welcomed || st.account.is_some() => {
+                        numeric(&mut out, &st, "462", &["You may not reregister"]);
+                    }
+                    None => numeric(&mut out, &st, "461", &["PASS", "Not enough parameters"]),
+                    Some(p) => {
+                        st.pass = Some(match p.split_once(':') {
+                            Some((account, password)) if !account.is_empty() => {
+                                (Some(account.to_string()), password.to_string())
+                            }
+                            _ => (None, p.to_string()),
+                        });
+                        self.try_complete(&mut st, &mut out, &mut frames);
+                    }
+                },
+                "AUTHENTICATE" => self.authenticate(&mut st, &msg, &mut out, &mut frames),
+                "PING" => match msg.param(0) {
+                    // Answered here: an IRC ping is about this connection, not the session.
+                    Some(token) => {
+                        line::write(&mut out, None, SERVER_NAME, "PONG", &[SERVER_NAME, token])
+                    }
+                    None => numeric(&mut out, &st, "409", &["No origin specified"]),
+                },
+                "PONG" => {
+                    if st.account.is_some() {
+                        frames.push(ClientFrame::Pong { id: None });
+                    }
+                }
+                "QUIT" => frames.push(ClientFrame::Quit { id: None }),
+                _ if st.welcomed => commands::command(&st, &msg, &mut out, &mut frames),
+                _ => {
+                    numeric(&mut out, &st, "451", &["You have not registered"]);
+                    line::write(
+                        &mut out,
+                        None,
+                        SERVER_NAME,
+                        "NOTICE",
+                        &[st.target(), LOGIN_NOTICE],
+                    );
+                }
+            }
+        }
+        self.emit(out);
+        frames.into_iter().map(Ok).collect()
+    }
+
+    /// CAP LS / LIST / REQ / END.
+    fn cap(&self, st: &mut State, msg: &Message, out: &mut Vec<u8>, frames: &mut Vec<ClientFrame>) {
+        let sub = msg.param(0).unwrap_or_default().to_ascii_uppercase();
+        let target = st.target().to_string();
+        let reply = |out: &mut Vec<u8>, sub: &str, text: &str| {
+            line::write(out, None, SERVER_NAME, "CAP", &[&target, sub, text]);
+        };
+        match sub.as_str() {
+            "LS" => {
+                if !st.welcomed {
+                    st.cap_negotiating = true;
+                }
+                let v302 = msg
+                    .param(1)
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .is_some_and(|v| v >= 302);
+                let list: Vec<&str> = CAPS
+                    .iter()
+                    .map(|c| {
+                        if *c == "sasl" && v302 {
+                            "sasl=PLAIN"
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                reply(out, "LS", &list.join(" "));
+            }
+            "LIST" => {
+                let c = st.caps;
+                let on: Vec<&str> = [
+                    (c.echo_message, "echo-message"),
+                    (c.message_tags, "message-tags"),
+                    (c.multi_prefix, "multi-prefix"),
+                    (c.sasl, "sasl"),
+                    (c.server_time, "server-time"),
+                ]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
+                reply(out, "LIST", &on.join(" "));
+            }
+            "REQ" => {
+                if !st.welcomed {
+                    st.cap_negotiating = true;
+                }
+                let asked = msg.param(1).unwrap_or_default();
+                let mut caps = st.caps;
+                let known = asked.split(' ').filter(|c| !c.is_empty()).all(|c| {
+                    let (name, on) = match c.strip_prefix('-') {
+                        Some(n) => (n, false),
+                        None => (c, true),
+                    };
+                    let slot = match name {
+                        "echo-message" => &mut caps.echo_message,
+                        "message-tags" => &mut caps.message_tags,
+                        "multi-prefix" => &mut caps.multi_prefix,
+                        "sasl" => &mut caps.sasl,
+                        "server-time" => &mut caps.server_time,
+                        _ => return false,
+                    };
+                    *slot = on;
+                    true
+                });
+                if known {
+                    st.caps = caps;
+                    self.tagged.store(caps.server_time, Ordering::Relaxed);
+                    self.echo.store(caps.echo_message, Ordering::Relaxed);
+                    reply(out, "ACK", asked);
+                } else {
+                    reply(out, "NAK", asked);
+                }
+            }
+            "END" => {
+                if !st.welcomed {
+                    st.cap_negotiating = false;
+                    self.try_complete(st, out, frames);
+                }
+            }
+            _ => numeric(out, st, "410", &[&sub, "Invalid CAP command"]),
+        }
+    }
+
+    /// NICK: before the welcome, remembered; after it, only the account's own name.
+    fn nick(
+        &self,
+        st: &mut State,
+        msg: &Message,
+        out: &mut Vec<u8>,
+        frames: &mut Vec<ClientFrame>,
+    ) {
+        let Some(nick) = msg.param(0).filter(|n| !n.is_empty()) else {
+            numeric(out, st, "431", &["No nickname given"]);
+            return;
+        };
+        if validate_username(nick).is_err() {
+            let why = format!(
+                "Erroneous nickname: natter names are 1-{MAX_USERNAME_LEN} letters, digits, '_' or '-'"
+            );
+            numeric(out, st, "432", &[nick, &why]);
+            return;
+        }
+        if st.welcomed {
+            if !st
+                .nick
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(nick))
+            {
+                numeric(
+                    out,
+                    st,
+                    "432",
+                    &[
+                        nick,
+                        "Your nick is your natter account name and cannot change",
+                    ],
+                );
+            }
+            return;
+        }
+        st.nick = Some(nick.to_string());
+        self.try_complete(st, out, frames);
+    }
+
+    /// AUTHENTICATE: PLAIN only, payload in 400-byte base64 chunks.
+    fn authenticate(
+        &self,
+        st: &mut State,
+        msg: &Message,
+        out: &mut Vec<u8>,
+        frames: &mut Vec<ClientFrame>,
+    ) {
+        let arg = msg.param(0).unwrap_or_default();
+        if st.welcomed || st.account.is_some() {
+            numeric(
+                out,
+                st,
+                "907",
+                &["You have already authenticated using SASL"],
+            );
+            return;
+        }
+        if arg == "*" {
+            st.sasl = None;
+            numeric(out, st, "906", &["SASL authentication aborted"]);
+            return;
+        }
+        let Some(buf) = st.sasl.as_mut() else {
+            if arg.eq_ignore_ascii_case("PLAIN") && st.pending.is_none() {
+                st.sasl = Some(String::new());
+                line::write(out, None, SERVER_NAME, "AUTHENTICATE", &["+"]);
+            } else {
+                numeric(out, st, "908", &["PLAIN", "are available SASL mechanisms"]);
+                numeric(out, st, "904", &["SASL authentication failed"]);
+            }
+            return;
+        };
+        if arg != "+" {
+            buf.push_str(arg);
+        }
+        if buf.len() > MAX_SASL {
+            st.sasl = None;
+            numeric(out, st, "905", &["SASL message too long"]);
+            return;
+        }
+        // A chunk of exactly 400 bytes means more follow.
+        if arg.len() == 400 {
+            return;
+        }
+        let payload = st.sasl.take().unwrap_or_default();
+        let creds = line::base64_decode(&payload).and_then(|raw| {
+            let text = String::from_utf8(raw).ok()?;
+            let mut parts = text.split('\0');
+            let (_authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
+            (parts.next().is_none() && !authcid.is_empty())
+                .then(|| (authcid.to_string(), password.to_string()))
+        });
+        match creds {
+            Some((account, password)) => {
+                st.pending = Some(Via::Sasl);
+                frames.push(ClientFrame::Auth {
+                    id: None,
+                    user: account,
+                    password,
+                    register: false,
+                });
+            }
+            None => numeric(
+                out,
+                st,
+                "904",
+                &["SASL authentication failed: malformed PLAIN payload"],
+            ),
+        }
+    }
+
+    /// Ends registration if everything is there: the welcome once logged in, the login
+    /// from PASS once NICK and USER are known, or the explanation that a login is needed.
+    pub(super) fn try_complete(
+        &self,
+        st: &mut State,
+        out: &mut Vec<u8>,
+        frames: &mut Vec<ClientFrame>,
+    ) {
+        if st.welcomed || st.cap_negotiating || !st.user || st.pending.is_some() {
+            return;
+        }
+        let Some(nick) = st.nick.clone() else { return };
+        if let Some(account) = st.account.clone() {
+            if !nick.eq_ignore_ascii_case(&account) {
+                let why = format!(
+                    "Your nick must be your account name: you are logged in as {account}; use /nick {account}"
+                );
+                numeric(out, st, "432", &[&nick, &why]);
+                return;
+            }
+            st.nick = Some(account);
+            self.welcome(st, out);
+            return;
+        }
+        if let Some((account, password)) = st.pass.take() {
+            let account = account.unwrap_or_else(|| nick.clone());
+            if !nick.eq_ignore_ascii_case(&account) {
+                let why = format!("Your nick must be your account name ({account})");
+                numeric(out, st, "432", &[&nick, &why]);
+                st.pass = Some((Some(account), password));
+                return;
+            }
+            st.pending = Some(Via::Pass);
+            frames.push(ClientFrame::Auth {
+                id: None,
+                user: account,
+                password,
+                register: false,
+            });
+            return;
+        }
+        if !st.told {
+            st.told = true;
+            line::write(out, None, SERVER_NAME, "NOTICE", &[&nick, LOGIN_NOTICE]);
+        }
+    }
+
+    /// The session accepted the login of `user` (called by the encoder for `auth_ok`).
+    pub(super) fn on_auth_ok(&self, user: &str) {
+        let mut out = Vec::new();
+        let mut st = self.lock();
+        st.account = Some(user.to_string());
+        if st.take_pending() == Some(Via::Sasl) {
+            let mask = format!("{}!{}@{USER_HOST}", st.target(), st.target());
+            let text = format!("You are now logged in as {user}");
+            numeric(&mut out, &st, "900", &[&mask, user, &text]);
+            numeric(&mut out, &st, "903", &["SASL authentication successful"]);
+        }
+        let mut none = Vec::new();
+        self.try_complete(&mut st, &mut out, &mut none);
+        drop(st);
+        // Empty if the welcome went out: it took these lines with it.
+        self.emit(out);
+    }
+
+    /// Sends 001–005 and the MOTD's absence, then lets the session's outbox through.
+    fn welcome(&self, st: &mut State, out: &mut Vec<u8>) {
+        let nick = st.target().to_string();
+        let version = env!("CARGO_PKG_VERSION");
+        numeric(out, st, "001", &[&format!("Welcome to natter, {nick}")]);
+        numeric(
+            out,
+            st,
+            "002",
+            &[&format!(
+                "Your host is {SERVER_NAME}, running natter {version}"
+            )],
+        );
+        numeric(out, st, "003", &["This server is a natter chat server"]);
+        numeric(out, st, "004", &[SERVER_NAME, version, "i", "nt"]);
+        let chanlimit = format!("CHANLIMIT=#:{}", st.max_rooms);
+        let nicklen = format!("NICKLEN={MAX_USERNAME_LEN}");
+        let chanlen = format!("CHANNELLEN={}", MAX_USERNAME_LEN + 1);
+        let linelen = format!("LINELEN={}", line::MAX_BODY);
+        numeric(
+            out,
+            st,
+            "005",
+            &[
+                "CASEMAPPING=ascii",
+                &chanlimit,
+                &chanlen,
+                "CHANTYPES=#",
+                &linelen,
+                "NETWORK=natter",
+                &nicklen,
+                "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHO:1",
+                "UTF8ONLY",
+                "are supported by this server",
+            ],
+        );
+        numeric(out, st, "422", &["MOTD File is missing"]);
+        st.welcomed = true;
+        self.welcomed.store(true, Ordering::Release);
+        let _ = self.direct.send(Out::Open(std::mem::take(out).into()));
+    }
+}
+
+/// The numeric for a refused login: SASL's 904, or 464 (465 when banned) for PASS.
+pub fn login_refused(
+    out: &mut Vec<u8>,
+    st: &State,
+    via: Option<Via>,
+    code: ErrorCode,
+    message: &str,
+) {
+    match (via, code) {
+        (_, ErrorCode::Banned) => numeric(out, st, "465", &[message]),
+        (Some(Via::Sasl), _) => numeric(
+            out,
+            st,
+            "904",
+            &[&format!("SASL authentication failed: {message}")],
+        ),
+        _ => numeric(out, st, "464", &[&format!("Password incorrect: {message}")]),
+    }
+}

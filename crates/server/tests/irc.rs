@@ -1,0 +1,434 @@
+//! The IRC gateway over real sockets: registration with SASL PLAIN and with PASS, the
+//! welcome, and IRC and natter clients talking to each other in the same rooms.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use natter_proto::{ClientFrame, PresenceEvent, ServerFrame};
+use natter_server::{Listeners, Server};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// A server with a chat listener and a plaintext IRC listener on loopback.
+struct Irc {
+    chat: SocketAddr,
+    irc: SocketAddr,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Irc {
+    async fn start() -> Irc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::open(plain_config(dir.path()))
+            .await
+            .expect("open server");
+        let chat = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind irc");
+        let (chat_addr, irc_addr) = (
+            chat.local_addr().expect("addr"),
+            irc.local_addr().expect("addr"),
+        );
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let listeners = Listeners {
+            chat,
+            web: None,
+            irc: Some(irc),
+        };
+        tokio::spawn(server.run_with(listeners, async move { stopped.cancelled().await }));
+        Irc {
+            chat: chat_addr,
+            irc: irc_addr,
+            stop,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Irc {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A raw IRC client.
+struct Client {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (r, writer) = tcp.into_split();
+        Client {
+            lines: BufReader::new(r).lines(),
+            writer,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write");
+    }
+
+    /// Reads lines until one contains `needle` (at most 200), returning the lines read,
+    /// the matching one last.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let line = tokio::time::timeout(WAIT, self.lines.next_line())
+                .await
+                .expect("line in time")
+                .expect("read");
+            let Some(line) = line else {
+                panic!("closed before {needle:?}; read {seen:#?}");
+            };
+            let done = line.contains(needle);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no line containing {needle:?} in {seen:#?}");
+    }
+
+    /// Round-trips a PING so everything sent before it was handled; returns the lines
+    /// received before the PONG.
+    async fn sync(&mut self) -> Vec<String> {
+        self.send("PING sync-token").await;
+        let mut seen = self.until("PONG natter :sync-token").await;
+        seen.pop();
+        seen
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Creates `name`'s account through a natter client, which then leaves.
+async fn account(chat: SocketAddr, name: &str) {
+    let mut c = register(chat, name).await;
+    send(&mut c, ClientFrame::Quit { id: None }).await;
+    until_closed(&mut c).await;
+}
+
+/// Logs `name` in over IRC with PASS and returns the client past the lobby's NAMES.
+async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
+    let mut c = Client::connect(addr).await;
+    if !caps.is_empty() {
+        c.send("CAP LS 302").await;
+        c.send(&format!("CAP REQ :{}", caps.join(" "))).await;
+        c.until("ACK").await;
+        c.send("CAP END").await;
+    }
+    c.send(&format!("PASS :{name}:{PASSWORD}")).await;
+    c.send(&format!("NICK {name}")).await;
+    c.send(&format!("USER {name} 0 * :{name}")).await;
+    c.until(" 001 ").await;
+    c.until(" 366 ").await;
+    c
+}
+
+#[tokio::test]
+async fn sasl_plain_registration_ends_with_the_welcome_after_cap_end() {
+    let s = Irc::start().await;
+    account(s.chat, "alice").await;
+    let mut c = Client::connect(s.irc).await;
+    c.send("CAP LS 302").await;
+    let ls = c.until("CAP * LS").await;
+    let ls = ls.last().expect("line");
+    for cap in [
+        "sasl=PLAIN",
+        "server-time",
+        "message-tags",
+        "echo-message",
+        "multi-prefix",
+    ] {
+        assert!(ls.contains(cap), "{ls}");
+    }
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :Alice").await;
+    c.send("CAP REQ :sasl server-time").await;
+    c.until("CAP alice ACK :sasl server-time").await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.until("AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        base64(format!("\0alice\0{PASSWORD}").as_bytes())
+    ))
+    .await;
+    let seen = c.until(" 903 ").await;
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(":natter 900 alice alice!alice@natter alice ")),
+        "{seen:#?}"
+    );
+    let early = |l: &String| l.contains(" 001 ") || l.contains(" JOIN ");
+    assert!(!seen.iter().any(early), "nothing before CAP END: {seen:#?}");
+    // Registration is not over until CAP END: no welcome, no lobby yet.
+    let before = c.sync().await;
+    assert!(!before.iter().any(early), "{before:#?}");
+    c.send("CAP END").await;
+    let welcome = c.until(" 366 ").await;
+    let first = welcome
+        .iter()
+        .position(|l| l.contains(" 001 "))
+        .expect("001");
+    assert!(
+        welcome[first].starts_with(":natter 001 alice :Welcome"),
+        "{welcome:#?}"
+    );
+    for code in [" 002 ", " 003 ", " 004 ", " 005 "] {
+        assert!(
+            welcome.iter().any(|l| l.contains(code)),
+            "{code} in {welcome:#?}"
+        );
+    }
+    let isupport = welcome.iter().find(|l| l.contains(" 005 ")).expect("005");
+    for token in [
+        "NICKLEN=32",
+        "CHANNELLEN=33",
+        "CHANTYPES=#",
+        "TARGMAX=",
+        "LINELEN=512",
+        "UTF8ONLY",
+        "CASEMAPPING=ascii",
+    ] {
+        assert!(isupport.contains(token), "{token} in {isupport}");
+    }
+    let join = welcome
+        .iter()
+        .position(|l| l.starts_with(":alice!alice@natter JOIN #lobby"))
+        .expect("lobby join");
+    assert!(
+        join > first,
+        "the lobby JOIN comes after the welcome: {welcome:#?}"
+    );
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l.starts_with(":natter 353 alice = #lobby :")),
+        "{welcome:#?}"
+    );
+}
+
+#[tokio::test]
+async fn sasl_with_a_wrong_password_gets_904_and_no_welcome() {
+    let s = Irc::start().await;
+    account(s.chat, "alice").await;
+    let mut c = Client::connect(s.irc).await;
+    c.send("CAP REQ :sasl").await;
+    c.send("NICK alice").await;
+    c.send("USER alice 0 * :Alice").await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.until("AUTHENTICATE +").await;
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        base64(b"\0alice\0wrong password")
+    ))
+    .await;
+    let seen = c.until(" 904 ").await;
+    assert!(!seen.iter().any(|l| l.contains(" 903 ")), "{seen:#?}");
+    c.send("AUTHENTICATE SCRAM-SHA-256").await;
+    c.until(" 908 alice PLAIN ").await;
+}
+
+#[tokio::test]
+async fn pass_registration_and_the_nick_must_be_the_account() {
+    let s = Irc::start().await;
+    account(s.chat, "alice").await;
+    let mut c = irc_login(s.irc, "alice", &[]).await;
+    c.send("NICK bob").await;
+    c.until(" 432 alice bob ").await;
+
+    let mut wrong = Client::connect(s.irc).await;
+    wrong.send("PASS alice:nope nope").await;
+    wrong.send("NICK alice").await;
+    wrong.send("USER alice 0 * :Alice").await;
+    wrong.until(" 464 alice ").await;
+
+    let mut other = Client::connect(s.irc).await;
+    other.send(&format!("PASS :alice:{PASSWORD}")).await;
+    other.send("NICK mallory").await;
+    other.send("USER m 0 * :M").await;
+    let seen = other.until(" 432 mallory mallory ").await;
+    assert!(
+        seen.last().expect("line").contains("account name (alice)"),
+        "{seen:#?}"
+    );
+    other.send("NICK Alice").await;
+    other.until(" 001 alice ").await;
+}
+
+#[tokio::test]
+async fn without_a_login_nothing_can_be_said() {
+    let s = Irc::start().await;
+    let mut c = Client::connect(s.irc).await;
+    c.send("NICK ghost").await;
+    c.send("USER ghost 0 * :Ghost").await;
+    let told = c.until("NOTICE ghost").await;
+    assert!(
+        told.last().expect("line").contains("no anonymous users"),
+        "{told:#?}"
+    );
+    c.send("PRIVMSG #lobby :hello?").await;
+    let seen = c.until(" 451 ghost ").await;
+    assert!(!seen.iter().any(|l| l.contains(" 001 ")), "{seen:#?}");
+    c.until("no anonymous users").await;
+    c.send("JOIN #lobby").await;
+    c.until(" 451 ghost ").await;
+}
+
+#[tokio::test]
+async fn irc_and_natter_clients_talk_both_ways() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut alice = register(s.chat, "alice").await;
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    until(&mut alice, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Join, .. } if user == "bob")
+    })
+    .await;
+
+    // natter → IRC, in the room.
+    send(
+        &mut alice,
+        ClientFrame::Public {
+            id: None,
+            room: None,
+            text: "hello from natter".into(),
+        },
+    )
+    .await;
+    bob.until(":alice!alice@natter PRIVMSG #lobby :hello from natter")
+        .await;
+    // IRC → natter; without echo-message bob does not get his own line back.
+    bob.send("PRIVMSG #lobby :hello from irc").await;
+    until(&mut alice, |f| {
+        matches!(f, ServerFrame::Public { from, text, .. } if from == "bob" && text == "hello from irc")
+    })
+    .await;
+    let echoed = bob.sync().await;
+    assert!(
+        !echoed.iter().any(|l| l.contains("hello from irc")),
+        "{echoed:#?}"
+    );
+
+    // Private messages both ways.
+    bob.send("PRIVMSG alice :psst").await;
+    until(
+        &mut alice,
+        |f| matches!(f, ServerFrame::Private { from, text, .. } if from == "bob" && text == "psst"),
+    )
+    .await;
+    send(
+        &mut alice,
+        ClientFrame::Private {
+            id: None,
+            to: "bob".into(),
+            text: "yes?".into(),
+        },
+    )
+    .await;
+    bob.until(":alice!alice@natter PRIVMSG bob :yes?").await;
+
+    // Joins seen both ways.
+    bob.send("JOIN #rust").await;
+    bob.until(" 366 bob #rust ").await;
+    send(
+        &mut alice,
+        ClientFrame::Join {
+            id: None,
+            room: "rust".into(),
+        },
+    )
+    .await;
+    bob.until(":alice!alice@natter JOIN #rust").await;
+    bob.send("PART #rust").await;
+    bob.until(":bob!bob@natter PART #rust").await;
+    until(&mut alice, |f| {
+        matches!(f, ServerFrame::Presence { user, room, event: PresenceEvent::Leave, .. } if user == "bob" && room == "rust")
+    })
+    .await;
+
+    // Errors become numerics; a NOTICE is never answered.
+    bob.send("PRIVMSG #rust :not in it").await;
+    bob.until(":natter 404 bob #rust ").await;
+    bob.send("PRIVMSG nobody :hi").await;
+    bob.until(":natter 401 bob nobody ").await;
+    bob.send("NOTICE nobody :hi").await;
+    bob.send("PART #rust").await;
+    let seen = bob.until(" 442 bob #rust ").await;
+    assert!(!seen.iter().any(|l| l.contains(" 401 ")), "{seen:#?}");
+    bob.send("NAMES #lobby").await;
+    let names = bob.until(" 366 bob #lobby ").await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.starts_with(":natter 353 bob = #lobby :") && l.contains("alice")),
+        "{names:#?}"
+    );
+    bob.send("FROB").await;
+    bob.until(":natter 421 bob FROB ").await;
+
+    bob.send("QUIT :bye").await;
+    bob.until("ERROR :Closing link: quit").await;
+    until(&mut alice, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Leave, .. } if user == "bob")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn echo_message_and_server_time_when_negotiated() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut bob = irc_login(s.irc, "bob", &["echo-message", "server-time"]).await;
+    bob.send("PRIVMSG #lobby :mine").await;
+    let line = bob.until("PRIVMSG #lobby :mine").await.pop().expect("line");
+    assert!(
+        line.starts_with("@time=") && line.contains(" :bob!bob@natter PRIVMSG"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn an_overlong_line_gets_417_and_the_connection_goes_on() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    bob.send(&format!("PRIVMSG #lobby :{}", "x".repeat(600)))
+        .await;
+    bob.until(":natter 417 bob ").await;
+    // Tags have their own budget.
+    bob.send(&format!("@+tag={} PRIVMSG #lobby :short", "t".repeat(1000)))
+        .await;
+    bob.sync().await;
+    // A line beyond even that ends the connection, with 417 first.
+    bob.send(&"y".repeat(20_000)).await;
+    bob.until(" 417 ").await;
+    bob.until("ERROR :Closing link").await;
+}
