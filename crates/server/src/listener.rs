@@ -135,9 +135,16 @@ impl Transport {
     /// mode or on a loopback address (as ergo does for its local listeners).
     pub fn irc(addr: SocketAddr, shared: &Shared) -> Transport {
         Transport::Irc {
-            tls: shared.tls.is_some() && !addr.ip().is_loopback(),
+            tls: irc_uses_tls(addr, shared.tls.is_some()),
         }
     }
+}
+
+/// Whether the IRC gateway on `addr` speaks TLS, given whether the server has a
+/// certificate (it has none in plaintext mode). Loopback stays plaintext: local
+/// clients and test suites need no certificate, and nothing crosses a network.
+pub fn irc_uses_tls(addr: SocketAddr, has_certificate: bool) -> bool {
+    has_certificate && !addr.ip().is_loopback()
 }
 
 /// Accepts chat connections until `stop` fires, spawning each onto `tracker`.
@@ -301,5 +308,21 @@ async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(transport: Transport, 
     }));
     if stream.write_all(&out).await.is_ok() {
         let _ = stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::irc_uses_tls;
+
+    #[test]
+    fn irc_is_tls_except_on_loopback_or_in_plaintext_mode() {
+        let at = |s: &str| s.parse().expect("address");
+        assert!(irc_uses_tls(at("0.0.0.0:6697"), true));
+        assert!(irc_uses_tls(at("192.0.2.1:6697"), true));
+        assert!(irc_uses_tls(at("[::]:6697"), true));
+        assert!(!irc_uses_tls(at("127.0.0.1:6667"), true));
+        assert!(!irc_uses_tls(at("[::1]:6667"), true));
+        assert!(!irc_uses_tls(at("0.0.0.0:6667"), false));
     }
 }

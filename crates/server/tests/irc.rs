@@ -432,3 +432,73 @@ async fn an_overlong_line_gets_417_and_the_connection_goes_on() {
     bob.until(" 417 ").await;
     bob.until("ERROR :Closing link").await;
 }
+
+#[tokio::test]
+async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
+    use std::sync::Arc;
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::open(natter_server::Config::with_data_dir(dir.path()))
+        .await
+        .expect("open server");
+    let shared = server.shared().clone();
+    let acceptor = server.tls().expect("TLS by default").acceptor.clone();
+    let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = irc.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    // The listener would pick plaintext on loopback; drive the adapter over TLS directly.
+    tokio::spawn(async move {
+        while let Ok((tcp, peer)) = irc.accept().await {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let accepted = tokio::time::Instant::now();
+            let (shared, token) = (shared.clone(), token.child_token());
+            tokio::spawn(natter_server::irc::serve_irc(
+                stream, peer, accepted, shared, token,
+            ));
+        }
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.path().join("tls/cert.pem")).expect("pem") {
+        roots.add(cert.expect("cert")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let tls = tokio::time::timeout(
+        WAIT,
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake with the server's certificate");
+    let (rd, mut wr) = tokio::io::split(tls);
+    let mut lines = BufReader::new(rd).lines();
+    wr.write_all(b"PING :over-tls\r\n").await.expect("write");
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("line in time")
+            .expect("read")
+            .expect("open");
+        if line == ":natter PONG natter :over-tls" {
+            break;
+        }
+        seen.push(line);
+        assert!(seen.len() < 10, "{seen:#?}");
+    }
+    stop.cancel();
+}
