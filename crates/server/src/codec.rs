@@ -18,6 +18,13 @@ pub trait Encoder: Send + Sync + 'static {
     fn slot(&self) -> usize;
     /// Appends `frame`'s encoding, terminator included, to `out`.
     fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>);
+
+    /// Whether this connection leaves out a delivery of these frames altogether (the IRC
+    /// gateway: a client without echo-message does not get its own messages back). A
+    /// delivery is skipped whole or kept whole, so its encoding stays shared.
+    fn skips(&self, _frames: &[ServerFrame]) -> bool {
+        false
+    }
 }
 
 /// A wire format in both directions.
@@ -64,6 +71,10 @@ impl<C: Encoder + ?Sized> Encoder for std::sync::Arc<C> {
 
     fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>) {
         (**self).encode_into(frame, out);
+    }
+
+    fn skips(&self, frames: &[ServerFrame]) -> bool {
+        (**self).skips(frames)
     }
 }
 

@@ -403,6 +403,29 @@ async fn irc_and_natter_clients_talk_both_ways() {
 }
 
 #[tokio::test]
+async fn without_echo_message_own_messages_are_skipped_live_but_replayed_in_history() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut alice = register(s.chat, "alice").await;
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    bob.send("PRIVMSG #lobby :first").await;
+    bob.send("PRIVMSG alice :private first").await;
+    until(
+        &mut alice,
+        |f| matches!(f, ServerFrame::Private { text, .. } if text == "private first"),
+    )
+    .await;
+    let live = bob.sync().await;
+    assert!(!live.iter().any(|l| l.contains("first")), "{live:#?}");
+    // A second connection of the same account replays the room's history, own lines too.
+    let mut again = Client::connect(s.irc).await;
+    again.send(&format!("PASS :bob:{PASSWORD}")).await;
+    again.send("NICK bob").await;
+    again.send("USER bob 0 * :bob").await;
+    again.until(":bob!bob@natter PRIVMSG #lobby :first").await;
+}
+
+#[tokio::test]
 async fn echo_message_and_server_time_when_negotiated() {
     let s = Irc::start().await;
     account(s.chat, "bob").await;

@@ -66,9 +66,12 @@ impl SessionHandle {
         &*self.encoder
     }
 
-    /// Queues a shared delivery in this session's format without waiting; a full queue
-    /// closes the session.
+    /// Queues a shared delivery in this session's format without waiting (unless its
+    /// format leaves it out, see [`Encoder::skips`]); a full queue closes the session.
     pub fn deliver(&self, delivery: &Delivery) {
+        if self.encoder.skips(delivery.frames()) {
+            return;
+        }
         self.push(delivery.encoded(&*self.encoder), delivery.len());
     }
 

@@ -40,6 +40,28 @@ impl Encoder for IrcEncoder {
         }
     }
 
+    /// Without echo-message, the client's own messages are left out: natter sends a room
+    /// message back to its sender (that is how its own clients learn it was accepted),
+    /// but an IRC client without echo-message shows what it sent itself. A delivery of
+    /// messages comes from one sender (a run of one session's messages to one room, or
+    /// one private message), so it is skipped whole. Messages from the same account's
+    /// other sessions are therefore not shown to such a client either.
+    fn skips(&self, frames: &[ServerFrame]) -> bool {
+        if self.conn.echo.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(me) = self.conn.account.get() else {
+            return false;
+        };
+        !frames.is_empty()
+            && frames.iter().all(|f| match f {
+                ServerFrame::Public { from, .. } | ServerFrame::Private { from, .. } => {
+                    from.eq_ignore_ascii_case(me)
+                }
+                _ => false,
+            })
+    }
+
     fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>) {
         let tagged = self.slot() == IRC_TAGGED_SLOT;
         if shared(frame, tagged, out) {

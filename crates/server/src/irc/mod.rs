@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -69,8 +69,11 @@ pub struct Conn {
     state: Mutex<State>,
     /// Whether server-time was negotiated (the encoder's slot depends on it).
     tagged: AtomicBool,
-    /// Whether echo-message was negotiated (the writer filters own messages otherwise).
+    /// Whether echo-message was negotiated (the encoder skips own messages otherwise).
     echo: AtomicBool,
+    /// The account once logged in, readable without the state's lock: the hub's fan-out
+    /// asks [`IrcEncoder`] whether to skip own messages under its own lock.
+    account: OnceLock<String>,
     /// Set once the welcome went out; then lines go through the outbox.
     welcomed: AtomicBool,
     /// The writer's side channel.
@@ -151,12 +154,13 @@ pub async fn serve_irc<S>(
         state: Mutex::new(State::new(shared.config.max_rooms_per_session)),
         tagged: AtomicBool::new(false),
         echo: AtomicBool::new(false),
+        account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
         direct,
         outbox: outbox.clone(),
     });
     let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())));
-    let writer = tokio::spawn(write_loop(wr, handle.clone(), rx, conn.clone()));
+    let writer = tokio::spawn(write_loop(wr, handle.clone(), rx));
     let mut frames = IrcFrames {
         lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
         conn: conn.clone(),
@@ -171,8 +175,7 @@ pub async fn serve_irc<S>(
     }
 }
 
-/// Writes the side channel's lines, then (after the welcome) the session's outbox,
-/// without the client's own messages unless it negotiated echo-message.
+/// Writes the side channel's lines, then (after the welcome) the session's outbox.
 ///
 /// Before the welcome the outbox is not even read: what the session queues stays in its
 /// bounded outbox, so a client that never finishes registering cannot grow memory here.
@@ -180,7 +183,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     handle: SessionHandle,
     mut direct: mpsc::UnboundedReceiver<Out>,
-    conn: Arc<Conn>,
 ) {
     let mut open = false;
     let mut ended = false;
@@ -202,7 +204,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             },
             taken = handle.outbox.take(), if open => match taken {
-                Some(b) => filter_own(b, &conn),
+                Some(b) => b,
                 None => break,
             },
         };
@@ -212,81 +214,4 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _ = wr.shutdown().await;
-}
-
-/// Drops the client's own PRIVMSG and NOTICE lines when it did not negotiate
-/// echo-message: natter delivers a room message to its sender too (that is how natter
-/// clients know it was accepted), but an IRC client without echo-message shows what it
-/// sent itself and would show it twice. (So messages sent from the same account's other
-/// sessions are not shown to such a client either.)
-fn filter_own(chunk: Bytes, conn: &Conn) -> Bytes {
-    if conn.echo.load(Ordering::Relaxed) {
-        return chunk;
-    }
-    let Some(nick) = conn.lock().nick.clone() else {
-        return chunk;
-    };
-    let own = |line: &[u8]| is_own_message(line, nick.as_bytes());
-    if !chunk.split_inclusive(|b| *b == b'\n').any(own) {
-        return chunk;
-    }
-    let mut kept = Vec::with_capacity(chunk.len());
-    for line in chunk.split_inclusive(|b| *b == b'\n') {
-        if !own(line) {
-            kept.extend_from_slice(line);
-        }
-    }
-    kept.into()
-}
-
-/// Whether `line` is a PRIVMSG or NOTICE whose source is `nick` (case-insensitively).
-fn is_own_message(line: &[u8], nick: &[u8]) -> bool {
-    let mut rest = line;
-    if rest.first() == Some(&b'@') {
-        match rest.iter().position(|b| *b == b' ') {
-            Some(i) => rest = &rest[i + 1..],
-            None => return false,
-        }
-    }
-    let Some(rest) = rest.strip_prefix(b":") else {
-        return false;
-    };
-    if rest.len() <= nick.len() || !rest[..nick.len()].eq_ignore_ascii_case(nick) {
-        return false;
-    }
-    let rest = &rest[nick.len()..];
-    if rest.first() != Some(&b'!') {
-        return false;
-    }
-    let Some(space) = rest.iter().position(|b| *b == b' ') else {
-        return false;
-    };
-    let cmd = &rest[space + 1..];
-    cmd.starts_with(b"PRIVMSG ") || cmd.starts_with(b"NOTICE ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_own_message;
-
-    #[test]
-    fn own_messages_are_recognised_with_and_without_tags() {
-        assert!(is_own_message(
-            b":Alice!Alice@natter PRIVMSG #a :hi\r\n",
-            b"alice"
-        ));
-        assert!(is_own_message(
-            b"@time=x :alice!alice@natter NOTICE bob :hi\r\n",
-            b"alice"
-        ));
-        assert!(!is_own_message(
-            b":alice!alice@natter JOIN #a\r\n",
-            b"alice"
-        ));
-        assert!(!is_own_message(
-            b":alicex!alicex@natter PRIVMSG #a :hi\r\n",
-            b"alice"
-        ));
-        assert!(!is_own_message(b":natter 001 alice :hi\r\n", b"alice"));
-    }
 }

@@ -477,6 +477,8 @@ impl Conn {
         let mut out = Vec::new();
         let mut st = self.lock();
         st.account = Some(user.to_string());
+        // A session logs in once; a second auth_ok cannot happen.
+        let _ = self.account.set(user.to_string());
         if st.take_pending() == Some(Via::Sasl) {
             let mask = format!("{}!{}@{USER_HOST}", st.target(), st.target());
             let text = format!("You are now logged in as {user}");
