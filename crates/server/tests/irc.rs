@@ -22,10 +22,15 @@ struct Irc {
 
 impl Irc {
     async fn start() -> Irc {
+        Irc::start_with(|_| {}).await
+    }
+
+    /// Like [`Irc::start`], with the configuration changed by `tweak`.
+    async fn start_with(tweak: impl FnOnce(&mut natter_server::Config)) -> Irc {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server::open(plain_config(dir.path()))
-            .await
-            .expect("open server");
+        let mut config = plain_config(dir.path());
+        tweak(&mut config);
+        let server = Server::open(config).await.expect("open server");
         let chat = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind irc");
         let (chat_addr, irc_addr) = (
@@ -524,4 +529,23 @@ async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
         assert!(seen.len() < 10, "{seen:#?}");
     }
     stop.cancel();
+}
+
+#[tokio::test]
+async fn chat_and_irc_share_the_connection_limits() {
+    let s = Irc::start_with(|c| c.max_connections_per_ip = 1).await;
+    let _alice = connect(s.chat).await;
+    let mut refused = Client::connect(s.irc).await;
+    refused
+        .until("ERROR :Closing link: too many connections")
+        .await;
+}
+
+#[tokio::test]
+async fn an_irc_connection_that_never_logs_in_is_closed_at_the_login_deadline() {
+    let s = Irc::start_with(|c| c.auth_timeout = std::time::Duration::from_secs(1)).await;
+    let mut c = Client::connect(s.irc).await;
+    c.send("NICK ghost").await;
+    c.send("USER ghost 0 * :Ghost").await;
+    c.until("ERROR :Closing link: login timed out").await;
 }
