@@ -286,6 +286,22 @@ async fn pass_registration_and_the_nick_must_be_the_account() {
     );
     other.send("NICK Alice").await;
     other.until(" 001 alice ").await;
+
+    // Logged in but never welcomed (the nick is not the account's): QUIT still gets its
+    // ERROR, which the held outbox would not deliver.
+    let mut stuck = Client::connect(s.irc).await;
+    stuck.send("CAP REQ :sasl").await;
+    stuck.send("NICK mallory").await;
+    stuck.send("USER m 0 * :M").await;
+    stuck.send("AUTHENTICATE PLAIN").await;
+    stuck.until("AUTHENTICATE +").await;
+    let plain = base64(format!("\0alice\0{PASSWORD}").as_bytes());
+    stuck.send(&format!("AUTHENTICATE {plain}")).await;
+    stuck.until(" 903 ").await;
+    stuck.send("CAP END").await;
+    stuck.until(" 432 mallory mallory ").await;
+    stuck.send("QUIT").await;
+    stuck.until("ERROR :Closing link: quit").await;
 }
 
 #[tokio::test]

@@ -72,7 +72,11 @@ impl Encoder for IrcEncoder {
             return;
         }
         let mut st = self.conn.lock();
-        if st.account.is_some() {
+        // A connection closing before its welcome (logged in, nick not yet the account's)
+        // still gets its ERROR: the held outbox would never be written.
+        let early =
+            st.account.is_none() || (!st.welcomed && matches!(frame, ServerFrame::Bye { .. }));
+        if !early {
             reply(&mut st, frame, tagged, out);
         } else {
             // Before the login: a registration reply, written ahead of the held outbox.
