@@ -159,7 +159,7 @@ impl Conn {
                     line::write(
                         &mut out,
                         None,
-                        SERVER_NAME,
+                        "",
                         "ERROR",
                         &["Closing link: too many lines before registration"],
                     );
@@ -552,5 +552,78 @@ pub fn login_refused(
             &[&format!("SASL authentication failed: {message}")],
         ),
         _ => numeric(out, st, "464", &[&format!("Password incorrect: {message}")]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::outbox::Outbox;
+
+    fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>) {
+        let (direct, rx) = mpsc::unbounded_channel();
+        let conn = Conn {
+            state: Mutex::new(State::new(4)),
+            tagged: AtomicBool::new(false),
+            echo: AtomicBool::new(false),
+            account: OnceLock::new(),
+            welcomed: AtomicBool::new(false),
+            direct,
+            outbox: Arc::new(Outbox::new(16)),
+        };
+        (conn, rx)
+    }
+
+    fn written(rx: &mut mpsc::UnboundedReceiver<Out>) -> String {
+        let mut text = String::new();
+        while let Ok(Out::Lines(b)) = rx.try_recv() {
+            text.push_str(&String::from_utf8_lossy(&b));
+        }
+        text
+    }
+
+    #[test]
+    fn sasl_plain_yields_the_login_and_pass_waits_for_nick_and_user() {
+        let (c, mut rx) = conn();
+        assert!(c.on_line(b"CAP LS 302").is_empty());
+        assert!(
+            written(&mut rx).contains(
+                "CAP * LS :echo-message message-tags multi-prefix sasl=PLAIN server-time"
+            )
+        );
+        assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
+        assert_eq!(written(&mut rx), ":natter AUTHENTICATE +\r\n");
+        // "\0al\0pw"
+        let frames = c.on_line(b"AUTHENTICATE AGFsAHB3");
+        assert!(
+            matches!(&frames[..], [Ok(ClientFrame::Auth { user, password, .. })] if user == "al" && password == "pw")
+        );
+
+        let (c, _rx) = conn();
+        assert!(c.on_line(b"PASS :al:pw with spaces").is_empty());
+        assert!(c.on_line(b"NICK al").is_empty());
+        let frames = c.on_line(b"USER al 0 * :Al");
+        assert!(
+            matches!(&frames[..], [Ok(ClientFrame::Auth { user, password, .. })] if user == "al" && password == "pw with spaces")
+        );
+    }
+
+    #[test]
+    fn registration_has_a_line_budget() {
+        let (c, mut rx) = conn();
+        for _ in 0..MAX_REGISTRATION_LINES {
+            assert!(c.on_line(b"NICK someone").is_empty());
+        }
+        let last = c.on_line(b"NICK someone");
+        assert!(matches!(&last[..], [Err(InputError::Io(_))]));
+        assert!(
+            written(&mut rx)
+                .ends_with("ERROR :Closing link: too many lines before registration\r\n")
+        );
     }
 }
