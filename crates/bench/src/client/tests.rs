@@ -1,0 +1,321 @@
+//! Tests of the parent module.
+
+use super::*;
+
+/// A reader over an in-memory stream holding `input`, for the parsers.
+async fn reader_over(kind: Kind, input: &[u8]) -> Reader {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let input = input.to_vec();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(&input).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    let (rd, _wr) = Target::plain(kind, addr).connect().await.expect("connect");
+    Reader::new(kind, rd)
+}
+
+async fn events(kind: Kind, input: &[u8]) -> Vec<String> {
+    let mut r = reader_over(kind, input).await;
+    let mut out = Vec::new();
+    loop {
+        match r.next().await {
+            Ok(e) => out.push(match e {
+                Event::Msg { from, text } => format!(
+                    "msg {} {}",
+                    from.map_or("-".into(), |f| String::from_utf8_lossy(f).into_owned()),
+                    String::from_utf8_lossy(text)
+                ),
+                Event::Joined(r) => format!("joined {}", String::from_utf8_lossy(r)),
+                Event::Ping(PingArg::Natter(id)) => format!("ping {id:?}"),
+                Event::Ping(PingArg::Irc(a)) => format!("ping {a}"),
+                Event::Error(e) => format!("error {e}"),
+                Event::Closed(e) => format!("closed {e}"),
+                Event::Other => "other".into(),
+            }),
+            Err(_) => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn natter_frames() {
+    let input = concat!(
+        r#"{"type":"public","msg_id":12,"room":"lobby","from":"fs0","text":"hello there","ts":1763800000000}"#,
+        "\n",
+        r#"{"type":"private","msg_id":13,"from":"pu1","to":"pu2","text":"hi","ts":1}"#,
+        "\n",
+        r#"{"type":"public","msg_id":14,"room":"lobby","from":"fs1","text":"a \"quoted\" \u00e9","ts":1}"#,
+        "\n",
+        r#"{"type":"public","msg_id":15,"room":"lobby","from":"fs2","text":"crlf","ts":2}"#,
+        "\r\n",
+        r#"{"type":"public","room":"lobby","msg_id":16,"from":"fs3","text":"other order","ts":3}"#,
+        "\n",
+        r#"{"type":"presence","room":"lobby","user":"x","event":"join"}"#,
+        "\n",
+        r#"{"type":"presence_batch","room":"crowd","joined":["a","b"]}"#,
+        "\n",
+        r#"{"type":"joined","id":3,"room":"crowd","members":["a","from","text"]}"#,
+        "\n",
+        r#"{"type":"history","room":"lobby","messages":[{"msg_id":1,"from":"a","text":"t","ts":1}],"last":true}"#,
+        "\n",
+        r#"{"type":"ping","id":7}"#,
+        "\r\n",
+        r#"{"type":"error","code":"rate_limited","message":"slow down"}"#,
+        "\n",
+        "not json\n",
+        r#"{"type":"bye","reason":"shutdown"}"#,
+        "\n",
+    );
+    assert_eq!(
+        events(Kind::Natter, input.as_bytes()).await,
+        vec![
+            "msg fs0 hello there",
+            "msg pu1 hi",
+            "msg fs1 a \"quoted\" é",
+            "msg fs2 crlf",
+            "msg fs3 other order",
+            "other",
+            "other",
+            "joined crowd",
+            "other",
+            "ping Some(Num(7))",
+            "error rate_limited: slow down",
+            "error invalid frame (bad_json: not valid JSON: expected ident at line 1 column 2): not json",
+            "closed shutdown",
+        ]
+    );
+}
+
+/// A `public` delivery as natter-proto encodes it.
+fn public(msg_id: u64, from: &str, text: &str) -> Vec<u8> {
+    natter_proto::encode(&ServerFrame::Public {
+        msg_id,
+        room: "lobby".into(),
+        from: from.into(),
+        text: text.into(),
+        ts: 1_763_800_000_123,
+    })
+    .to_vec()
+}
+
+#[test]
+fn public_frame_patterns_are_natter_protos_encoding() {
+    use public_frame::{FROM, HEAD, ROOM, TEXT, TS};
+    let frame = ServerFrame::Public {
+        msg_id: 1234,
+        room: "RR".into(),
+        from: "FF".into(),
+        text: "TT".into(),
+        ts: 5678,
+    };
+    let rebuilt = [
+        HEAD, b"1234", ROOM, b"RR", FROM, b"FF", TEXT, b"TT", TS, b"5678", b"}\n",
+    ]
+    .concat();
+    assert_eq!(
+        String::from_utf8_lossy(&natter_proto::encode(&frame)),
+        String::from_utf8_lossy(&rebuilt)
+    );
+}
+
+#[tokio::test]
+async fn fast_path_reads_natter_protos_public_frames() {
+    let frames = [
+        public(1, "fs0", "m00000:hello"),
+        public(u64::MAX, "a-very_long-name-of-32-chars-xyz", ""),
+    ];
+    let mut r = reader_over(Kind::Natter, &frames.concat()).await;
+    while r.buf.len() < frames.iter().map(Vec::len).sum() {
+        r.fill().await.expect("fill");
+    }
+    for (from, text) in [
+        ("fs0", "m00000:hello"),
+        ("a-very_long-name-of-32-chars-xyz", ""),
+    ] {
+        // The fast path itself, not the fallback, must take the frame.
+        let raw = r.natter_public().expect("fast path took the frame");
+        assert_eq!(
+            r.event(raw),
+            Event::Msg {
+                from: Some(from.as_bytes()),
+                text: text.as_bytes()
+            }
+        );
+    }
+    assert_eq!(r.pos, r.buf.len(), "both frames consumed whole");
+}
+
+#[tokio::test]
+async fn escaped_public_frames_fall_back_to_natter_proto() {
+    let text = "a \"quoted\" \\ tab\t é";
+    let line = public(7, "fs1", text);
+    let mut r = reader_over(Kind::Natter, &line).await;
+    r.fill().await.expect("fill");
+    assert!(r.natter_public().is_none(), "escapes leave the fast path");
+    assert_eq!(
+        r.next().await.expect("event"),
+        Event::Msg {
+            from: Some(b"fs1".as_slice()),
+            text: text.as_bytes()
+        }
+    );
+}
+
+/// Everything `drive` writes through a natter [`Writer`], decoded as client frames.
+async fn sent_frames<F>(drive: F) -> Vec<ClientFrame>
+where
+    F: AsyncFnOnce(&mut Writer),
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut bytes = Vec::new();
+        s.read_to_end(&mut bytes).await.expect("read");
+        bytes
+    });
+    let (_rd, wr) = Target::plain(Kind::Natter, addr)
+        .connect()
+        .await
+        .expect("connect");
+    let mut w = Writer {
+        kind: Kind::Natter,
+        wr,
+        out: Vec::new(),
+        strings: Default::default(),
+        sub: None,
+    };
+    drive(&mut w).await;
+    drop(w);
+    let bytes = tokio::time::timeout(Duration::from_secs(30), peer)
+        .await
+        .expect("peer timed out")
+        .expect("peer panicked");
+    bytes
+        .split_inclusive(|&b| b == b'\n')
+        .map(|l| {
+            assert_eq!(l.last(), Some(&b'\n'), "whole lines only");
+            natter_proto::decode_client(l).expect("a valid client frame")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sent_natter_frames_are_natter_protos_client_frames() {
+    let frames = sent_frames(async |w| {
+        w.auth("fs0", true).await.expect("auth");
+        w.push_public("lobby", "first, the longer one");
+        w.push_public("crowd", "a \"b\"\n");
+        w.send().await.expect("send");
+        w.public("lobby", "x").await.expect("public");
+        w.private("pu1", "hi").await.expect("private");
+        w.join("crowd").await.expect("join");
+        w.pong(&PingArg::Natter(Some(FrameId::Num(7))))
+            .await
+            .expect("pong");
+        w.quit().await;
+    })
+    .await;
+    let public = |room: &str, text: &str| ClientFrame::Public {
+        id: None,
+        room: Some(room.into()),
+        text: text.into(),
+    };
+    assert_eq!(
+        frames,
+        [
+            ClientFrame::Auth {
+                id: None,
+                user: "fs0".into(),
+                password: PASSWORD.into(),
+                register: true
+            },
+            public("lobby", "first, the longer one"),
+            public("crowd", "a \"b\"\n"),
+            public("lobby", "x"),
+            ClientFrame::Private {
+                id: None,
+                to: "pu1".into(),
+                text: "hi".into()
+            },
+            ClientFrame::Join {
+                id: None,
+                room: "crowd".into()
+            },
+            ClientFrame::Pong {
+                id: Some(FrameId::Num(7))
+            },
+            ClientFrame::Quit { id: None },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn irc_lines() {
+    let input = concat!(
+        ":fs0!~fs0@localhost PRIVMSG #lobby :m00000:hello world\r\n",
+        ":bench.irc 353 ic1 = #crowd :ic0 ic1\r\n",
+        ":bench.irc 366 ic1 #crowd :End of NAMES list\r\n",
+        ":ic2!~ic2@localhost JOIN :#crowd\r\n",
+        "PING :bench.irc\r\n",
+        ":bench.irc 404 ic1 #crowd :Cannot send to channel\r\n",
+        "ERROR :Closing connection\r\n",
+    );
+    assert_eq!(
+        events(Kind::Irc, input.as_bytes()).await,
+        vec![
+            "msg fs0 m00000:hello world",
+            "other",
+            "joined crowd",
+            "other",
+            "ping :bench.irc",
+            "error :bench.irc 404 ic1 #crowd :Cannot send to channel",
+            "closed ERROR :Closing connection",
+        ]
+    );
+}
+
+#[test]
+fn malformed_resp_is_an_error_not_a_panic() {
+    for bad in [
+        &b"\r\n"[..],
+        b"?x\r\n",
+        b"$99999999999\r\n",
+        b"*1\r\n\r\n",
+        b"+ok\n",
+    ] {
+        assert!(resp_value(bad, 0, 0, &mut |_| {}).is_err(), "{bad:?}");
+    }
+    assert!(matches!(
+        resp_value(b"$5\r\nab", 0, 0, &mut |_| {}),
+        Ok(None)
+    ));
+}
+
+#[tokio::test]
+async fn resp_pushes() {
+    let input = concat!(
+        "*3\r\n$9\r\nsubscribe\r\n$5\r\ncrowd\r\n:1\r\n",
+        "*3\r\n$7\r\nmessage\r\n$5\r\nlobby\r\n$5\r\nab\r\nc\r\n",
+        ":12\r\n",
+        "-ERR wrong\r\n",
+        "*2\r\n$3\r\nfoo\r\n*1\r\n$-1\r\n",
+    );
+    assert_eq!(
+        events(Kind::Redis, input.as_bytes()).await,
+        vec![
+            "joined crowd",
+            "msg - ab\r\nc",
+            "other",
+            "error ERR wrong",
+            "other"
+        ]
+    );
+}
