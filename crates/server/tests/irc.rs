@@ -61,47 +61,19 @@ impl Drop for Irc {
 }
 
 /// A raw IRC client.
-struct Client {
-    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
+type Client = LineClient;
 
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let (r, writer) = tcp.into_split();
-        Client {
-            lines: BufReader::new(r).lines(),
-            writer,
-        }
+impl LineClient {
+    /// Connects as an IRC client (lines end in CR LF).
+    async fn irc(addr: SocketAddr) -> Client {
+        LineClient::connect(addr, "\r\n").await
     }
 
-    async fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await
-            .expect("write");
-    }
-
-    /// Reads lines until one contains `needle` (at most 200), returning the lines read,
-    /// the matching one last.
+    /// Reads lines until one contains `needle`, returning the lines read, the matching
+    /// one last.
     async fn until(&mut self, needle: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        for _ in 0..200 {
-            let line = tokio::time::timeout(WAIT, self.lines.next_line())
-                .await
-                .expect("line in time")
-                .expect("read");
-            let Some(line) = line else {
-                panic!("closed before {needle:?}; read {seen:#?}");
-            };
-            let done = line.contains(needle);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-        panic!("no line containing {needle:?} in {seen:#?}");
+        self.until_line(&format!("containing {needle:?}"), |l| l.contains(needle))
+            .await
     }
 
     /// Round-trips a PING so everything sent before it was handled; returns the lines
@@ -142,7 +114,7 @@ async fn account(chat: SocketAddr, name: &str) {
 
 /// Logs `name` in over IRC with PASS and returns the client past the lobby's NAMES.
 async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
-    let mut c = Client::connect(addr).await;
+    let mut c = Client::irc(addr).await;
     if !caps.is_empty() {
         c.send("CAP LS 302").await;
         c.send(&format!("CAP REQ :{}", caps.join(" "))).await;
@@ -161,7 +133,7 @@ async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
 async fn sasl_plain_registration_ends_with_the_welcome_after_cap_end() {
     let s = Irc::start().await;
     account(s.chat, "alice").await;
-    let mut c = Client::connect(s.irc).await;
+    let mut c = Client::irc(s.irc).await;
     c.send("CAP LS 302").await;
     let ls = c.until("CAP * LS").await;
     let ls = ls.last().expect("line");
@@ -244,7 +216,7 @@ async fn sasl_plain_registration_ends_with_the_welcome_after_cap_end() {
 async fn sasl_with_a_wrong_password_gets_904_and_no_welcome() {
     let s = Irc::start().await;
     account(s.chat, "alice").await;
-    let mut c = Client::connect(s.irc).await;
+    let mut c = Client::irc(s.irc).await;
     c.send("CAP REQ :sasl").await;
     c.send("NICK alice").await;
     c.send("USER alice 0 * :Alice").await;
@@ -269,13 +241,13 @@ async fn pass_registration_and_the_nick_must_be_the_account() {
     c.send("NICK bob").await;
     c.until(" 432 alice bob ").await;
 
-    let mut wrong = Client::connect(s.irc).await;
+    let mut wrong = Client::irc(s.irc).await;
     wrong.send("PASS alice:nope nope").await;
     wrong.send("NICK alice").await;
     wrong.send("USER alice 0 * :Alice").await;
     wrong.until(" 464 alice ").await;
 
-    let mut other = Client::connect(s.irc).await;
+    let mut other = Client::irc(s.irc).await;
     other.send(&format!("PASS :alice:{PASSWORD}")).await;
     other.send("NICK mallory").await;
     other.send("USER m 0 * :M").await;
@@ -289,7 +261,7 @@ async fn pass_registration_and_the_nick_must_be_the_account() {
 
     // Logged in but never welcomed (the nick is not the account's): QUIT still gets its
     // ERROR, which the held outbox would not deliver.
-    let mut stuck = Client::connect(s.irc).await;
+    let mut stuck = Client::irc(s.irc).await;
     stuck.send("CAP REQ :sasl").await;
     stuck.send("NICK mallory").await;
     stuck.send("USER m 0 * :M").await;
@@ -307,7 +279,7 @@ async fn pass_registration_and_the_nick_must_be_the_account() {
 #[tokio::test]
 async fn without_a_login_nothing_can_be_said() {
     let s = Irc::start().await;
-    let mut c = Client::connect(s.irc).await;
+    let mut c = Client::irc(s.irc).await;
     c.send("NICK ghost").await;
     c.send("USER ghost 0 * :Ghost").await;
     let told = c.until("NOTICE ghost").await;
@@ -439,7 +411,7 @@ async fn without_echo_message_own_messages_are_skipped_live_but_replayed_in_hist
     let live = bob.sync().await;
     assert!(!live.iter().any(|l| l.contains("first")), "{live:#?}");
     // A second connection of the same account replays the room's history, own lines too.
-    let mut again = Client::connect(s.irc).await;
+    let mut again = Client::irc(s.irc).await;
     again.send(&format!("PASS :bob:{PASSWORD}")).await;
     again.send("NICK bob").await;
     again.send("USER bob 0 * :bob").await;
@@ -551,7 +523,7 @@ async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
 async fn chat_and_irc_share_the_connection_limits() {
     let s = Irc::start_with(|c| c.max_connections_per_ip = 1).await;
     let _alice = connect(s.chat).await;
-    let mut refused = Client::connect(s.irc).await;
+    let mut refused = Client::irc(s.irc).await;
     refused
         .until("ERROR :Closing link: too many connections")
         .await;
@@ -560,7 +532,7 @@ async fn chat_and_irc_share_the_connection_limits() {
 #[tokio::test]
 async fn an_irc_connection_that_never_logs_in_is_closed_at_the_login_deadline() {
     let s = Irc::start_with(|c| c.auth_timeout = std::time::Duration::from_secs(1)).await;
-    let mut c = Client::connect(s.irc).await;
+    let mut c = Client::irc(s.irc).await;
     c.send("NICK ghost").await;
     c.send("USER ghost 0 * :Ghost").await;
     c.until("ERROR :Closing link: login timed out").await;

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::*;
 use natter_proto::{ClientFrame, ErrorCode, FrameError, PresenceEvent, ServerFrame};
 use natter_server::Server;
 use natter_server::codec::{Codec, Encoder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// A tiny word-based line format: `VERB arg arg rest of line`.
@@ -88,43 +86,14 @@ impl Codec for Words {
     }
 }
 
-/// A client of the word format.
-struct WordsClient {
-    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl WordsClient {
-    async fn connect(addr: SocketAddr) -> WordsClient {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let (r, writer) = tcp.into_split();
-        WordsClient {
-            lines: BufReader::new(r).lines(),
-            writer,
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write");
-    }
-
-    /// Reads lines until one starts with `prefix` (at most 100), returning it.
-    async fn until(&mut self, prefix: &str) -> String {
-        for _ in 0..100 {
-            let line = tokio::time::timeout(WAIT, self.lines.next_line())
-                .await
-                .expect("line in time")
-                .expect("read")
-                .expect("connection open");
-            if line.starts_with(prefix) {
-                return line;
-            }
-        }
-        panic!("no line starting with {prefix:?}");
-    }
+/// Reads `c`'s lines until one starts with `prefix`, returning it.
+async fn until_words(c: &mut LineClient, prefix: &str) -> String {
+    let mut seen = c
+        .until_line(&format!("starting with {prefix:?}"), |l| {
+            l.starts_with(prefix)
+        })
+        .await;
+    seen.pop().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -157,14 +126,17 @@ async fn the_same_session_runs_over_json_and_a_second_format() {
     });
 
     let mut alice = register(json_addr, "alice").await;
-    let mut bob = WordsClient::connect(words_addr).await;
-    assert_eq!(bob.until("HELLO").await, "HELLO natter");
+    let mut bob = LineClient::connect(words_addr, "\n").await;
+    assert_eq!(until_words(&mut bob, "HELLO").await, "HELLO natter");
     bob.send("NONSENSE").await;
-    assert_eq!(bob.until("OOPS").await, "OOPS bad_frame");
+    assert_eq!(until_words(&mut bob, "OOPS").await, "OOPS bad_frame");
     bob.send(&format!("REGISTER bob {PASSWORD}")).await;
-    assert_eq!(bob.until("WELCOME").await, "WELCOME bob");
-    assert_eq!(bob.until("JOINED").await, "JOINED lobby alice,bob");
-    bob.until("HISTORY lobby end").await;
+    assert_eq!(until_words(&mut bob, "WELCOME").await, "WELCOME bob");
+    assert_eq!(
+        until_words(&mut bob, "JOINED").await,
+        "JOINED lobby alice,bob"
+    );
+    until_words(&mut bob, "HISTORY lobby end").await;
 
     // Presence, messages both ways, in the same room, each in its own format.
     until(
@@ -181,7 +153,10 @@ async fn the_same_session_runs_over_json_and_a_second_format() {
         },
     )
     .await;
-    assert_eq!(bob.until("SAID").await, "SAID lobby alice hello from JSON");
+    assert_eq!(
+        until_words(&mut bob, "SAID").await,
+        "SAID lobby alice hello from JSON"
+    );
     bob.send("SAY lobby hello in words").await;
     until(
         &mut alice,
@@ -189,12 +164,15 @@ async fn the_same_session_runs_over_json_and_a_second_format() {
     )
     .await;
     // Bob's own message comes back to him in his format too.
-    assert_eq!(bob.until("SAID").await, "SAID lobby bob hello in words");
+    assert_eq!(
+        until_words(&mut bob, "SAID").await,
+        "SAID lobby bob hello in words"
+    );
     // The rules are the session's, whatever the format: an unknown room is refused.
     bob.send("SAY nowhere hi").await;
-    assert_eq!(bob.until("OOPS").await, "OOPS not_in_room");
+    assert_eq!(until_words(&mut bob, "OOPS").await, "OOPS not_in_room");
     bob.send("QUIT").await;
-    assert_eq!(bob.until("BYE").await, "BYE quit");
+    assert_eq!(until_words(&mut bob, "BYE").await, "BYE quit");
     until(
         &mut alice,
         |f| matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Leave, .. } if user == "bob"),

@@ -339,3 +339,56 @@ impl Raw {
         panic!("connection still open");
     }
 }
+
+/// A client of a line-based format other than natter's JSON (IRC, test formats).
+pub struct LineClient {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    /// The line terminator this format sends.
+    eol: &'static str,
+}
+
+impl LineClient {
+    /// Connects to `addr`; `eol` ends every line sent ("\r\n" for IRC).
+    pub async fn connect(addr: SocketAddr, eol: &'static str) -> LineClient {
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, writer) = tcp.into_split();
+        LineClient {
+            lines: BufReader::new(r).lines(),
+            writer,
+            eol,
+        }
+    }
+
+    /// Sends one line.
+    pub async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}{}", self.eol).as_bytes())
+            .await
+            .expect("write");
+    }
+
+    /// Reads lines until one matches `pred` (at most 200), returning the lines read, the
+    /// matching one last; fails if none arrives in time or the connection closes.
+    pub async fn until_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let line = tokio::time::timeout(WAIT, self.lines.next_line())
+                .await
+                .expect("line in time")
+                .expect("read");
+            let Some(line) = line else {
+                panic!("closed before {what}; read {seen:#?}");
+            };
+            let done = pred(&line);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no line {what} in {seen:#?}");
+    }
+}
