@@ -25,6 +25,12 @@ pub trait Encoder: Send + Sync + 'static {
     fn skips(&self, _frames: &[ServerFrame]) -> bool {
         false
     }
+
+    /// Whether [`Encoder::skips`] can ever be true for this connection; asked once, so
+    /// that fan-out to formats that never skip costs no call per delivery.
+    fn may_skip(&self) -> bool {
+        false
+    }
 }
 
 /// A wire format in both directions.
@@ -75,6 +81,10 @@ impl<C: Encoder + ?Sized> Encoder for std::sync::Arc<C> {
 
     fn skips(&self, frames: &[ServerFrame]) -> bool {
         (**self).skips(frames)
+    }
+
+    fn may_skip(&self) -> bool {
+        (**self).may_skip()
     }
 }
 

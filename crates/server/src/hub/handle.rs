@@ -21,6 +21,8 @@ pub struct SessionHandle {
     token: CancellationToken,
     /// Encodes frames in the format of the session's transport.
     encoder: Arc<dyn Encoder>,
+    /// Whether the encoder may leave deliveries out ([`Encoder::may_skip`]).
+    may_skip: bool,
 }
 
 impl SessionHandle {
@@ -28,6 +30,7 @@ impl SessionHandle {
     /// (the connection's shutdown token: one token serves for shutdown and closing).
     pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
         SessionHandle {
+            may_skip: encoder.may_skip(),
             outbox,
             token,
             encoder,
@@ -69,7 +72,7 @@ impl SessionHandle {
     /// Queues a shared delivery in this session's format without waiting (unless its
     /// format leaves it out, see [`Encoder::skips`]); a full queue closes the session.
     pub fn deliver(&self, delivery: &Delivery) {
-        if self.encoder.skips(delivery.frames()) {
+        if self.may_skip && self.encoder.skips(delivery.frames()) {
             return;
         }
         self.push(delivery.encoded(&*self.encoder), delivery.len());

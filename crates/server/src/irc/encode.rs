@@ -46,6 +46,10 @@ impl Encoder for IrcEncoder {
     /// messages comes from one sender (a run of one session's messages to one room, or
     /// one private message), so it is skipped whole. Messages from the same account's
     /// other sessions are therefore not shown to such a client either.
+    fn may_skip(&self) -> bool {
+        true
+    }
+
     fn skips(&self, frames: &[ServerFrame]) -> bool {
         if self.conn.echo.load(Ordering::Relaxed) {
             return false;
