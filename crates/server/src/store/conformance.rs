@@ -76,7 +76,8 @@ async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
     }
 }
 
-fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessage {
+/// A room message from `from` (shared with the SQLite store's own tests).
+pub(crate) fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessage {
     NewMessage {
         from: from.into(),
         target: Target::Room(room.into()),
@@ -85,7 +86,8 @@ fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessage {
     }
 }
 
-fn dm(from: &str, to: &str, text: &str, pending: bool) -> NewMessage {
+/// A private message from `from` to `to` (shared with the SQLite store's own tests).
+pub(crate) fn dm(from: &str, to: &str, text: &str, pending: bool) -> NewMessage {
     NewMessage {
         from: from.into(),
         target: Target::User {

@@ -2,26 +2,7 @@
 
 use super::*;
 
-fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessage {
-    NewMessage {
-        from: from.into(),
-        target: Target::Room(room.into()),
-        text: text.into(),
-        ts,
-    }
-}
-
-fn dm(from: &str, to: &str, text: &str, pending: bool) -> NewMessage {
-    NewMessage {
-        from: from.into(),
-        target: Target::User {
-            to: to.into(),
-            pending,
-        },
-        text: text.into(),
-        ts: 5,
-    }
-}
+use crate::store::conformance::{dm, room_msg};
 
 #[tokio::test]
 async fn history_pages_backwards_oldest_first() {
