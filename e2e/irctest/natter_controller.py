@@ -90,7 +90,10 @@ class NatterController(BaseServerController, DirectoryBasedController):
         assert self.directory
         self.port = port
         self.hostname = hostname
-        chat_host, self.chat_port = self.get_hostname_and_port()
+        _, self.chat_port = self.get_hostname_and_port()
+        # irctest picks the wildcard address; natter listens on loopback only (guests
+        # are allowed there alone), where connections to 0.0.0.0 arrive too.
+        irc_host = "127.0.0.1" if hostname in ("", "0.0.0.0") else hostname
         self.proc = self.execute(
             [
                 server_binary(),
@@ -98,11 +101,19 @@ class NatterController(BaseServerController, DirectoryBasedController):
                 "--data-dir",
                 self.directory / "data",
                 "--listen",
-                f"{chat_host}:{self.chat_port}",
+                f"127.0.0.1:{self.chat_port}",
                 "--irc-listen",
-                f"{hostname}:{port}",
+                f"{irc_host}:{port}",
                 "--web-listen",
                 "off",
+                # irctest connects most clients with NICK and USER alone; natter has no
+                # anonymous users, so each gets a throwaway account named after its nick.
+                "--irc-conformance-guests",
+                # The names and passwords irctest's tests expect.
+                "--irc-server-name",
+                "My.Little.Server",
+                "--admin-password",
+                "operpassword",
             ],
         )
 

@@ -107,6 +107,10 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Writes plain TCP connections' outboxes.
     pub flusher: Arc<outbox::Flusher>,
+    /// IRC users' user names, real names, away messages and operator status.
+    pub irc: irc::directory::Directory,
+    /// The operator password (the web console's, and IRC's OPER).
+    pub operator: Arc<web::operator::OperatorAuth>,
 }
 
 impl Shared {
@@ -164,6 +168,7 @@ impl Server {
             transcript::Transcript::start(config.data_dir.join("logs"), config.retention)?;
         let (operator, generated_password) =
             web::operator::OperatorAuth::open(&config, &auth).await?;
+        let operator = Arc::new(operator);
         let messages = Arc::new(ratelimit::MessageLimiter::new(config.messages.clone()));
         // Session ids name their node; one process is one node, with a fresh id per start.
         let hub = Hub::on_node(
@@ -185,10 +190,12 @@ impl Server {
             monitor: monitor::Monitor::default(),
             metrics: metrics::Metrics::new(),
             flusher: outbox::Flusher::new(),
+            irc: irc::directory::Directory::new(),
+            operator: operator.clone(),
         });
         Ok(Server {
             shared,
-            operator: Arc::new(operator),
+            operator,
             sqlite,
             generated_password,
         })

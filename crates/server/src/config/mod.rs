@@ -104,6 +104,10 @@ pub struct Config {
     pub web_listen: Option<SocketAddr>,
     /// Address the binary binds for the IRC gateway; `None` (the default) disables it.
     pub irc_listen: Option<SocketAddr>,
+    /// The server's name on IRC (prefix of its replies).
+    pub irc_server_name: String,
+    /// Conformance-test guests on the IRC gateway (see the option's help); loopback only.
+    pub irc_conformance_guests: bool,
     /// Operator password from the configuration; `None` means generated and stored hashed.
     pub admin_password: Option<Secret>,
     /// HTTPS for the web interface even on loopback (beyond loopback it always is).
@@ -226,6 +230,8 @@ impl Config {
                     ),
                 })?),
             },
+            irc_server_name: o.irc_server_name.clone().unwrap_or(d.irc_server_name),
+            irc_conformance_guests: o.irc_conformance_guests.unwrap_or(false),
             admin_password: o.admin_password,
             web_tls: o.web_tls.unwrap_or(d.web_tls),
             // Unless set, one address may hold as many web connections as chat ones.
@@ -366,6 +372,29 @@ impl Config {
                 });
             }
         }
+        // A name like a host name: it is the source of every server line.
+        let name = &self.irc_server_name;
+        if name.is_empty()
+            || name.len() > 63
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(ConfigError::Invalid {
+                option: "irc_server_name",
+                message: format!(
+                    "'{name}' must be 1-63 letters, digits, '.' or '-' (like a host name)"
+                ),
+            });
+        }
+        if self.irc_conformance_guests && !self.irc_listen.is_some_and(|a| a.ip().is_loopback()) {
+            return Err(ConfigError::Invalid {
+                option: "irc_conformance_guests",
+                message: "guests without passwords are for conformance tests only: they need \
+                          irc_listen on a loopback address"
+                    .into(),
+            });
+        }
         if let Some(t) = &self.metrics_token
             && !(16..=256).contains(&t.0.len())
         {
@@ -445,6 +474,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
             irc_listen: None,
+            irc_server_name: "natter".into(),
+            irc_conformance_guests: false,
             admin_password: None,
             web_tls: false,
             web_max_per_ip: 64,

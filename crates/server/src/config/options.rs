@@ -124,6 +124,16 @@ pub struct Options {
     /// --plaintext or on loopback [default: off; the gateway is incomplete, docs/IRC.md].
     #[arg(long, env = "NATTER_IRC_LISTEN", value_name = "HOST:PORT|off")]
     pub irc_listen: Option<String>,
+    /// The server's name on IRC: the source of its replies, as in PONG and numerics
+    /// [default: natter].
+    #[arg(long, env = "NATTER_IRC_SERVER_NAME", value_name = "NAME")]
+    pub irc_server_name: Option<String>,
+    /// For conformance suites only (irctest): an IRC connection that sends NICK and USER
+    /// without credentials gets a new account named after its nick, with a random
+    /// password nobody knows. Only with the IRC gateway on a loopback address
+    /// [default: false].
+    #[arg(long, env = "NATTER_IRC_CONFORMANCE_GUESTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub irc_conformance_guests: Option<bool>,
     /// Operator password for the web console [default: generated on first start, printed
     /// once, stored hashed in DATA_DIR/admin_password.hash].
     #[arg(

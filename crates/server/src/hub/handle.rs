@@ -23,6 +23,9 @@ pub struct SessionHandle {
     encoder: Arc<dyn Encoder>,
     /// Whether the encoder may leave deliveries out ([`Encoder::may_skip`]).
     may_skip: bool,
+    /// Whether the session joins the lobby when it logs in (natter's clients expect it;
+    /// IRC clients join the channels they were told to).
+    lobby: bool,
 }
 
 impl SessionHandle {
@@ -31,6 +34,7 @@ impl SessionHandle {
     pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
         SessionHandle {
             may_skip: encoder.may_skip(),
+            lobby: true,
             outbox,
             token,
             encoder,
@@ -45,6 +49,17 @@ impl SessionHandle {
             CancellationToken::new(),
             json_lines(),
         )
+    }
+
+    /// This handle, for a session that does not join the lobby when it logs in.
+    pub fn without_lobby(mut self) -> SessionHandle {
+        self.lobby = false;
+        self
+    }
+
+    /// Whether the session joins the lobby when it logs in.
+    pub fn joins_lobby(&self) -> bool {
+        self.lobby
     }
 
     /// Asks the session to end for `reason` (first reason wins).

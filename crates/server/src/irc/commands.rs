@@ -221,7 +221,7 @@ mod tests {
     use super::*;
 
     fn run(line: &str) -> (String, Vec<ClientFrame>) {
-        let mut st = State::new(20);
+        let mut st = State::new(20, false, "natter".into());
         st.nick = Some("alice".into());
         st.welcomed = true;
         let msg = crate::irc::line::parse(line.as_bytes()).expect("parses");

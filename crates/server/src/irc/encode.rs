@@ -15,7 +15,7 @@ use natter_proto::{ErrorCode, PresenceEvent, ServerFrame};
 use super::commands::Origin;
 use super::line::{self, MAX_BODY};
 use super::registration::{LOGIN_NOTICE, State, login_refused, numeric};
-use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, SERVER_NAME, USER_HOST};
+use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST};
 use crate::codec::Encoder;
 
 /// Encodes one IRC connection's frames.
@@ -68,7 +68,7 @@ impl Encoder for IrcEncoder {
 
     fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>) {
         let tagged = self.slot() == IRC_TAGGED_SLOT;
-        if shared(frame, tagged, out) {
+        if shared(frame, tagged, &self.conn.server, out) {
             return;
         }
         if let ServerFrame::AuthOk { user, .. } = frame {
@@ -123,7 +123,7 @@ fn privmsg(out: &mut Vec<u8>, tags: Option<&str>, from: &str, target: &str, text
 }
 
 /// Encodes the frames that are fanned out; false for a reply to this session alone.
-fn shared(frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) -> bool {
+fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) -> bool {
     let time = |ts: u64| tagged.then(|| format!("time={}", line::server_time(ts)));
     match frame {
         ServerFrame::Public {
@@ -172,7 +172,7 @@ fn shared(frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) -> bool {
         }
         ServerFrame::System { text } => {
             for piece in line::split_text(text, MAX_BODY - 40) {
-                line::write(out, None, SERVER_NAME, "NOTICE", &["*", piece]);
+                line::write(out, None, server, "NOTICE", &["*", piece]);
             }
         }
         _ => return false,
@@ -183,8 +183,9 @@ fn shared(frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) -> bool {
 /// Encodes a reply to this session alone.
 fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
     let nick = st.target().to_string();
+    let server = st.server.clone();
     let notice = |out: &mut Vec<u8>, text: &str| {
-        line::write(out, None, SERVER_NAME, "NOTICE", &[&nick, text]);
+        line::write(out, None, &server, "NOTICE", &[&nick, text]);
     };
     match frame {
         ServerFrame::Hello { .. } => notice(
@@ -219,7 +220,7 @@ fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
                             &chan(room),
                             user,
                             USER_HOST,
-                            SERVER_NAME,
+                            &st.server,
                             user,
                             "H",
                             &format!("0 {user}"),
@@ -280,9 +281,9 @@ fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
             let token = match id {
                 Some(natter_proto::FrameId::Num(n)) => n.to_string(),
                 Some(natter_proto::FrameId::Str(s)) => s.clone(),
-                None => SERVER_NAME.to_string(),
+                None => server.to_string(),
             };
-            line::write(out, None, SERVER_NAME, "PING", &[&token]);
+            line::write(out, None, &server, "PING", &[&token]);
         }
         ServerFrame::Error {
             id, code, message, ..
@@ -361,13 +362,13 @@ fn error(
             line::write(
                 out,
                 None,
-                SERVER_NAME,
+                &st.server,
                 "NOTICE",
                 &[st.target(), LOGIN_NOTICE],
             );
         }
         (_, Some(Origin::Privmsg)) if target.starts_with('#') => n(out, "404", &[&target, message]),
-        _ => line::write(out, None, SERVER_NAME, "NOTICE", &[st.target(), message]),
+        _ => line::write(out, None, &st.server, "NOTICE", &[st.target(), message]),
     }
 }
 
@@ -379,12 +380,12 @@ mod tests {
 
     fn shared_text(frame: &ServerFrame, tagged: bool) -> String {
         let mut out = Vec::new();
-        assert!(shared(frame, tagged, &mut out));
+        assert!(shared(frame, tagged, "natter", &mut out));
         String::from_utf8(out).expect("utf8")
     }
 
     fn reply_text(frame: &ServerFrame) -> String {
-        let mut st = State::new(20);
+        let mut st = State::new(20, false, "natter".into());
         st.nick = Some("alice".into());
         st.account = Some("alice".into());
         let mut out = Vec::new();

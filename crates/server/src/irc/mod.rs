@@ -16,6 +16,7 @@
 //! succeeds, and an IRC client must not see that JOIN before registration ends (CAP END).
 
 pub mod commands;
+pub mod directory;
 pub mod encode;
 pub mod line;
 pub mod registration;
@@ -44,8 +45,6 @@ use crate::outbox::Outbox;
 use crate::session::{self, InputError};
 use registration::State;
 
-/// The server's name in IRC prefixes and numerics.
-pub const SERVER_NAME: &str = "natter";
 /// The host part of every user's IRC mask (`nick!nick@natter`).
 pub const USER_HOST: &str = "natter";
 /// Delivery cache slot of IRC lines without tags.
@@ -80,6 +79,10 @@ pub struct Conn {
     direct: mpsc::UnboundedSender<Out>,
     /// The session's outbox, for the adapter's own lines after the welcome.
     outbox: Arc<Outbox>,
+    /// The server's name in prefixes and numerics (`irc_server_name`).
+    server: Arc<str>,
+    /// The server, for what IRC asks about other users and rooms (WHO, LIST, ...).
+    shared: Arc<Shared>,
 }
 
 impl Conn {
@@ -150,16 +153,26 @@ pub async fn serve_irc<S>(
     let (rd, wr) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(shared.config.session_queue));
     let (direct, rx) = mpsc::unbounded_channel();
+    let server: Arc<str> = shared.config.irc_server_name.as_str().into();
     let conn = Arc::new(Conn {
-        state: Mutex::new(State::new(shared.config.max_rooms_per_session)),
+        state: Mutex::new(State::new(
+            shared.config.max_rooms_per_session,
+            shared.config.irc_conformance_guests,
+            server.clone(),
+        )),
         tagged: AtomicBool::new(false),
         echo: AtomicBool::new(false),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
         direct,
         outbox: outbox.clone(),
+        server,
+        shared: shared.clone(),
     });
-    let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())));
+    // IRC clients join the channels they are configured for; the lobby is one of them
+    // only if they ask.
+    let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())))
+        .without_lobby();
     let writer = tokio::spawn(write_loop(wr, handle.clone(), rx));
     let mut frames = IrcFrames {
         lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
@@ -167,8 +180,15 @@ pub async fn serve_irc<S>(
         pending: VecDeque::new(),
     };
     let grace = shared.config.shutdown_grace;
-    session::run(&mut frames, handle, peer, accepted, shared).await;
+    session::run(&mut frames, handle, peer, accepted, shared.clone()).await;
     let _ = conn.direct.send(Out::End);
+    let registered = {
+        let st = conn.lock();
+        st.welcomed.then(|| st.target().to_string())
+    };
+    if let Some(nick) = registered {
+        shared.irc.unregister(&nick);
+    }
     let abort = writer.abort_handle();
     if tokio::time::timeout(grace, writer).await.is_err() {
         abort.abort();

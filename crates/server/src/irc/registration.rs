@@ -3,12 +3,14 @@
 //! (001–005) only once the session has accepted the login and the nick is the account
 //! name.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use natter_proto::{ClientFrame, ErrorCode, MAX_USERNAME_LEN, validate_username};
 
+use super::directory::Profile;
 use super::line::{self, LineError, Message};
-use super::{Conn, Out, SERVER_NAME, USER_HOST, commands};
+use super::{Conn, Out, USER_HOST, commands};
 use crate::session::InputError;
 
 /// Capabilities offered in CAP LS.
@@ -34,6 +36,9 @@ pub enum Via {
     Sasl,
     /// PASS: the welcome, or 464.
     Pass,
+    /// A conformance-test guest (NICK and USER alone): the welcome, or 433 when the
+    /// nick is an account already.
+    Guest,
 }
 
 /// Negotiated capabilities.
@@ -58,6 +63,10 @@ pub struct State {
     pub nick: Option<String>,
     /// USER was sent.
     user: bool,
+    /// The user name from USER (shown in WHO and WHOIS).
+    pub ident: String,
+    /// The real name from USER.
+    pub realname: String,
     /// Between CAP LS/REQ and CAP END.
     cap_negotiating: bool,
     /// Negotiated capabilities.
@@ -78,14 +87,22 @@ pub struct State {
     told: bool,
     /// Rooms a session may join (CHANLIMIT).
     max_rooms: usize,
+    /// Conformance-test guests are let in (`irc_conformance_guests`).
+    guests: bool,
+    /// Logged in as a conformance-test guest.
+    pub guest: bool,
+    /// The server's name in prefixes and numerics (`irc_server_name`).
+    pub server: Arc<str>,
 }
 
 impl State {
     /// A fresh connection's state.
-    pub fn new(max_rooms: usize) -> State {
+    pub fn new(max_rooms: usize, guests: bool, server: Arc<str>) -> State {
         State {
             nick: None,
             user: false,
+            ident: String::new(),
+            realname: String::new(),
             cap_negotiating: false,
             caps: Caps::default(),
             sasl: None,
@@ -96,6 +113,9 @@ impl State {
             lines: 0,
             told: false,
             max_rooms,
+            guests,
+            guest: false,
+            server,
         }
     }
 
@@ -115,7 +135,7 @@ pub fn numeric(out: &mut Vec<u8>, st: &State, code: &str, params: &[&str]) {
     let mut all = Vec::with_capacity(params.len() + 1);
     all.push(st.target());
     all.extend_from_slice(params);
-    line::write(out, None, SERVER_NAME, code, &all);
+    line::write(out, None, &st.server, code, &all);
 }
 
 /// The notice for clients that try to chat without logging in.
@@ -139,7 +159,7 @@ impl Conn {
                     _ => line::write(
                         &mut out,
                         None,
-                        SERVER_NAME,
+                        &st.server,
                         "FAIL",
                         &["*", "INVALID_UTF8", "natter accepts UTF-8 only"],
                     ),
@@ -176,10 +196,20 @@ impl Conn {
                 "USER" => {
                     if st.user || st.welcomed {
                         numeric(&mut out, &st, "462", &["You may not reregister"]);
-                    } else if msg.params.len() < 4 {
+                    } else if msg.params.len() < 4
+                        || msg.params[0].is_empty()
+                        || msg.params[3].is_empty()
+                    {
                         numeric(&mut out, &st, "461", &["USER", "Not enough parameters"]);
                     } else {
                         st.user = true;
+                        // A user name is shown in masks: kept to what a nick may hold.
+                        st.ident = msg.params[0]
+                            .chars()
+                            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                            .take(MAX_USERNAME_LEN)
+                            .collect();
+                        st.realname = msg.params[3].chars().take(200).collect();
                         self.try_complete(&mut st, &mut out, &mut frames);
                     }
                 }
@@ -202,7 +232,7 @@ impl Conn {
                 "PING" => match msg.param(0) {
                     // Answered here: an IRC ping is about this connection, not the session.
                     Some(token) => {
-                        line::write(&mut out, None, SERVER_NAME, "PONG", &[SERVER_NAME, token])
+                        line::write(&mut out, None, &st.server, "PONG", &[&st.server, token])
                     }
                     None => numeric(&mut out, &st, "409", &["No origin specified"]),
                 },
@@ -218,7 +248,7 @@ impl Conn {
                     line::write(
                         &mut out,
                         None,
-                        SERVER_NAME,
+                        &st.server,
                         "NOTICE",
                         &[st.target(), LOGIN_NOTICE],
                     );
@@ -234,7 +264,7 @@ impl Conn {
         let sub = msg.param(0).unwrap_or_default().to_ascii_uppercase();
         let target = st.target().to_string();
         let reply = |out: &mut Vec<u8>, sub: &str, text: &str| {
-            line::write(out, None, SERVER_NAME, "CAP", &[&target, sub, text]);
+            line::write(out, None, &st.server, "CAP", &[&target, sub, text]);
         };
         match sub.as_str() {
             "LS" => {
@@ -379,7 +409,7 @@ impl Conn {
         let Some(buf) = st.sasl.as_mut() else {
             if arg.eq_ignore_ascii_case("PLAIN") && st.pending.is_none() {
                 st.sasl = Some(String::new());
-                line::write(out, None, SERVER_NAME, "AUTHENTICATE", &["+"]);
+                line::write(out, None, &st.server, "AUTHENTICATE", &["+"]);
             } else {
                 numeric(out, st, "908", &["PLAIN", "are available SASL mechanisms"]);
                 numeric(out, st, "904", &["SASL authentication failed"]);
@@ -466,9 +496,26 @@ impl Conn {
             });
             return;
         }
+        if st.guests {
+            // A password of 32 random letters and digits: the account is the nick's
+            // for this server's conformance run, and nobody can log in to it again.
+            let password: String = (0..32)
+                .map(|_| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)])
+                })
+                .collect();
+            st.pending = Some(Via::Guest);
+            frames.push(ClientFrame::Auth {
+                id: None,
+                user: nick,
+                password,
+                register: true,
+            });
+            return;
+        }
         if !st.told {
             st.told = true;
-            line::write(out, None, SERVER_NAME, "NOTICE", &[&nick, LOGIN_NOTICE]);
+            line::write(out, None, &st.server, "NOTICE", &[&nick, LOGIN_NOTICE]);
         }
     }
 
@@ -479,7 +526,9 @@ impl Conn {
         st.account = Some(user.to_string());
         // A session logs in once; a second auth_ok cannot happen.
         let _ = self.account.set(user.to_string());
-        if st.take_pending() == Some(Via::Sasl) {
+        let via = st.take_pending();
+        st.guest = via == Some(Via::Guest);
+        if via == Some(Via::Sasl) {
             let mask = format!("{}!{}@{USER_HOST}", st.target(), st.target());
             let text = format!("You are now logged in as {user}");
             numeric(&mut out, &st, "900", &[&mask, user, &text]);
@@ -502,11 +551,13 @@ impl Conn {
             st,
             "002",
             &[&format!(
-                "Your host is {SERVER_NAME}, running natter {version}"
+                "Your host is {}, running natter {version}",
+                st.server
             )],
         );
         numeric(out, st, "003", &["This server is a natter chat server"]);
-        numeric(out, st, "004", &[SERVER_NAME, version, "i", "nt"]);
+        let server = st.server.clone();
+        numeric(out, st, "004", &[&server, version, "i", "nt"]);
         let chanlimit = format!("CHANLIMIT=#:{}", st.max_rooms);
         let nicklen = format!("NICKLEN={MAX_USERNAME_LEN}");
         let chanlen = format!("CHANNELLEN={}", MAX_USERNAME_LEN + 1);
@@ -529,6 +580,18 @@ impl Conn {
             ],
         );
         numeric(out, st, "422", &["MOTD File is missing"]);
+        let ident = if st.ident.is_empty() {
+            nick.as_str()
+        } else {
+            st.ident.as_str()
+        };
+        self.shared.irc.register(Profile::new(
+            &nick,
+            ident,
+            &st.realname,
+            st.guest,
+            crate::now_ms(),
+        ));
         st.welcomed = true;
         self.welcomed.store(true, Ordering::Release);
         let _ = self.direct.send(Out::Open(std::mem::take(out).into()));
@@ -545,6 +608,10 @@ pub fn login_refused(
 ) {
     match (via, code) {
         (_, ErrorCode::Banned) => numeric(out, st, "465", &[message]),
+        (Some(Via::Guest), ErrorCode::UsernameTaken) => {
+            numeric(out, st, "433", &[st.target(), "Nickname is already in use"])
+        }
+        (Some(Via::Guest), _) => numeric(out, st, "432", &[st.target(), message]),
         (Some(Via::Sasl), _) => numeric(
             out,
             st,
@@ -565,18 +632,26 @@ mod tests {
     use super::*;
     use crate::outbox::Outbox;
 
-    fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>) {
+    async fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = crate::Config {
+            plaintext: true,
+            ..crate::Config::with_data_dir(dir.path())
+        };
+        let server = crate::Server::open(config).await.expect("server");
         let (direct, rx) = mpsc::unbounded_channel();
         let conn = Conn {
-            state: Mutex::new(State::new(4)),
+            state: Mutex::new(State::new(4, false, "natter".into())),
             tagged: AtomicBool::new(false),
             echo: AtomicBool::new(false),
             account: OnceLock::new(),
             welcomed: AtomicBool::new(false),
             direct,
             outbox: Arc::new(Outbox::new(16)),
+            server: "natter".into(),
+            shared: server.shared().clone(),
         };
-        (conn, rx)
+        (conn, rx, dir)
     }
 
     fn written(rx: &mut mpsc::UnboundedReceiver<Out>) -> String {
@@ -587,9 +662,9 @@ mod tests {
         text
     }
 
-    #[test]
-    fn sasl_plain_yields_the_login_and_pass_waits_for_nick_and_user() {
-        let (c, mut rx) = conn();
+    #[tokio::test]
+    async fn sasl_plain_yields_the_login_and_pass_waits_for_nick_and_user() {
+        let (c, mut rx, _dir) = conn().await;
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
@@ -604,7 +679,7 @@ mod tests {
             matches!(&frames[..], [Ok(ClientFrame::Auth { user, password, .. })] if user == "al" && password == "pw")
         );
 
-        let (c, _rx) = conn();
+        let (c, _rx, _dir) = conn().await;
         assert!(c.on_line(b"PASS :al:pw with spaces").is_empty());
         assert!(c.on_line(b"NICK al").is_empty());
         let frames = c.on_line(b"USER al 0 * :Al");
@@ -613,9 +688,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn registration_has_a_line_budget() {
-        let (c, mut rx) = conn();
+    #[tokio::test]
+    async fn registration_has_a_line_budget() {
+        let (c, mut rx, _dir) = conn().await;
         for _ in 0..MAX_REGISTRATION_LINES {
             assert!(c.on_line(b"NICK someone").is_empty());
         }

@@ -42,7 +42,9 @@ impl Session {
                     name: name.clone(),
                     id: sid,
                 });
-                self.join(None, DEFAULT_ROOM).await;
+                if self.handle.joins_lobby() {
+                    self.join(None, DEFAULT_ROOM).await;
+                }
                 self.deliver_pending(&name).await;
                 Flow::Continue
             }
