@@ -7,6 +7,7 @@
 
 use natter_proto::{ClientFrame, FrameId, MAX_ID_LEN};
 
+use super::Conn;
 use super::line::Message;
 use super::registration::{State, numeric};
 
@@ -71,7 +72,14 @@ impl Origin {
 }
 
 /// Maps one command after the welcome to frames (or answers it in `out`).
-pub fn command(st: &State, msg: &Message, out: &mut Vec<u8>, frames: &mut Vec<ClientFrame>) {
+pub fn command(
+    _conn: &Conn,
+    st: &mut State,
+    msg: &Message,
+    out: &mut Vec<u8>,
+    frames: &mut Vec<ClientFrame>,
+) {
+    let st = &*st;
     let cmd = msg.command.as_str();
     let need = |out: &mut Vec<u8>, n: usize| {
         let missing = msg.params.len() < n || msg.params[..n].iter().any(String::is_empty);
@@ -220,42 +228,49 @@ fn ctcp(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn run(line: &str) -> (String, Vec<ClientFrame>) {
+    /// Runs one command as the welcomed alice; returns what was written and the frames.
+    async fn run(line: &str) -> (String, Vec<ClientFrame>) {
+        let (conn, _rx, _dir) = crate::irc::test_conn().await;
         let mut st = State::new(20, false, "natter".into());
         st.nick = Some("alice".into());
         st.welcomed = true;
         let msg = crate::irc::line::parse(line.as_bytes()).expect("parses");
         let (mut out, mut frames) = (Vec::new(), Vec::new());
-        command(&st, &msg, &mut out, &mut frames);
+        command(&conn, &mut st, &msg, &mut out, &mut frames);
         (String::from_utf8(out).expect("utf8"), frames)
     }
 
-    #[test]
-    fn join_and_privmsg_map_to_frames_with_origin_ids() {
-        let (out, frames) = run("JOIN #a,#b");
+    #[tokio::test]
+    async fn join_and_privmsg_map_to_frames_with_origin_ids() {
+        let (out, frames) = run("JOIN #a,#b").await;
         assert!(out.is_empty());
         assert_eq!(frames.len(), 2);
         assert!(
             matches!(&frames[1], ClientFrame::Join { room, id } if room == "#b" && Origin::parse(id.as_ref()) == Some((Origin::Join, "#b")))
         );
-        let (_, frames) = run("PRIVMSG #a,bob :hi there");
+        let (_, frames) = run("PRIVMSG #a,bob :hi there").await;
         assert!(
             matches!(&frames[0], ClientFrame::Public { room: Some(r), text, .. } if r == "#a" && text == "hi there")
         );
         assert!(matches!(&frames[1], ClientFrame::Private { to, .. } if to == "bob"));
-        let (_, frames) = run("PRIVMSG #a :\u{1}ACTION waves\u{1}");
+        let (_, frames) = run("PRIVMSG #a :\u{1}ACTION waves\u{1}").await;
         assert!(matches!(&frames[0], ClientFrame::Public { text, .. } if text == "* waves"));
-        let (_, frames) = run("PRIVMSG #a :\u{1}VERSION\u{1}");
+        let (_, frames) = run("PRIVMSG #a :\u{1}VERSION\u{1}").await;
         assert!(frames.is_empty());
     }
 
-    #[test]
-    fn errors_are_numerics_and_notice_is_silent() {
-        assert!(run("JOIN").0.starts_with(":natter 461 alice JOIN "));
-        assert!(run("JOIN lobby").0.starts_with(":natter 403 alice lobby "));
-        assert!(run("PRIVMSG #a").0.starts_with(":natter 412 alice "));
-        assert!(run("PRIVMSG").0.starts_with(":natter 411 alice "));
-        assert!(run("NOTICE #a").0.is_empty());
-        assert!(run("FOO bar").0.starts_with(":natter 421 alice FOO "));
+    #[tokio::test]
+    async fn errors_are_numerics_and_notice_is_silent() {
+        assert!(run("JOIN").await.0.starts_with(":natter 461 alice JOIN "));
+        assert!(
+            run("JOIN lobby")
+                .await
+                .0
+                .starts_with(":natter 403 alice lobby ")
+        );
+        assert!(run("PRIVMSG #a").await.0.starts_with(":natter 412 alice "));
+        assert!(run("PRIVMSG").await.0.starts_with(":natter 411 alice "));
+        assert!(run("NOTICE #a").await.0.is_empty());
+        assert!(run("FOO bar").await.0.starts_with(":natter 421 alice FOO "));
     }
 }

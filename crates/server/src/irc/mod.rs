@@ -235,3 +235,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
     let _ = wr.shutdown().await;
 }
+
+/// A connection on a fresh server in a temp dir, for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::Config {
+        plaintext: true,
+        ..crate::Config::with_data_dir(dir.path())
+    };
+    let server = crate::Server::open(config).await.expect("server");
+    let (direct, rx) = mpsc::unbounded_channel();
+    let conn = Conn {
+        state: Mutex::new(State::new(4, false, "natter".into())),
+        tagged: AtomicBool::new(false),
+        echo: AtomicBool::new(false),
+        account: OnceLock::new(),
+        welcomed: AtomicBool::new(false),
+        direct,
+        outbox: Arc::new(Outbox::new(16)),
+        server: "natter".into(),
+        shared: server.shared().clone(),
+    };
+    (conn, rx, dir)
+}

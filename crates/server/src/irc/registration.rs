@@ -242,7 +242,7 @@ impl Conn {
                     }
                 }
                 "QUIT" => frames.push(ClientFrame::Quit { id: None }),
-                _ if st.welcomed => commands::command(&st, &msg, &mut out, &mut frames),
+                _ if st.welcomed => commands::command(self, &mut st, &msg, &mut out, &mut frames),
                 _ => {
                     numeric(&mut out, &st, "451", &["You have not registered"]);
                     line::write(
@@ -633,25 +633,7 @@ mod tests {
     use crate::outbox::Outbox;
 
     async fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = crate::Config {
-            plaintext: true,
-            ..crate::Config::with_data_dir(dir.path())
-        };
-        let server = crate::Server::open(config).await.expect("server");
-        let (direct, rx) = mpsc::unbounded_channel();
-        let conn = Conn {
-            state: Mutex::new(State::new(4, false, "natter".into())),
-            tagged: AtomicBool::new(false),
-            echo: AtomicBool::new(false),
-            account: OnceLock::new(),
-            welcomed: AtomicBool::new(false),
-            direct,
-            outbox: Arc::new(Outbox::new(16)),
-            server: "natter".into(),
-            shared: server.shared().clone(),
-        };
-        (conn, rx, dir)
+        crate::irc::test_conn().await
     }
 
     fn written(rx: &mut mpsc::UnboundedReceiver<Out>) -> String {
