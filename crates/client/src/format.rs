@@ -126,15 +126,17 @@ pub fn render(frame: &ServerFrame) -> Vec<String> {
             user,
             event: PresenceEvent::Leave,
             reason,
-        } => match reason {
-            Some(reason) if !reason.is_empty() => format!(
-                "[leave] #{} {} ({})",
-                sanitize(room),
-                sanitize(user),
-                sanitize(reason)
-            ),
-            _ => format!("[leave] #{} {}", sanitize(room), sanitize(user)),
-        },
+            message,
+        } => {
+            let mut line = format!("[leave] #{} {}", sanitize(room), sanitize(user));
+            if let Some(reason) = reason.as_deref().filter(|r| !r.is_empty()) {
+                line.push_str(&format!(" ({})", sanitize(reason)));
+            }
+            if let Some(message) = message.as_deref().filter(|m| !m.is_empty()) {
+                line.push_str(&format!(": {}", sanitize(message)));
+            }
+            line
+        }
         ServerFrame::PresenceSummary {
             room,
             members,
@@ -467,7 +469,8 @@ mod tests {
                 room: "rust".into(),
                 user: "alice".into(),
                 event: PresenceEvent::Join,
-                reason: None
+                reason: None,
+                message: None,
             }),
             "[join] #rust alice"
         );
@@ -476,7 +479,8 @@ mod tests {
                 room: "rust".into(),
                 user: "alice".into(),
                 event: PresenceEvent::Leave,
-                reason: Some("quit".into())
+                reason: Some("quit".into()),
+                message: None,
             }),
             "[leave] #rust alice (quit)"
         );
@@ -485,7 +489,8 @@ mod tests {
                 room: "lobby".into(),
                 user: "alice".into(),
                 event: PresenceEvent::Leave,
-                reason: None
+                reason: None,
+                message: None,
             }),
             "[leave] #lobby alice"
         );

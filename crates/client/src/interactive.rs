@@ -494,7 +494,13 @@ mod tests {
         enter(Input::End).await.expect("send");
         let frame = timeout(T, server.next()).await.expect("in time");
         let frame = decode_client(&frame.expect("open").expect("line")).expect("frame");
-        assert_eq!(frame, ClientFrame::Quit { id: None });
+        assert_eq!(
+            frame,
+            ClientFrame::Quit {
+                id: None,
+                message: None
+            }
+        );
         server
             .send(encode(&ServerFrame::Bye {
                 reason: "quit".into(),

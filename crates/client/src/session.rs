@@ -154,7 +154,7 @@ pub(crate) async fn drive<F: Frontend>(
                     Action::Show(lines) => show_all(frontend, lines).await?,
                     Action::Exit => {
                         frontend.ready(None);
-                        conn.send(&ClientFrame::Quit { id: None }).await?;
+                        conn.send(&ClientFrame::Quit { id: None, message: None }).await?;
                         quit_deadline = Some(Instant::now() + options.quit_timeout);
                         continue;
                     }

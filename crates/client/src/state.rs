@@ -239,7 +239,11 @@ impl ChatState {
                 };
                 let id = self.request_id();
                 self.awaiting = Some(id.clone());
-                Action::Send(ClientFrame::Part { id: Some(id), room })
+                Action::Send(ClientFrame::Part {
+                    id: Some(id),
+                    room,
+                    message: None,
+                })
             }
             Command::Rooms => Action::Send(ClientFrame::Rooms { id: None }),
             Command::Who(room) => match room.or_else(|| self.current.clone()) {

@@ -112,7 +112,13 @@ async fn input_lines_become_frames_and_eof_quits_only_after_bye() {
     assert_eq!(c.server.expect().await, public("hello all"));
     assert_eq!(c.server.expect().await, private("bob", "psst"));
     assert_eq!(c.server.expect().await, ClientFrame::List { id: None });
-    assert_eq!(c.server.expect().await, ClientFrame::Quit { id: None });
+    assert_eq!(
+        c.server.expect().await,
+        ClientFrame::Quit {
+            id: None,
+            message: None
+        }
+    );
 
     // Quit was sent, but the client keeps showing what arrives until the server's bye.
     c.server
@@ -138,7 +144,13 @@ async fn exit_command_behaves_like_eof_and_ignores_later_lines() {
     let mut c = Client::start(SessionOptions::default()).await;
     c.type_lines("first\n/exit\nnever sent\n").await;
     assert_eq!(c.server.expect().await, public("first"));
-    assert_eq!(c.server.expect().await, ClientFrame::Quit { id: None });
+    assert_eq!(
+        c.server.expect().await,
+        ClientFrame::Quit {
+            id: None,
+            message: None
+        }
+    );
     c.server.send(bye()).await;
     // Nothing follows quit: after bye the client closes the connection.
     assert_eq!(c.server.recv().await, None);
@@ -181,6 +193,7 @@ async fn every_event_prints_as_exactly_one_line() {
             user: "bob".into(),
             event: PresenceEvent::Join,
             reason: None,
+            message: None,
         },
         ServerFrame::Public {
             msg_id: 1,
@@ -215,6 +228,7 @@ async fn every_event_prints_as_exactly_one_line() {
             user: "bob".into(),
             event: PresenceEvent::Leave,
             reason: Some("connection lost".into()),
+            message: None,
         },
     ];
     for e in events {
@@ -263,7 +277,13 @@ async fn focus_mode_local_errors_and_help_work_in_plain_mode() {
     assert!(help.starts_with("[help] "), "{help}");
     // The unknown command sent nothing: the next frame is the quit after EOF.
     c.close_stdin();
-    assert_eq!(c.server.expect().await, ClientFrame::Quit { id: None });
+    assert_eq!(
+        c.server.expect().await,
+        ClientFrame::Quit {
+            id: None,
+            message: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -332,7 +352,13 @@ async fn a_server_that_never_says_bye_cannot_keep_the_client() {
     };
     let mut c = Client::start(options).await;
     c.close_stdin();
-    assert_eq!(c.server.expect().await, ClientFrame::Quit { id: None });
+    assert_eq!(
+        c.server.expect().await,
+        ClientFrame::Quit {
+            id: None,
+            message: None
+        }
+    );
     let (result, _) = c.finish().await;
     assert!(
         matches!(result, Err(RunError::QuitTimeout(d)) if d == Duration::from_secs(3)),
@@ -434,7 +460,10 @@ async fn join_holds_the_next_line_until_answered_then_lines_go_to_the_new_room()
     assert_eq!(c.stdout.line().await, "[rooms] #lobby (5), #rust (2)");
 
     // /part leaves the current room; the next line goes back to the lobby.
-    let ClientFrame::Part { id: Some(id), room } = c.server.expect().await else {
+    let ClientFrame::Part {
+        id: Some(id), room, ..
+    } = c.server.expect().await
+    else {
         panic!("part with an id");
     };
     assert_eq!(room, "rust");
@@ -489,7 +518,7 @@ async fn an_unanswered_join_holds_input_only_until_the_answer_timeout() {
 async fn parting_the_last_room_leaves_plain_lines_nowhere_to_go() {
     let mut c = Client::start(SessionOptions::default()).await;
     c.type_lines("/part\nhello?\n/msg bob still works\n").await;
-    let ClientFrame::Part { id, room } = c.server.expect().await else {
+    let ClientFrame::Part { id, room, .. } = c.server.expect().await else {
         panic!("part first");
     };
     assert_eq!(room, "lobby");

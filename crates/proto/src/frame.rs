@@ -74,6 +74,9 @@ pub enum ClientFrame {
         id: Option<FrameId>,
         /// Room name.
         room: String,
+        /// Parting words shown to the room's members (message text rules apply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Ask for every room and its member count.
     Rooms {
@@ -124,6 +127,10 @@ pub enum ClientFrame {
         /// Request id to echo.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
+        /// Parting words shown to the members of the user's rooms, when this was the
+        /// user's last session (message text rules apply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
 }
 
@@ -142,7 +149,7 @@ impl ClientFrame {
             | ClientFrame::History { id, .. }
             | ClientFrame::Ping { id }
             | ClientFrame::Pong { id }
-            | ClientFrame::Quit { id } => id.as_ref(),
+            | ClientFrame::Quit { id, .. } => id.as_ref(),
         }
     }
 
@@ -442,6 +449,9 @@ pub enum ServerFrame {
         /// Why they left (`"quit"`, `"connection lost"`, ...), on leave only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The user's parting words (`part` or `quit` with a message), on leave only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Joins and leaves in a large room, summarised (instead of one `presence` frame per
     /// user) at most about once a second.

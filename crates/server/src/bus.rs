@@ -23,14 +23,22 @@ use crate::ratelimit::MessageLimiter;
 pub trait Bus: Send + Sync + 'static {
     /// Registers an authenticated session of `user` (in no room yet); returns its id.
     fn connect(&self, user: &str, handle: SessionHandle) -> SessionId;
-    /// Removes a session: it leaves every room with `reason`, announced where it was
-    /// the user's last session. Returns the rooms the user left.
-    fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String>;
+    /// Removes a session: it leaves every room with `reason` and the user's parting
+    /// `message`, announced where it was the user's last session. Returns the rooms the
+    /// user left.
+    fn disconnect(&self, id: SessionId, reason: &str, message: Option<&str>) -> Vec<String>;
     /// Puts a session into `room` (canonical name): the members after joining, and
     /// whether the user is new there (then the room was told).
     fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError>;
-    /// Takes a session out of `room`; true if the user left it (the room was told).
-    fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError>;
+    /// Takes a session out of `room` with the user's parting `message`; true if the
+    /// user left it (the room was told).
+    fn part_room(
+        &self,
+        id: SessionId,
+        room: &str,
+        reason: &str,
+        message: Option<&str>,
+    ) -> Result<bool, RoomError>;
     /// Whether a session is in `room`.
     fn in_room(&self, id: SessionId, room: &str) -> bool;
     /// Publishes committed messages of `room` to its members, if session `from` is in
@@ -103,16 +111,22 @@ impl Bus for LocalBus {
         self.hub.connect(user, handle)
     }
 
-    fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String> {
-        self.hub.disconnect(id, reason)
+    fn disconnect(&self, id: SessionId, reason: &str, message: Option<&str>) -> Vec<String> {
+        self.hub.disconnect(id, reason, message)
     }
 
     fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError> {
         self.hub.join_room(id, room)
     }
 
-    fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError> {
-        self.hub.part_room(id, room, reason)
+    fn part_room(
+        &self,
+        id: SessionId,
+        room: &str,
+        reason: &str,
+        message: Option<&str>,
+    ) -> Result<bool, RoomError> {
+        self.hub.part_room(id, room, reason, message)
     }
 
     fn in_room(&self, id: SessionId, room: &str) -> bool {

@@ -21,7 +21,14 @@ async fn raw_logged_in(srv: &TestServer, name: &str) -> Raw {
     // Quit and wait for the close, by which time the server has handled the session's
     // end: a late leave could otherwise reach another user's welcome.
     let mut first = register(srv.addr, name).await;
-    send(&mut first, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut first,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     until_closed(&mut first).await;
     let mut raw = Raw::connect(srv.addr).await;
     raw.send(format!(r#"{{"type":"auth","user":"{name}","password":"{PASSWORD}"}}"#).as_bytes())
@@ -330,7 +337,14 @@ async fn history_of_the_longest_messages_with_the_longest_escaped_id_fits_in_lin
     let srv = TestServer::start_with(config).await;
     let (me, peer, room) = ("m".repeat(32), "p".repeat(32), "r".repeat(32));
     let mut other = register(srv.addr, &peer).await;
-    send(&mut other, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut other,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     until_closed(&mut other).await;
     let mut raw = raw_logged_in(&srv, &me).await;
     let join = ClientFrame::Join {

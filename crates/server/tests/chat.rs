@@ -250,10 +250,18 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
             room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Join,
-            reason: None
+            reason: None,
+            message: None
         }
     );
-    send(&mut bob, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut bob,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     let rest = until_closed(&mut bob).await;
     assert_eq!(
         rest,
@@ -267,7 +275,8 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
             room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Leave,
-            reason: Some("quit".into())
+            reason: Some("quit".into()),
+            message: None
         }
     );
     // A client that vanishes without a word (connection dropped) is noticed at once.
@@ -289,7 +298,8 @@ async fn presence_on_join_graceful_quit_and_abrupt_disconnect() {
             room: "lobby".into(),
             user: "carol".into(),
             event: PresenceEvent::Leave,
-            reason: Some("connection lost".into())
+            reason: Some("connection lost".into()),
+            message: None
         }
     );
 }
@@ -440,7 +450,14 @@ async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
         };
         send(&mut alice, frame).await;
     }
-    send(&mut alice, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut alice,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
 
     let mut last_id = 0;
     for i in 0..N {

@@ -108,7 +108,14 @@ fn base64(bytes: &[u8]) -> String {
 /// Creates `name`'s account through a natter client, which then leaves.
 async fn account(chat: SocketAddr, name: &str) {
     let mut c = register(chat, name).await;
-    send(&mut c, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut c,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     until_closed(&mut c).await;
 }
 

@@ -85,7 +85,8 @@ async fn rooms_separate_conversations_and_presence() {
             room: "rust".into(),
             user: "bob".into(),
             event: PresenceEvent::Join,
-            reason: None
+            reason: None,
+            message: None,
         }
     );
     send(&mut alice, say("rust", "borrowck!")).await;
@@ -176,6 +177,7 @@ async fn rooms_separate_conversations_and_presence() {
         ClientFrame::Part {
             id: None,
             room: "rust".into(),
+            message: None,
         },
     )
     .await;
@@ -202,7 +204,8 @@ async fn rooms_separate_conversations_and_presence() {
             room: "rust".into(),
             user: "bob".into(),
             event: PresenceEvent::Leave,
-            reason: Some("part".into())
+            reason: Some("part".into()),
+            message: None,
         }
     );
     send(
@@ -210,6 +213,7 @@ async fn rooms_separate_conversations_and_presence() {
         ClientFrame::Part {
             id: None,
             room: "rust".into(),
+            message: None,
         },
     )
     .await;
@@ -324,8 +328,16 @@ async fn offline_private_messages_are_delivered_late_exactly_once() {
     }
     // A later login gets nothing more.
     drop((
-        b1.send(&ClientFrame::Quit { id: None }).await,
-        b2.send(&ClientFrame::Quit { id: None }).await,
+        b1.send(&ClientFrame::Quit {
+            id: None,
+            message: None,
+        })
+        .await,
+        b2.send(&ClientFrame::Quit {
+            id: None,
+            message: None,
+        })
+        .await,
     ));
     let (_, late3) = login_collecting(srv.addr).await;
     assert!(late3.is_empty(), "{late3:?}");

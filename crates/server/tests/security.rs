@@ -177,7 +177,8 @@ async fn a_flooder_who_keeps_going_is_disconnected() {
             room: "lobby".into(),
             user: "flooder".into(),
             event: PresenceEvent::Leave,
-            reason: Some("disconnected for flooding".into())
+            reason: Some("disconnected for flooding".into()),
+            message: None
         }
     );
 }
@@ -282,7 +283,14 @@ async fn per_address_connection_cap_holds() {
     raw.expect_closed().await;
     // Closing one frees its slot.
     let mut first = held.remove(0);
-    send(&mut first, ClientFrame::Quit { id: None }).await;
+    send(
+        &mut first,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     until_closed(&mut first).await;
     drop(first);
     let mut ok = None;

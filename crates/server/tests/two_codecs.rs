@@ -80,7 +80,10 @@ impl Codec for Words {
                 room: room.into(),
             },
             ("PING", None, None) => ClientFrame::Ping { id: None },
-            ("QUIT", None, None) => ClientFrame::Quit { id: None },
+            ("QUIT", None, None) => ClientFrame::Quit {
+                id: None,
+                message: None,
+            },
             _ => return Err(bad("unknown command")),
         })
     }

@@ -252,7 +252,10 @@ async fn sent_natter_frames_are_natter_protos_client_frames() {
             ClientFrame::Pong {
                 id: Some(FrameId::Num(7))
             },
-            ClientFrame::Quit { id: None },
+            ClientFrame::Quit {
+                id: None,
+                message: None
+            },
         ]
     );
 }

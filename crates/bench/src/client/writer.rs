@@ -173,9 +173,13 @@ impl Writer {
     pub async fn quit(&mut self) {
         self.out.clear();
         match self.kind {
-            Kind::Natter => {
-                natter_proto::encode_into(&ClientFrame::Quit { id: None }, &mut self.out)
-            }
+            Kind::Natter => natter_proto::encode_into(
+                &ClientFrame::Quit {
+                    id: None,
+                    message: None,
+                },
+                &mut self.out,
+            ),
             Kind::Irc => self.out.extend_from_slice(b"QUIT :bye\r\n"),
             Kind::Redis => self.out.extend_from_slice(b"*1\r\n$4\r\nQUIT\r\n"),
         }

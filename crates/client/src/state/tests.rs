@@ -75,6 +75,7 @@ fn part(s: &mut ChatState, line: &str, room: &str) {
     let Action::Send(ClientFrame::Part {
         id: Some(id),
         room: sent,
+        ..
     }) = s.handle_line(line)
     else {
         panic!("{line} sends part with an id");
@@ -608,7 +609,8 @@ fn frames_become_lines_byes_end_and_acks_are_ignored() {
             room: "lobby".into(),
             user: "bob".into(),
             event: PresenceEvent::Join,
-            reason: None
+            reason: None,
+            message: None,
         }),
         show("[join] #lobby bob")
     );

@@ -302,6 +302,7 @@ fn every_frame_the_server_builds_fits_in_one_line_in_the_worst_case() {
             user: name('u'),
             event: PresenceEvent::Leave,
             reason: Some(format!("banned by an operator: {quote}")),
+            message: None,
         },
         ServerFrame::Queued {
             id: id(),

@@ -163,7 +163,14 @@ fn deliver_room(room: &Room, delivery: &Delivery) -> usize {
 impl State {
     /// Removes session `id` from `room`; announces the user's leave if it was their last
     /// session there. Returns whether the user left the room.
-    fn part(&mut self, id: SessionId, user_key: &str, room_name: &str, reason: &str) -> bool {
+    fn part(
+        &mut self,
+        id: SessionId,
+        user_key: &str,
+        room_name: &str,
+        reason: &str,
+        message: Option<&str>,
+    ) -> bool {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return false;
         };
@@ -192,6 +199,7 @@ impl State {
                 user: name,
                 event: PresenceEvent::Leave,
                 reason: Some(reason.to_string()),
+                message: message.map(str::to_string),
             });
             if let Some(room) = self.rooms.get(room_name) {
                 deliver_room(room, &leave);
@@ -284,16 +292,17 @@ impl Hub {
         id
     }
 
-    /// Removes a session: it leaves every room with `reason`, and the account goes
-    /// offline if this was its last session. Returns the rooms the user left.
-    pub fn disconnect(&self, id: SessionId, reason: &str) -> Vec<String> {
+    /// Removes a session: it leaves every room with `reason` (and the user's parting
+    /// `message`), and the account goes offline if this was its last session. Returns
+    /// the rooms the user left.
+    pub fn disconnect(&self, id: SessionId, reason: &str, message: Option<&str>) -> Vec<String> {
         let mut st = self.lock();
         let Some(entry) = st.sessions.remove(&id) else {
             return Vec::new();
         };
         let mut left = Vec::new();
         for room in &entry.rooms {
-            if st.part(id, &entry.user_key, room, reason) {
+            if st.part(id, &entry.user_key, room, reason, message) {
                 left.push(room.clone());
             }
         }
@@ -348,6 +357,7 @@ impl Hub {
                 user: name.clone(),
                 event: PresenceEvent::Join,
                 reason: None,
+                message: None,
             });
             deliver_room(r, &join);
         }
@@ -356,9 +366,16 @@ impl Hub {
         Ok((r.member_names(), first))
     }
 
-    /// Takes session `id` out of `room`, announcing the leave with `reason` if it was the
-    /// user's last session there (then returns true).
-    pub fn part_room(&self, id: SessionId, room: &str, reason: &str) -> Result<bool, RoomError> {
+    /// Takes session `id` out of `room`, announcing the leave with `reason` (and the
+    /// user's parting `message`) if it was the user's last session there (then returns
+    /// true).
+    pub fn part_room(
+        &self,
+        id: SessionId,
+        room: &str,
+        reason: &str,
+        message: Option<&str>,
+    ) -> Result<bool, RoomError> {
         let mut st = self.lock();
         let entry = st.sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
         let before = entry.rooms.len();
@@ -367,7 +384,7 @@ impl Hub {
             return Err(RoomError::NotInRoom);
         }
         let key = entry.user_key.clone();
-        Ok(st.part(id, &key, room, reason))
+        Ok(st.part(id, &key, room, reason, message))
     }
 
     /// Whether session `id` is in `room`.

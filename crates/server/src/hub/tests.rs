@@ -35,6 +35,7 @@ fn presence(room: &str, user: &str, event: PresenceEvent, reason: Option<&str>) 
         user: user.into(),
         event,
         reason: reason.map(str::to_string),
+        message: None,
     }
 }
 
@@ -57,9 +58,9 @@ fn room_presence_is_announced_once_per_account() {
         Ok((members(&["alice", "Bob"]), false)),
         "a second session is no new member"
     );
-    assert!(hub.disconnect(b1, "quit").is_empty());
+    assert!(hub.disconnect(b1, "quit", None).is_empty());
     assert_eq!(
-        hub.disconnect(b2, "connection lost"),
+        hub.disconnect(b2, "connection lost", None),
         vec!["lobby".to_string()]
     );
     assert_eq!(
@@ -103,9 +104,12 @@ fn room_messages_reach_only_members_and_need_membership() {
             }
         ]
     );
-    hub.part_room(a, "rust", "part").expect("part");
+    hub.part_room(a, "rust", "part", None).expect("part");
     assert_eq!(hub.who("rust"), None, "an empty room disappears");
-    assert_eq!(hub.part_room(a, "rust", "part"), Err(RoomError::NotInRoom));
+    assert_eq!(
+        hub.part_room(a, "rust", "part", None),
+        Err(RoomError::NotInRoom)
+    );
 }
 
 #[test]
@@ -232,7 +236,7 @@ fn large_rooms_announce_joins_and_leaves_in_summaries() {
         vec![presence("big", "bob", PresenceEvent::Join, None)]
     );
     assert!(frames(&mut outboxes[0]).is_empty(), "the rest waits");
-    hub.disconnect(ids[1], "quit");
+    hub.disconnect(ids[1], "quit", None);
     assert_eq!(hub.flush_presence(), 1);
     let summary = ServerFrame::PresenceSummary {
         room: "big".into(),

@@ -106,11 +106,13 @@ pub fn command(
             if !need(out, 1) {
                 return;
             }
+            let message = msg.param(1).filter(|m| !m.is_empty());
             for room in msg.params[0].split(',').filter(|r| !r.is_empty()) {
                 if let Some(room) = channel(st, room, out) {
                     frames.push(ClientFrame::Part {
                         id: Origin::Part.id(room),
                         room: room.to_string(),
+                        message: message.map(str::to_string),
                     });
                 }
             }

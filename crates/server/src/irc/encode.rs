@@ -153,11 +153,24 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
             user,
             event: PresenceEvent::Leave,
             reason,
+            message,
         } => {
-            match reason.as_deref() {
-                None | Some("part") => line::write(out, None, &mask(user), "PART", &[&chan(room)]),
+            let parting = message.as_deref();
+            match (reason.as_deref(), parting) {
+                (None | Some("part"), None) => {
+                    line::write(out, None, &mask(user), "PART", &[&chan(room)])
+                }
+                (None | Some("part"), Some(m)) => {
+                    line::write(out, None, &mask(user), "PART", &[&chan(room), m])
+                }
                 // natter reports a disconnect per shared room; IRC calls that a QUIT.
-                Some(reason) => line::write(out, None, &mask(user), "QUIT", &[reason]),
+                (Some(reason), m) => {
+                    let text = match m {
+                        Some(m) => format!("Quit: {m}"),
+                        None => reason.to_string(),
+                    };
+                    line::write(out, None, &mask(user), "QUIT", &[&text])
+                }
             }
         }
         ServerFrame::PresenceSummary {
@@ -284,6 +297,11 @@ fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
                 None => server.to_string(),
             };
             line::write(out, None, &server, "PING", &[&token]);
+        }
+        ServerFrame::Pong {
+            id: Some(natter_proto::FrameId::Str(token)),
+        } => {
+            line::write(out, None, &server, "PONG", &[&server, token]);
         }
         ServerFrame::Error {
             id, code, message, ..
@@ -428,6 +446,7 @@ mod tests {
             user: "bob".into(),
             event: PresenceEvent::Join,
             reason: None,
+            message: None,
         };
         assert_eq!(shared_text(&join, false), ":bob!bob@natter JOIN #r\r\n");
         let part = ServerFrame::Presence {
@@ -435,6 +454,7 @@ mod tests {
             user: "bob".into(),
             event: PresenceEvent::Leave,
             reason: Some("part".into()),
+            message: None,
         };
         assert_eq!(shared_text(&part, false), ":bob!bob@natter PART #r\r\n");
         let quit = ServerFrame::Presence {
@@ -442,6 +462,7 @@ mod tests {
             user: "bob".into(),
             event: PresenceEvent::Leave,
             reason: Some("quit".into()),
+            message: None,
         };
         assert_eq!(shared_text(&quit, false), ":bob!bob@natter QUIT :quit\r\n");
     }

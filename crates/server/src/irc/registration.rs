@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use natter_proto::{ClientFrame, ErrorCode, MAX_USERNAME_LEN, validate_username};
+use natter_proto::{ClientFrame, ErrorCode, MAX_ID_LEN, MAX_USERNAME_LEN, validate_username};
 
 use super::directory::Profile;
 use super::line::{self, LineError, Message};
@@ -230,7 +230,16 @@ impl Conn {
                 },
                 "AUTHENTICATE" => self.authenticate(&mut st, &msg, &mut out, &mut frames),
                 "PING" => match msg.param(0) {
-                    // Answered here: an IRC ping is about this connection, not the session.
+                    // After the welcome the session answers, in order: a client that
+                    // pings to know its earlier lines took effect gets the PONG after
+                    // their results (as irctest and bouncers do).
+                    Some(token)
+                        if st.welcomed && !token.is_empty() && token.len() <= MAX_ID_LEN =>
+                    {
+                        frames.push(ClientFrame::Ping {
+                            id: Some(natter_proto::FrameId::Str(token.to_string())),
+                        });
+                    }
                     Some(token) => {
                         line::write(&mut out, None, &st.server, "PONG", &[&st.server, token])
                     }
@@ -241,7 +250,10 @@ impl Conn {
                         frames.push(ClientFrame::Pong { id: None });
                     }
                 }
-                "QUIT" => frames.push(ClientFrame::Quit { id: None }),
+                "QUIT" => frames.push(ClientFrame::Quit {
+                    id: None,
+                    message: msg.param(0).map(str::to_string),
+                }),
                 _ if st.welcomed => commands::command(self, &mut st, &msg, &mut out, &mut frames),
                 _ => {
                     numeric(&mut out, &st, "451", &["You have not registered"]);

@@ -61,6 +61,8 @@ struct LoggedIn {
 struct Session {
     /// Server-wide state.
     shared: Arc<Shared>,
+    /// The parting words of a `quit`, for the rooms this session leaves.
+    quit_message: Option<String>,
     /// Remote address, for logs.
     peer: SocketAddr,
     /// This session's queue and closer, as registered in the hub.
@@ -124,6 +126,7 @@ pub async fn run<F>(
         handle,
         user: None,
         prelogin_frames: 0,
+        quit_message: None,
         auth_failures: 0,
         inflight: Inflight::default(),
     };
@@ -238,7 +241,10 @@ pub async fn run<F>(
     // Messages sent just before the connection went are still published.
     s.flush().await;
     if let Some(user) = &s.user {
-        let left = s.shared.bus.disconnect(user.id, &reason);
+        let left = s
+            .shared
+            .bus
+            .disconnect(user.id, &reason, s.quit_message.as_deref());
         let ts_ms = crate::now_ms();
         for room in left {
             s.shared.emit(Event::RoomPresence {
@@ -323,7 +329,8 @@ impl Session {
         match (frame, room) {
             (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
             (ClientFrame::Pong { .. }, _) => {}
-            (ClientFrame::Quit { .. }, _) => {
+            (ClientFrame::Quit { message, .. }, _) => {
+                self.quit_message = parting(message.as_deref());
                 self.bye("quit");
                 return Flow::Close("quit".into());
             }
@@ -344,7 +351,9 @@ impl Session {
             }
             (ClientFrame::List { id }, _) => self.list(id),
             (ClientFrame::Join { id, .. }, Some(room)) => self.join(id, &room).await,
-            (ClientFrame::Part { id, .. }, Some(room)) => self.part(id, &room),
+            (ClientFrame::Part { id, message, .. }, Some(room)) => {
+                self.part(id, &room, parting(message.as_deref()).as_deref())
+            }
             (ClientFrame::Rooms { id }, _) => self.rooms(id),
             (ClientFrame::Who { id, .. }, Some(room)) => self.who(id, room),
             (
@@ -371,4 +380,19 @@ fn internal(e: &dyn std::fmt::Display) -> (ErrorCode, String) {
         ErrorCode::Internal,
         "internal server error; try again later".to_string(),
     )
+}
+
+/// Longest parting words (`part` and `quit` messages), in bytes; longer ones are cut.
+pub const MAX_PARTING_BYTES: usize = 300;
+
+/// Parting words as members see them: dangerous characters neutralised, line breaks
+/// as spaces, at most [`MAX_PARTING_BYTES`], none when blank.
+fn parting(message: Option<&str>) -> Option<String> {
+    let text = natter_proto::neutralize(message?.trim()).replace(['\n', '\t'], " ");
+    let mut end = text.len().min(MAX_PARTING_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = text[..end].trim_end();
+    (!text.is_empty()).then(|| text.to_string())
 }

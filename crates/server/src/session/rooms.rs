@@ -69,9 +69,9 @@ impl Session {
         }
     }
 
-    pub(super) fn part(&self, id: Option<FrameId>, room: &str) {
+    pub(super) fn part(&self, id: Option<FrameId>, room: &str, message: Option<&str>) {
         let Some(me) = &self.user else { return };
-        match self.shared.bus.part_room(me.id, room, "part") {
+        match self.shared.bus.part_room(me.id, room, "part", message) {
             Ok(left) => {
                 if left {
                     self.shared.emit(Event::RoomPresence {
