@@ -159,7 +159,12 @@ pub async fn serve_irc<S>(
         direct,
         outbox: outbox.clone(),
     });
-    let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())));
+    let handle = SessionHandle::new(
+        outbox,
+        shutdown,
+        Arc::new(IrcEncoder::new(conn.clone())),
+        crate::transport_kind::TransportKind::Irc,
+    );
     let writer = tokio::spawn(write_loop(wr, handle.clone(), rx));
     let mut frames = IrcFrames {
         lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
