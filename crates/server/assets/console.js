@@ -391,6 +391,21 @@
 
   // ---- stats -------------------------------------------------------------------
 
+  /**
+   * A user's sessions by transport ({"irc": 1, "websocket": 2}) as "irc, websocket ×2";
+   * empty if the server sent none.
+   */
+  function transportsText(transports) {
+    if (!transports || typeof transports !== 'object') return '';
+    return Object.keys(transports)
+      .sort()
+      .map((t) => {
+        const n = Number(transports[t]);
+        return Number.isFinite(n) && n > 1 ? `${t} ×${n}` : t;
+      })
+      .join(', ');
+  }
+
   function renderStats(s) {
     const num = (v) => (Number.isFinite(Number(v)) ? String(Number(v)) : '–');
     statConnections.textContent = num(s.connections);
@@ -402,10 +417,12 @@
     if (onlineSig !== lastOnline) {
       lastOnline = onlineSig;
       const items = online.map((o) => {
-        const li = el('li', null, `${o.user} (${o.sessions})`);
+        const via = transportsText(o.transports);
+        const li = el('li', null, via ? `${o.user} — ${via}` : `${o.user} (${o.sessions})`);
         li.dataset.user = String(o.user);
         li.tabIndex = 0;
-        li.title = 'Click to act on this user';
+        const n = num(o.sessions);
+        li.title = `${n} session${n === '1' ? '' : 's'}; click to act on this user`;
         return li;
       });
       if (items.length === 0) items.push(el('li', 'empty', 'nobody online'));

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::delivery::Delivery;
 use crate::hub::{Hub, Members, PrivateError, RoomError, SessionHandle, SessionId};
 use crate::ratelimit::MessageLimiter;
+use crate::transport_kind::PerTransport;
 
 /// What sessions and operators publish, and what they ask about presence.
 pub trait Bus: Send + Sync + 'static {
@@ -77,14 +78,17 @@ pub trait Bus: Send + Sync + 'static {
     fn online_name(&self, user: &str) -> Option<String>;
     /// Everyone online, sorted case-insensitively.
     fn online_users(&self) -> Vec<String>;
-    /// Everyone online with their number of sessions, sorted case-insensitively.
-    fn online_sessions(&self) -> Vec<(String, usize)>;
+    /// Everyone online with their sessions counted by transport, sorted
+    /// case-insensitively.
+    fn online_sessions(&self) -> Vec<(String, PerTransport)>;
     /// Every room with its member count, sorted by name.
     fn rooms(&self) -> Vec<RoomInfo>;
     /// The members of `room`; `None` if it has none.
     fn who(&self, room: &str) -> Option<Members>;
     /// Sessions on this node.
     fn session_count(&self) -> usize;
+    /// Sessions on this node by the transport they came over.
+    fn sessions_by_transport(&self) -> PerTransport;
     /// Announces the joins and leaves collected in large rooms (about once a second).
     fn flush_presence(&self) -> usize;
     /// The server is shutting down: no more presence notices.
@@ -186,7 +190,7 @@ impl Bus for LocalBus {
         self.hub.online_users()
     }
 
-    fn online_sessions(&self) -> Vec<(String, usize)> {
+    fn online_sessions(&self) -> Vec<(String, PerTransport)> {
         self.hub.online_sessions()
     }
 
@@ -200,6 +204,10 @@ impl Bus for LocalBus {
 
     fn session_count(&self) -> usize {
         self.hub.session_count()
+    }
+
+    fn sessions_by_transport(&self) -> PerTransport {
+        self.hub.sessions_by_transport()
     }
 
     fn flush_presence(&self) -> usize {

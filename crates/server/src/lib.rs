@@ -6,7 +6,8 @@
 //! [`store`] (durable state behind a trait), [`auth`] (password hashing), [`ratelimit`]
 //! (message, join and part limits), [`throttle`] (login delays), [`tls`] (certificates), [`transcript`] (plain-text
 //! logs), [`monitor`] (the console's live feed), [`metrics`], [`moderation`] (operator
-//! actions), [`web`] (console, browser chat, `/metrics`).
+//! actions), [`web`] (console, browser chat, `/metrics`), [`transport_kind`] (which
+//! transport a session came over: natter, websocket or irc).
 
 pub mod auth;
 pub mod bus;
@@ -30,6 +31,7 @@ pub mod throttle;
 pub mod tls;
 pub mod transcript;
 pub mod transport;
+pub mod transport_kind;
 pub mod web;
 
 use std::future::Future;

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::transport_kind::{PerTransport, TransportKind};
 use crate::{Shared, session, transport};
 
 /// Refusals being written at once; beyond this, refused connections are just closed.
@@ -34,6 +35,8 @@ pub struct ConnLimits {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Open connections in total.
     total: AtomicUsize,
+    /// Open connections by transport (of the slots admitted with one).
+    by_transport: [AtomicUsize; TransportKind::ALL.len()],
     /// Refusals in progress.
     refusing: AtomicUsize,
 }
@@ -44,12 +47,17 @@ pub struct ConnSlot {
     limits: Arc<ConnLimits>,
     /// The address counted.
     ip: IpAddr,
+    /// The transport counted, if any.
+    transport: Option<TransportKind>,
 }
 
 impl ConnLimits {
-    /// Admits a connection from `ip` if both limits allow it.
+    /// Admits a connection from `ip` if both limits allow it, counting it under
+    /// `transport` (a chat connection: natter, WebSocket or IRC) or under none (a web
+    /// request's connection).
     pub fn try_admit(
         self: &Arc<Self>,
+        transport: Option<TransportKind>,
         ip: IpAddr,
         total_max: usize,
         per_ip_max: usize,
@@ -61,15 +69,28 @@ impl ConnLimits {
         }
         per_ip.insert(ip, n + 1);
         self.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = transport {
+            self.by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
+        }
         Some(ConnSlot {
             limits: self.clone(),
             ip,
+            transport,
         })
     }
 
     /// Open connections in total.
     pub fn open(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Open connections by transport (those admitted with one).
+    pub fn open_by_transport(&self) -> PerTransport {
+        let mut per = PerTransport::default();
+        for t in TransportKind::ALL {
+            per.add(t, self.by_transport[t.index()].load(Ordering::Relaxed));
+        }
+        per
     }
 }
 
@@ -83,6 +104,9 @@ impl Drop for ConnSlot {
             }
         }
         self.limits.total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = self.transport {
+            self.limits.by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -131,6 +155,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The label its connections and sessions carry.
+    pub fn kind(self) -> TransportKind {
+        match self {
+            Transport::Natter => TransportKind::Natter,
+            Transport::Irc { .. } => TransportKind::Irc,
+        }
+    }
+
     /// The IRC gateway on `addr`: TLS with the server's certificate, except in plaintext
     /// mode or on a loopback address (as ergo does for its local listeners).
     pub fn irc(addr: SocketAddr, shared: &Shared) -> Transport {
@@ -173,10 +205,12 @@ pub async fn accept_loop_for(
         };
         let _ = tcp.set_nodelay(true);
         let cfg = &shared.config;
-        match shared
-            .conns
-            .try_admit(peer.ip(), cfg.max_connections, cfg.max_connections_per_ip)
-        {
+        match shared.conns.try_admit(
+            Some(transport.kind()),
+            peer.ip(),
+            cfg.max_connections,
+            cfg.max_connections_per_ip,
+        ) {
             Some(slot) => {
                 tracker.spawn(connection(
                     transport,

@@ -1,7 +1,10 @@
 //! Counters for `/metrics` (Prometheus text format) and the console's live figures.
 //!
 //! Each server owns its own registry (not a process-global recorder), so several
-//! servers in one test process keep separate counts.
+//! servers in one test process keep separate counts. Series about what clients do
+//! (connections, sessions, logins, messages sent, frames refused) carry a `transport`
+//! label ([`TransportKind`]: `natter`, `websocket`, `irc`); every transport's series
+//! exists from the start, at zero.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,25 +16,34 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::transport_kind::{PerTransport, TransportKind};
+
 /// One label pair, e.g. `kind="public"`.
 type Label = [(&'static str, &'static str); 1];
+/// Two label pairs, e.g. `kind="public",transport="irc"`.
+type Labels = [(&'static str, &'static str); 2];
+
+/// The `transport` label pair.
+fn transport(t: TransportKind) -> (&'static str, &'static str) {
+    ("transport", t.as_str())
+}
 
 /// The server's metrics.
 pub struct Metrics {
     /// Registry rendered by [`Metrics::render`].
     registry: Registry,
-    /// Open chat connections, set at render time.
-    connections: Gauge,
-    /// Logged-in sessions, set at render time.
-    sessions: Gauge,
-    /// Messages accepted, by kind.
-    messages: Family<Label, Counter>,
+    /// Open chat connections by transport, set at render time.
+    connections: Family<Label, Gauge>,
+    /// Logged-in sessions by transport, set at render time.
+    sessions: Family<Label, Gauge>,
+    /// Messages accepted, by kind and the sender's transport.
+    messages: Family<Labels, Counter>,
     /// Copies queued to recipients, by kind.
     deliveries: Family<Label, Counter>,
-    /// Frames refused, by reason.
-    rejected: Family<Label, Counter>,
-    /// Login attempts, by result.
-    logins: Family<Label, Counter>,
+    /// Frames refused, by reason and transport.
+    rejected: Family<Labels, Counter>,
+    /// Login attempts, by result and transport.
+    logins: Family<Labels, Counter>,
     /// Time to queue one message to all its recipients.
     fanout: Histogram,
     /// Messages in the last minute, for the console.
@@ -48,23 +60,27 @@ impl Metrics {
     /// A registry with every natter metric at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let connections = Gauge::default();
-        let sessions = Gauge::default();
-        let messages = Family::<Label, Counter>::default();
+        let connections = Family::<Label, Gauge>::default();
+        let sessions = Family::<Label, Gauge>::default();
+        let messages = Family::<Labels, Counter>::default();
         let deliveries = Family::<Label, Counter>::default();
-        let rejected = Family::<Label, Counter>::default();
-        let logins = Family::<Label, Counter>::default();
+        let rejected = Family::<Labels, Counter>::default();
+        let logins = Family::<Labels, Counter>::default();
         // 1 µs to about 4 s.
         let fanout = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
         registry.register(
             "natter_connections",
-            "Open chat connections (TCP, TLS and WebSocket)",
+            "Open chat connections (TCP, TLS, WebSocket and IRC), by transport",
             connections.clone(),
         );
-        registry.register("natter_sessions", "Logged-in sessions", sessions.clone());
+        registry.register(
+            "natter_sessions",
+            "Logged-in sessions, by transport",
+            sessions.clone(),
+        );
         registry.register(
             "natter_messages",
-            "Messages accepted, by kind",
+            "Messages accepted, by kind and the sender's transport",
             messages.clone(),
         );
         registry.register(
@@ -74,21 +90,31 @@ impl Metrics {
         );
         registry.register(
             "natter_frames_rejected",
-            "Frames refused, by reason",
+            "Frames refused, by reason and transport",
             rejected.clone(),
         );
-        registry.register("natter_logins", "Login attempts, by result", logins.clone());
+        registry.register(
+            "natter_logins",
+            "Login attempts, by result and transport",
+            logins.clone(),
+        );
         registry.register(
             "natter_fanout_seconds",
             "Time to queue one message to all its recipients",
             fanout.clone(),
         );
-        for kind in ["public", "private"] {
-            let _ = messages.get_or_create(&[("kind", kind)]);
-            let _ = deliveries.get_or_create(&[("kind", kind)]);
+        for t in TransportKind::ALL {
+            let _ = connections.get_or_create(&[transport(t)]);
+            let _ = sessions.get_or_create(&[transport(t)]);
+            for kind in ["public", "private"] {
+                let _ = messages.get_or_create(&[("kind", kind), transport(t)]);
+            }
+            for result in ["ok", "failed"] {
+                let _ = logins.get_or_create(&[("result", result), transport(t)]);
+            }
         }
-        for result in ["ok", "failed"] {
-            let _ = logins.get_or_create(&[("result", result)]);
+        for kind in ["public", "private"] {
+            let _ = deliveries.get_or_create(&[("kind", kind)]);
         }
         Metrics {
             registry,
@@ -103,10 +129,18 @@ impl Metrics {
         }
     }
 
-    /// Counts one accepted message of `kind` ("public" or "private") delivered to
-    /// `copies` sessions, queued in `fanout` time.
-    pub fn message(&self, kind: &'static str, copies: usize, fanout: Duration) {
-        self.messages.get_or_create(&[("kind", kind)]).inc();
+    /// Counts one accepted message of `kind` ("public" or "private") sent over `from`,
+    /// delivered to `copies` sessions, queued in `fanout` time.
+    pub fn message(
+        &self,
+        kind: &'static str,
+        from: TransportKind,
+        copies: usize,
+        fanout: Duration,
+    ) {
+        self.messages
+            .get_or_create(&[("kind", kind), transport(from)])
+            .inc();
         self.deliveries
             .get_or_create(&[("kind", kind)])
             .inc_by(copies as u64);
@@ -123,15 +157,20 @@ impl Metrics {
             .inc_by(copies as u64);
     }
 
-    /// Counts a refused frame; `reason` is an error code such as "bad_frame".
-    pub fn rejected(&self, reason: &'static str) {
-        self.rejected.get_or_create(&[("reason", reason)]).inc();
+    /// Counts a frame refused from a client of `from`; `reason` is an error code such
+    /// as "bad_frame".
+    pub fn rejected(&self, from: TransportKind, reason: &'static str) {
+        self.rejected
+            .get_or_create(&[("reason", reason), transport(from)])
+            .inc();
     }
 
-    /// Counts a login attempt.
-    pub fn login(&self, ok: bool) {
+    /// Counts a login attempt over `from`.
+    pub fn login(&self, from: TransportKind, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
-        self.logins.get_or_create(&[("result", result)]).inc();
+        self.logins
+            .get_or_create(&[("result", result), transport(from)])
+            .inc();
     }
 
     /// Messages accepted in the last minute.
@@ -141,12 +180,18 @@ impl Metrics {
             .map_or(0, |mut w| w.total(Instant::now()))
     }
 
-    /// The Prometheus text exposition, with the gauges set to the given figures.
-    pub fn render(&self, connections: usize, sessions: usize) -> String {
-        self.connections
-            .set(i64::try_from(connections).unwrap_or(i64::MAX));
-        self.sessions
-            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+    /// The Prometheus text exposition, with the gauges set to the given figures (open
+    /// connections and logged-in sessions, by transport).
+    pub fn render(&self, connections: PerTransport, sessions: PerTransport) -> String {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        for (t, n) in connections.iter() {
+            self.connections
+                .get_or_create(&[transport(t)])
+                .set(gauge(n));
+        }
+        for (t, n) in sessions.iter() {
+            self.sessions.get_or_create(&[transport(t)]).set(gauge(n));
+        }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             tracing::error!("cannot encode metrics");
@@ -204,19 +249,36 @@ mod tests {
     #[test]
     fn renders_counters_and_histogram() {
         let m = Metrics::new();
-        m.message("public", 3, Duration::from_micros(20));
-        m.message("private", 1, Duration::from_micros(5));
-        m.rejected("bad_frame");
-        m.login(true);
-        let text = m.render(4, 2);
+        m.message("public", TransportKind::Irc, 3, Duration::from_micros(20));
+        m.message(
+            "private",
+            TransportKind::Natter,
+            1,
+            Duration::from_micros(5),
+        );
+        m.rejected(TransportKind::WebSocket, "bad_frame");
+        m.login(TransportKind::Irc, true);
+        m.login(TransportKind::Natter, false);
+        let text = m.render(
+            PerTransport::from_counts(&[(TransportKind::Natter, 3), (TransportKind::Irc, 1)]),
+            PerTransport::from_counts(&[(TransportKind::WebSocket, 2)]),
+        );
         for line in [
-            "natter_connections 4",
-            "natter_sessions 2",
-            "natter_messages_total{kind=\"public\"} 1",
+            "natter_connections{transport=\"natter\"} 3",
+            "natter_connections{transport=\"websocket\"} 0",
+            "natter_connections{transport=\"irc\"} 1",
+            "natter_sessions{transport=\"natter\"} 0",
+            "natter_sessions{transport=\"websocket\"} 2",
+            "natter_sessions{transport=\"irc\"} 0",
+            "natter_messages_total{kind=\"public\",transport=\"irc\"} 1",
+            "natter_messages_total{kind=\"public\",transport=\"natter\"} 0",
+            "natter_messages_total{kind=\"private\",transport=\"natter\"} 1",
             "natter_deliveries_total{kind=\"public\"} 3",
             "natter_deliveries_total{kind=\"private\"} 1",
-            "natter_frames_rejected_total{reason=\"bad_frame\"} 1",
-            "natter_logins_total{result=\"ok\"} 1",
+            "natter_frames_rejected_total{reason=\"bad_frame\",transport=\"websocket\"} 1",
+            "natter_logins_total{result=\"ok\",transport=\"irc\"} 1",
+            "natter_logins_total{result=\"ok\",transport=\"natter\"} 0",
+            "natter_logins_total{result=\"failed\",transport=\"natter\"} 1",
             "natter_fanout_seconds_count 2",
         ] {
             assert!(

@@ -302,12 +302,17 @@ async fn pages_health_metrics_and_security_headers() {
     let m = http(web, "GET", "/metrics", &[], None).await;
     assert_eq!(m.status, 200);
     for line in [
-        "natter_connections 3",
-        "natter_sessions 2",
-        "natter_messages_total{kind=\"public\"} 1",
+        "natter_connections{transport=\"natter\"} 3",
+        "natter_connections{transport=\"websocket\"} 0",
+        "natter_connections{transport=\"irc\"} 0",
+        "natter_sessions{transport=\"natter\"} 2",
+        "natter_sessions{transport=\"irc\"} 0",
+        "natter_messages_total{kind=\"public\",transport=\"natter\"} 1",
+        "natter_messages_total{kind=\"public\",transport=\"irc\"} 0",
         "natter_deliveries_total{kind=\"public\"} 2",
-        "natter_logins_total{result=\"ok\"} 2",
-        "natter_frames_rejected_total{reason=\"bad_frame\"} 1",
+        "natter_logins_total{result=\"ok\",transport=\"natter\"} 2",
+        "natter_logins_total{result=\"failed\",transport=\"natter\"} 0",
+        "natter_frames_rejected_total{reason=\"bad_frame\",transport=\"natter\"} 1",
     ] {
         assert!(
             m.body.lines().any(|l| l == line),
@@ -1201,5 +1206,98 @@ async fn metrics_need_the_bearer_token_when_one_is_set() {
     }
     // Other routes do not ask for it.
     assert_eq!(http(web, "GET", "/healthz", &[], None).await.status, 200);
+    srv.stop().await;
+}
+
+/// Reads IRC lines until one contains `needle`.
+async fn irc_until(c: &mut LineClient, needle: &str) -> Vec<String> {
+    c.until_line(&format!("containing {needle:?}"), |l| l.contains(needle))
+        .await
+}
+
+#[tokio::test]
+async fn console_and_metrics_tell_the_transports_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start_web_irc(web_config(dir.path())).await;
+    let (web, irc) = (srv.web.expect("web"), srv.irc.expect("irc"));
+
+    // bob over natter's own protocol; alice over IRC (PASS) and in a browser.
+    let mut bob = register(srv.addr, "bob").await;
+    let mut first = register(srv.addr, "alice").await;
+    send(&mut first, ClientFrame::Quit { id: None, message: None }).await;
+    until_closed(&mut first).await;
+    let mut alice_irc = LineClient::connect(irc, "\r\n").await;
+    alice_irc.send(&format!("PASS :alice:{PASSWORD}")).await;
+    alice_irc.send("NICK alice").await;
+    alice_irc.send("USER alice 0 * :alice").await;
+    irc_until(&mut alice_irc, " 001 ").await;
+    irc_until(&mut alice_irc, " 366 ").await;
+    let mut alice_ws = ws_connect(&format!("ws://{web}/ws"), &[])
+        .await
+        .expect("upgrade");
+    ws_send(
+        &mut alice_ws,
+        serde_json::json!({"type":"auth","id":1,"user":"alice","password":PASSWORD}),
+    )
+    .await;
+    ws_frame_until(&mut alice_ws, |f| matches!(f, ServerFrame::AuthOk { .. })).await;
+    // A message from IRC reaches bob, counted as sent over IRC.
+    alice_irc.send("PRIVMSG #lobby :hi from irc").await;
+    until(
+        &mut bob,
+        |f| matches!(f, ServerFrame::Public { text, .. } if text == "hi from irc"),
+    )
+    .await;
+
+    let console = Console::login(web).await;
+    let o = console.get("/api/admin/overview").await;
+    assert_eq!(o.status, 200, "{o:?}");
+    let o = o.json();
+    assert_eq!(o["sessions"], 3, "{o}");
+    assert_eq!(
+        o["online"],
+        serde_json::json!([
+            {"user": "alice", "sessions": 2, "transports": {"irc": 1, "websocket": 1}},
+            {"user": "bob", "sessions": 1, "transports": {"natter": 1}},
+        ]),
+        "{o}"
+    );
+
+    let m = http(web, "GET", "/metrics", &[], None).await;
+    assert_eq!(m.status, 200);
+    for line in [
+        "natter_connections{transport=\"websocket\"} 1",
+        "natter_connections{transport=\"irc\"} 1",
+        "natter_sessions{transport=\"natter\"} 1",
+        "natter_sessions{transport=\"websocket\"} 1",
+        "natter_sessions{transport=\"irc\"} 1",
+        "natter_logins_total{result=\"ok\",transport=\"natter\"} 2",
+        "natter_logins_total{result=\"ok\",transport=\"websocket\"} 1",
+        "natter_logins_total{result=\"ok\",transport=\"irc\"} 1",
+        "natter_messages_total{kind=\"public\",transport=\"irc\"} 1",
+        "natter_messages_total{kind=\"public\",transport=\"natter\"} 0",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "missing {line:?} in\n{}",
+            m.body
+        );
+    }
+
+    // When the IRC session ends, alice is left with her browser.
+    alice_irc.send("QUIT :bye").await;
+    let mut left = serde_json::Value::Null;
+    for _ in 0..200 {
+        left = console.get("/api/admin/overview").await.json();
+        if left["online"][0]["sessions"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        left["online"][0],
+        serde_json::json!({"user": "alice", "sessions": 1, "transports": {"websocket": 1}}),
+        "{left}"
+    );
     srv.stop().await;
 }

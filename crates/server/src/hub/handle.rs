@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::{Encoder, json_lines};
 use crate::delivery::Delivery;
 use crate::outbox::{Outbox, Push};
+use crate::transport_kind::TransportKind;
 
 /// The hub's handle on one session: its outgoing queue, its wire format, and the way to
 /// end it.
@@ -26,28 +27,38 @@ pub struct SessionHandle {
     /// Whether the session joins the lobby when it logs in (natter's clients expect it;
     /// IRC clients join the channels they were told to).
     lobby: bool,
+    /// The transport the session came over (a label for metrics and the console).
+    transport: TransportKind,
 }
 
 impl SessionHandle {
     /// A handle on `outbox`, encoding with `encoder`, ending when `token` is cancelled
-    /// (the connection's shutdown token: one token serves for shutdown and closing).
-    pub fn new(outbox: Arc<Outbox>, token: CancellationToken, encoder: Arc<dyn Encoder>) -> Self {
+    /// (the connection's shutdown token: one token serves for shutdown and closing), for
+    /// a session that came over `transport`.
+    pub fn new(
+        outbox: Arc<Outbox>,
+        token: CancellationToken,
+        encoder: Arc<dyn Encoder>,
+        transport: TransportKind,
+    ) -> Self {
         SessionHandle {
             may_skip: encoder.may_skip(),
             lobby: true,
             outbox,
             token,
             encoder,
+            transport,
         }
     }
 
     /// A handle on a new outbox of at most `max_frames` frames that a writer task
-    /// drains, in natter's JSON format, with a token of its own.
+    /// drains, in natter's JSON format, with a token of its own (transport `natter`).
     pub fn queued(max_frames: usize) -> SessionHandle {
         SessionHandle::new(
             Arc::new(Outbox::new(max_frames)),
             CancellationToken::new(),
             json_lines(),
+            TransportKind::Natter,
         )
     }
 
@@ -60,6 +71,11 @@ impl SessionHandle {
     /// Whether the session joins the lobby when it logs in.
     pub fn joins_lobby(&self) -> bool {
         self.lobby
+    }
+
+    /// The transport the session came over.
+    pub fn transport(&self) -> TransportKind {
+        self.transport
     }
 
     /// Asks the session to end for `reason` (first reason wins).

@@ -23,6 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, name_key};
 
 use crate::delivery::Delivery;
+use crate::transport_kind::PerTransport;
 
 mod handle;
 
@@ -140,6 +141,8 @@ struct State {
     next_id: u64,
     /// Every authenticated session.
     sessions: HashMap<SessionId, Entry>,
+    /// Authenticated sessions by the transport they came over.
+    by_transport: PerTransport,
     /// Online accounts by case-folded name.
     users: HashMap<String, OnlineUser>,
     /// Rooms with members, by canonical name.
@@ -281,6 +284,7 @@ impl Hub {
             })
             .sessions
             .push(id);
+        st.by_transport.add(handle.transport(), 1);
         st.sessions.insert(
             id,
             Entry {
@@ -300,6 +304,7 @@ impl Hub {
         let Some(entry) = st.sessions.remove(&id) else {
             return Vec::new();
         };
+        st.by_transport.sub(entry.handle.transport(), 1);
         let mut left = Vec::new();
         for room in &entry.rooms {
             if st.part(id, &entry.user_key, room, reason, message) {
@@ -449,13 +454,21 @@ impl Hub {
         online.sessions.len()
     }
 
-    /// Everyone online with their number of sessions, sorted case-insensitively.
-    pub fn online_sessions(&self) -> Vec<(String, usize)> {
+    /// Everyone online with their sessions counted by transport, sorted
+    /// case-insensitively.
+    pub fn online_sessions(&self) -> Vec<(String, PerTransport)> {
         let st = self.lock();
         let mut keys: Vec<&String> = st.users.keys().collect();
         keys.sort();
         keys.into_iter()
-            .map(|k| (st.users[k].name.clone(), st.users[k].sessions.len()))
+            .map(|k| {
+                let user = &st.users[k];
+                let mut per = PerTransport::default();
+                for e in user.sessions.iter().filter_map(|id| st.sessions.get(id)) {
+                    per.add(e.handle.transport(), 1);
+                }
+                (user.name.clone(), per)
+            })
             .collect()
     }
 
@@ -574,6 +587,11 @@ impl Hub {
     /// Number of authenticated sessions.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
+    }
+
+    /// Authenticated sessions by the transport they came over.
+    pub fn sessions_by_transport(&self) -> PerTransport {
+        self.lock().by_transport
     }
 
     /// Marks the server as shutting down: no more presence notices.

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::codec::json_lines;
 use crate::outbox::Outbox;
+use crate::transport_kind::TransportKind;
 
 fn session(depth: usize) -> (SessionHandle, Arc<Outbox>) {
     let h = SessionHandle::queued(depth);
@@ -200,9 +202,10 @@ fn kick_closes_every_session_of_the_user_and_notices_reach_a_room() {
     hub.connect("alice", a2);
     let bid = hub.connect("bob", b);
     hub.join_room(bid, "rust").expect("join");
+    let natter = |n| PerTransport::from_counts(&[(TransportKind::Natter, n)]);
     assert_eq!(
         hub.online_sessions(),
-        vec![("Alice".into(), 2), ("bob".into(), 1)]
+        vec![("Alice".into(), natter(2)), ("bob".into(), natter(1))]
     );
     assert_eq!(hub.kick("ALICE", "kicked"), 2);
     assert_eq!(
@@ -266,4 +269,58 @@ fn session_ids_name_their_node_and_differ_across_nodes() {
     assert_eq!((ib.node(), ib.local()), (2, 1));
     let max = SessionId::new(u16::MAX, (1 << 48) - 1);
     assert_eq!((max.node(), max.local()), (u16::MAX, (1 << 48) - 1));
+}
+
+#[test]
+fn sessions_are_counted_by_their_transport() {
+    let hub = Hub::default();
+    let over = |transport| {
+        SessionHandle::new(
+            Arc::new(Outbox::new(8)),
+            tokio_util::sync::CancellationToken::new(),
+            json_lines(),
+            transport,
+        )
+    };
+    let a_irc = hub.connect("alice", over(TransportKind::Irc));
+    hub.connect("Alice", over(TransportKind::WebSocket));
+    hub.connect("bob", over(TransportKind::Natter));
+    hub.connect("carol", over(TransportKind::Irc));
+    assert_eq!(
+        hub.sessions_by_transport(),
+        PerTransport::from_counts(&[
+            (TransportKind::Natter, 1),
+            (TransportKind::WebSocket, 1),
+            (TransportKind::Irc, 2),
+        ])
+    );
+    assert_eq!(
+        hub.online_sessions(),
+        vec![
+            (
+                "alice".into(),
+                PerTransport::from_counts(&[
+                    (TransportKind::Irc, 1),
+                    (TransportKind::WebSocket, 1)
+                ])
+            ),
+            (
+                "bob".into(),
+                PerTransport::from_counts(&[(TransportKind::Natter, 1)])
+            ),
+            (
+                "carol".into(),
+                PerTransport::from_counts(&[(TransportKind::Irc, 1)])
+            ),
+        ]
+    );
+    hub.disconnect(a_irc, "quit", None);
+    assert_eq!(hub.sessions_by_transport().get(TransportKind::Irc), 1);
+    assert_eq!(
+        hub.online_sessions()[0],
+        (
+            "alice".into(),
+            PerTransport::from_counts(&[(TransportKind::WebSocket, 1)])
+        )
+    );
 }

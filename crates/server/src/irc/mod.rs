@@ -171,8 +171,13 @@ pub async fn serve_irc<S>(
     });
     // IRC clients join the channels they are configured for; the lobby is one of them
     // only if they ask.
-    let handle = SessionHandle::new(outbox, shutdown, Arc::new(IrcEncoder::new(conn.clone())))
-        .without_lobby();
+    let handle = SessionHandle::new(
+        outbox,
+        shutdown,
+        Arc::new(IrcEncoder::new(conn.clone())),
+        crate::transport_kind::TransportKind::Irc,
+    )
+    .without_lobby();
     let writer = tokio::spawn(write_loop(wr, handle.clone(), rx));
     let mut frames = IrcFrames {
         lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),

@@ -48,7 +48,7 @@ impl Session {
             Verdict::Limited(wait) => {
                 self.shared
                     .metrics
-                    .rejected(ErrorCode::RateLimited.as_str());
+                    .rejected(self.handle.transport(), ErrorCode::RateLimited.as_str());
                 self.shared.emit(Event::System {
                     kind: "rate_limited",
                     detail: format!("user={}", me.name),
@@ -67,7 +67,9 @@ impl Session {
                 Err(Flow::Continue)
             }
             Verdict::MutedByOperator(wait) => {
-                self.shared.metrics.rejected(ErrorCode::Muted.as_str());
+                self.shared
+                    .metrics
+                    .rejected(self.handle.transport(), ErrorCode::Muted.as_str());
                 self.reply(&ServerFrame::Error {
                     id: id.clone(),
                     code: ErrorCode::Muted,
@@ -80,7 +82,9 @@ impl Session {
                 Err(Flow::Continue)
             }
             Verdict::Muted(wait) => {
-                self.shared.metrics.rejected(ErrorCode::Muted.as_str());
+                self.shared
+                    .metrics
+                    .rejected(self.handle.transport(), ErrorCode::Muted.as_str());
                 self.shared.emit(Event::System {
                     kind: "muted",
                     detail: format!("user={} secs={}", me.name, wait.as_millis().div_ceil(1000)),

@@ -181,9 +181,10 @@ impl Session {
         let id = frame.id().cloned();
         let logged_in = self.user.is_some();
         if !logged_in && !rule.before_login {
-            self.shared
-                .metrics
-                .rejected(ErrorCode::NotAuthenticated.as_str());
+            self.shared.metrics.rejected(
+                self.handle.transport(),
+                ErrorCode::NotAuthenticated.as_str(),
+            );
             self.error(
                 id,
                 ErrorCode::NotAuthenticated,

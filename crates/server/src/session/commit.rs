@@ -164,7 +164,9 @@ impl Session {
                 .unwrap_or(0);
             let elapsed = started.elapsed();
             for (id, msg) in published {
-                self.shared.metrics.message("public", copies, elapsed);
+                self.shared
+                    .metrics
+                    .message("public", self.handle.transport(), copies, elapsed);
                 self.shared.emit(Event::Room {
                     room: room.clone(),
                     from: msg.from,

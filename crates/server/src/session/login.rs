@@ -25,7 +25,7 @@ impl Session {
         };
         match result {
             Ok(name) => {
-                self.shared.metrics.login(true);
+                self.shared.metrics.login(self.handle.transport(), true);
                 self.reply(&ServerFrame::AuthOk {
                     id,
                     user: name.clone(),
@@ -51,7 +51,7 @@ impl Session {
             Err((code, message)) => {
                 self.error(id, code, message);
                 if matches!(code, ErrorCode::AuthFailed | ErrorCode::Banned) {
-                    self.shared.metrics.login(false);
+                    self.shared.metrics.login(self.handle.transport(), false);
                 }
                 if code == ErrorCode::Banned {
                     self.shared.emit(Event::System {

@@ -195,7 +195,7 @@ pub async fn run<F>(
                 None => break "connection lost".to_string(),
                 Some(Err(InputError::TooLong { max })) => {
                     s.flush().await;
-                    s.shared.metrics.rejected(ErrorCode::LineTooLong.as_str());
+                    s.shared.metrics.rejected(s.handle.transport(), ErrorCode::LineTooLong.as_str());
                     s.error(None, ErrorCode::LineTooLong, format!("line longer than {max} bytes; closing"));
                     s.bye("line too long");
                     break "line too long".to_string();
@@ -206,7 +206,7 @@ pub async fn run<F>(
                     if let Some(Flow::Close(reason)) = s.count_prelogin() {
                         break reason;
                     }
-                    s.shared.metrics.rejected(ErrorCode::BadFrame.as_str());
+                    s.shared.metrics.rejected(s.handle.transport(), ErrorCode::BadFrame.as_str());
                     s.error(None, ErrorCode::BadFrame, what);
                 }
                 Some(Err(InputError::Io(e))) => {
@@ -220,7 +220,7 @@ pub async fn run<F>(
                         break reason;
                     }
                     tracing::debug!(%peer, code = %e.code, "rejected frame");
-                    s.shared.metrics.rejected(e.code.as_str());
+                    s.shared.metrics.rejected(s.handle.transport(), e.code.as_str());
                     s.reply(&e.to_frame());
                 }
                 Some(Ok(frame)) => {
@@ -306,7 +306,7 @@ impl Session {
         }
         self.shared
             .metrics
-            .rejected(ErrorCode::TooManyFrames.as_str());
+            .rejected(self.handle.transport(), ErrorCode::TooManyFrames.as_str());
         self.error(
             None,
             ErrorCode::TooManyFrames,

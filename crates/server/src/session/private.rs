@@ -95,9 +95,12 @@ impl Session {
         } else {
             None
         };
-        self.shared
-            .metrics
-            .message("private", copies.unwrap_or(0), started.elapsed());
+        self.shared.metrics.message(
+            "private",
+            self.handle.transport(),
+            copies.unwrap_or(0),
+            started.elapsed(),
+        );
         if copies.is_some() {
             self.ok(id);
             return;

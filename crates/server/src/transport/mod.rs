@@ -30,6 +30,7 @@ use crate::codec::{Codec, json_lines};
 use crate::hub::SessionHandle;
 use crate::outbox::Outbox;
 use crate::session::{self, InputError};
+use crate::transport_kind::TransportKind;
 
 impl From<CodecError> for InputError {
     fn from(e: CodecError) -> InputError {
@@ -59,19 +60,26 @@ where
 }
 
 /// A handle on a new outbox drained by a writer task, encoding in natter's JSON format
-/// and ending when `shutdown` (this connection's token) is cancelled.
-pub fn channel(shared: &Shared, shutdown: CancellationToken) -> SessionHandle {
+/// and ending when `shutdown` (this connection's token) is cancelled, for a session that
+/// came over `transport`.
+pub fn channel(
+    shared: &Shared,
+    shutdown: CancellationToken,
+    transport: TransportKind,
+) -> SessionHandle {
     SessionHandle::new(
         Arc::new(Outbox::new(shared.config.session_queue)),
         shutdown,
         json_lines(),
+        transport,
     )
 }
 
 /// Serves one session over `stream` in `codec`'s line format (lines of at most
 /// [`MAX_LINE`] bytes each way), with a writer task that writes whatever the outbox
 /// holds. Returns when the session has ended and its last frames were written (or the
-/// shutdown grace ran out).
+/// shutdown grace ran out). Its sessions count as transport `natter` (natter's own line
+/// transport, whatever the codec).
 pub async fn serve_lines<S, C>(
     stream: S,
     codec: Arc<C>,
@@ -88,6 +96,7 @@ pub async fn serve_lines<S, C>(
         Arc::new(Outbox::new(shared.config.session_queue)),
         shutdown,
         codec.clone(),
+        TransportKind::Natter,
     );
     let out = handle.clone();
     let writer = tokio::spawn(async move {

@@ -19,6 +19,7 @@ use crate::hub::SessionHandle;
 use crate::outbox::{Outbox, Wire};
 use crate::session;
 use crate::tls::{TlsConn, TlsReader};
+use crate::transport_kind::TransportKind;
 
 /// How long a closing connection keeps reading (and discarding) the peer's input.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
@@ -29,7 +30,8 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// idle connection stays small.
 const READ_BUFFER: usize = 128;
 
-/// A handle on a direct outbox writing to `wire`, in natter's JSON format.
+/// A handle on a direct outbox writing to `wire`, in natter's JSON format (transport
+/// `natter`).
 fn direct(shared: &Shared, shutdown: CancellationToken, wire: Wire) -> SessionHandle {
     let outbox = Outbox::direct(
         shared.config.session_queue,
@@ -37,7 +39,12 @@ fn direct(shared: &Shared, shutdown: CancellationToken, wire: Wire) -> SessionHa
         shared.flusher.clone(),
         shutdown.clone(),
     );
-    SessionHandle::new(Arc::new(outbox), shutdown, json_lines())
+    SessionHandle::new(
+        Arc::new(outbox),
+        shutdown,
+        json_lines(),
+        TransportKind::Natter,
+    )
 }
 
 /// Serves one plain TCP connection until the peer leaves, misbehaves, or `shutdown`

@@ -21,6 +21,7 @@ use crate::hub::SessionHandle;
 use crate::listener::ConnSlot;
 use crate::session::{self, InputError};
 use crate::transport;
+use crate::transport_kind::TransportKind;
 
 /// `GET /ws`: upgrades to a chat session unless the origin is foreign or the
 /// connection limits are reached.
@@ -34,11 +35,12 @@ pub async fn upgrade(
         return (StatusCode::FORBIDDEN, "cross-site WebSocket refused\n").into_response();
     }
     let cfg = &st.shared.config;
-    let Some(slot) =
-        st.shared
-            .conns
-            .try_admit(peer.ip(), cfg.max_connections, cfg.max_connections_per_ip)
-    else {
+    let Some(slot) = st.shared.conns.try_admit(
+        Some(TransportKind::WebSocket),
+        peer.ip(),
+        cfg.max_connections,
+        cfg.max_connections_per_ip,
+    ) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections; try again later\n",
@@ -85,7 +87,7 @@ async fn serve(
             }),
     );
     let mut frames = transport::decoded(lines, JsonLines);
-    let handle = transport::channel(&st.shared, st.stop.child_token());
+    let handle = transport::channel(&st.shared, st.stop.child_token(), TransportKind::WebSocket);
     let writer = tokio::spawn(write_loop(sink, handle.clone()));
     let grace = st.shared.config.shutdown_grace;
     session::run(&mut frames, handle, peer, accepted, st.shared.clone()).await;

@@ -58,7 +58,7 @@ pub(super) async fn accept_loop(
             _ = st.stop.cancelled() => return,
             pair = crate::listener::accept(&listener) => pair,
         };
-        let Some(slot) = limits.try_admit(peer.ip(), MAX_WEB_CONNECTIONS, cfg.web_max_per_ip)
+        let Some(slot) = limits.try_admit(None, peer.ip(), MAX_WEB_CONNECTIONS, cfg.web_max_per_ip)
         else {
             // Closed at once: answering would cost the attacker nothing and us a task.
             tracing::warn!(%peer, "web connection refused: too many connections");

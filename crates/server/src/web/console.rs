@@ -20,6 +20,7 @@ use super::operator::{LoginRefused, SESSION_TTL};
 use super::{OriginCheck, WebState, origin};
 use crate::Shared;
 use crate::moderation::{self, ActionError, Operator};
+use crate::transport_kind::PerTransport;
 
 /// The console session cookie.
 const COOKIE: &str = "natter_admin";
@@ -205,14 +206,21 @@ pub async fn session(State(st): State<WebState>, headers: HeaderMap) -> Response
     }
 }
 
-/// Live figures: connections, sessions, messages per minute, who is online, rooms.
+/// Live figures: connections, sessions, messages per minute, who is online (with their
+/// sessions by transport), rooms.
 pub fn stats(shared: &Shared) -> serde_json::Value {
     let online: Vec<_> = shared
         .bus
         .online_sessions()
         .into_iter()
         .take(MAX_NAMES)
-        .map(|(user, sessions)| json!({ "user": user, "sessions": sessions }))
+        .map(|(user, sessions)| {
+            json!({
+                "user": user,
+                "sessions": sessions.total(),
+                "transports": transports(sessions),
+            })
+        })
         .collect();
     let rooms: Vec<_> = shared
         .bus
@@ -229,6 +237,16 @@ pub fn stats(shared: &Shared) -> serde_json::Value {
         "online": online,
         "rooms": rooms,
     })
+}
+
+/// `{"irc": 1, "websocket": 2}`: the transports with at least one session.
+fn transports(sessions: PerTransport) -> serde_json::Value {
+    let by: serde_json::Map<String, serde_json::Value> = sessions
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(t, n)| (t.as_str().to_string(), n.into()))
+        .collect();
+    by.into()
 }
 
 /// `GET /api/admin/overview`.

@@ -198,10 +198,10 @@ async fn metrics(State(st): State<WebState>, headers: HeaderMap) -> Response {
         )
             .into_response();
     }
-    let text = st
-        .shared
-        .metrics
-        .render(st.shared.conns.open(), st.shared.bus.session_count());
+    let text = st.shared.metrics.render(
+        st.shared.conns.open_by_transport(),
+        st.shared.bus.sessions_by_transport(),
+    );
     (
         [(
             header::CONTENT_TYPE,

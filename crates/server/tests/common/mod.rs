@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use natter_client::Connection;
 use natter_proto::{ClientFrame, ServerFrame, decode_server};
-use natter_server::{Config, Server};
+use natter_server::{Config, Listeners, Server};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -31,6 +31,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The web interface's address, when started with [`TestServer::start_web`].
     pub web: Option<SocketAddr>,
+    /// The IRC gateway's address (plaintext, loopback), when started with
+    /// [`TestServer::start_web_irc`].
+    pub irc: Option<SocketAddr>,
     pub dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -43,34 +46,49 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
-        TestServer::start_full(config, false).await
+        TestServer::start_full(config, false, false).await
     }
 
     /// A server with its web interface on another 127.0.0.1 port.
     pub async fn start_web(config: Config) -> TestServer {
-        TestServer::start_full(config, true).await
+        TestServer::start_full(config, true, false).await
     }
 
-    async fn start_full(config: Config, web: bool) -> TestServer {
+    /// A server with its web interface and the IRC gateway, each on another 127.0.0.1
+    /// port.
+    pub async fn start_web_irc(config: Config) -> TestServer {
+        TestServer::start_full(config, true, true).await
+    }
+
+    async fn start_full(config: Config, web: bool, irc: bool) -> TestServer {
         let dir = config.data_dir.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let web_listener = if web {
-            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind web"))
-        } else {
-            None
+        let bind = |wanted: bool, what: &'static str| async move {
+            if wanted {
+                Some(TcpListener::bind("127.0.0.1:0").await.expect(what))
+            } else {
+                None
+            }
         };
-        let web = web_listener
-            .as_ref()
-            .map(|l| l.local_addr().expect("web addr"));
+        let web_listener = bind(web, "bind web").await;
+        let irc_listener = bind(irc, "bind irc").await;
+        let local = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr().expect("addr"));
+        let (web, irc) = (local(&web_listener), local(&irc_listener));
         let server = Server::open(config).await.expect("open server");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run_with_web(listener, web_listener, async {
+        let listeners = Listeners {
+            chat: listener,
+            web: web_listener,
+            irc: irc_listener,
+        };
+        let task = tokio::spawn(server.run_with(listeners, async {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
             web,
+            irc,
             dir,
             stop: Some(stop),
             task: Some(task),
