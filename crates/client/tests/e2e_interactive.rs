@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
@@ -21,111 +21,12 @@ use tokio::time::timeout;
 mod support;
 
 use support::bins::{command as scrubbed, server_binary};
+use support::tmux::{Tmux, last_line};
 
 /// Upper bound for every wait.
 const T: Duration = Duration::from_secs(20);
 
-/// How often the screen is looked at while waiting.
-const POLL: Duration = Duration::from_millis(50);
-
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A tmux server of our own (its own socket), killed when the guard goes away.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Runs `script` in a 100x30 pane of a fresh tmux server named after `test`.
-    fn start(test: &str, script: &Path) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("natter-test-{}-{test}", std::process::id()),
-        };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-            &script.to_string_lossy(),
-        ]);
-        tmux
-    }
-
-    fn available() -> bool {
-        StdCommand::new("tmux")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = StdCommand::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    /// Polls the screen until `pred` holds; returns that screen.
-    async fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + T;
-        loop {
-            let screen = self.screen();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {what}:\n{screen}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = StdCommand::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// The last non-empty line of a screen (where the prompt is).
-fn last_line(screen: &str) -> &str {
-    screen
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-}
 
 /// The known-servers file of a test's clients (never the user's own).
 fn known_servers(dir: &Path) -> PathBuf {

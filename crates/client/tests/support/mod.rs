@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bins;
+pub mod tmux;
 
 use std::net::SocketAddr;
 use std::time::Duration;
