@@ -164,10 +164,15 @@ impl Transport {
     }
 
     /// The IRC gateway on `addr`: TLS with the server's certificate, except in plaintext
-    /// mode or on a loopback address (as ergo does for its local listeners).
+    /// mode or on a loopback address (as ergo does for its local listeners), unless
+    /// `irc_tls` says otherwise.
     pub fn irc(addr: SocketAddr, shared: &Shared) -> Transport {
+        let has_certificate = shared.tls.is_some();
         Transport::Irc {
-            tls: irc_uses_tls(addr, shared.tls.is_some()),
+            tls: match shared.config.irc_tls {
+                Some(on) => on && has_certificate,
+                None => irc_uses_tls(addr, has_certificate),
+            },
         }
     }
 }
@@ -176,7 +181,8 @@ impl Transport {
 /// certificate (it has none in plaintext mode). Loopback stays plaintext: local
 /// clients and test suites need no certificate, and nothing crosses a network.
 pub fn irc_uses_tls(addr: SocketAddr, has_certificate: bool) -> bool {
-    has_certificate && !addr.ip().is_loopback()
+    // Canonical: an IPv4-mapped IPv6 loopback (::ffff:127.0.0.1) is loopback too.
+    has_certificate && !addr.ip().to_canonical().is_loopback()
 }
 
 /// Accepts chat connections until `stop` fires, spawning each onto `tracker`.
@@ -357,6 +363,7 @@ mod tests {
         assert!(irc_uses_tls(at("[::]:6697"), true));
         assert!(!irc_uses_tls(at("127.0.0.1:6667"), true));
         assert!(!irc_uses_tls(at("[::1]:6667"), true));
+        assert!(!irc_uses_tls(at("[::ffff:127.0.0.1]:6667"), true));
         assert!(!irc_uses_tls(at("0.0.0.0:6667"), false));
     }
 }

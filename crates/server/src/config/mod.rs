@@ -104,6 +104,8 @@ pub struct Config {
     pub web_listen: Option<SocketAddr>,
     /// Address the binary binds for the IRC gateway; `None` (the default) disables it.
     pub irc_listen: Option<SocketAddr>,
+    /// TLS on the IRC gateway: forced on or off, or `None` for TLS except on loopback.
+    pub irc_tls: Option<bool>,
     /// The server's name on IRC (prefix of its replies).
     pub irc_server_name: String,
     /// Conformance-test guests on the IRC gateway (see the option's help); loopback only.
@@ -229,6 +231,17 @@ impl Config {
                         "'{text}' is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:6667) or \"off\""
                     ),
                 })?),
+            },
+            irc_tls: match o.irc_tls.as_deref().map(str::trim) {
+                None | Some("auto") => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        option: "irc_tls",
+                        message: format!("'{other}' is not auto, on or off"),
+                    });
+                }
             },
             irc_server_name: o.irc_server_name.clone().unwrap_or(d.irc_server_name),
             irc_conformance_guests: o.irc_conformance_guests.unwrap_or(false),
@@ -372,6 +385,12 @@ impl Config {
                 });
             }
         }
+        if self.irc_tls == Some(true) && self.plaintext {
+            return Err(ConfigError::Invalid {
+                option: "irc_tls",
+                message: "\"on\" needs a certificate, and plaintext mode has none".into(),
+            });
+        }
         // A name like a host name: it is the source of every server line.
         let name = &self.irc_server_name;
         if name.is_empty()
@@ -474,6 +493,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
             irc_listen: None,
+            irc_tls: None,
             irc_server_name: "natter".into(),
             irc_conformance_guests: false,
             admin_password: None,

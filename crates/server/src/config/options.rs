@@ -124,6 +124,10 @@ pub struct Options {
     /// --plaintext or on loopback [default: off; the gateway is incomplete, docs/IRC.md].
     #[arg(long, env = "NATTER_IRC_LISTEN", value_name = "HOST:PORT|off")]
     pub irc_listen: Option<String>,
+    /// TLS on the IRC gateway: "on", "off", or "auto" (TLS unless on loopback)
+    /// [default: auto].
+    #[arg(long, env = "NATTER_IRC_TLS", value_name = "auto|on|off")]
+    pub irc_tls: Option<String>,
     /// The server's name on IRC: the source of its replies, as in PONG and numerics
     /// [default: natter].
     #[arg(long, env = "NATTER_IRC_SERVER_NAME", value_name = "NAME")]

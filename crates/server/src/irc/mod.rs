@@ -53,7 +53,7 @@ pub const IRC_SLOT: usize = 1;
 pub const IRC_TAGGED_SLOT: usize = 2;
 
 /// What the adapter's writer is told besides the session's outbox.
-enum Out {
+pub(crate) enum Out {
     /// Lines to write now (registration replies, before the welcome).
     Lines(Bytes),
     /// The welcome: write it, then the session's outbox from now on.

@@ -636,13 +636,9 @@ pub fn login_refused(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::{Arc, Mutex, OnceLock};
-
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::outbox::Outbox;
 
     async fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
         crate::irc::test_conn().await
