@@ -263,3 +263,19 @@ fn session_ids_name_their_node_and_differ_across_nodes() {
     let max = SessionId::new(u16::MAX, (1 << 48) - 1);
     assert_eq!((max.node(), max.local()), (u16::MAX, (1 << 48) - 1));
 }
+
+#[test]
+fn rooms_of_a_user_span_their_sessions() {
+    let hub = Hub::default();
+    let (s1, _r1) = session(8);
+    let (s2, _r2) = session(8);
+    let s1 = hub.connect("Bob", s1);
+    let s2 = hub.connect("Bob", s2);
+    hub.join_room(s1, "b").expect("join");
+    hub.join_room(s2, "a").expect("join");
+    hub.join_room(s2, "b").expect("join");
+    assert_eq!(hub.rooms_of("bob"), vec!["a".to_string(), "b".to_string()]);
+    hub.disconnect(s2, "quit");
+    assert_eq!(hub.rooms_of("BOB"), vec!["b".to_string()]);
+    assert!(hub.rooms_of("nobody").is_empty());
+}

@@ -54,6 +54,8 @@ pub struct Caps {
     pub sasl: bool,
     /// `server-time`.
     pub server_time: bool,
+    /// `userhost-in-names`.
+    pub userhost_in_names: bool,
 }
 
 /// Registration state of one connection.
@@ -571,11 +573,13 @@ impl Conn {
                 &chanlimit,
                 &chanlen,
                 "CHANTYPES=#",
+                super::query::ELIST,
                 &linelen,
                 "NETWORK=natter",
                 &nicklen,
                 "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHO:1",
                 "UTF8ONLY",
+                super::query::WHOX,
                 "are supported by this server",
             ],
         );
@@ -624,13 +628,9 @@ pub fn login_refused(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::{Arc, Mutex, OnceLock};
-
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::outbox::Outbox;
 
     async fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
         crate::irc::test_conn().await
