@@ -24,7 +24,7 @@
 //! Each answer is bounded: at most [`MAX_REPLIES`] users or [`MAX_ROOMS`] rooms, and a
 //! mask is matched only against the members of the asker's own rooms.
 //!
-//! Locks: these run with the connection's state locked (from [`Conn::on_line`]), and
+//! Locks: these run with the connection's state locked (from `Conn::on_line`), and
 //! take the hub's lock (through the bus) and the directory's, one at a time. The hub
 //! encodes only fanned-out frames under its lock, and those never take a connection's
 //! state lock (see `encode.rs`), so state → hub is the only order there is.
