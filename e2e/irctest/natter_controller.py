@@ -117,6 +117,9 @@ class NatterController(BaseServerController, DirectoryBasedController):
             ],
         )
 
+    def wait_for_services(self) -> None:
+        """natter's accounts are its own (no separate services to wait for)."""
+
     def registerUser(
         self,
         case,  # irctest.cases.BaseServerTestCase

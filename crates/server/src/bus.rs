@@ -76,6 +76,8 @@ pub trait Bus: Send + Sync + 'static {
     fn unmute(&self, user: &str) -> bool;
     /// The display name of `user` if they have a session.
     fn online_name(&self, user: &str) -> Option<String>;
+    /// The rooms `user` is in with any of their sessions (canonical names, sorted).
+    fn rooms_of(&self, user: &str) -> Vec<String>;
     /// Everyone online, sorted case-insensitively.
     fn online_users(&self) -> Vec<String>;
     /// Everyone online with their sessions counted by transport, sorted
@@ -184,6 +186,10 @@ impl Bus for LocalBus {
 
     fn online_name(&self, user: &str) -> Option<String> {
         self.hub.online_name(user)
+    }
+
+    fn rooms_of(&self, user: &str) -> Vec<String> {
+        self.hub.rooms_of(user)
     }
 
     fn online_users(&self) -> Vec<String> {

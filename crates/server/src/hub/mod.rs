@@ -524,6 +524,23 @@ impl Hub {
             .map(|u| u.name.clone())
     }
 
+    /// The rooms `user` is in with any of their sessions (canonical names, sorted).
+    pub fn rooms_of(&self, user: &str) -> Vec<String> {
+        let st = self.lock();
+        let Some(online) = st.users.get(&name_key(user)) else {
+            return Vec::new();
+        };
+        let mut rooms: Vec<String> = online
+            .sessions
+            .iter()
+            .filter_map(|id| st.sessions.get(id))
+            .flat_map(|e| e.rooms.iter().cloned())
+            .collect();
+        rooms.sort();
+        rooms.dedup();
+        rooms
+    }
+
     /// Names of everyone online, sorted case-insensitively.
     pub fn online_users(&self) -> Vec<String> {
         let st = self.lock();

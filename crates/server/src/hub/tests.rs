@@ -324,3 +324,19 @@ fn sessions_are_counted_by_their_transport() {
         )
     );
 }
+
+#[test]
+fn rooms_of_a_user_span_their_sessions() {
+    let hub = Hub::default();
+    let (s1, _r1) = session(8);
+    let (s2, _r2) = session(8);
+    let s1 = hub.connect("Bob", s1);
+    let s2 = hub.connect("Bob", s2);
+    hub.join_room(s1, "b").expect("join");
+    hub.join_room(s2, "a").expect("join");
+    hub.join_room(s2, "b").expect("join");
+    assert_eq!(hub.rooms_of("bob"), vec!["a".to_string(), "b".to_string()]);
+    hub.disconnect(s2, "quit", None);
+    assert_eq!(hub.rooms_of("BOB"), vec!["b".to_string()]);
+    assert!(hub.rooms_of("nobody").is_empty());
+}

@@ -7,9 +7,9 @@
 
 use natter_proto::{ClientFrame, FrameId, MAX_ID_LEN};
 
-use super::Conn;
 use super::line::Message;
 use super::registration::{State, numeric};
+use super::{Conn, query};
 
 /// PRIVMSG and NOTICE targets per line (TARGMAX).
 pub const MAX_TARGETS: usize = 4;
@@ -73,7 +73,7 @@ impl Origin {
 
 /// Maps one command after the welcome to frames (or answers it in `out`).
 pub fn command(
-    _conn: &Conn,
+    conn: &Conn,
     st: &mut State,
     msg: &Message,
     out: &mut Vec<u8>,
@@ -164,30 +164,11 @@ pub fn command(
                 });
             }
         }
-        "NAMES" | "WHO" => {
-            let origin = if cmd == "WHO" {
-                Origin::Who
-            } else {
-                Origin::Names
-            };
-            let Some(room) = msg.param(0).filter(|r| !r.is_empty()) else {
-                if cmd == "WHO" {
-                    numeric(out, st, "315", &["*", "End of WHO list"]);
-                } else {
-                    numeric(out, st, "366", &["*", "End of /NAMES list"]);
-                }
-                return;
-            };
-            if let Some(room) = channel(st, room, out) {
-                frames.push(ClientFrame::Who {
-                    id: origin.id(room),
-                    room: room.to_string(),
-                });
-            }
-        }
-        "LIST" => frames.push(ClientFrame::Rooms {
-            id: Origin::List.id(""),
-        }),
+        // Answered here, from the hub and the gateway's directory.
+        "WHO" => query::who(conn, st, msg, out),
+        "WHOIS" => query::whois(conn, st, msg, out),
+        "NAMES" => query::names_query(conn, st, msg, out),
+        "LIST" => query::list(conn, st, msg, out),
         "MODE" => match msg.param(0) {
             // Clients ask for a channel's modes on every join; natter rooms have none.
             Some(t) if t.starts_with('#') => numeric(out, st, "324", &[t, "+"]),

@@ -13,9 +13,10 @@ use std::sync::atomic::Ordering;
 use natter_proto::{ErrorCode, PresenceEvent, ServerFrame};
 
 use super::commands::Origin;
+use super::directory::Directory;
 use super::line::{self, MAX_BODY};
 use super::registration::{LOGIN_NOTICE, State, login_refused, numeric};
-use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST};
+use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST, query};
 use crate::codec::Encoder;
 
 /// Encodes one IRC connection's frames.
@@ -80,12 +81,13 @@ impl Encoder for IrcEncoder {
         // still gets its ERROR: the held outbox would never be written.
         let early =
             st.account.is_none() || (!st.welcomed && matches!(frame, ServerFrame::Bye { .. }));
+        let dir = &self.conn.shared.irc;
         if !early {
-            reply(&mut st, frame, tagged, out);
+            reply(&mut st, dir, frame, tagged, out);
         } else {
             // Before the login: a registration reply, written ahead of the held outbox.
             let mut early = Vec::new();
-            reply(&mut st, frame, tagged, &mut early);
+            reply(&mut st, dir, frame, tagged, &mut early);
             drop(st);
             self.conn.emit(early);
         }
@@ -194,7 +196,7 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
 }
 
 /// Encodes a reply to this session alone.
-fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
+fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
     let nick = st.target().to_string();
     let server = st.server.clone();
     let notice = |out: &mut Vec<u8>, text: &str| {
@@ -212,50 +214,10 @@ fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
             ..
         } => {
             line::write(out, None, &mask(&nick), "JOIN", &[&chan(room)]);
-            names(out, st, room, members, *more);
+            query::names(out, st, dir, room, members, *more as usize);
         }
         ServerFrame::Parted { room, .. } => {
             line::write(out, None, &mask(&nick), "PART", &[&chan(room)]);
-        }
-        ServerFrame::Who {
-            id,
-            room,
-            users,
-            more,
-        } => {
-            if Origin::parse(id.as_ref()).is_some_and(|(o, _)| o == Origin::Who) {
-                for user in users {
-                    numeric(
-                        out,
-                        st,
-                        "352",
-                        &[
-                            &chan(room),
-                            user,
-                            USER_HOST,
-                            &st.server,
-                            user,
-                            "H",
-                            &format!("0 {user}"),
-                        ],
-                    );
-                }
-                numeric(out, st, "315", &[&chan(room), "End of WHO list"]);
-            } else {
-                names(out, st, room, users, *more);
-            }
-        }
-        ServerFrame::Rooms { rooms, .. } => {
-            numeric(out, st, "321", &["Channel", "Users  Name"]);
-            for r in rooms {
-                numeric(
-                    out,
-                    st,
-                    "322",
-                    &[&chan(&r.name), &r.members.to_string(), ""],
-                );
-            }
-            numeric(out, st, "323", &["End of /LIST"]);
         }
         ServerFrame::History {
             room,
@@ -320,31 +282,6 @@ fn reply(st: &mut State, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// 353 lines that fit, then 366.
-fn names(out: &mut Vec<u8>, st: &State, room: &str, members: &[String], more: u32) {
-    let channel = chan(room);
-    let mut batch = String::new();
-    for m in members {
-        if batch.len() + m.len() + 1 > 400 {
-            numeric(out, st, "353", &["=", &channel, &batch]);
-            batch.clear();
-        }
-        if !batch.is_empty() {
-            batch.push(' ');
-        }
-        batch.push_str(m);
-    }
-    if !batch.is_empty() {
-        numeric(out, st, "353", &["=", &channel, &batch]);
-    }
-    let end = if more > 0 {
-        format!("End of /NAMES list ({more} more not listed)")
-    } else {
-        "End of /NAMES list".to_string()
-    };
-    numeric(out, st, "366", &[&channel, &end]);
-}
-
 /// The numeric for an error frame, chosen by its code and by the command it answers.
 fn error(
     st: &mut State,
@@ -407,7 +344,7 @@ mod tests {
         st.nick = Some("alice".into());
         st.account = Some("alice".into());
         let mut out = Vec::new();
-        reply(&mut st, frame, false, &mut out);
+        reply(&mut st, &Directory::new(), frame, false, &mut out);
         String::from_utf8(out).expect("utf8")
     }
 

@@ -6,6 +6,7 @@
 //! - [`line`]: parsing and writing IRC lines (tags, trailing, limits).
 //! - [`registration`]: CAP, NICK, USER, PASS and SASL before the welcome.
 //! - [`commands`]: commands after the welcome, mapped to frames.
+//! - [`query`]: WHO, WHOIS, NAMES and LIST, answered by the adapter itself.
 //! - [`encode`]: server frames as IRC lines ([`IrcEncoder`]).
 //!
 //! Unlike natter's own format IRC has a connection-level conversation of its own (CAP,
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod directory;
 pub mod encode;
 pub mod line;
+pub mod query;
 pub mod registration;
 
 use std::collections::VecDeque;
@@ -243,7 +245,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// A connection on a fresh server in a temp dir, for unit tests.
 #[cfg(test)]
-pub(crate) async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
+async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = crate::Config {
         plaintext: true,

@@ -54,6 +54,8 @@ pub struct Caps {
     pub sasl: bool,
     /// `server-time`.
     pub server_time: bool,
+    /// `userhost-in-names`.
+    pub userhost_in_names: bool,
 }
 
 /// Registration state of one connection.
@@ -583,11 +585,13 @@ impl Conn {
                 &chanlimit,
                 &chanlen,
                 "CHANTYPES=#",
+                super::query::ELIST,
                 &linelen,
                 "NETWORK=natter",
                 &nicklen,
                 "TARGMAX=JOIN:,PART:,PRIVMSG:4,NOTICE:4,NAMES:1,WHO:1",
                 "UTF8ONLY",
+                super::query::WHOX,
                 "are supported by this server",
             ],
         );
