@@ -376,7 +376,7 @@ async fn irssi_over_tls_with_sasl_sees_history_and_talks_with_a_natter_client() 
         .wait_for("irssi's exit", |s| s.contains("EXIT="))
         .await;
     assert!(screen.contains("EXIT=0"), "{screen}");
-    let before = bob.sees("[leave] #lobby alice (quit)").await;
+    let before = bob.sees("[leave] #lobby alice (quit): see you").await;
     assert!(
         !before.iter().any(|l| l.contains("alice")),
         "nothing else from alice: {before:#?}"

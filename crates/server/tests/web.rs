@@ -1224,7 +1224,14 @@ async fn console_and_metrics_tell_the_transports_apart() {
     // bob over natter's own protocol; alice over IRC (PASS) and in a browser.
     let mut bob = register(srv.addr, "bob").await;
     let mut first = register(srv.addr, "alice").await;
-    send(&mut first, ClientFrame::Quit { id: None, message: None }).await;
+    send(
+        &mut first,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
     until_closed(&mut first).await;
     let mut alice_irc = LineClient::connect(irc, "\r\n").await;
     alice_irc.send(&format!("PASS :alice:{PASSWORD}")).await;

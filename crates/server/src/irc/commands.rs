@@ -5,6 +5,8 @@
 //! errors, so the encoder can answer with the right numeric (404 for a channel, 401 for
 //! a nick, 442 for PART) and stay silent on errors about a NOTICE.
 
+use std::sync::Arc;
+
 use natter_proto::{ClientFrame, FrameId, MAX_ID_LEN};
 
 use super::line::Message;
@@ -73,15 +75,14 @@ impl Origin {
 
 /// Maps one command after the welcome to frames (or answers it in `out`).
 pub fn command(
-    conn: &Conn,
+    conn: &Arc<Conn>,
     st: &mut State,
     msg: &Message,
     out: &mut Vec<u8>,
     frames: &mut Vec<ClientFrame>,
 ) {
-    let st = &*st;
     let cmd = msg.command.as_str();
-    let need = |out: &mut Vec<u8>, n: usize| {
+    let need = |st: &State, out: &mut Vec<u8>, n: usize| {
         let missing = msg.params.len() < n || msg.params[..n].iter().any(String::is_empty);
         if missing {
             numeric(out, st, "461", &[cmd, "Not enough parameters"]);
@@ -90,7 +91,7 @@ pub fn command(
     };
     match cmd {
         "JOIN" => {
-            if !need(out, 1) {
+            if !need(st, out, 1) {
                 return;
             }
             for room in msg.params[0].split(',').filter(|r| !r.is_empty()) {
@@ -103,12 +104,17 @@ pub fn command(
             }
         }
         "PART" => {
-            if !need(out, 1) {
+            if !need(st, out, 1) {
                 return;
             }
             let message = msg.param(1).filter(|m| !m.is_empty());
             for room in msg.params[0].split(',').filter(|r| !r.is_empty()) {
                 if let Some(room) = channel(st, room, out) {
+                    if let Some(m) = message
+                        && st.parting.len() < 16
+                    {
+                        st.parting.push((room.to_string(), m.to_string()));
+                    }
                     frames.push(ClientFrame::Part {
                         id: Origin::Part.id(room),
                         room: room.to_string(),
@@ -150,6 +156,12 @@ pub fn command(
                     continue;
                 }
                 let id = origin.id(target);
+                if !notice
+                    && !target.starts_with('#')
+                    && let Some(away) = conn.shared.irc.get(target).and_then(|p| p.away)
+                {
+                    numeric(out, st, "301", &[target, &away]);
+                }
                 frames.push(match target.strip_prefix('#') {
                     Some(_) => ClientFrame::Public {
                         id,
@@ -169,16 +181,73 @@ pub fn command(
         "WHOIS" => query::whois(conn, st, msg, out),
         "NAMES" => query::names_query(conn, st, msg, out),
         "LIST" => query::list(conn, st, msg, out),
+        "AWAY" => away(conn, st, msg.param(0).filter(|m| !m.is_empty()), out),
+        "OPER" => {
+            if need(st, out, 2) {
+                oper(conn, st.target(), &msg.params[1]);
+            }
+        }
         "MODE" => match msg.param(0) {
+            // Clients ask for a channel's ban list on every join: natter bans accounts
+            // from the whole server, so a room's list is empty.
+            Some(t) if t.starts_with('#') && msg.param(1).is_some_and(|m| m.contains('b')) => {
+                numeric(out, st, "368", &[t, "End of channel ban list"])
+            }
             // Clients ask for a channel's modes on every join; natter rooms have none.
             Some(t) if t.starts_with('#') => numeric(out, st, "324", &[t, "+"]),
             Some(_) => numeric(out, st, "221", &["+i"]),
             None => {
-                need(out, 1);
+                need(st, out, 1);
             }
         },
         _ => numeric(out, st, "421", &[cmd, "Unknown command"]),
     }
+}
+
+/// AWAY: sets or clears the away message that WHO, WHOIS and PRIVMSG senders see.
+fn away(conn: &Conn, st: &State, message: Option<&str>, out: &mut Vec<u8>) {
+    let message = message.map(|m| {
+        let m = natter_proto::neutralize(m);
+        m.chars().take(MAX_AWAY_CHARS).collect::<String>()
+    });
+    let reply = match &message {
+        Some(_) => ("306", "You have been marked as being away"),
+        None => ("305", "You are no longer marked as being away"),
+    };
+    conn.shared.irc.update(st.target(), |p| p.away = message);
+    numeric(out, st, reply.0, &[reply.1]);
+}
+
+/// Longest AWAY message kept, in characters.
+const MAX_AWAY_CHARS: usize = 200;
+
+/// OPER: natter has one operator password (the web console's). Checked behind the
+/// operator login throttle, off the connection's lock (a hash takes a while); the next
+/// line is read once the answer is out. The operator name is not checked: there is one.
+fn oper(conn: &Arc<Conn>, nick: &str, password: &str) {
+    let (work, nick, password) = (conn.clone(), nick.to_string(), password.to_string());
+    let check = Box::pin(async move {
+        let conn = work;
+        let shared = &conn.shared;
+        let result = shared
+            .operator
+            .check(&shared.auth, &password, conn.peer.ip())
+            .await;
+        let mut out = Vec::new();
+        {
+            let st = conn.lock();
+            match result {
+                Ok(()) => {
+                    shared.irc.update(&nick, |p| p.oper = true);
+                    tracing::info!(user = %nick, peer = %conn.peer, "IRC operator");
+                    numeric(&mut out, &st, "381", &["You are now an IRC operator"]);
+                }
+                Err(_) => numeric(&mut out, &st, "464", &["Password incorrect"]),
+            }
+        }
+        conn.emit(out);
+    });
+    *conn.blocking.lock().unwrap_or_else(|p| p.into_inner()) = Some(check);
 }
 
 /// Checks a channel name: natter rooms are `#name` on IRC (CHANTYPES=#); the session
@@ -219,7 +288,7 @@ mod tests {
         st.welcomed = true;
         let msg = crate::irc::line::parse(line.as_bytes()).expect("parses");
         let (mut out, mut frames) = (Vec::new(), Vec::new());
-        command(&conn, &mut st, &msg, &mut out, &mut frames);
+        command(&Arc::new(conn), &mut st, &msg, &mut out, &mut frames);
         (String::from_utf8(out).expect("utf8"), frames)
     }
 

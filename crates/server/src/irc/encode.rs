@@ -216,9 +216,10 @@ fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, tagged: bool, out
             line::write(out, None, &mask(&nick), "JOIN", &[&chan(room)]);
             query::names(out, st, dir, room, members, *more as usize);
         }
-        ServerFrame::Parted { room, .. } => {
-            line::write(out, None, &mask(&nick), "PART", &[&chan(room)]);
-        }
+        ServerFrame::Parted { room, .. } => match take_parting(st, room) {
+            Some(m) => line::write(out, None, &mask(&nick), "PART", &[&chan(room), &m]),
+            None => line::write(out, None, &mask(&nick), "PART", &[&chan(room)]),
+        },
         ServerFrame::History {
             room,
             with,
@@ -303,6 +304,9 @@ fn error(
         login_refused(out, st, Some(via), code, message);
         return;
     }
+    if from == Some(Origin::Part) {
+        take_parting(st, &target);
+    }
     let n = |out: &mut Vec<u8>, code: &str, params: &[&str]| numeric(out, st, code, params);
     match (code, from) {
         (ErrorCode::NotInRoom, Some(Origin::Privmsg)) => n(out, "404", &[&target, message]),
@@ -325,6 +329,13 @@ fn error(
         (_, Some(Origin::Privmsg)) if target.starts_with('#') => n(out, "404", &[&target, message]),
         _ => line::write(out, None, &st.server, "NOTICE", &[st.target(), message]),
     }
+}
+
+/// The parting words given with the PART of `room`, taken.
+fn take_parting(st: &mut State, room: &str) -> Option<String> {
+    let bare = |r: &str| r.trim_start_matches('#').to_ascii_lowercase();
+    let i = st.parting.iter().position(|(r, _)| bare(r) == bare(room))?;
+    Some(natter_proto::neutralize(&st.parting.remove(i).1).into_owned())
 }
 
 #[cfg(test)]

@@ -85,6 +85,11 @@ pub struct Conn {
     server: Arc<str>,
     /// The server, for what IRC asks about other users and rooms (WHO, LIST, ...).
     shared: Arc<Shared>,
+    /// The client's address (for the login throttle of OPER).
+    peer: SocketAddr,
+    /// Work a command started that must finish before the next line is read (OPER's
+    /// password check), so that its answer keeps its place among the replies.
+    blocking: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
 
 impl Conn {
@@ -118,6 +123,8 @@ struct IrcFrames<R> {
     conn: Arc<Conn>,
     /// Frames from the last line not yet taken (JOIN #a,#b yields two).
     pending: VecDeque<Result<ClientFrame, InputError>>,
+    /// Work to finish before the next line ([`Conn::blocking`]).
+    blocked: Option<futures::future::BoxFuture<'static, ()>>,
 }
 
 impl<R: AsyncRead + Unpin> Stream for IrcFrames<R> {
@@ -128,12 +135,23 @@ impl<R: AsyncRead + Unpin> Stream for IrcFrames<R> {
             if let Some(next) = self.pending.pop_front() {
                 return Poll::Ready(Some(next));
             }
+            if let Some(work) = self.blocked.as_mut() {
+                futures::ready!(work.as_mut().poll(cx));
+                self.blocked = None;
+            }
             match futures::ready!(self.lines.poll_next_unpin(cx)) {
                 None => return Poll::Ready(None),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Some(Ok(line)) => {
                     let frames = self.conn.on_line(&line);
                     self.pending.extend(frames);
+                    let work = self
+                        .conn
+                        .blocking
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    self.blocked = work;
                 }
             }
         }
@@ -170,6 +188,8 @@ pub async fn serve_irc<S>(
         outbox: outbox.clone(),
         server,
         shared: shared.clone(),
+        peer,
+        blocking: Mutex::new(None),
     });
     // IRC clients join the channels they are configured for; the lobby is one of them
     // only if they ask.
@@ -185,6 +205,7 @@ pub async fn serve_irc<S>(
         lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
         conn: conn.clone(),
         pending: VecDeque::new(),
+        blocked: None,
     };
     let grace = shared.config.shutdown_grace;
     session::run(&mut frames, handle, peer, accepted, shared.clone()).await;
@@ -263,6 +284,8 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
         outbox: Arc::new(Outbox::new(16)),
         server: "natter".into(),
         shared: server.shared().clone(),
+        peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+        blocking: Mutex::new(None),
     };
     (conn, rx, dir)
 }

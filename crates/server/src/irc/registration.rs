@@ -15,11 +15,13 @@ use crate::session::InputError;
 
 /// Capabilities offered in CAP LS.
 pub const CAPS: &[&str] = &[
+    "cap-notify",
     "echo-message",
     "message-tags",
     "multi-prefix",
     "sasl",
     "server-time",
+    "userhost-in-names",
 ];
 
 /// Lines a client may send before the welcome; the session's own pre-login budget only
@@ -44,6 +46,9 @@ pub enum Via {
 /// Negotiated capabilities.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Caps {
+    /// `cap-notify` (natter never changes its capabilities while a client is connected,
+    /// so there is nothing to notify; accepted because clients ask for it).
+    pub cap_notify: bool,
     /// `echo-message`.
     pub echo_message: bool,
     /// `message-tags`.
@@ -91,6 +96,9 @@ pub struct State {
     max_rooms: usize,
     /// Conformance-test guests are let in (`irc_conformance_guests`).
     guests: bool,
+    /// Parting words of PARTs not yet answered, by room as sent: the session's answer
+    /// (`parted`) does not repeat them, and IRC shows them to the leaver too.
+    pub parting: Vec<(String, String)>,
     /// Logged in as a conformance-test guest.
     pub guest: bool,
     /// The server's name in prefixes and numerics (`irc_server_name`).
@@ -116,6 +124,7 @@ impl State {
             told: false,
             max_rooms,
             guests,
+            parting: Vec::new(),
             guest: false,
             server,
         }
@@ -147,7 +156,7 @@ pub const LOGIN_NOTICE: &str = "natter has no anonymous users: log in with SASL 
 
 impl Conn {
     /// Handles one line from the client; returns the frames it stands for.
-    pub(super) fn on_line(&self, raw: &[u8]) -> Vec<Result<ClientFrame, InputError>> {
+    pub(super) fn on_line(self: &Arc<Self>, raw: &[u8]) -> Vec<Result<ClientFrame, InputError>> {
         let msg = match line::parse(raw) {
             Ok(m) => m,
             Err(LineError::Empty) => return Vec::new(),
@@ -304,11 +313,13 @@ impl Conn {
             "LIST" => {
                 let c = st.caps;
                 let on: Vec<&str> = [
+                    (c.cap_notify, "cap-notify"),
                     (c.echo_message, "echo-message"),
                     (c.message_tags, "message-tags"),
                     (c.multi_prefix, "multi-prefix"),
                     (c.sasl, "sasl"),
                     (c.server_time, "server-time"),
+                    (c.userhost_in_names, "userhost-in-names"),
                 ]
                 .into_iter()
                 .filter_map(|(on, name)| on.then_some(name))
@@ -327,11 +338,13 @@ impl Conn {
                         None => (c, true),
                     };
                     let slot = match name {
+                        "cap-notify" => &mut caps.cap_notify,
                         "echo-message" => &mut caps.echo_message,
                         "message-tags" => &mut caps.message_tags,
                         "multi-prefix" => &mut caps.multi_prefix,
                         "sasl" => &mut caps.sasl,
                         "server-time" => &mut caps.server_time,
+                        "userhost-in-names" => &mut caps.userhost_in_names,
                         _ => return false,
                     };
                     *slot = on;
@@ -662,7 +675,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :echo-message message-tags multi-prefix sasl=PLAIN server-time"
+                "CAP * LS :cap-notify echo-message message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());

@@ -115,23 +115,7 @@ impl OperatorAuth {
         password: &str,
         ip: IpAddr,
     ) -> Result<(String, String), LoginRefused> {
-        // Reserved before the hash: parallel requests from one address wait their turn
-        // as requests one after another would. The delays belong to the guessing
-        // address (see crate::throttle), so the real operator elsewhere is not locked out.
-        let attempt = self.throttle.begin(Some("operator"), ip).await;
-        let delay = attempt.delay();
-        if delay > MAX_WAIT {
-            // Dropped unfinished: refused without a check, not counted again.
-            return Err(LoginRefused::Throttled(delay));
-        }
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if !auth.verify(password, Some(&self.hash)).await {
-            attempt.failed(Instant::now());
-            return Err(LoginRefused::Wrong);
-        }
-        attempt.succeeded(Instant::now());
+        self.check(auth, password, ip).await?;
         let (token, csrf) = (random_token(), random_token());
         let now = Instant::now();
         let mut sessions = self.lock();
@@ -153,6 +137,34 @@ impl OperatorAuth {
             },
         );
         Ok((token, csrf))
+    }
+
+    /// Checks the operator password from `ip` behind the operator login throttle (the
+    /// console's login, and IRC's OPER).
+    pub async fn check(
+        &self,
+        auth: &Authenticator,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<(), LoginRefused> {
+        // Reserved before the hash: parallel requests from one address wait their turn
+        // as requests one after another would. The delays belong to the guessing
+        // address (see crate::throttle), so the real operator elsewhere is not locked out.
+        let attempt = self.throttle.begin(Some("operator"), ip).await;
+        let delay = attempt.delay();
+        if delay > MAX_WAIT {
+            // Dropped unfinished: refused without a check, not counted again.
+            return Err(LoginRefused::Throttled(delay));
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if !auth.verify(password, Some(&self.hash)).await {
+            attempt.failed(Instant::now());
+            return Err(LoginRefused::Wrong);
+        }
+        attempt.succeeded(Instant::now());
+        Ok(())
     }
 
     /// The CSRF token of a live session, or `None` if `token` is unknown or expired.
