@@ -657,8 +657,9 @@ mod tests {
 
     use super::*;
 
-    async fn conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
-        crate::irc::test_conn().await
+    async fn conn() -> (Arc<Conn>, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
+        let (c, rx, dir) = crate::irc::test_conn().await;
+        (Arc::new(c), rx, dir)
     }
 
     fn written(rx: &mut mpsc::UnboundedReceiver<Out>) -> String {
