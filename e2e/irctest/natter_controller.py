@@ -82,8 +82,6 @@ class NatterController(BaseServerController, DirectoryBasedController):
     ) -> None:
         if ssl:
             raise NotImplementedByController("TLS in irctest (natter is plaintext on loopback)")
-        if password is not None:
-            raise NotImplementedByController("server password")
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
         self.create_config()
@@ -109,6 +107,7 @@ class NatterController(BaseServerController, DirectoryBasedController):
                 # irctest connects most clients with NICK and USER alone; natter has no
                 # anonymous users, so each gets a throwaway account named after its nick.
                 "--irc-conformance-guests",
+                *(["--irc-password", password] if password is not None else []),
                 # The names and passwords irctest's tests expect.
                 "--irc-server-name",
                 "My.Little.Server",

@@ -106,6 +106,8 @@ pub struct Config {
     pub irc_listen: Option<SocketAddr>,
     /// TLS on the IRC gateway: forced on or off, or `None` for TLS except on loopback.
     pub irc_tls: Option<bool>,
+    /// The IRC gateway's connection password (PASS), if any.
+    pub irc_password: Option<Secret>,
     /// The server's name on IRC (prefix of its replies).
     pub irc_server_name: String,
     /// Conformance-test guests on the IRC gateway (see the option's help); loopback only.
@@ -243,6 +245,7 @@ impl Config {
                     });
                 }
             },
+            irc_password: o.irc_password.clone().filter(|p| !p.0.is_empty()),
             irc_server_name: o.irc_server_name.clone().unwrap_or(d.irc_server_name),
             irc_conformance_guests: o.irc_conformance_guests.unwrap_or(false),
             admin_password: o.admin_password,
@@ -494,6 +497,7 @@ impl Default for Config {
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
             irc_listen: None,
             irc_tls: None,
+            irc_password: None,
             irc_server_name: "natter".into(),
             irc_conformance_guests: false,
             admin_password: None,

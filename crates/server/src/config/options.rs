@@ -128,6 +128,15 @@ pub struct Options {
     /// [default: auto].
     #[arg(long, env = "NATTER_IRC_TLS", value_name = "auto|on|off")]
     pub irc_tls: Option<String>,
+    /// A password every IRC connection must give with PASS before registering (a
+    /// private gateway); accounts then log in with SASL [default: none].
+    #[arg(
+        long,
+        env = "NATTER_IRC_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub irc_password: Option<Secret>,
     /// The server's name on IRC: the source of its replies, as in PONG and numerics
     /// [default: natter].
     #[arg(long, env = "NATTER_IRC_SERVER_NAME", value_name = "NAME")]

@@ -9,8 +9,9 @@ use std::fmt::Write;
 
 /// Longest message without its tags, CRLF included (RFC 1459).
 pub const MAX_BODY: usize = 512;
-/// Longest tags section a client may send, `@` and the trailing space included.
-pub const MAX_CLIENT_TAGS: usize = 8191;
+/// Longest tags section a client may send, `@` and the trailing space included (IRCv3
+/// message-tags: 4094 bytes of tag data).
+pub const MAX_CLIENT_TAGS: usize = 4096;
 /// Longest line read at all; beyond this the connection is closed, not just answered.
 pub const MAX_READ: usize = MAX_BODY + MAX_CLIENT_TAGS;
 /// Parameters kept at most (RFC 1459: 15); further ones are folded into the last.

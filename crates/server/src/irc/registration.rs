@@ -99,6 +99,8 @@ pub struct State {
     /// Parting words of PARTs not yet answered, by room as sent: the session's answer
     /// (`parted`) does not repeat them, and IRC shows them to the leaver too.
     pub parting: Vec<(String, String)>,
+    /// The gateway's connection password (`irc_password`) was given.
+    pub server_password_ok: bool,
     /// Logged in as a conformance-test guest.
     pub guest: bool,
     /// The server's name in prefixes and numerics (`irc_server_name`).
@@ -125,6 +127,7 @@ impl State {
             max_rooms,
             guests,
             parting: Vec::new(),
+            server_password_ok: false,
             guest: false,
             server,
         }
@@ -229,6 +232,14 @@ impl Conn {
                         numeric(&mut out, &st, "462", &["You may not reregister"]);
                     }
                     None => numeric(&mut out, &st, "461", &["PASS", "Not enough parameters"]),
+                    Some(p) if self.shared.config.irc_password.is_some() => {
+                        let expected = self.shared.config.irc_password.as_ref().map(|s| s.0.as_bytes());
+                        // Judged when registration completes (464 and ERROR then), so
+                        // that a client sending PASS, NICK and USER at once reads why.
+                        st.server_password_ok =
+                            expected.is_some_and(|e| crate::web::operator::ct_eq(e, p.as_bytes()));
+                        self.try_complete(&mut st, &mut out, &mut frames);
+                    }
                     Some(p) => {
                         st.pass = Some(match p.split_once(':') {
                             Some((account, password)) if !account.is_empty() => {
@@ -494,6 +505,14 @@ impl Conn {
             return;
         }
         let Some(nick) = st.nick.clone() else { return };
+        if self.shared.config.irc_password.is_some() && !st.server_password_ok {
+            numeric(out, st, "464", &["Password incorrect or missing: this gateway needs PASS with its password"]);
+            frames.push(ClientFrame::Quit {
+                id: None,
+                message: None,
+            });
+            return;
+        }
         if let Some(account) = st.account.clone() {
             if !nick.eq_ignore_ascii_case(&account) {
                 let why = format!(
