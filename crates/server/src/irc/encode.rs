@@ -14,6 +14,7 @@ use natter_proto::{ErrorCode, PresenceEvent, ServerFrame};
 
 use super::commands::Origin;
 use super::directory::Directory;
+use super::label;
 use super::line::{self, MAX_BODY};
 use super::registration::{LOGIN_NOTICE, State, login_refused, numeric};
 use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST, query};
@@ -83,7 +84,24 @@ impl Encoder for IrcEncoder {
             st.account.is_none() || (!st.welcomed && matches!(frame, ServerFrame::Bye { .. }));
         let dir = &self.conn.shared.irc;
         if !early {
+            if let ServerFrame::Pong {
+                id: Some(natter_proto::FrameId::Str(id)),
+            } = frame
+                && id == label::END_ID
+            {
+                if let Some(open) = st.label.take() {
+                    st.batches += 1;
+                    let server = st.server.clone();
+                    label::close(open, &server, st.batches, out);
+                }
+                return;
+            }
+            let start = out.len();
             reply(&mut st, dir, frame, tagged, out);
+            if let Some(open) = st.label.as_mut() {
+                open.push(&out[start..]);
+                out.truncate(start);
+            }
         } else {
             // Before the login: a registration reply, written ahead of the held outbox.
             let mut early = Vec::new();

@@ -19,6 +19,7 @@
 pub mod commands;
 pub mod directory;
 pub mod encode;
+pub mod label;
 pub mod line;
 pub mod query;
 pub mod registration;

@@ -10,13 +10,15 @@ use natter_proto::{ClientFrame, ErrorCode, MAX_ID_LEN, MAX_USERNAME_LEN, validat
 
 use super::directory::Profile;
 use super::line::{self, LineError, Message};
-use super::{Conn, Out, USER_HOST, commands};
+use super::{Conn, Out, USER_HOST, commands, label};
 use crate::session::InputError;
 
 /// Capabilities offered in CAP LS.
 pub const CAPS: &[&str] = &[
+    "batch",
     "cap-notify",
     "echo-message",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
@@ -49,8 +51,12 @@ pub struct Caps {
     /// `cap-notify` (natter never changes its capabilities while a client is connected,
     /// so there is nothing to notify; accepted because clients ask for it).
     pub cap_notify: bool,
+    /// `batch`.
+    pub batch: bool,
     /// `echo-message`.
     pub echo_message: bool,
+    /// `labeled-response`.
+    pub labeled_response: bool,
     /// `message-tags`.
     pub message_tags: bool,
     /// `multi-prefix` (accepted; natter rooms have no channel modes to prefix).
@@ -101,6 +107,10 @@ pub struct State {
     pub parting: Vec<(String, String)>,
     /// The gateway's connection password (`irc_password`) was given.
     pub server_password_ok: bool,
+    /// The labelled command whose replies are being collected (`labeled-response`).
+    pub label: Option<label::Open>,
+    /// Batches started on this connection (their ids).
+    pub batches: u64,
     /// Logged in as a conformance-test guest.
     pub guest: bool,
     /// The server's name in prefixes and numerics (`irc_server_name`).
@@ -127,6 +137,8 @@ impl State {
             max_rooms,
             guests,
             parting: Vec::new(),
+            label: None,
+            batches: 0,
             server_password_ok: false,
             guest: false,
             server,
@@ -203,6 +215,9 @@ impl Conn {
                         "too many lines before registration".into(),
                     ))];
                 }
+            }
+            if st.welcomed && st.caps.labeled_response && st.caps.batch {
+                st.label = label::of(msg.tags.as_deref());
             }
             match msg.command.as_str() {
                 "CAP" => self.cap(&mut st, &msg, &mut out, &mut frames),
@@ -288,6 +303,20 @@ impl Conn {
                     );
                 }
             }
+            if let Some(open) = st.label.as_mut() {
+                open.push(&out);
+                out.clear();
+                let waits = self.blocking.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                if frames.is_empty() || waits {
+                    // Nothing for the session to answer: the replies are all here.
+                    if let Some(open) = st.label.take() {
+                        st.batches += 1;
+                        label::close(open, &st.server, st.batches, &mut out);
+                    }
+                } else {
+                    frames.push(label::end_frame());
+                }
+            }
         }
         self.emit(out);
         frames.into_iter().map(Ok).collect()
@@ -324,8 +353,10 @@ impl Conn {
             "LIST" => {
                 let c = st.caps;
                 let on: Vec<&str> = [
+                    (c.batch, "batch"),
                     (c.cap_notify, "cap-notify"),
                     (c.echo_message, "echo-message"),
+                    (c.labeled_response, "labeled-response"),
                     (c.message_tags, "message-tags"),
                     (c.multi_prefix, "multi-prefix"),
                     (c.sasl, "sasl"),
@@ -349,8 +380,10 @@ impl Conn {
                         None => (c, true),
                     };
                     let slot = match name {
+                        "batch" => &mut caps.batch,
                         "cap-notify" => &mut caps.cap_notify,
                         "echo-message" => &mut caps.echo_message,
+                        "labeled-response" => &mut caps.labeled_response,
                         "message-tags" => &mut caps.message_tags,
                         "multi-prefix" => &mut caps.multi_prefix,
                         "sasl" => &mut caps.sasl,
@@ -695,7 +728,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :cap-notify echo-message message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :batch cap-notify echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
