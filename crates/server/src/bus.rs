@@ -9,6 +9,7 @@
 //! node, message ids and per-room sequences come from the shared store), so a node can
 //! tell messages apart and notice a gap in a room's sequence.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,8 @@ pub trait Bus: Send + Sync + 'static {
     fn online_name(&self, user: &str) -> Option<String>;
     /// The rooms `user` is in with any of their sessions (canonical names, sorted).
     fn rooms_of(&self, user: &str) -> Vec<String>;
+    /// When each room got its first member (ms since the epoch), by canonical name.
+    fn rooms_created(&self) -> HashMap<String, u64>;
     /// Everyone online, sorted case-insensitively.
     fn online_users(&self) -> Vec<String>;
     /// Everyone online with their sessions counted by transport, sorted
@@ -190,6 +193,10 @@ impl Bus for LocalBus {
 
     fn rooms_of(&self, user: &str) -> Vec<String> {
         self.hub.rooms_of(user)
+    }
+
+    fn rooms_created(&self) -> HashMap<String, u64> {
+        self.hub.rooms_created()
     }
 
     fn online_users(&self) -> Vec<String> {

@@ -80,6 +80,9 @@ struct Room {
     members: BTreeMap<String, (String, usize)>,
     /// Joins and leaves not yet announced (large rooms only).
     pending: Option<Summary>,
+    /// When the room got its first member (ms since the epoch); a room lasts while it
+    /// has members.
+    created_ms: u64,
 }
 
 impl Room {
@@ -348,7 +351,10 @@ impl Hub {
         let name = users
             .get(&key)
             .map_or_else(|| key.clone(), |u| u.name.clone());
-        let r = rooms.entry(room.to_string()).or_default();
+        let r = rooms.entry(room.to_string()).or_insert_with(|| Room {
+            created_ms: crate::clock::now_ms(),
+            ..Room::default()
+        });
         let first = !r.members.contains_key(&key);
         if first && r.members.len() + 1 >= large_room {
             let summary = r.pending.get_or_insert_with(|| {
@@ -522,6 +528,15 @@ impl Hub {
             .users
             .get(&name_key(user))
             .map(|u| u.name.clone())
+    }
+
+    /// When each room got its first member (ms since the epoch), by canonical name.
+    pub fn rooms_created(&self) -> HashMap<String, u64> {
+        let st = self.lock();
+        st.rooms
+            .iter()
+            .map(|(name, r)| (name.clone(), r.created_ms))
+            .collect()
     }
 
     /// The rooms `user` is in with any of their sessions (canonical names, sorted).

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn none_one_or_a_batch() {
         assert_eq!(closed(""), "@label=abc :srv ACK\r\n");
-        assert_eq!(closed(":srv 401 a b :no\r\n"), "@label=abc :srv 401 a b :no\r\n");
+        assert_eq!(
+            closed(":srv 401 a b :no\r\n"),
+            "@label=abc :srv 401 a b :no\r\n"
+        );
         assert_eq!(
             closed("@time=t :a JOIN #x\r\n:srv 366 a #x :end\r\n"),
             "@label=abc :srv BATCH +L7 labeled-response\r\n@batch=L7;time=t :a JOIN #x\r\n\

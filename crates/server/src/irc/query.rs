@@ -41,7 +41,7 @@ use super::{Conn, USER_HOST};
 pub const MAX_REPLIES: usize = MAX_NAMES;
 
 /// The ELIST token of ISUPPORT: the LIST filters [`list`] honours.
-pub const ELIST: &str = "ELIST=MNU";
+pub const ELIST: &str = "ELIST=CMNU";
 
 /// The WHOX token of ISUPPORT.
 pub const WHOX: &str = "WHOX";
@@ -352,6 +352,10 @@ struct ListFilter {
     more_than: Option<u32>,
     /// Fewer users than this (U, `<n`).
     fewer_than: Option<u32>,
+    /// Created less than this many minutes ago (C, `C<n`).
+    newer_than_min: Option<u64>,
+    /// Created more than this many minutes ago (C, `C>n`).
+    older_than_min: Option<u64>,
 }
 
 impl ListFilter {
@@ -368,8 +372,12 @@ impl ListFilter {
                 f.fewer_than = n.parse().ok().or(f.fewer_than);
             } else if item.contains(['*', '?']) {
                 f.masks.push(item.to_string());
-            } else if matches!(item.as_bytes(), [b'C' | b'T', b'<' | b'>', ..]) {
-                // Creation and topic times: natter keeps neither (not in ELIST).
+            } else if let Some(n) = item.strip_prefix("C<") {
+                f.newer_than_min = n.parse().ok().or(f.newer_than_min);
+            } else if let Some(n) = item.strip_prefix("C>") {
+                f.older_than_min = n.parse().ok().or(f.older_than_min);
+            } else if matches!(item.as_bytes(), [b'T', b'<' | b'>', ..]) {
+                // Topic times: natter rooms have no topics (T is not in ELIST).
             } else {
                 // A room, or a name that cannot be one (CHANTYPES=#): then nothing is
                 // listed by that name.
@@ -380,8 +388,9 @@ impl ListFilter {
         f
     }
 
-    /// Whether `room` is listed.
-    fn admits(&self, room: &RoomInfo) -> bool {
+    /// Whether `room`, created `age_min` minutes ago, is listed (as InspIRCd and Solanum
+    /// read C: `C<n` is newer than n minutes).
+    fn admits(&self, room: &RoomInfo, age_min: u64) -> bool {
         let channel = chan(&room.name);
         let named = (self.rooms.is_empty() && self.masks.is_empty())
             || self.rooms.contains(&room.name)
@@ -390,6 +399,8 @@ impl ListFilter {
             && !self.not_masks.iter().any(|m| matches(m, &channel))
             && self.more_than.is_none_or(|n| room.members > n)
             && self.fewer_than.is_none_or(|n| room.members < n)
+            && self.newer_than_min.is_none_or(|n| age_min < n)
+            && self.older_than_min.is_none_or(|n| age_min > n)
     }
 }
 
@@ -399,8 +410,12 @@ pub fn list(conn: &Conn, st: &State, msg: &Message, out: &mut Vec<u8>) {
     numeric(out, st, "321", &["Channel", "Users  Name"]);
     let mut more = 0;
     let mut shown = 0;
+    let created = conn.shared.bus.rooms_created();
+    let now = crate::clock::now_ms();
     for room in conn.shared.bus.rooms() {
-        if !filter.admits(&room) {
+        let born = created.get(&room.name).copied().unwrap_or(now);
+        let age_min = now.saturating_sub(born) / 60_000;
+        if !filter.admits(&room, age_min) {
             continue;
         }
         if shown == MAX_ROOMS {

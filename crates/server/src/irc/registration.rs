@@ -248,7 +248,12 @@ impl Conn {
                     }
                     None => numeric(&mut out, &st, "461", &["PASS", "Not enough parameters"]),
                     Some(p) if self.shared.config.irc_password.is_some() => {
-                        let expected = self.shared.config.irc_password.as_ref().map(|s| s.0.as_bytes());
+                        let expected = self
+                            .shared
+                            .config
+                            .irc_password
+                            .as_ref()
+                            .map(|s| s.0.as_bytes());
                         // Judged when registration completes (464 and ERROR then), so
                         // that a client sending PASS, NICK and USER at once reads why.
                         st.server_password_ok =
@@ -306,7 +311,11 @@ impl Conn {
             if let Some(open) = st.label.as_mut() {
                 open.push(&out);
                 out.clear();
-                let waits = self.blocking.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                let waits = self
+                    .blocking
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_some();
                 if frames.is_empty() || waits {
                     // Nothing for the session to answer: the replies are all here.
                     if let Some(open) = st.label.take() {
@@ -539,7 +548,12 @@ impl Conn {
         }
         let Some(nick) = st.nick.clone() else { return };
         if self.shared.config.irc_password.is_some() && !st.server_password_ok {
-            numeric(out, st, "464", &["Password incorrect or missing: this gateway needs PASS with its password"]);
+            numeric(
+                out,
+                st,
+                "464",
+                &["Password incorrect or missing: this gateway needs PASS with its password"],
+            );
             frames.push(ClientFrame::Quit {
                 id: None,
                 message: None,
