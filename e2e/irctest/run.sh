@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the public irctest conformance suite against natter's IRC gateway (docs/IRC.md).
 #
-#   e2e/irctest/run.sh [core|sasl|chathistory|all] [extra pytest arguments]
+#   e2e/irctest/run.sh [core|sasl|chathistory|all|setup] [extra pytest arguments]
 #
 # The suite is third-party and is not part of natter: it is run from ../shared/irctest
 # (or $IRCTEST_DIR), copied to a temp dir because pytest writes next to its files.
@@ -28,6 +28,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$suite/requirements.txt"
 fi
 
+if [ "$what" = setup ]; then
+    exit 0
+fi
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp -r "$suite/." "$work/"
@@ -38,7 +42,7 @@ case "$what" in
     sasl) modules=(sasl) ;;
     chathistory) modules=(chathistory) ;;
     all) modules=("${core[@]}" sasl chathistory) ;;
-    *) echo "usage: $0 [core|sasl|chathistory|all] [pytest args]" >&2; exit 2 ;;
+    *) echo "usage: $0 [core|sasl|chathistory|all|setup] [pytest args]" >&2; exit 2 ;;
 esac
 files=()
 for m in "${modules[@]}"; do
