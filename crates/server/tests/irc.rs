@@ -119,7 +119,8 @@ async fn account(chat: SocketAddr, name: &str) {
     until_closed(&mut c).await;
 }
 
-/// Logs `name` in over IRC with PASS and returns the client past the lobby's NAMES.
+/// Logs `name` in over IRC with PASS, joins the lobby (IRC clients are not put there by
+/// themselves) and returns the client past its NAMES.
 async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
     let mut c = Client::irc(addr).await;
     if !caps.is_empty() {
@@ -132,6 +133,7 @@ async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
     c.send(&format!("NICK {name}")).await;
     c.send(&format!("USER {name} 0 * :{name}")).await;
     c.until(" 001 ").await;
+    c.send("JOIN #lobby").await;
     c.until(" 366 ").await;
     c
 }
@@ -176,7 +178,13 @@ async fn sasl_plain_registration_ends_with_the_welcome_after_cap_end() {
     let before = c.sync().await;
     assert!(!before.iter().any(early), "{before:#?}");
     c.send("CAP END").await;
-    let welcome = c.until(" 366 ").await;
+    let mut welcome = c.until(" 422 ").await;
+    assert!(
+        !welcome.iter().any(|l| l.contains(" JOIN ")),
+        "IRC clients join the rooms they ask for: {welcome:#?}"
+    );
+    c.send("JOIN #lobby").await;
+    welcome.extend(c.until(" 366 ").await);
     let first = welcome
         .iter()
         .position(|l| l.contains(" 001 "))
@@ -422,6 +430,8 @@ async fn without_echo_message_own_messages_are_skipped_live_but_replayed_in_hist
     again.send(&format!("PASS :bob:{PASSWORD}")).await;
     again.send("NICK bob").await;
     again.send("USER bob 0 * :bob").await;
+    again.until(" 001 ").await;
+    again.send("JOIN #lobby").await;
     again.until(":bob!bob@natter PRIVMSG #lobby :first").await;
 }
 
