@@ -554,3 +554,46 @@ async fn an_irc_connection_that_never_logs_in_is_closed_at_the_login_deadline() 
     c.send("USER ghost 0 * :Ghost").await;
     c.until("ERROR :Closing link: login timed out").await;
 }
+
+#[tokio::test]
+async fn parting_words_reach_natter_clients_and_the_leaver() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut alice = register(s.chat, "alice").await;
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    bob.send("PART #lobby :off to lunch").await;
+    bob.until(":bob!bob@natter PART #lobby :off to lunch").await;
+    let leave = until(&mut alice, |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                event: PresenceEvent::Leave,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(&leave, ServerFrame::Presence { user, message: Some(m), reason: Some(r), .. }
+            if user == "bob" && m == "off to lunch" && r == "part"),
+        "{leave:?}"
+    );
+    bob.send("QUIT :see you").await;
+    let mut again = irc_login(s.irc, "bob", &[]).await;
+    again.send("QUIT :bye now").await;
+    let quit = until(&mut alice, |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                event: PresenceEvent::Leave,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(&quit, ServerFrame::Presence { message: Some(m), reason: Some(r), .. }
+            if m == "bye now" && r == "quit"),
+        "{quit:?}"
+    );
+}
