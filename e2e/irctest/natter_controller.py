@@ -133,7 +133,7 @@ class NatterController(BaseServerController, DirectoryBasedController):
         directory goes, so files vanishing under the removal are not an error."""
         try:
             super().kill()
-        except FileNotFoundError:
+        except OSError:
             if self.directory:
                 shutil.rmtree(self.directory, ignore_errors=True)
 

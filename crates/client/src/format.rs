@@ -110,6 +110,26 @@ pub fn render(frame: &ServerFrame) -> Vec<String> {
                 line
             }
         }
+        ServerFrame::Notice {
+            room,
+            from,
+            to,
+            text,
+            ..
+        } => match (room, to) {
+            (Some(room), _) => format!(
+                "[notice] #{} -{}- {}",
+                sanitize(room),
+                sanitize(from),
+                sanitize(text)
+            ),
+            (None, to) => format!(
+                "[notice] -{} -> {}- {}",
+                sanitize(from),
+                sanitize(to.as_deref().unwrap_or_default()),
+                sanitize(text)
+            ),
+        },
         ServerFrame::Queued { to, .. } => format!(
             "[queued] {} is offline; your message will be delivered when they log in",
             sanitize(to)

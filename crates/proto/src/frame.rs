@@ -53,6 +53,21 @@ pub enum ClientFrame {
         /// Message text.
         text: String,
     },
+    /// A notice to a room or to one user: delivered to whoever is there now, never
+    /// stored (bots' output, IRC's NOTICE). Exactly one of `room` and `to`.
+    Notice {
+        /// Request id, echoed on errors only (a notice is not answered).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// Room name, for a notice to a room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Recipient's user name, for a notice to a user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Notice text.
+        text: String,
+    },
     /// Ask who is online.
     List {
         /// Request id to echo.
@@ -141,6 +156,7 @@ impl ClientFrame {
             ClientFrame::Auth { id, .. }
             | ClientFrame::Public { id, .. }
             | ClientFrame::Private { id, .. }
+            | ClientFrame::Notice { id, .. }
             | ClientFrame::List { id }
             | ClientFrame::Join { id, .. }
             | ClientFrame::Part { id, .. }
@@ -159,6 +175,7 @@ impl ClientFrame {
             ClientFrame::Auth { .. } => "auth",
             ClientFrame::Public { .. } => "public",
             ClientFrame::Private { .. } => "private",
+            ClientFrame::Notice { .. } => "notice",
             ClientFrame::List { .. } => "list",
             ClientFrame::Join { .. } => "join",
             ClientFrame::Part { .. } => "part",
@@ -342,6 +359,22 @@ pub enum ServerFrame {
         /// Message text.
         text: String,
         /// Server time of acceptance, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// A notice (never stored), to a room's members or to a user's sessions, and to the
+    /// sender's.
+    Notice {
+        /// The room, for a notice to a room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Sender's user name.
+        from: String,
+        /// Recipient's user name, for a notice to a user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Notice text.
+        text: String,
+        /// Server time, milliseconds since the Unix epoch.
         ts: u64,
     },
     /// A private message, delivered to the recipient's and the sender's sessions.

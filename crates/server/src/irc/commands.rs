@@ -162,6 +162,17 @@ pub fn command(
                 {
                     numeric(out, st, "301", &[target, &away]);
                 }
+                if notice {
+                    let room = target.starts_with('#').then(|| target.to_string());
+                    let to = (!target.starts_with('#')).then(|| target.to_string());
+                    frames.push(ClientFrame::Notice {
+                        id,
+                        room,
+                        to,
+                        text: text.clone(),
+                    });
+                    continue;
+                }
                 frames.push(match target.strip_prefix('#') {
                     Some(_) => ClientFrame::Public {
                         id,

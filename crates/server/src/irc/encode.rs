@@ -61,9 +61,9 @@ impl Encoder for IrcEncoder {
         };
         !frames.is_empty()
             && frames.iter().all(|f| match f {
-                ServerFrame::Public { from, .. } | ServerFrame::Private { from, .. } => {
-                    from.eq_ignore_ascii_case(me)
-                }
+                ServerFrame::Public { from, .. }
+                | ServerFrame::Private { from, .. }
+                | ServerFrame::Notice { from, .. } => from.eq_ignore_ascii_case(me),
                 _ => false,
             })
     }
@@ -159,6 +159,24 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
             from, to, text, ts, ..
         } => {
             privmsg(out, time(*ts).as_deref(), from, to, text);
+        }
+        ServerFrame::Notice {
+            room,
+            from,
+            to,
+            text,
+            ts,
+        } => {
+            let target = match (room, to) {
+                (Some(room), _) => chan(room),
+                (None, to) => to.clone().unwrap_or_default(),
+            };
+            let tags = time(*ts);
+            let source = mask(from);
+            let room_for_text = MAX_BODY.saturating_sub(source.len() + target.len() + 13);
+            for piece in line::split_text(text, room_for_text) {
+                line::write(out, tags.as_deref(), &source, "NOTICE", &[&target, piece]);
+            }
         }
         ServerFrame::Presence {
             room,

@@ -95,6 +95,16 @@ const PRIVATE: Rule = Rule {
     cost: Cost::Message,
     ..Rule::new("private")
 };
+// Handled in order: a notice is delivered at once, so it waits for the session's
+// earlier messages to keep their order.
+const NOTICE: Rule = Rule {
+    room: true,
+    member: Some(|room| format!("you are not in #{room}; /join {room} first")),
+    recipient: true,
+    text: true,
+    cost: Cost::Message,
+    ..Rule::new("notice")
+};
 const LIST: Rule = Rule::new("list");
 const JOIN: Rule = Rule {
     room: true,
@@ -123,6 +133,7 @@ pub(super) fn rule(frame: &ClientFrame) -> &'static Rule {
         ClientFrame::Quit { .. } => &QUIT,
         ClientFrame::Public { .. } => &PUBLIC,
         ClientFrame::Private { .. } => &PRIVATE,
+        ClientFrame::Notice { .. } => &NOTICE,
         ClientFrame::List { .. } => &LIST,
         ClientFrame::Join { .. } => &JOIN,
         ClientFrame::Part { .. } => &PART,
@@ -139,6 +150,7 @@ fn room_of(frame: &ClientFrame) -> Option<&str> {
         ClientFrame::Join { room, .. }
         | ClientFrame::Part { room, .. }
         | ClientFrame::Who { room, .. } => Some(room),
+        ClientFrame::Notice { room, .. } => room.as_deref(),
         _ => None,
     }
 }
@@ -148,6 +160,7 @@ fn recipient_and_text(frame: &ClientFrame) -> (Option<&str>, Option<&str>) {
     match frame {
         ClientFrame::Public { text, .. } => (None, Some(text)),
         ClientFrame::Private { to, text, .. } => (Some(to), Some(text)),
+        ClientFrame::Notice { to, text, .. } => (to.as_deref(), Some(text)),
         _ => (None, None),
     }
 }

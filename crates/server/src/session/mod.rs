@@ -15,6 +15,7 @@ mod admission;
 mod commands;
 mod commit;
 mod login;
+mod notice;
 mod private;
 mod rooms;
 
@@ -348,6 +349,9 @@ impl Session {
             }
             (ClientFrame::Private { id, to, text }, _) => {
                 return self.private(id, &to, &text).await;
+            }
+            (ClientFrame::Notice { id, to, text, .. }, room) => {
+                self.notice(id, room, to.as_deref(), &text)
             }
             (ClientFrame::List { id }, _) => self.list(id),
             (ClientFrame::Join { id, .. }, Some(room)) => self.join(id, &room).await,
