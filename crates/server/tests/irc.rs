@@ -597,3 +597,59 @@ async fn parting_words_reach_natter_clients_and_the_leaver() {
         "{quit:?}"
     );
 }
+
+#[tokio::test]
+async fn clients_without_sasl_register_and_log_in_with_nickserv_or_register() {
+    let s = Irc::start().await;
+    // NickServ: welcomed without an account, nothing works until REGISTER.
+    let mut c = Client::irc(s.irc).await;
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :Carol").await;
+    c.until(" 001 carol ").await;
+    c.until("NickServ IDENTIFY").await;
+    c.send("JOIN #lobby").await;
+    c.until(" 451 carol ").await;
+    c.send("WHO #lobby").await;
+    c.until(" 451 carol ").await;
+    c.send("PRIVMSG NickServ :REGISTER short").await;
+    c.until(":NickServ!NickServ@natter NOTICE carol :Refused")
+        .await;
+    c.send(&format!("PRIVMSG NickServ :REGISTER {PASSWORD}"))
+        .await;
+    c.until("Account carol created").await;
+    c.until(" 900 carol ").await;
+    c.send("JOIN #lobby").await;
+    c.until(" 366 carol #lobby ").await;
+    c.send("QUIT").await;
+
+    // IDENTIFY on a new connection, with the NS alias.
+    let mut again = Client::irc(s.irc).await;
+    again.send("NICK carol").await;
+    again.send("USER carol 0 * :Carol").await;
+    again.until(" 001 carol ").await;
+    again.send("NS IDENTIFY wrong-password").await;
+    again.until("Refused").await;
+    again.send(&format!("NS IDENTIFY {PASSWORD}")).await;
+    again.until("You are now identified for carol").await;
+
+    // draft/account-registration before connecting.
+    let mut dave = Client::irc(s.irc).await;
+    dave.send("CAP LS 302").await;
+    let ls = dave.until("CAP * LS").await;
+    assert!(
+        ls.last()
+            .expect("line")
+            .contains("draft/account-registration=before-connect"),
+        "{ls:?}"
+    );
+    dave.send("NICK dave").await;
+    dave.send(&format!("REGISTER * * :{PASSWORD}")).await;
+    dave.until("REGISTER SUCCESS dave").await;
+    dave.send("USER dave 0 * :Dave").await;
+    dave.send("CAP END").await;
+    dave.until(" 001 dave ").await;
+    let mut taken = Client::irc(s.irc).await;
+    taken.send("NICK dave").await;
+    taken.send(&format!("REGISTER * * :{PASSWORD}")).await;
+    taken.until("FAIL REGISTER ACCOUNT_EXISTS").await;
+}

@@ -82,6 +82,12 @@ pub fn command(
     frames: &mut Vec<ClientFrame>,
 ) {
     let cmd = msg.command.as_str();
+    if st.account.is_none() {
+        // Welcomed without an account: nothing but logging in (NickServ, REGISTER).
+        numeric(out, st, "451", &["You have not logged in"]);
+        super::account::notice(out, st, super::registration::LOGIN_NOTICE);
+        return;
+    }
     let need = |st: &State, out: &mut Vec<u8>, n: usize| {
         let missing = msg.params.len() < n || msg.params[..n].iter().any(String::is_empty);
         if missing {
@@ -296,6 +302,7 @@ mod tests {
         let (conn, _rx, _dir) = crate::irc::test_conn().await;
         let mut st = State::new(20, false, "natter".into());
         st.nick = Some("alice".into());
+        st.account = Some("alice".into());
         st.welcomed = true;
         let msg = crate::irc::line::parse(line.as_bytes()).expect("parses");
         let (mut out, mut frames) = (Vec::new(), Vec::new());

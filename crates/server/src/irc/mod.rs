@@ -16,6 +16,7 @@
 //! session's outbox is held back: the session joins `lobby` as soon as the login
 //! succeeds, and an IRC client must not see that JOIN before registration ends (CAP END).
 
+pub mod account;
 pub mod commands;
 pub mod directory;
 pub mod encode;

@@ -10,13 +10,14 @@ use natter_proto::{ClientFrame, ErrorCode, MAX_ID_LEN, MAX_USERNAME_LEN, validat
 
 use super::directory::Profile;
 use super::line::{self, LineError, Message};
-use super::{Conn, Out, USER_HOST, commands, label};
+use super::{Conn, Out, USER_HOST, account, commands, label};
 use crate::session::InputError;
 
 /// Capabilities offered in CAP LS.
 pub const CAPS: &[&str] = &[
     "batch",
     "cap-notify",
+    "draft/account-registration",
     "echo-message",
     "labeled-response",
     "message-tags",
@@ -26,7 +27,7 @@ pub const CAPS: &[&str] = &[
     "userhost-in-names",
 ];
 
-/// Lines a client may send before the welcome; the session's own pre-login budget only
+/// Lines a client may send before it logs in; the session's own pre-login budget only
 /// sees the frames the adapter yields, not CAP or NICK.
 const MAX_REGISTRATION_LINES: u32 = 64;
 
@@ -43,6 +44,13 @@ pub enum Via {
     /// A conformance-test guest (NICK and USER alone): the welcome, or 433 when the
     /// nick is an account already.
     Guest,
+    /// `REGISTER` (draft/account-registration): `REGISTER SUCCESS` and 900, or `FAIL`.
+    Register,
+    /// The NickServ service: its notices and 900.
+    NickServ {
+        /// `REGISTER` rather than `IDENTIFY`.
+        register: bool,
+    },
 }
 
 /// Negotiated capabilities.
@@ -53,6 +61,8 @@ pub struct Caps {
     pub cap_notify: bool,
     /// `batch`.
     pub batch: bool,
+    /// `draft/account-registration` (REGISTER works without it too).
+    pub account_registration: bool,
     /// `echo-message`.
     pub echo_message: bool,
     /// `labeled-response`.
@@ -87,7 +97,7 @@ pub struct State {
     /// An AUTHENTICATE PLAIN exchange under way, with the payload so far.
     sasl: Option<String>,
     /// A login the session is checking.
-    pending: Option<Via>,
+    pub(super) pending: Option<Via>,
     /// PASS given: the account (if named) and the password.
     pass: Option<(Option<String>, String)>,
     /// The account, once the session accepted the login.
@@ -96,8 +106,6 @@ pub struct State {
     pub welcomed: bool,
     /// Lines before the welcome.
     lines: u32,
-    /// The client was told how to log in.
-    told: bool,
     /// Rooms a session may join (CHANLIMIT).
     max_rooms: usize,
     /// Conformance-test guests are let in (`irc_conformance_guests`).
@@ -133,7 +141,6 @@ impl State {
             account: None,
             welcomed: false,
             lines: 0,
-            told: false,
             max_rooms,
             guests,
             parting: Vec::new(),
@@ -165,9 +172,10 @@ pub fn numeric(out: &mut Vec<u8>, st: &State, code: &str, params: &[&str]) {
 }
 
 /// The notice for clients that try to chat without logging in.
-pub const LOGIN_NOTICE: &str = "natter has no anonymous users: log in with SASL PLAIN \
-     (your account and password) or PASS account:password, with your account name as \
-     your nick. Accounts are created with a natter client.";
+pub const LOGIN_NOTICE: &str = "natter has no anonymous users: your nick is your \
+     account name. Log in with /msg NickServ IDENTIFY <password> (or SASL PLAIN, or PASS \
+     account:password when connecting); create the account with /msg NickServ REGISTER \
+     <password>.";
 
 impl Conn {
     /// Handles one line from the client; returns the frames it stands for.
@@ -199,7 +207,7 @@ impl Conn {
         let mut frames = Vec::new();
         {
             let mut st = self.lock();
-            if !st.welcomed {
+            if st.account.is_none() {
                 st.lines += 1;
                 if st.lines > MAX_REGISTRATION_LINES {
                     line::write(
@@ -207,12 +215,12 @@ impl Conn {
                         None,
                         "",
                         "ERROR",
-                        &["Closing link: too many lines before registration"],
+                        &["Closing link: too many lines before logging in"],
                     );
                     drop(st);
                     self.emit(out);
                     return vec![Err(InputError::Io(
-                        "too many lines before registration".into(),
+                        "too many lines before logging in".into(),
                     ))];
                 }
             }
@@ -271,6 +279,15 @@ impl Conn {
                     }
                 },
                 "AUTHENTICATE" => self.authenticate(&mut st, &msg, &mut out, &mut frames),
+                "REGISTER" => self.register(&mut st, &msg, &mut out, &mut frames),
+                "NICKSERV" | "NS" => {
+                    let text = msg.params.join(" ");
+                    self.nickserv(&mut st, &text, &mut out, &mut frames);
+                }
+                "PRIVMSG" if msg.param(0).is_some_and(account::is_nickserv) => {
+                    let text = msg.param(1).unwrap_or_default().to_string();
+                    self.nickserv(&mut st, &text, &mut out, &mut frames);
+                }
                 "PING" => match msg.param(0) {
                     // After the welcome the session answers, in order: a client that
                     // pings to know its earlier lines took effect gets the PONG after
@@ -349,12 +366,12 @@ impl Conn {
                     .is_some_and(|v| v >= 302);
                 let list: Vec<&str> = CAPS
                     .iter()
-                    .map(|c| {
-                        if *c == "sasl" && v302 {
-                            "sasl=PLAIN"
-                        } else {
-                            c
+                    .map(|c| match *c {
+                        "sasl" if v302 => "sasl=PLAIN",
+                        "draft/account-registration" if v302 => {
+                            "draft/account-registration=before-connect"
                         }
+                        c => c,
                     })
                     .collect();
                 reply(out, "LS", &list.join(" "));
@@ -363,6 +380,7 @@ impl Conn {
                 let c = st.caps;
                 let on: Vec<&str> = [
                     (c.batch, "batch"),
+                    (c.account_registration, "draft/account-registration"),
                     (c.cap_notify, "cap-notify"),
                     (c.echo_message, "echo-message"),
                     (c.labeled_response, "labeled-response"),
@@ -390,6 +408,7 @@ impl Conn {
                     };
                     let slot = match name {
                         "batch" => &mut caps.batch,
+                        "draft/account-registration" => &mut caps.account_registration,
                         "cap-notify" => &mut caps.cap_notify,
                         "echo-message" => &mut caps.echo_message,
                         "labeled-response" => &mut caps.labeled_response,
@@ -606,10 +625,11 @@ impl Conn {
             });
             return;
         }
-        if !st.told {
-            st.told = true;
-            line::write(out, None, &st.server, "NOTICE", &[&nick, LOGIN_NOTICE]);
-        }
+        // Welcomed without an account: the client can log in or register with the
+        // service (clients without SASL send nothing before the welcome), and until then
+        // everything else is refused with 451 and this notice.
+        self.welcome(st, out);
+        account::notice(out, st, LOGIN_NOTICE);
     }
 
     /// The session accepted the login of `user` (called by the encoder for `auth_ok`).
@@ -621,6 +641,9 @@ impl Conn {
         let _ = self.account.set(user.to_string());
         let via = st.take_pending();
         st.guest = via == Some(Via::Guest);
+        if let Some(v @ (Via::Register | Via::NickServ { .. })) = via {
+            account::succeeded(&mut out, &st, v, user);
+        }
         if via == Some(Via::Sasl) {
             let mask = format!("{}!{}@{USER_HOST}", st.target(), st.target());
             let text = format!("You are now logged in as {user}");
@@ -707,6 +730,9 @@ pub fn login_refused(
             numeric(out, st, "433", &[st.target(), "Nickname is already in use"])
         }
         (Some(Via::Guest), _) => numeric(out, st, "432", &[st.target(), message]),
+        (Some(v @ (Via::Register | Via::NickServ { .. })), _) => {
+            account::refused(out, st, v, code, message)
+        }
         (Some(Via::Sasl), _) => numeric(
             out,
             st,
@@ -742,7 +768,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :batch cap-notify echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :batch cap-notify draft/account-registration=before-connect echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
@@ -771,8 +797,7 @@ mod tests {
         let last = c.on_line(b"NICK someone");
         assert!(matches!(&last[..], [Err(InputError::Io(_))]));
         assert!(
-            written(&mut rx)
-                .ends_with("ERROR :Closing link: too many lines before registration\r\n")
+            written(&mut rx).ends_with("ERROR :Closing link: too many lines before logging in\r\n")
         );
     }
 }
