@@ -4,15 +4,19 @@
 #
 #   bench/run.sh           quick mode (a few minutes): N = 100 and 1000
 #   bench/run.sh --full    full mode: also N = 10 000, longer phases
+#   bench/run.sh --irc     natter's IRC gateway against ngircd only: fan-out into 1 000
+#                          and 10 000 users joining one room
 #
 # Workloads per server: fan-out (pinned and unpinned), idle connections, private
-# messages, a login storm and N users joining one room; natter also over TLS.
+# messages, a login storm and N users joining one room; natter also over TLS and over
+# its IRC gateway (natter-server --irc-listen, "natter IRC", compared with ngircd).
 #
 # Installs redis-server and ngircd with apt-get when missing, builds natter-server and
 # natter-bench in release mode, starts each server itself (pinned to core 1 with taskset
 # when the machine has two or more cores; the generator runs on core 0), stops them on
 # exit (trap), and writes:
-#   bench/results/latest.json        small summary of this run (committed)
+#   bench/results/latest.json        small summary of this run (committed; --irc writes
+#                                    bench/results/raw/STAMP-irc-summary.json instead)
 #   bench/results/raw/*.jsonl, *.log raw records and server logs (git-ignored)
 # Every step has a timeout so the script cannot hang; everything runs on 127.0.0.1.
 set -euo pipefail
@@ -22,12 +26,13 @@ for arg in "$@"; do
     case "$arg" in
         --quick) MODE=quick ;;
         --full) MODE=full ;;
+        --irc) MODE=irc ;;
         -h | --help)
-            sed -n '2,17p' "$0"
+            sed -n '2,21p' "$0"
             exit 0
             ;;
         *)
-            echo "unknown argument: $arg (use --quick or --full)" >&2
+            echo "unknown argument: $arg (use --quick, --full or --irc)" >&2
             exit 2
             ;;
     esac
@@ -91,6 +96,8 @@ else
 fi
 
 NATTER_PORT=19999
+# natter's IRC gateway (the same natter-server, also listening with --irc-listen).
+NATTER_IRC_PORT=16668
 REDIS_PORT=16379
 IRC_PORT=16667
 
@@ -104,6 +111,17 @@ if [ "$MODE" = quick ]; then
     STORM=500
     JOIN_N=1000
     STEP_TIMEOUT=400
+elif [ "$MODE" = irc ]; then
+    # The IRC targets: N = 1 000 flat (natter IRC >= 3x ngircd) and 10 000
+    # users joining one room (natter IRC < 10 s). Logging 10 000 natter users in
+    # (Argon2id each) takes minutes, so the steps get more time.
+    FAN_NS=1000
+    PHASES=flat:40000:6,rate:500:4
+    IDLE_NS=(0)
+    PRIVATE_SECS=5
+    STORM=0
+    JOIN_N=10000
+    STEP_TIMEOUT=1500
 else
     FAN_NS=100,1000,10000
     PHASES=flat:200000:15,rate:500:10,rate:1000:10,rate:5000:10
@@ -119,6 +137,13 @@ fi
 JOIN_TIMEOUT=60
 MAXN=${FAN_NS##*,}
 MAXIDLE=${IDLE_NS[-1]}
+if [ "$MODE" = irc ]; then
+    SERVERS=(natter-irc ngircd)
+    PRIVATE_USERS=0
+else
+    SERVERS=(natter natter-irc redis ngircd)
+    PRIVATE_USERS=1000
+fi
 
 # --- servers -----------------------------------------------------------------------------
 wait_port() {
@@ -153,10 +178,11 @@ start_server() {
     [ "$pin" = pinned ] && pre=("${SRV_PIN[@]}")
     stop_server
     case "$which" in
-        natter | natter-tls)
-            local tlsflag=(--plaintext)
+        natter | natter-tls | natter-irc)
+            local tlsflag=(--plaintext) irc=()
             [ "$which" = natter-tls ] && tlsflag=()
-            "${pre[@]}" "$NS" "${tlsflag[@]}" --listen "127.0.0.1:$NATTER_PORT" \
+            [ "$which" = natter-irc ] && irc=(--irc-listen "127.0.0.1:$NATTER_IRC_PORT")
+            "${pre[@]}" "$NS" "${tlsflag[@]}" --listen "127.0.0.1:$NATTER_PORT" "${irc[@]}" \
                 --data-dir "$TMP/natter-data" --web-listen off \
                 --message-rate 1000000 --message-burst 1000000 \
                 --max-connections 30000 --max-connections-per-ip 30000 \
@@ -165,6 +191,9 @@ start_server() {
                 >> "$RAWDIR/$STAMP-natter.log" 2>&1 &
             SERVER_PID=$!
             wait_port $NATTER_PORT
+            if [ "$which" = natter-irc ]; then
+                wait_port $NATTER_IRC_PORT
+            fi
             ;;
         redis)
             # No persistence; the default pub/sub output buffer limits stay.
@@ -219,6 +248,7 @@ EOF
 addr_of() {
     case "$1" in
         natter | natter-tls) echo "127.0.0.1:$NATTER_PORT" ;;
+        natter-irc) echo "127.0.0.1:$NATTER_IRC_PORT" ;;
         redis) echo "127.0.0.1:$REDIS_PORT" ;;
         ngircd) echo "127.0.0.1:$IRC_PORT" ;;
     esac
@@ -226,6 +256,7 @@ addr_of() {
 kind_of() {
     case "$1" in
         natter | natter-tls) echo natter ;;
+        natter-irc) echo natter-irc ;;
         redis) echo redis ;;
         ngircd) echo irc ;;
     esac
@@ -251,11 +282,13 @@ bench() {
 log "registering natter accounts (setup; Argon2id per account)"
 start_server natter unpinned
 timeout 1800 "$NB" register --kind natter --addr "127.0.0.1:$NATTER_PORT" --parallel 8 \
-    --receivers "$MAXN" --senders 4 --private 1000 --storm "$STORM" --idle "$MAXIDLE" \
+    --receivers "$MAXN" --senders 4 --private "$PRIVATE_USERS" --storm "$STORM" --idle "$MAXIDLE" \
     --join "$JOIN_N"
 
 # --- the run -------------------------------------------------------------------------------
-for server in natter redis ngircd; do
+# natter-irc is natter-server with its IRC gateway on as well (same data directory, so
+# the accounts registered above), measured over IRC like ngircd.
+for server in "${SERVERS[@]}"; do
     # Logins in progress at once during setup, and in the login storm. ngircd listens
     # with a backlog of 10 connections: with 1 000 simultaneous connects it reset
     # connections ("Connection reset by peer"), and with 100 the overflowing SYNs were
@@ -271,46 +304,55 @@ for server in natter redis ngircd; do
     start_server $server pinned
     bench $server pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$PHASES" \
         --parallel $par
-    log "$server: fan-out N=1000 flat (unpinned)"
-    start_server $server unpinned
-    bench $server unpinned fanout --ns 1000 --senders 4 --window 128 --phases "${PHASES%%,*}" \
-        --parallel $par
-    for n in "${IDLE_NS[@]}"; do
-        log "$server: $n idle connections"
+    if [ "$MODE" != irc ]; then
+        log "$server: fan-out N=1000 flat (unpinned)"
+        start_server $server unpinned
+        bench $server unpinned fanout --ns 1000 --senders 4 --window 128 \
+            --phases "${PHASES%%,*}" --parallel $par
+        for n in "${IDLE_NS[@]}"; do
+            log "$server: $n idle connections"
+            start_server $server pinned
+            bench $server pinned idle --n "$n" --parallel 64
+        done
+        log "$server: private messages, 1000 users"
         start_server $server pinned
-        bench $server pinned idle --n "$n" --parallel 64
-    done
-    log "$server: private messages, 1000 users"
-    start_server $server pinned
-    bench $server pinned private --users 1000 --secs "$PRIVATE_SECS" --parallel $par
-    log "$server: login storm of $STORM while 100 chat at 500/s"
-    start_server $server pinned
-    bench $server pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM" \
-        --storm-parallel $storm_par --parallel $par
+        bench $server pinned private --users 1000 --secs "$PRIVATE_SECS" --parallel $par
+        log "$server: login storm of $STORM while 100 chat at 500/s"
+        start_server $server pinned
+        bench $server pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM" \
+            --storm-parallel $storm_par --parallel $par
+    fi
     log "$server: $JOIN_N users join one room"
     start_server $server pinned
     bench $server pinned join --n "$JOIN_N" --timeout-secs "$JOIN_TIMEOUT" --parallel $par
 done
 
-log "natter over TLS"
-start_server natter-tls pinned
-bench natter-tls pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$TLS_PHASES"
-for n in "${IDLE_NS[@]}"; do
+if [ "$MODE" != irc ]; then
+    log "natter over TLS"
     start_server natter-tls pinned
-    bench natter-tls pinned idle --n "$n" --parallel 64
-done
-log "natter over TLS: private messages, 1000 users"
-start_server natter-tls pinned
-bench natter-tls pinned private --users 1000 --secs "$PRIVATE_SECS"
-log "natter over TLS: login storm of $STORM while 100 chat at 500/s"
-start_server natter-tls pinned
-bench natter-tls pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM"
+    bench natter-tls pinned fanout --ns "$FAN_NS" --senders 4 --window 128 --phases "$TLS_PHASES"
+    for n in "${IDLE_NS[@]}"; do
+        start_server natter-tls pinned
+        bench natter-tls pinned idle --n "$n" --parallel 64
+    done
+    log "natter over TLS: private messages, 1000 users"
+    start_server natter-tls pinned
+    bench natter-tls pinned private --users 1000 --secs "$PRIVATE_SECS"
+    log "natter over TLS: login storm of $STORM while 100 chat at 500/s"
+    start_server natter-tls pinned
+    bench natter-tls pinned storm --chat 100 --senders 4 --rate 500 --storm "$STORM"
+fi
 stop_server
 
 # --- report --------------------------------------------------------------------------------
+# The IRC-only mode's summary stays with the raw records: latest.json is a whole run's.
+SUMMARY="$RESULTS/latest.json"
+if [ "$MODE" = irc ]; then
+    SUMMARY="$RAWDIR/$STAMP-irc-summary.json"
+fi
 log "results ($MODE mode, $STAMP)"
-"$NB" report --input "$RAW" --summary "$RESULTS/latest.json" \
+"$NB" report --input "$RAW" --summary "$SUMMARY" \
     --label "$MODE mode, $STAMP, server pinned to core 1 and generator to core 0 where marked"
 echo
 echo "raw records: $RAW"
-echo "summary:     $RESULTS/latest.json"
+echo "summary:     $SUMMARY"

@@ -58,6 +58,12 @@ pub enum Kind {
     Redis,
     /// IRC (tested with ngircd).
     Irc,
+    /// natter's IRC gateway (`--irc-listen`): IRC lines, but every user logs in to a
+    /// natter account (`PASS account:password` before NICK/USER; the nick is the
+    /// account); like every IRC client it joins its channels itself.
+    #[value(name = "natter-irc")]
+    #[serde(rename = "natter-irc")]
+    NatterIrc,
 }
 
 impl Kind {
@@ -67,7 +73,13 @@ impl Kind {
             Kind::Natter => "natter",
             Kind::Redis => "redis",
             Kind::Irc => "ngircd",
+            Kind::NatterIrc => "natter-irc",
         }
+    }
+
+    /// Whether the generator speaks IRC to this server.
+    pub fn is_irc(self) -> bool {
+        matches!(self, Kind::Irc | Kind::NatterIrc)
     }
 }
 
@@ -249,9 +261,9 @@ impl Target {
                     writer.sub = Some(std::mem::replace(&mut writer.wr, pwr));
                 }
             }
-            Kind::Irc => {
+            Kind::Irc | Kind::NatterIrc => {
                 writer
-                    .raw(format!("NICK {name}\r\nUSER {name} 0 * :bench\r\n").as_bytes())
+                    .raw(irc_registration(self.kind, name).as_bytes())
                     .await?;
                 loop {
                     let line = reader.line().await?;
@@ -260,15 +272,15 @@ impl Target {
                         writer.raw(&pong).await?;
                     } else if irc_code(line) == Some(b"001".as_slice()) {
                         break;
-                    } else if line.starts_with(b"ERROR")
-                        || irc_code(line) == Some(b"433".as_slice())
-                    {
+                    } else if irc_refusal(line) {
                         bail!(
                             "IRC registration of {name} refused: {}",
                             String::from_utf8_lossy(line)
                         );
                     }
                 }
+                // IRC sessions (ngircd's, natter's gateway's) join only what they ask
+                // for.
                 if let Some(ch) = channel {
                     writer.join(ch).await?;
                     reader.expect_joined(ch).await?;
@@ -282,6 +294,24 @@ impl Target {
 /// Whether `f` is the last chunk of a `history` answer, which ends a login or a join.
 fn is_last_history(f: &ServerFrame) -> bool {
     matches!(f, ServerFrame::History { last: true, .. })
+}
+
+/// The lines that register `name` on an IRC server: NICK and USER, preceded for
+/// natter's gateway by `PASS account:password` (the nick is the account name).
+fn irc_registration(kind: Kind, name: &str) -> String {
+    let pass = if kind == Kind::NatterIrc {
+        format!("PASS {name}:{PASSWORD}\r\n")
+    } else {
+        String::new()
+    };
+    format!("{pass}NICK {name}\r\nUSER {name} 0 * :bench\r\n")
+}
+
+/// Whether a line received before the welcome means registration failed: `ERROR`, or
+/// 432 (erroneous nick; natter: not the account's name), 433 (nick in use), 464
+/// (natter: wrong password) or 465 (natter: banned).
+fn irc_refusal(line: &[u8]) -> bool {
+    line.starts_with(b"ERROR") || matches!(irc_code(line), Some(b"432" | b"433" | b"464" | b"465"))
 }
 
 /// The command word of an IRC line (the numeric for server replies).
@@ -568,7 +598,7 @@ impl Reader {
                 }
                 Ok(self.take_line().map(|(a, b)| self.natter(a, b)))
             }
-            Kind::Irc => Ok(self.take_line().map(|(a, b)| self.irc(a, b))),
+            Kind::Irc | Kind::NatterIrc => Ok(self.take_line().map(|(a, b)| self.irc(a, b))),
             Kind::Redis => self.redis(),
         }
     }

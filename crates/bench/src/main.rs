@@ -74,7 +74,8 @@ impl Common {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Registers the benchmark accounts (natter only; others need none).
+    /// Registers the benchmark accounts (natter only; others need none). For
+    /// `--kind natter-irc` register them with `--kind natter` on the same server.
     Register {
         #[command(flatten)]
         common: Common,
@@ -300,8 +301,15 @@ async fn run(cli: Cli) -> Result<()> {
             idle,
             join,
         } => {
-            if common.kind != Kind::Natter {
-                return Ok(());
+            match common.kind {
+                Kind::Natter => {}
+                // The gateway cannot create accounts: they are natter's, created over
+                // natter's own protocol on the same server.
+                Kind::NatterIrc => bail!(
+                    "natter's IRC gateway cannot register accounts: run `register --kind \
+                     natter` against the same server's natter listener (--listen)"
+                ),
+                Kind::Redis | Kind::Irc => return Ok(()),
             }
             let t = target(&common)?;
             let mut names: Vec<String> = (0..senders).map(workload::sender_name).collect();

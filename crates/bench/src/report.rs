@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One measured figure set (one workload, one server, one configuration).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
-    /// "natter", "redis" or "ngircd".
+    /// "natter", "redis", "ngircd" or "natter-irc" (natter's IRC gateway).
     pub server: String,
     /// natter over TLS.
     pub tls: bool,
@@ -195,7 +195,9 @@ fn fmt_fig(r: &Record) -> String {
 
 /// Renders the comparison table: one row per workload configuration, natter (plain and
 /// TLS), Redis, ngircd, and the ratios natter ÷ Redis and natter ÷ ngircd of the main
-/// figure (for idle memory a ratio below 1 is better) and of p99 latency.
+/// figure (for idle memory a ratio below 1 is better) and of p99 latency. When the
+/// records include natter's IRC gateway ("natter-irc"), its column and the ratios
+/// natter IRC ÷ ngircd (main figure and p99) follow.
 pub fn table(records: &[Record]) -> String {
     let mut rows: BTreeMap<(String, usize, String, bool), BTreeMap<String, &Record>> =
         BTreeMap::new();
@@ -225,12 +227,19 @@ pub fn table(records: &[Record]) -> String {
         .or_default()
         .insert(col, r);
     }
+    let irc = records.iter().any(|r| r.server == "natter-irc");
     let mut out = String::new();
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "| workload | natter | natter TLS | Redis | ngircd | natter/Redis | natter/ngircd | p99 natter/Redis | p99 natter/ngircd |"
+        "| workload | natter | natter TLS | Redis | ngircd |{} natter/Redis | natter/ngircd | p99 natter/Redis | p99 natter/ngircd |",
+        if irc { " natter IRC |" } else { "" }
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    if irc {
+        out.push_str(" natter IRC/ngircd | p99 natter IRC/ngircd |");
+    }
+    out.push('\n');
+    let columns = if irc { 12 } else { 9 };
+    let _ = writeln!(out, "|{}", "---|".repeat(columns));
     for cols in rows.values() {
         let Some(any) = cols.values().next() else {
             continue;
@@ -238,20 +247,108 @@ pub fn table(records: &[Record]) -> String {
         let cell = |k: &str| cols.get(k).map_or("-".into(), |r| fmt_fig(r));
         let fig = |k: &str| cols.get(k).and_then(|r| figure(r).0);
         let p99 = |k: &str| cols.get(k).and_then(|r| r.p99_us).map(|v| v as f64);
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} ({}) | {} | {} | {} | {} |",
             any.row(),
             figure(any).1,
             cell("natter"),
             cell("natter+tls"),
             cell("redis"),
             cell("ngircd"),
+        );
+        if irc {
+            let _ = write!(out, " {} |", cell("natter-irc"));
+        }
+        let _ = write!(
+            out,
+            " {} | {} | {} | {} |",
             ratio(fig("natter"), fig("redis")),
             ratio(fig("natter"), fig("ngircd")),
             ratio(p99("natter"), p99("redis")),
             ratio(p99("natter"), p99("ngircd")),
         );
+        if irc {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                ratio(fig("natter-irc"), fig("ngircd")),
+                ratio(p99("natter-irc"), p99("ngircd")),
+            );
+        }
+        out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(server: &str, workload: &str, n: usize, mode: &str, per_sec: f64) -> Record {
+        Record {
+            server: server.into(),
+            pinned: true,
+            workload: workload.into(),
+            n,
+            mode: mode.into(),
+            per_sec,
+            p99_us: Some(10_000),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn table_without_natter_irc_keeps_its_columns() {
+        let t = table(&[
+            rec("natter", "fanout", 1000, "flat", 6e6),
+            rec("ngircd", "fanout", 1000, "flat", 2e6),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(!t.contains("natter IRC"), "{t}");
+        assert_eq!(lines[1], "|---|---|---|---|---|---|---|---|---|");
+        assert!(
+            lines[2].starts_with("| fanout n=1000 flat (deliv/s) | 6.00M p99 10.00 | - | - | 2.00M p99 10.00 | - | 3.00x |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn natter_irc_gets_a_column_and_ratios_to_ngircd() {
+        let mut join_irc = rec("natter-irc", "join", 10000, "", 0.0);
+        join_irc.secs = 2.5;
+        join_irc.joined = Some(10000);
+        join_irc.expected = 19999;
+        join_irc.verified = 19999;
+        let mut join_ngircd = rec("ngircd", "join", 10000, "", 0.0);
+        join_ngircd.secs = 60.0;
+        join_ngircd.joined = Some(4000);
+        join_ngircd.expected = 19999;
+        join_ngircd.verified = 4000;
+        join_ngircd.errors = 15999;
+        let t = table(&[
+            rec("natter", "fanout", 1000, "flat", 6e6),
+            rec("ngircd", "fanout", 1000, "flat", 2e6),
+            rec("natter-irc", "fanout", 1000, "flat", 7e6),
+            join_irc,
+            join_ngircd,
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| workload | natter | natter TLS | Redis | ngircd | natter IRC | natter/Redis | natter/ngircd | p99 natter/Redis | p99 natter/ngircd | natter IRC/ngircd | p99 natter IRC/ngircd |"
+        );
+        assert_eq!(lines[1], format!("|{}", "---|".repeat(12)));
+        assert_eq!(
+            lines[2],
+            "| fanout n=1000 flat (deliv/s) | 6.00M p99 10.00 | - | - | 2.00M p99 10.00 | 7.00M p99 10.00 | - | 3.00x | - | 1.00x | 3.50x | 1.00x |"
+        );
+        // A join that did not finish has no figure, so no ratio.
+        assert!(
+            lines[3].starts_with("| join n=10000 (s) | - | - | - | - (4000/10000 joined)"),
+            "{t}"
+        );
+        assert!(lines[3].contains("| 2.50 p99 10.00 (login 0.0s) |"), "{t}");
+        assert!(lines[3].ends_with("| - | 1.00x |"), "{t}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Smoke tests: the fan-out and join workloads at tiny N against an in-process natter
-//! server. They assert that every delivery was verified; no timing assertions.
+//! server, over natter's own protocol and over its IRC gateway. They assert that every
+//! delivery was verified; no timing assertions.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,14 +10,16 @@ use natter_bench::join;
 use natter_bench::pin::ServerPin;
 use natter_bench::report::Record;
 use natter_bench::workload::{self, FanOut, Phase};
-use natter_server::{Config, Server};
+use natter_server::{Config, Listeners, Server};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A plaintext natter server on a free loopback port, configured like bench/run.sh.
+/// A plaintext natter server on a free loopback port, with its IRC gateway on another,
+/// configured like bench/run.sh.
 struct TestServer {
     addr: SocketAddr,
+    irc_addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -33,17 +36,25 @@ impl TestServer {
         config.messages.burst = 1_000_000.0;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind irc");
+        let irc_addr = irc.local_addr().expect("irc addr");
         let server = Server::open(config).await.expect("open server");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let listeners = Listeners {
+                chat: listener,
+                web: None,
+                irc: Some(irc),
+            };
             let _ = server
-                .run(listener, async {
+                .run_with(listeners, async {
                     let _ = stopped.await;
                 })
                 .await;
         });
         TestServer {
             addr,
+            irc_addr,
             stop,
             task,
             _dir: dir,
@@ -56,17 +67,36 @@ impl TestServer {
     }
 }
 
+/// The target of `kind` on `server` (natter's protocol or its IRC gateway), with the
+/// accounts `names` registered over natter's protocol.
+async fn target_with_accounts(server: &TestServer, kind: Kind, names: Vec<String>) -> Target {
+    let natter = Target::plain(Kind::Natter, server.addr);
+    workload::register(&natter, names, 4)
+        .await
+        .expect("register");
+    match kind {
+        Kind::NatterIrc => Target::plain(kind, server.irc_addr),
+        _ => natter,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_at_tiny_n_verifies_every_delivery() {
+    fanout_at_tiny_n(Kind::Natter).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_natters_irc_gateway_verifies_every_delivery() {
+    fanout_at_tiny_n(Kind::NatterIrc).await;
+}
+
+async fn fanout_at_tiny_n(kind: Kind) {
     let server = TestServer::start().await;
-    let target = Target::plain(Kind::Natter, server.addr);
     let names = (0..2)
         .map(workload::sender_name)
         .chain((0..5).map(workload::receiver_name))
         .collect();
-    workload::register(&target, names, 4)
-        .await
-        .expect("register");
+    let target = target_with_accounts(&server, kind, names).await;
 
     let run = async {
         let mut fan = FanOut::new(&target, 2, 128, 8).await.expect("senders");
@@ -98,12 +128,19 @@ async fn fanout_at_tiny_n_verifies_every_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_at_tiny_n_acknowledges_everyone_and_delivers_the_probe() {
+    join_at_tiny_n(Kind::Natter).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_over_natters_irc_gateway_acknowledges_everyone_and_delivers_the_probe() {
+    join_at_tiny_n(Kind::NatterIrc).await;
+}
+
+async fn join_at_tiny_n(kind: Kind) {
     let server = TestServer::start().await;
-    let target = Target::plain(Kind::Natter, server.addr);
     let n = 5;
-    workload::register(&target, (0..n).map(workload::idle_name).collect(), 4)
-        .await
-        .expect("register");
+    let names = (0..n).map(workload::idle_name).collect();
+    let target = target_with_accounts(&server, kind, names).await;
 
     let mut rec = Record {
         workload: "join".into(),

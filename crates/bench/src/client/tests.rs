@@ -285,6 +285,98 @@ async fn irc_lines() {
     );
 }
 
+/// What natter's IRC gateway sends: after the welcome the automatic JOIN of `#lobby`
+/// (its channel bare, not as a trailing parameter) with NAMES, then deliveries with
+/// `nick!nick@natter` prefixes.
+#[tokio::test]
+async fn natter_irc_lines() {
+    let input = concat!(
+        ":natter NOTICE * :*** natter: log in with SASL PLAIN or PASS account:password\r\n",
+        ":natter 001 fr0 :Welcome to natter, fr0\r\n",
+        ":natter 005 fr0 CASEMAPPING=ascii CHANTYPES=# :are supported by this server\r\n",
+        ":natter 422 fr0 :MOTD File is missing\r\n",
+        ":fr0!fr0@natter JOIN #lobby\r\n",
+        ":natter 353 fr0 = #lobby :fs0 fs1 fr0\r\n",
+        ":natter 366 fr0 #lobby :End of /NAMES list\r\n",
+        ":fs1!fs1@natter PRIVMSG #lobby :m00001:000000000001:0000000000001234:abc\r\n",
+        ":natter 366 fr0 #crowd :End of /NAMES list (12 more not listed)\r\n",
+        ":ic7!ic7@natter QUIT :connection closed\r\n",
+        ":natter PING :natter\r\n",
+        "PING 17\r\n",
+        ":natter 404 fr0 #crowd :Cannot send to channel\r\n",
+        "ERROR :Closing link: server shutting down\r\n",
+    );
+    assert_eq!(
+        events(Kind::NatterIrc, input.as_bytes()).await,
+        vec![
+            "other",
+            "other",
+            "other",
+            "other",
+            "other",
+            "other",
+            "joined lobby",
+            "msg fs1 m00001:000000000001:0000000000001234:abc",
+            "joined crowd",
+            "other",
+            "other",
+            "ping 17",
+            "error :natter 404 fr0 #crowd :Cannot send to channel",
+            "closed ERROR :Closing link: server shutting down",
+        ]
+    );
+}
+
+#[test]
+fn irc_registration_logs_in_to_natter_with_pass() {
+    assert_eq!(
+        irc_registration(Kind::NatterIrc, "fr12"),
+        format!("PASS fr12:{PASSWORD}\r\nNICK fr12\r\nUSER fr12 0 * :bench\r\n")
+    );
+    assert_eq!(
+        irc_registration(Kind::Irc, "fr12"),
+        "NICK fr12\r\nUSER fr12 0 * :bench\r\n"
+    );
+}
+
+#[test]
+fn irc_refusals_before_the_welcome() {
+    for refused in [
+        &b":natter 464 fr0 :Password incorrect"[..],
+        b":natter 465 fr0 :You are banned",
+        b":natter 432 fr0 fr0x :Your nick must be your account name (fr0)",
+        b":bench.irc 433 * fr0 :Nickname already in use",
+        b"ERROR :Closing link: login timed out",
+    ] {
+        assert!(irc_refusal(refused), "{}", String::from_utf8_lossy(refused));
+    }
+    for fine in [
+        &b":natter NOTICE * :*** natter: log in with SASL PLAIN or PASS account:password"[..],
+        b":natter 001 fr0 :Welcome to natter, fr0",
+        b":natter 422 fr0 :MOTD File is missing",
+        b"PING :natter",
+        b":fr0!fr0@natter JOIN #lobby",
+    ] {
+        assert!(!irc_refusal(fine), "{}", String::from_utf8_lossy(fine));
+    }
+}
+
+#[test]
+fn kind_names() {
+    use clap::ValueEnum as _;
+    assert_eq!(Kind::NatterIrc.label(), "natter-irc");
+    assert_eq!(
+        Kind::from_str("natter-irc", false).expect("a --kind value"),
+        Kind::NatterIrc
+    );
+    assert_eq!(
+        serde_json::to_string(&Kind::NatterIrc).expect("json"),
+        "\"natter-irc\""
+    );
+    assert!(Kind::NatterIrc.is_irc() && Kind::Irc.is_irc());
+    assert!(!Kind::Natter.is_irc() && !Kind::Redis.is_irc());
+}
+
 #[test]
 fn malformed_resp_is_an_error_not_a_panic() {
     for bad in [

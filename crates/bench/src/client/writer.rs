@@ -99,7 +99,7 @@ impl Writer {
                 &[b"PUBLISH", room.as_bytes(), text.as_bytes()],
                 &mut self.out,
             ),
-            Kind::Irc => {
+            Kind::Irc | Kind::NatterIrc => {
                 self.out.extend_from_slice(b"PRIVMSG #");
                 self.out.extend_from_slice(room.as_bytes());
                 self.out.extend_from_slice(b" :");
@@ -123,7 +123,7 @@ impl Writer {
         match self.kind {
             Kind::Natter => self.push_natter_private(to, text),
             // IRC PRIVMSG to a nick; Redis PUBLISH to the user's channel.
-            Kind::Irc => {
+            Kind::Irc | Kind::NatterIrc => {
                 self.out.extend_from_slice(b"PRIVMSG ");
                 self.out.extend_from_slice(to.as_bytes());
                 self.out.extend_from_slice(b" :");
@@ -147,7 +147,7 @@ impl Writer {
                 },
                 &mut self.out,
             ),
-            Kind::Irc => {
+            Kind::Irc | Kind::NatterIrc => {
                 self.out.extend_from_slice(b"JOIN #");
                 self.out.extend_from_slice(room.as_bytes());
                 self.out.extend_from_slice(b"\r\n");
@@ -180,7 +180,7 @@ impl Writer {
                 },
                 &mut self.out,
             ),
-            Kind::Irc => self.out.extend_from_slice(b"QUIT :bye\r\n"),
+            Kind::Irc | Kind::NatterIrc => self.out.extend_from_slice(b"QUIT :bye\r\n"),
             Kind::Redis => self.out.extend_from_slice(b"*1\r\n$4\r\nQUIT\r\n"),
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.out)).await;
