@@ -179,7 +179,7 @@ start_server() {
     stop_server
     case "$which" in
         natter | natter-tls | natter-irc)
-            local tlsflag=(--plaintext) irc=()
+            local tlsflag=(--plaintext) irc=(--irc-listen off)
             [ "$which" = natter-tls ] && tlsflag=()
             [ "$which" = natter-irc ] && irc=(--irc-listen "127.0.0.1:$NATTER_IRC_PORT")
             "${pre[@]}" "$NS" "${tlsflag[@]}" --listen "127.0.0.1:$NATTER_PORT" "${irc[@]}" \

@@ -157,6 +157,8 @@ async fn start_server(dir: &Path, plaintext: bool) -> StartedServer {
         .arg("127.0.0.1:0")
         .arg("--web-listen")
         .arg("127.0.0.1:0")
+        .arg("--irc-listen")
+        .arg("off")
         .arg("--data-dir")
         .arg(dir.join("data"));
     if plaintext {

@@ -41,6 +41,8 @@ async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
         .arg("127.0.0.1:0")
         .arg("--web-listen")
         .arg("off")
+        .arg("--irc-listen")
+        .arg("off")
         // Room for the pastes of the type-ahead test (the default burst is 10 messages).
         .arg("--message-burst")
         .arg("100")

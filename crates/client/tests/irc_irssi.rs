@@ -117,7 +117,7 @@ async fn start_server(dir: &Path) -> Server {
     tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
     let irc = irc.expect("the server prints where the IRC gateway listens");
     assert!(
-        irc.starts_with("IRC gateway (TLS,"),
+        irc.starts_with("IRC gateway (TLS)"),
         "the test needs the gateway to speak TLS on loopback: {irc}"
     );
     let irc_port = irc

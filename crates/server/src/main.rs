@@ -64,7 +64,7 @@ async fn run() -> anyhow::Result<()> {
         );
         let how = if tls { "TLS" } else { "plaintext" };
         say(&format!(
-            "IRC gateway ({how}, incomplete: see docs/IRC.md) listening on {at}"
+            "IRC gateway ({how}) listening on {at}"
         ));
     }
     if let Some(web) = &web {

@@ -102,7 +102,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Address the binary binds for the web interface; `None` disables it.
     pub web_listen: Option<SocketAddr>,
-    /// Address the binary binds for the IRC gateway; `None` (the default) disables it.
+    /// Address the binary binds for the IRC gateway; `None` disables it.
     pub irc_listen: Option<SocketAddr>,
     /// TLS on the IRC gateway: forced on or off, or `None` for TLS except on loopback.
     pub irc_tls: Option<bool>,
@@ -495,7 +495,7 @@ impl Default for Config {
             max_hashes_in_flight: 2 * cores,
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
-            irc_listen: None,
+            irc_listen: Some(SocketAddr::from(([0, 0, 0, 0], 6697))),
             irc_tls: None,
             irc_password: None,
             irc_server_name: "natter".into(),

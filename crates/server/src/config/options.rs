@@ -121,7 +121,7 @@ pub struct Options {
     #[arg(long, env = "NATTER_WEB_LISTEN", value_name = "HOST:PORT|off")]
     pub web_listen: Option<String>,
     /// Address of the IRC gateway, or "off"; TLS with the server's certificate unless
-    /// --plaintext or on loopback [default: off; the gateway is incomplete, docs/IRC.md].
+    /// --plaintext or on loopback [default: 0.0.0.0:6697].
     #[arg(long, env = "NATTER_IRC_LISTEN", value_name = "HOST:PORT|off")]
     pub irc_listen: Option<String>,
     /// TLS on the IRC gateway: "on", "off", or "auto" (TLS unless on loopback)

@@ -366,9 +366,12 @@ fn env_is_read_by_the_flag_parser() {
 }
 
 #[test]
-fn irc_listen_is_off_by_default_and_parsed() {
+fn irc_listen_defaults_to_6697_on_every_address_and_parses() {
     let c = Config::load(&Options::default()).expect("defaults");
-    assert_eq!(c.irc_listen, None);
+    assert_eq!(
+        c.irc_listen.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:6697")
+    );
     let o = Options::try_parse_from(["natter-server", "--irc-listen", "127.0.0.1:6667"])
         .expect("parses");
     assert_eq!(
