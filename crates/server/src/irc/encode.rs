@@ -211,14 +211,28 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
                 }
             }
         }
+        // A large room's summary: a JOIN or PART per listed name (at most 50 of each a
+        // second), and a notice counting the rest, which IRC clients cannot be shown.
         ServerFrame::PresenceSummary {
-            room, joined, left, ..
+            room,
+            members,
+            joined,
+            joined_more,
+            left,
+            left_more,
         } => {
             for user in joined {
                 line::write(out, None, &mask(user), "JOIN", &[&chan(room)]);
             }
             for user in left {
                 line::write(out, None, &mask(user), "PART", &[&chan(room)]);
+            }
+            if *joined_more > 0 || *left_more > 0 {
+                let text = format!(
+                    "{joined_more} more joined and {left_more} more left; {members} members \
+                     (a large room: not every join and leave is shown)"
+                );
+                line::write(out, None, server, "NOTICE", &[&chan(room), &text]);
             }
         }
         ServerFrame::System { text } => {
@@ -449,6 +463,24 @@ mod tests {
             message: None,
         };
         assert_eq!(shared_text(&quit, false), ":bob!bob@natter QUIT :quit\r\n");
+    }
+
+    #[test]
+    fn large_room_summaries_list_names_and_count_the_rest() {
+        let summary = ServerFrame::PresenceSummary {
+            room: "big".into(),
+            members: 500,
+            joined: vec!["ann".into()],
+            joined_more: 7,
+            left: vec!["bob".into()],
+            left_more: 0,
+        };
+        assert_eq!(
+            shared_text(&summary, false),
+            ":ann!ann@natter JOIN #big\r\n:bob!bob@natter PART #big\r\n\
+             :natter NOTICE #big :7 more joined and 0 more left; 500 members (a large room: \
+             not every join and leave is shown)\r\n"
+        );
     }
 
     #[test]
