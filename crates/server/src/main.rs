@@ -63,9 +63,7 @@ async fn run() -> anyhow::Result<()> {
             natter_server::listener::Transport::Irc { tls: true }
         );
         let how = if tls { "TLS" } else { "plaintext" };
-        say(&format!(
-            "IRC gateway ({how}) listening on {at}"
-        ));
+        say(&format!("IRC gateway ({how}) listening on {at}"));
     }
     if let Some(web) = &web {
         let at = web.local_addr().context("web listener has no address")?;

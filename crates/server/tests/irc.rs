@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 struct Irc {
     chat: SocketAddr,
     irc: SocketAddr,
+    /// The running server's shared state (for operator actions).
+    shared: std::sync::Arc<natter_server::Shared>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -31,6 +33,7 @@ impl Irc {
         let mut config = plain_config(dir.path());
         tweak(&mut config);
         let server = Server::open(config).await.expect("open server");
+        let shared = server.shared().clone();
         let chat = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind irc");
         let (chat_addr, irc_addr) = (
@@ -48,6 +51,7 @@ impl Irc {
         Irc {
             chat: chat_addr,
             irc: irc_addr,
+            shared,
             stop,
             _dir: dir,
         }
@@ -652,4 +656,47 @@ async fn clients_without_sasl_register_and_log_in_with_nickserv_or_register() {
     taken.send("NICK dave").await;
     taken.send(&format!("REGISTER * * :{PASSWORD}")).await;
     taken.until("FAIL REGISTER ACCOUNT_EXISTS").await;
+}
+
+#[tokio::test]
+async fn operator_mutes_kicks_and_bans_reach_irc_users() {
+    use natter_server::moderation::{self, Operator};
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let op = Operator {
+        name: "operator".into(),
+        addr: "test".into(),
+    };
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    moderation::mute(&s.shared, &op, "bob", 60)
+        .await
+        .expect("mute");
+    bob.until("an operator muted you").await;
+    bob.send("PRIVMSG #lobby :can you hear me").await;
+    let refused = bob.until(" 404 bob #lobby ").await;
+    assert!(
+        refused.last().expect("line").contains("muted"),
+        "{refused:#?}"
+    );
+    moderation::kick(&s.shared, &op, "bob", Some("calm down"))
+        .await
+        .expect("kick");
+    let bye = bob.until("ERROR").await;
+    assert!(
+        bye.last()
+            .expect("line")
+            .contains("kicked by an operator: calm down"),
+        "{bye:#?}"
+    );
+    let mut bob = irc_login(s.irc, "bob", &[]).await;
+    moderation::ban(&s.shared, &op, "bob", Some("spam"))
+        .await
+        .expect("ban");
+    bob.until("ERROR :Closing link: banned by an operator")
+        .await;
+    let mut again = Client::irc(s.irc).await;
+    again.send(&format!("PASS :bob:{PASSWORD}")).await;
+    again.send("NICK bob").await;
+    again.send("USER bob 0 * :bob").await;
+    again.until(" 465 ").await;
 }
