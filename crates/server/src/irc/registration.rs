@@ -17,6 +17,7 @@ use crate::session::InputError;
 pub const CAPS: &[&str] = &[
     "batch",
     "cap-notify",
+    "draft/chathistory",
     "echo-message",
     "labeled-response",
     "message-tags",
@@ -53,6 +54,8 @@ pub struct Caps {
     pub cap_notify: bool,
     /// `batch`.
     pub batch: bool,
+    /// `draft/chathistory`: CHATHISTORY, and no history replayed after a JOIN.
+    pub chathistory: bool,
     /// `echo-message`.
     pub echo_message: bool,
     /// `labeled-response`.
@@ -364,6 +367,7 @@ impl Conn {
                 let on: Vec<&str> = [
                     (c.batch, "batch"),
                     (c.cap_notify, "cap-notify"),
+                    (c.chathistory, "draft/chathistory"),
                     (c.echo_message, "echo-message"),
                     (c.labeled_response, "labeled-response"),
                     (c.message_tags, "message-tags"),
@@ -391,6 +395,7 @@ impl Conn {
                     let slot = match name {
                         "batch" => &mut caps.batch,
                         "cap-notify" => &mut caps.cap_notify,
+                        "draft/chathistory" => &mut caps.chathistory,
                         "echo-message" => &mut caps.echo_message,
                         "labeled-response" => &mut caps.labeled_response,
                         "message-tags" => &mut caps.message_tags,
@@ -405,7 +410,8 @@ impl Conn {
                 });
                 if known {
                     st.caps = caps;
-                    self.tagged.store(caps.server_time, Ordering::Relaxed);
+                    self.slot
+                        .store(super::encode::slot_of(&caps), Ordering::Relaxed);
                     self.echo.store(caps.echo_message, Ordering::Relaxed);
                     reply(out, "ACK", asked);
                 } else {
@@ -674,6 +680,7 @@ impl Conn {
                 "are supported by this server",
             ],
         );
+        super::history::isupport(out, st);
         numeric(out, st, "422", &["MOTD File is missing"]);
         let ident = if st.ident.is_empty() {
             nick.as_str()
@@ -742,7 +749,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :batch cap-notify echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :batch cap-notify draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
