@@ -55,6 +55,9 @@ pub const MAX_LIMIT: u32 = 100;
 /// The id of the ping a CHATHISTORY waits for (see the module documentation).
 pub const BARRIER_ID: &str = "\u{1}history";
 
+/// Longest wait for the session's answer to the ping before the query runs anyway.
+const BARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Writes the ISUPPORT tokens of chat history (a 005 line of their own).
 pub fn isupport(out: &mut Vec<u8>, st: &State) {
     let max = format!("CHATHISTORY={MAX_LIMIT}");
@@ -602,8 +605,9 @@ pub fn command(
     let work = conn.clone();
     let run = Box::pin(async move {
         let conn = work;
-        // Err: the session ended or replaced the barrier; answer anyway.
-        let _ = ready.await;
+        // The session answers pings in order and promptly; should it not (it ended, or
+        // the barrier was replaced), answer anyway rather than stop reading the client.
+        let _ = tokio::time::timeout(BARRIER_WAIT, ready).await;
         let result = query(&*conn.shared.store, &src, &req).await;
         let mut out = Vec::new();
         match result {
