@@ -700,3 +700,101 @@ async fn operator_mutes_kicks_and_bans_reach_irc_users() {
     again.send("USER bob 0 * :bob").await;
     again.until(" 465 ").await;
 }
+
+#[tokio::test]
+async fn chathistory_answers_in_order_with_msgids_in_a_batch() {
+    let s = Irc::start().await;
+    account(s.chat, "bob").await;
+    let mut alice = register(s.chat, "alice").await;
+    let caps = [
+        "batch",
+        "draft/chathistory",
+        "labeled-response",
+        "message-tags",
+    ];
+    let mut bob = irc_login(s.irc, "bob", &caps).await;
+    // No wait between the message and the question: the answer comes after the message
+    // is stored.
+    bob.send("PRIVMSG #lobby :one").await;
+    bob.send("PRIVMSG alice :psst").await;
+    bob.send("@label=q1 CHATHISTORY LATEST #LOBBY * 10").await;
+    let lines = bob.until("BATCH -").await;
+    let start = lines
+        .iter()
+        .position(|l| l.contains("BATCH +"))
+        .expect("batch start");
+    assert!(
+        lines[start].starts_with("@label=q1 :natter BATCH +")
+            && lines[start].ends_with(" chathistory #LOBBY"),
+        "{lines:#?}"
+    );
+    let id = lines[start]
+        .split(" BATCH +")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("batch id")
+        .to_string();
+    let msg = &lines[start + 1];
+    assert!(
+        msg.starts_with(&format!("@batch={id};time="))
+            && msg.contains(";msgid=")
+            && msg.ends_with(" :bob!bob@natter PRIVMSG #lobby :one"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), start + 3, "{lines:#?}");
+    let msgid = msg
+        .split(";msgid=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("msgid")
+        .to_string();
+    until(
+        &mut alice,
+        |f| matches!(f, ServerFrame::Private { text, .. } if text == "psst"),
+    )
+    .await;
+    send(
+        &mut alice,
+        ClientFrame::Private {
+            id: None,
+            to: "bob".into(),
+            text: "back".into(),
+        },
+    )
+    .await;
+    bob.until("PRIVMSG bob :back").await;
+    bob.send("CHATHISTORY AFTER alice timestamp=2000-01-01T00:00:00.000Z 10")
+        .await;
+    let lines = bob.until("BATCH -").await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains(" PRIVMSG "))
+        .map(|l| l.split(" PRIVMSG ").nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["alice :psst", "bob :back"], "{lines:#?}");
+    bob.send(&format!("CHATHISTORY BEFORE #lobby msgid={msgid} 10"))
+        .await;
+    let lines = bob.until("BATCH -").await;
+    assert!(!lines.iter().any(|l| l.contains(" PRIVMSG ")), "{lines:#?}");
+    bob.send("CHATHISTORY LATEST #elsewhere * 10").await;
+    bob.until("FAIL CHATHISTORY INVALID_TARGET LATEST #elsewhere")
+        .await;
+    bob.send("CHATHISTORY BEFORE #lobby * 10").await;
+    bob.until("FAIL CHATHISTORY INVALID_PARAMS BEFORE *").await;
+
+    // A client with draft/chathistory gets no replay after JOIN; one without does.
+    let mut again = Client::irc(s.irc).await;
+    again.send("CAP REQ :draft/chathistory").await;
+    again.until("ACK").await;
+    again.send("CAP END").await;
+    again.send(&format!("PASS :bob:{PASSWORD}")).await;
+    again.send("NICK bob").await;
+    again.send("USER bob 0 * :bob").await;
+    again.until(" 001 ").await;
+    again.send("JOIN #lobby").await;
+    again.until(" 366 ").await;
+    let seen = again.sync().await;
+    assert!(!seen.iter().any(|l| l.contains("PRIVMSG")), "{seen:#?}");
+    let mut plain = irc_login(s.irc, "bob", &[]).await;
+    plain.until(":bob!bob@natter PRIVMSG #lobby :one").await;
+}

@@ -11,7 +11,7 @@ use natter_proto::{ClientFrame, FrameId, MAX_ID_LEN};
 
 use super::line::Message;
 use super::registration::{State, numeric};
-use super::{Conn, query};
+use super::{Conn, history, query};
 
 /// PRIVMSG and NOTICE targets per line (TARGMAX).
 pub const MAX_TARGETS: usize = 4;
@@ -198,6 +198,7 @@ pub fn command(
         "WHOIS" => query::whois(conn, st, msg, out),
         "NAMES" => query::names_query(conn, st, msg, out),
         "LIST" => query::list(conn, st, msg, out),
+        "CHATHISTORY" => history::command(conn, st, msg, out, frames),
         "AWAY" => away(conn, st, msg.param(0).filter(|m| !m.is_empty()), out),
         "OPER" => {
             if need(st, out, 2) {

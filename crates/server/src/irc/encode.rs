@@ -3,7 +3,8 @@
 //! Frames fanned out to many sessions (room and private messages, presence, server
 //! notices) are encoded from the frame alone, so every IRC recipient shares one encoding
 //! per slot: [`IRC_SLOT`] without tags, [`IRC_TAGGED_SLOT`] with `@time=` for clients
-//! that negotiated server-time. Replies to this session alone (numerics name the
+//! that negotiated server-time, [`IRC_MSGID_SLOT`] with `@time=...;msgid=...` for clients
+//! that negotiated message-tags (they accept any tag, so they get `time` too). Replies to this session alone (numerics name the
 //! client's nick) use the connection's state; before the login succeeds they go through
 //! the adapter's side channel, as registration replies.
 
@@ -16,8 +17,9 @@ use super::commands::Origin;
 use super::directory::Directory;
 use super::label;
 use super::line::{self, MAX_BODY};
+use super::registration::Caps;
 use super::registration::{LOGIN_NOTICE, State, login_refused, numeric};
-use super::{Conn, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST, query};
+use super::{Conn, IRC_MSGID_SLOT, IRC_SLOT, IRC_TAGGED_SLOT, USER_HOST, history, query};
 use crate::codec::Encoder;
 
 /// Encodes one IRC connection's frames.
@@ -35,11 +37,7 @@ impl IrcEncoder {
 
 impl Encoder for IrcEncoder {
     fn slot(&self) -> usize {
-        if self.conn.tagged.load(Ordering::Relaxed) {
-            IRC_TAGGED_SLOT
-        } else {
-            IRC_SLOT
-        }
+        self.conn.slot.load(Ordering::Relaxed)
     }
 
     /// Without echo-message, the client's own messages are left out: natter sends a room
@@ -69,8 +67,8 @@ impl Encoder for IrcEncoder {
     }
 
     fn encode_into(&self, frame: &ServerFrame, out: &mut Vec<u8>) {
-        let tagged = self.slot() == IRC_TAGGED_SLOT;
-        if shared(frame, tagged, &self.conn.server, out) {
+        let slot = self.slot();
+        if shared(frame, slot, &self.conn.server, out) {
             return;
         }
         if let ServerFrame::AuthOk { user, .. } = frame {
@@ -84,6 +82,9 @@ impl Encoder for IrcEncoder {
             st.account.is_none() || (!st.welcomed && matches!(frame, ServerFrame::Bye { .. }));
         let dir = &self.conn.shared.irc;
         if !early {
+            if history::on_pong(&self.conn, frame) {
+                return;
+            }
             if let ServerFrame::Pong {
                 id: Some(natter_proto::FrameId::Str(id)),
             } = frame
@@ -97,7 +98,7 @@ impl Encoder for IrcEncoder {
                 return;
             }
             let start = out.len();
-            reply(&mut st, dir, frame, tagged, out);
+            reply(&mut st, dir, frame, slot, out);
             if let Some(open) = st.label.as_mut() {
                 open.push(&out[start..]);
                 out.truncate(start);
@@ -105,20 +106,42 @@ impl Encoder for IrcEncoder {
         } else {
             // Before the login: a registration reply, written ahead of the held outbox.
             let mut early = Vec::new();
-            reply(&mut st, dir, frame, tagged, &mut early);
+            reply(&mut st, dir, frame, slot, &mut early);
             drop(st);
             self.conn.emit(early);
         }
     }
 }
 
+/// The delivery slot of a connection with these capabilities: which tags its lines
+/// carry.
+pub fn slot_of(caps: &Caps) -> usize {
+    if caps.message_tags {
+        IRC_MSGID_SLOT
+    } else if caps.server_time {
+        IRC_TAGGED_SLOT
+    } else {
+        IRC_SLOT
+    }
+}
+
+/// The tags of a message line in `slot`: `time=` (server-time or message-tags) and
+/// `msgid=` (message-tags, for stored messages), without the `@`.
+pub fn message_tags(slot: usize, ts: u64, msg_id: Option<u64>) -> Option<String> {
+    match (slot, msg_id) {
+        (IRC_MSGID_SLOT, Some(id)) => Some(format!("time={};msgid={id}", line::server_time(ts))),
+        (IRC_MSGID_SLOT | IRC_TAGGED_SLOT, _) => Some(format!("time={}", line::server_time(ts))),
+        _ => None,
+    }
+}
+
 /// `nick!nick@natter`.
-fn mask(nick: &str) -> String {
+pub(super) fn mask(nick: &str) -> String {
     format!("{nick}!{nick}@{USER_HOST}")
 }
 
 /// `#room`.
-fn chan(room: &str) -> String {
+pub(super) fn chan(room: &str) -> String {
     format!("#{room}")
 }
 
@@ -133,7 +156,7 @@ fn with_hash(room: &str) -> String {
 
 /// Writes a message as PRIVMSG lines of at most [`MAX_BODY`] bytes each: one per line
 /// of its text, long ones split.
-fn privmsg(out: &mut Vec<u8>, tags: Option<&str>, from: &str, target: &str, text: &str) {
+pub(super) fn privmsg(out: &mut Vec<u8>, tags: Option<&str>, from: &str, target: &str, text: &str) {
     let source = mask(from);
     // ":" source " PRIVMSG " target " :" text "\r\n"
     let room_for_text = MAX_BODY.saturating_sub(source.len() + target.len() + 14);
@@ -143,22 +166,28 @@ fn privmsg(out: &mut Vec<u8>, tags: Option<&str>, from: &str, target: &str, text
 }
 
 /// Encodes the frames that are fanned out; false for a reply to this session alone.
-fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) -> bool {
-    let time = |ts: u64| tagged.then(|| format!("time={}", line::server_time(ts)));
+fn shared(frame: &ServerFrame, slot: usize, server: &str, out: &mut Vec<u8>) -> bool {
     match frame {
         ServerFrame::Public {
+            msg_id,
             room,
             from,
             text,
             ts,
-            ..
         } => {
-            privmsg(out, time(*ts).as_deref(), from, &chan(room), text);
+            let tags = message_tags(slot, *ts, Some(*msg_id));
+            privmsg(out, tags.as_deref(), from, &chan(room), text);
         }
         ServerFrame::Private {
-            from, to, text, ts, ..
+            msg_id,
+            from,
+            to,
+            text,
+            ts,
+            ..
         } => {
-            privmsg(out, time(*ts).as_deref(), from, to, text);
+            let tags = message_tags(slot, *ts, Some(*msg_id));
+            privmsg(out, tags.as_deref(), from, to, text);
         }
         ServerFrame::Notice {
             room,
@@ -171,7 +200,8 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
                 (Some(room), _) => chan(room),
                 (None, to) => to.clone().unwrap_or_default(),
             };
-            let tags = time(*ts);
+            // Notices are not stored: no msgid.
+            let tags = message_tags(slot, *ts, None);
             let source = mask(from);
             let room_for_text = MAX_BODY.saturating_sub(source.len() + target.len() + 13);
             for piece in line::split_text(text, room_for_text) {
@@ -246,7 +276,7 @@ fn shared(frame: &ServerFrame, tagged: bool, server: &str, out: &mut Vec<u8>) ->
 }
 
 /// Encodes a reply to this session alone.
-fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, tagged: bool, out: &mut Vec<u8>) {
+fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, slot: usize, out: &mut Vec<u8>) {
     let nick = st.target().to_string();
     let server = st.server.clone();
     let notice = |out: &mut Vec<u8>, text: &str| {
@@ -270,6 +300,9 @@ fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, tagged: bool, out
             Some(m) => line::write(out, None, &mask(&nick), "PART", &[&chan(room), &m]),
             None => line::write(out, None, &mask(&nick), "PART", &[&chan(room)]),
         },
+        // The replay after a JOIN (the only history the gateway does not ask for): a
+        // client with draft/chathistory asks for what it wants itself.
+        ServerFrame::History { id: None, .. } if st.caps.chathistory => {}
         ServerFrame::History {
             room,
             with,
@@ -277,7 +310,7 @@ fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, tagged: bool, out
             ..
         } => {
             for m in messages {
-                let tags = tagged.then(|| format!("time={}", line::server_time(m.ts)));
+                let tags = message_tags(slot, m.ts, Some(m.msg_id));
                 let target = match (room, &m.to, with) {
                     (Some(room), _, _) => chan(room),
                     (None, Some(to), _) => to.clone(),
@@ -395,8 +428,9 @@ mod tests {
     use super::*;
 
     fn shared_text(frame: &ServerFrame, tagged: bool) -> String {
+        let slot = if tagged { IRC_TAGGED_SLOT } else { IRC_SLOT };
         let mut out = Vec::new();
-        assert!(shared(frame, tagged, "natter", &mut out));
+        assert!(shared(frame, slot, "natter", &mut out));
         String::from_utf8(out).expect("utf8")
     }
 
@@ -405,7 +439,7 @@ mod tests {
         st.nick = Some("alice".into());
         st.account = Some("alice".into());
         let mut out = Vec::new();
-        reply(&mut st, &Directory::new(), frame, false, &mut out);
+        reply(&mut st, &Directory::new(), frame, IRC_SLOT, &mut out);
         String::from_utf8(out).expect("utf8")
     }
 
@@ -481,6 +515,71 @@ mod tests {
              :natter NOTICE #big :7 more joined and 0 more left; 500 members (a large room: \
              not every join and leave is shown)\r\n"
         );
+    }
+
+    #[test]
+    fn message_tags_clients_get_msgids_and_chathistory_clients_no_join_replay() {
+        let public = ServerFrame::Public {
+            msg_id: 42,
+            room: "lobby".into(),
+            from: "bob".into(),
+            text: "hi".into(),
+            ts: 0,
+        };
+        let mut out = Vec::new();
+        assert!(shared(&public, IRC_MSGID_SLOT, "natter", &mut out));
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "@time=1970-01-01T00:00:00.000Z;msgid=42 :bob!bob@natter PRIVMSG #lobby :hi\r\n"
+        );
+        let caps = |message_tags, server_time| Caps {
+            message_tags,
+            server_time,
+            ..Caps::default()
+        };
+        assert_eq!(slot_of(&caps(false, false)), IRC_SLOT);
+        assert_eq!(slot_of(&caps(false, true)), IRC_TAGGED_SLOT);
+        assert_eq!(slot_of(&caps(true, false)), IRC_MSGID_SLOT);
+        assert_eq!(slot_of(&caps(true, true)), IRC_MSGID_SLOT);
+
+        let replay = ServerFrame::History {
+            id: None,
+            room: Some("lobby".into()),
+            with: None,
+            messages: vec![natter_proto::HistoryEntry {
+                msg_id: 1,
+                from: "bob".into(),
+                to: None,
+                text: "old".into(),
+                ts: 0,
+            }],
+            last: true,
+        };
+        let mut st = State::new(20, false, "natter".into());
+        st.nick = Some("alice".into());
+        st.account = Some("alice".into());
+        let mut out = Vec::new();
+        reply(
+            &mut st,
+            &Directory::new(),
+            &replay,
+            IRC_MSGID_SLOT,
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "@time=1970-01-01T00:00:00.000Z;msgid=1 :bob!bob@natter PRIVMSG #lobby :old\r\n"
+        );
+        st.caps.chathistory = true;
+        let mut out = Vec::new();
+        reply(
+            &mut st,
+            &Directory::new(),
+            &replay,
+            IRC_MSGID_SLOT,
+            &mut out,
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

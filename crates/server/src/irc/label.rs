@@ -32,6 +32,11 @@ impl Open {
     pub fn push(&mut self, bytes: &[u8]) {
         self.lines.extend_from_slice(bytes);
     }
+
+    /// The client's label (for replies that carry it themselves, as a batch).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
 }
 
 /// The label of a command's tags (`label=...`), if usable.

@@ -8,6 +8,7 @@
 //! - [`commands`]: commands after the welcome, mapped to frames.
 //! - [`query`]: WHO, WHOIS, NAMES and LIST, answered by the adapter itself.
 //! - [`encode`]: server frames as IRC lines ([`IrcEncoder`]).
+//! - [`history`]: `CHATHISTORY` (IRCv3 `draft/chathistory`), answered from the store.
 //!
 //! Unlike natter's own format IRC has a connection-level conversation of its own (CAP,
 //! SASL, PING, numerics that name the client's nick), so the adapter keeps per-connection
@@ -20,6 +21,7 @@ pub mod account;
 pub mod commands;
 pub mod directory;
 pub mod encode;
+pub mod history;
 pub mod label;
 pub mod line;
 pub mod query;
@@ -28,7 +30,7 @@ pub mod registration;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -53,8 +55,12 @@ use registration::State;
 pub const USER_HOST: &str = "natter";
 /// Delivery cache slot of IRC lines without tags.
 pub const IRC_SLOT: usize = 1;
-/// Delivery cache slot of IRC lines with the server-time tag.
+/// Delivery cache slot of IRC lines with the server-time tag (server-time without
+/// message-tags).
 pub const IRC_TAGGED_SLOT: usize = 2;
+/// Delivery cache slot of IRC lines with `time` and `msgid` tags (message-tags
+/// negotiated: such a client accepts any tag).
+pub const IRC_MSGID_SLOT: usize = 3;
 
 /// What the adapter's writer is told besides the session's outbox.
 pub(crate) enum Out {
@@ -70,8 +76,8 @@ pub(crate) enum Out {
 pub struct Conn {
     /// Registration state and negotiated capabilities.
     state: Mutex<State>,
-    /// Whether server-time was negotiated (the encoder's slot depends on it).
-    tagged: AtomicBool,
+    /// The encoder's delivery slot, from the tags negotiated ([`encode::slot_of`]).
+    slot: AtomicUsize,
     /// Whether echo-message was negotiated (the encoder skips own messages otherwise).
     echo: AtomicBool,
     /// The account once logged in, readable without the state's lock: the hub's fan-out
@@ -92,6 +98,8 @@ pub struct Conn {
     /// Work a command started that must finish before the next line is read (OPER's
     /// password check), so that its answer keeps its place among the replies.
     blocking: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+    /// A CHATHISTORY waiting for the session to have handled the lines before it.
+    history: history::Barrier,
 }
 
 impl Conn {
@@ -182,7 +190,7 @@ pub async fn serve_irc<S>(
             shared.config.irc_conformance_guests,
             server.clone(),
         )),
-        tagged: AtomicBool::new(false),
+        slot: AtomicUsize::new(IRC_SLOT),
         echo: AtomicBool::new(false),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
@@ -192,6 +200,7 @@ pub async fn serve_irc<S>(
         shared: shared.clone(),
         peer,
         blocking: Mutex::new(None),
+        history: history::Barrier::default(),
     });
     // IRC clients join the channels they are configured for; the lobby is one of them
     // only if they ask.
@@ -278,7 +287,7 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
     let (direct, rx) = mpsc::unbounded_channel();
     let conn = Conn {
         state: Mutex::new(State::new(4, false, "natter".into())),
-        tagged: AtomicBool::new(false),
+        slot: AtomicUsize::new(IRC_SLOT),
         echo: AtomicBool::new(false),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
@@ -288,6 +297,7 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
         shared: server.shared().clone(),
         peer: SocketAddr::from(([127, 0, 0, 1], 0)),
         blocking: Mutex::new(None),
+        history: history::Barrier::default(),
     };
     (conn, rx, dir)
 }

@@ -18,6 +18,7 @@ pub const CAPS: &[&str] = &[
     "batch",
     "cap-notify",
     "draft/account-registration",
+    "draft/chathistory",
     "echo-message",
     "labeled-response",
     "message-tags",
@@ -63,6 +64,8 @@ pub struct Caps {
     pub batch: bool,
     /// `draft/account-registration` (REGISTER works without it too).
     pub account_registration: bool,
+    /// `draft/chathistory`: CHATHISTORY, and no history replayed after a JOIN.
+    pub chathistory: bool,
     /// `echo-message`.
     pub echo_message: bool,
     /// `labeled-response`.
@@ -382,6 +385,7 @@ impl Conn {
                     (c.batch, "batch"),
                     (c.account_registration, "draft/account-registration"),
                     (c.cap_notify, "cap-notify"),
+                    (c.chathistory, "draft/chathistory"),
                     (c.echo_message, "echo-message"),
                     (c.labeled_response, "labeled-response"),
                     (c.message_tags, "message-tags"),
@@ -410,6 +414,7 @@ impl Conn {
                         "batch" => &mut caps.batch,
                         "draft/account-registration" => &mut caps.account_registration,
                         "cap-notify" => &mut caps.cap_notify,
+                        "draft/chathistory" => &mut caps.chathistory,
                         "echo-message" => &mut caps.echo_message,
                         "labeled-response" => &mut caps.labeled_response,
                         "message-tags" => &mut caps.message_tags,
@@ -424,7 +429,8 @@ impl Conn {
                 });
                 if known {
                     st.caps = caps;
-                    self.tagged.store(caps.server_time, Ordering::Relaxed);
+                    self.slot
+                        .store(super::encode::slot_of(&caps), Ordering::Relaxed);
                     self.echo.store(caps.echo_message, Ordering::Relaxed);
                     reply(out, "ACK", asked);
                 } else {
@@ -697,6 +703,7 @@ impl Conn {
                 "are supported by this server",
             ],
         );
+        super::history::isupport(out, st);
         numeric(out, st, "422", &["MOTD File is missing"]);
         let ident = if st.ident.is_empty() {
             nick.as_str()
@@ -768,7 +775,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :batch cap-notify draft/account-registration=before-connect echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :batch cap-notify draft/account-registration=before-connect draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
