@@ -1238,6 +1238,7 @@ async fn console_and_metrics_tell_the_transports_apart() {
     alice_irc.send("NICK alice").await;
     alice_irc.send("USER alice 0 * :alice").await;
     irc_until(&mut alice_irc, " 001 ").await;
+    alice_irc.send("JOIN #lobby").await;
     irc_until(&mut alice_irc, " 366 ").await;
     let mut alice_ws = ws_connect(&format!("ws://{web}/ws"), &[])
         .await
