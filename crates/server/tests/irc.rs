@@ -738,6 +738,7 @@ async fn chathistory_answers_in_order_with_msgids_in_a_batch() {
     assert!(
         msg.starts_with(&format!("@batch={id};time="))
             && msg.contains(";msgid=")
+            && msg.contains(";account=bob ")
             && msg.ends_with(" :bob!bob@natter PRIVMSG #lobby :one"),
         "{lines:#?}"
     );
@@ -745,7 +746,7 @@ async fn chathistory_answers_in_order_with_msgids_in_a_batch() {
     let msgid = msg
         .split(";msgid=")
         .nth(1)
-        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.split([' ', ';']).next())
         .expect("msgid")
         .to_string();
     until(

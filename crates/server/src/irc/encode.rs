@@ -116,7 +116,7 @@ impl Encoder for IrcEncoder {
 /// The delivery slot of a connection with these capabilities: which tags its lines
 /// carry.
 pub fn slot_of(caps: &Caps) -> usize {
-    if caps.message_tags {
+    if caps.message_tags || caps.account_tag {
         IRC_MSGID_SLOT
     } else if caps.server_time {
         IRC_TAGGED_SLOT
@@ -125,12 +125,16 @@ pub fn slot_of(caps: &Caps) -> usize {
     }
 }
 
-/// The tags of a message line in `slot`: `time=` (server-time or message-tags) and
-/// `msgid=` (message-tags, for stored messages), without the `@`.
-pub fn message_tags(slot: usize, ts: u64, msg_id: Option<u64>) -> Option<String> {
+/// The tags of a message line from `from` in `slot`, without the `@`: `time=`
+/// (server-time, message-tags or account-tag), and with message-tags or account-tag
+/// `msgid=` (stored messages) and `account=` (account-tag: in natter the sender's
+/// account is their nick; IRCv3 clients ignore tags they did not ask for).
+pub fn message_tags(slot: usize, ts: u64, msg_id: Option<u64>, from: &str) -> Option<String> {
+    let time = line::server_time(ts);
     match (slot, msg_id) {
-        (IRC_MSGID_SLOT, Some(id)) => Some(format!("time={};msgid={id}", line::server_time(ts))),
-        (IRC_MSGID_SLOT | IRC_TAGGED_SLOT, _) => Some(format!("time={}", line::server_time(ts))),
+        (IRC_MSGID_SLOT, Some(id)) => Some(format!("time={time};msgid={id};account={from}")),
+        (IRC_MSGID_SLOT, None) => Some(format!("time={time};account={from}")),
+        (IRC_TAGGED_SLOT, _) => Some(format!("time={time}")),
         _ => None,
     }
 }
@@ -175,7 +179,7 @@ fn shared(frame: &ServerFrame, slot: usize, server: &str, out: &mut Vec<u8>) -> 
             text,
             ts,
         } => {
-            let tags = message_tags(slot, *ts, Some(*msg_id));
+            let tags = message_tags(slot, *ts, Some(*msg_id), from);
             privmsg(out, tags.as_deref(), from, &chan(room), text);
         }
         ServerFrame::Private {
@@ -186,7 +190,7 @@ fn shared(frame: &ServerFrame, slot: usize, server: &str, out: &mut Vec<u8>) -> 
             ts,
             ..
         } => {
-            let tags = message_tags(slot, *ts, Some(*msg_id));
+            let tags = message_tags(slot, *ts, Some(*msg_id), from);
             privmsg(out, tags.as_deref(), from, to, text);
         }
         ServerFrame::Notice {
@@ -201,7 +205,7 @@ fn shared(frame: &ServerFrame, slot: usize, server: &str, out: &mut Vec<u8>) -> 
                 (None, to) => to.clone().unwrap_or_default(),
             };
             // Notices are not stored: no msgid.
-            let tags = message_tags(slot, *ts, None);
+            let tags = message_tags(slot, *ts, None, from);
             let source = mask(from);
             let room_for_text = MAX_BODY.saturating_sub(source.len() + target.len() + 13);
             for piece in line::split_text(text, room_for_text) {
@@ -310,7 +314,7 @@ fn reply(st: &mut State, dir: &Directory, frame: &ServerFrame, slot: usize, out:
             ..
         } => {
             for m in messages {
-                let tags = message_tags(slot, m.ts, Some(m.msg_id));
+                let tags = message_tags(slot, m.ts, Some(m.msg_id), &m.from);
                 let target = match (room, &m.to, with) {
                     (Some(room), _, _) => chan(room),
                     (None, Some(to), _) => to.clone(),
@@ -530,7 +534,7 @@ mod tests {
         assert!(shared(&public, IRC_MSGID_SLOT, "natter", &mut out));
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "@time=1970-01-01T00:00:00.000Z;msgid=42 :bob!bob@natter PRIVMSG #lobby :hi\r\n"
+            "@time=1970-01-01T00:00:00.000Z;msgid=42;account=bob :bob!bob@natter PRIVMSG #lobby :hi\r\n"
         );
         let caps = |message_tags, server_time| Caps {
             message_tags,
@@ -568,7 +572,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "@time=1970-01-01T00:00:00.000Z;msgid=1 :bob!bob@natter PRIVMSG #lobby :old\r\n"
+            "@time=1970-01-01T00:00:00.000Z;msgid=1;account=bob :bob!bob@natter PRIVMSG #lobby :old\r\n"
         );
         st.caps.chathistory = true;
         let mut out = Vec::new();

@@ -541,7 +541,7 @@ impl View {
             };
             let tags = [
                 batch_tag.clone(),
-                message_tags(self.slot, m.msg.ts, Some(m.id)),
+                message_tags(self.slot, m.msg.ts, Some(m.id), &m.msg.from),
             ]
             .into_iter()
             .flatten()
@@ -768,8 +768,8 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "@label=L :srv BATCH +H1 chathistory #Lobby\r\n\
-             @batch=H1;time=1970-01-01T00:00:00.000Z;msgid=7 :bob!bob@natter PRIVMSG #lobby :hi\r\n\
-             @batch=H1;time=1970-01-01T00:00:00.001Z;msgid=9 :alice!alice@natter PRIVMSG bob :yo\r\n\
+             @batch=H1;time=1970-01-01T00:00:00.000Z;msgid=7;account=bob :bob!bob@natter PRIVMSG #lobby :hi\r\n\
+             @batch=H1;time=1970-01-01T00:00:00.001Z;msgid=9;account=alice :alice!alice@natter PRIVMSG bob :yo\r\n\
              :srv BATCH -H1\r\n"
         );
         let mut out = Vec::new();

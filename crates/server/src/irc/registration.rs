@@ -15,6 +15,7 @@ use crate::session::InputError;
 
 /// Capabilities offered in CAP LS.
 pub const CAPS: &[&str] = &[
+    "account-tag",
     "batch",
     "cap-notify",
     "draft/account-registration",
@@ -60,6 +61,8 @@ pub struct Caps {
     /// `cap-notify` (natter never changes its capabilities while a client is connected,
     /// so there is nothing to notify; accepted because clients ask for it).
     pub cap_notify: bool,
+    /// `account-tag`.
+    pub account_tag: bool,
     /// `batch`.
     pub batch: bool,
     /// `draft/account-registration` (REGISTER works without it too).
@@ -382,6 +385,7 @@ impl Conn {
             "LIST" => {
                 let c = st.caps;
                 let on: Vec<&str> = [
+                    (c.account_tag, "account-tag"),
                     (c.batch, "batch"),
                     (c.account_registration, "draft/account-registration"),
                     (c.cap_notify, "cap-notify"),
@@ -411,6 +415,7 @@ impl Conn {
                         None => (c, true),
                     };
                     let slot = match name {
+                        "account-tag" => &mut caps.account_tag,
                         "batch" => &mut caps.batch,
                         "draft/account-registration" => &mut caps.account_registration,
                         "cap-notify" => &mut caps.cap_notify,
@@ -775,7 +780,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :batch cap-notify draft/account-registration=before-connect draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :account-tag batch cap-notify draft/account-registration=before-connect draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
