@@ -56,6 +56,10 @@ while read -r t; do
 done < <(grep -v '^#' "$root/e2e/irctest/by-design.txt" | cut -d' ' -f1)
 
 cd "$work"
+# irctest keeps its list of ports in use in the temp dir: one per run, so that runs side
+# by side do not share (and race on) it.
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 PYTHONPATH="$root/e2e/irctest:$work" "$venv/bin/python" -m pytest -p no:cacheprovider \
     --controller natter_controller \
     -m 'not implementation-specific and not deprecated and not strict' \
