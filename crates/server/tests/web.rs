@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use natter_proto::{ClientFrame, ErrorCode, MAX_LINE, ServerFrame, decode_server};
+use natter_proto::{ClientFrame, ErrorCode, MAX_LINE, PresenceEvent, ServerFrame, decode_server};
 use natter_server::Config;
 use natter_server::config::Secret;
 use rustls_pki_types::pem::PemObject;
@@ -1308,4 +1308,134 @@ async fn console_and_metrics_tell_the_transports_apart() {
         "{left}"
     );
     srv.stop().await;
+}
+
+#[tokio::test]
+async fn browser_terminal_and_irc_users_see_each_other_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start_web_irc(web_config(dir.path())).await;
+    let (web, irc) = (srv.web.expect("web"), srv.irc.expect("irc"));
+    // carol (IRC) has an account, and gets a private message while offline.
+    let mut carol_first = register(srv.addr, "carol").await;
+    send(
+        &mut carol_first,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
+    until_closed(&mut carol_first).await;
+    let mut term = register(srv.addr, "term").await;
+    send(
+        &mut term,
+        ClientFrame::Private {
+            id: None,
+            to: "carol".into(),
+            text: "for later".into(),
+        },
+    )
+    .await;
+    until(&mut term, |f| matches!(f, ServerFrame::Queued { .. })).await;
+
+    // web: the browser chat's protocol over WebSocket.
+    let mut web_user = ws_connect(&format!("ws://{web}/ws"), &[])
+        .await
+        .expect("upgrade");
+    ws_send(
+        &mut web_user,
+        serde_json::json!({"type":"auth","user":"webby","password":PASSWORD,"register":true}),
+    )
+    .await;
+    ws_frame_until(&mut web_user, |f| matches!(f, ServerFrame::AuthOk { .. })).await;
+
+    // carol logs in over IRC: the offline message arrives, then she joins the lobby.
+    let mut carol = LineClient::connect(irc, "\r\n").await;
+    carol.send(&format!("PASS :carol:{PASSWORD}")).await;
+    carol.send("NICK carol").await;
+    carol.send("USER carol 0 * :carol").await;
+    irc_until(&mut carol, ":term!term@natter PRIVMSG carol :for later").await;
+    carol.send("JOIN #lobby").await;
+    let names = irc_until(&mut carol, " 366 carol #lobby ").await;
+    assert!(
+        names
+            .iter()
+            .any(|l| l.contains(" 353 ") && l.contains("term") && l.contains("webby")),
+        "{names:#?}"
+    );
+    // Presence reaches the others.
+    until(&mut term, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Join, .. } if user == "carol")
+    })
+    .await;
+    ws_frame_until(&mut web_user, |f| {
+        matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Join, .. } if user == "carol")
+    })
+    .await;
+
+    // Room messages, every direction.
+    carol.send("PRIVMSG #lobby :from irc").await;
+    until(
+        &mut term,
+        |f| matches!(f, ServerFrame::Public { text, .. } if text == "from irc"),
+    )
+    .await;
+    ws_frame_until(&mut web_user, |f| {
+        matches!(f, ServerFrame::Public { text, from, .. } if text == "from irc" && from == "carol")
+    })
+    .await;
+    ws_send(
+        &mut web_user,
+        serde_json::json!({"type":"public","room":"lobby","text":"from the browser"}),
+    )
+    .await;
+    irc_until(
+        &mut carol,
+        ":webby!webby@natter PRIVMSG #lobby :from the browser",
+    )
+    .await;
+    send(
+        &mut term,
+        ClientFrame::Public {
+            id: None,
+            room: None,
+            text: "from the terminal".into(),
+        },
+    )
+    .await;
+    irc_until(
+        &mut carol,
+        ":term!term@natter PRIVMSG #lobby :from the terminal",
+    )
+    .await;
+
+    // Private messages, both ways between IRC and the browser.
+    carol.send("PRIVMSG webby :psst").await;
+    ws_frame_until(&mut web_user, |f| {
+        matches!(f, ServerFrame::Private { text, from, .. } if text == "psst" && from == "carol")
+    })
+    .await;
+    ws_send(
+        &mut web_user,
+        serde_json::json!({"type":"private","to":"carol","text":"psst back"}),
+    )
+    .await;
+    irc_until(&mut carol, ":webby!webby@natter PRIVMSG carol :psst back").await;
+
+    // Leaving: the browser and the terminal see carol go.
+    carol.send("QUIT :bye all").await;
+    let left = ws_frame_until(&mut web_user, |f| {
+        matches!(
+            f,
+            ServerFrame::Presence {
+                event: PresenceEvent::Leave,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(&left, ServerFrame::Presence { user, message: Some(m), .. } if user == "carol" && m == "bye all"),
+        "{left:?}"
+    );
 }
