@@ -417,25 +417,10 @@ async fn ctrl_c_clears_a_half_typed_line_and_leaves_on_an_empty_one() {
     let _ = server.start_kill();
 }
 
-/// Creates the account `user` (password [`PASSWORD`]) with a plain client that logs in and
-/// leaves at once; it also pins the server's certificate in the test's known-servers file.
+/// Creates the account `user` (password [`PASSWORD`]), pinning the server's certificate
+/// in the test's known-servers file.
 async fn create_account(dir: &Path, addr: &str, user: &str) {
-    let status = timeout(
-        T,
-        scrubbed(env!("CARGO_BIN_EXE_natter"))
-            .args(["--server", addr, "--user", user, "--register", "--plain"])
-            .arg("--known-servers")
-            .arg(known_servers(dir))
-            .env("NATTER_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status(),
-    )
-    .await
-    .expect("the account is created in time")
-    .expect("the client runs");
-    assert!(status.success(), "creating {user}: {status}");
+    support::bins::create_account(&known_servers(dir), addr, user, PASSWORD).await;
 }
 
 /// Runs the interactive client for an existing `user` in a fresh tmux server, without

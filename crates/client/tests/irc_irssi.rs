@@ -139,32 +139,10 @@ fn known_servers(dir: &Path) -> PathBuf {
     dir.join("known_servers")
 }
 
-/// Creates `user`'s account (password [`PASSWORD`]) with a natter client that registers
-/// and leaves at once.
+/// Creates the account `user` (password [`PASSWORD`]), pinning the server's certificate
+/// in the test's known-servers file.
 async fn create_account(dir: &Path, server: &Server, user: &str) {
-    let status = timeout(
-        T,
-        scrubbed(env!("CARGO_BIN_EXE_natter"))
-            .args([
-                "--server",
-                &server.chat,
-                "--user",
-                user,
-                "--register",
-                "--plain",
-            ])
-            .arg("--known-servers")
-            .arg(known_servers(dir))
-            .env("NATTER_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status(),
-    )
-    .await
-    .expect("the account is created in time")
-    .expect("the client runs");
-    assert!(status.success(), "creating {user}: {status}");
+    support::bins::create_account(&known_servers(dir), &server.chat, user, PASSWORD).await;
 }
 
 /// Bob: a natter client in plain mode, typing on stdin and printing on stdout.

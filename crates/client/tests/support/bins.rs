@@ -66,3 +66,25 @@ pub async fn server_binary() -> PathBuf {
         .await
         .clone()
 }
+
+/// Creates the account `user` with `password` on the server at `addr` with a plain
+/// `natter` client that registers and leaves at once; it also pins the server's
+/// certificate in `known_servers`.
+pub async fn create_account(known_servers: &Path, addr: &str, user: &str, password: &str) {
+    let status = timeout(
+        Duration::from_secs(20),
+        command(env!("CARGO_BIN_EXE_natter"))
+            .args(["--server", addr, "--user", user, "--register", "--plain"])
+            .arg("--known-servers")
+            .arg(known_servers)
+            .env("NATTER_PASSWORD", password)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status(),
+    )
+    .await
+    .expect("the account is created in time")
+    .expect("the client runs");
+    assert!(status.success(), "creating {user}: {status}");
+}
