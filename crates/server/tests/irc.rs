@@ -109,20 +109,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Creates `name`'s account through a natter client, which then leaves.
-async fn account(chat: SocketAddr, name: &str) {
-    let mut c = register(chat, name).await;
-    send(
-        &mut c,
-        ClientFrame::Quit {
-            id: None,
-            message: None,
-        },
-    )
-    .await;
-    until_closed(&mut c).await;
-}
-
 /// Logs `name` in over IRC with PASS, joins the lobby (IRC clients are not put there by
 /// themselves) and returns the client past its NAMES.
 async fn irc_login(addr: SocketAddr, name: &str, caps: &[&str]) -> Client {
@@ -559,20 +545,6 @@ async fn an_irc_connection_that_never_logs_in_is_closed_at_the_login_deadline() 
     c.until("ERROR :Closing link: login timed out").await;
 }
 
-/// The next leave `c` is told of.
-async fn next_leave(c: &mut natter_client::Connection) -> ServerFrame {
-    until(c, |f| {
-        matches!(
-            f,
-            ServerFrame::Presence {
-                event: PresenceEvent::Leave,
-                ..
-            }
-        )
-    })
-    .await
-}
-
 #[tokio::test]
 async fn parting_words_reach_natter_clients_and_the_leaver() {
     let s = Irc::start().await;
@@ -581,7 +553,7 @@ async fn parting_words_reach_natter_clients_and_the_leaver() {
     let mut bob = irc_login(s.irc, "bob", &[]).await;
     bob.send("PART #lobby :off to lunch").await;
     bob.until(":bob!bob@natter PART #lobby :off to lunch").await;
-    let leave = next_leave(&mut alice).await;
+    let leave = until(&mut alice, is_leave).await;
     assert!(
         matches!(&leave, ServerFrame::Presence { user, message: Some(m), reason: Some(r), .. }
             if user == "bob" && m == "off to lunch" && r == "part"),
@@ -590,7 +562,7 @@ async fn parting_words_reach_natter_clients_and_the_leaver() {
     bob.send("QUIT :see you").await;
     let mut again = irc_login(s.irc, "bob", &[]).await;
     again.send("QUIT :bye now").await;
-    let quit = next_leave(&mut alice).await;
+    let quit = until(&mut alice, is_leave).await;
     assert!(
         matches!(&quit, ServerFrame::Presence { message: Some(m), reason: Some(r), .. }
             if m == "bye now" && r == "quit"),

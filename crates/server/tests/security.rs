@@ -161,16 +161,7 @@ async fn a_flooder_who_keeps_going_is_disconnected() {
             reason: "disconnected for flooding".into()
         })
     );
-    let leave = until(&mut watcher, |f| {
-        matches!(
-            f,
-            ServerFrame::Presence {
-                event: PresenceEvent::Leave,
-                ..
-            }
-        )
-    })
-    .await;
+    let leave = until(&mut watcher, is_leave).await;
     assert_eq!(
         leave,
         ServerFrame::Presence {

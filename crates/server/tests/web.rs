@@ -1223,16 +1223,7 @@ async fn console_and_metrics_tell_the_transports_apart() {
 
     // bob over natter's own protocol; alice over IRC (PASS) and in a browser.
     let mut bob = register(srv.addr, "bob").await;
-    let mut first = register(srv.addr, "alice").await;
-    send(
-        &mut first,
-        ClientFrame::Quit {
-            id: None,
-            message: None,
-        },
-    )
-    .await;
-    until_closed(&mut first).await;
+    account(srv.addr, "alice").await;
     let mut alice_irc = LineClient::connect(irc, "\r\n").await;
     alice_irc.send(&format!("PASS :alice:{PASSWORD}")).await;
     alice_irc.send("NICK alice").await;
@@ -1316,16 +1307,7 @@ async fn browser_terminal_and_irc_users_see_each_other_both_ways() {
     let srv = TestServer::start_web_irc(web_config(dir.path())).await;
     let (web, irc) = (srv.web.expect("web"), srv.irc.expect("irc"));
     // carol (IRC) has an account, and gets a private message while offline.
-    let mut carol_first = register(srv.addr, "carol").await;
-    send(
-        &mut carol_first,
-        ClientFrame::Quit {
-            id: None,
-            message: None,
-        },
-    )
-    .await;
-    until_closed(&mut carol_first).await;
+    account(srv.addr, "carol").await;
     let mut term = register(srv.addr, "term").await;
     send(
         &mut term,
@@ -1424,16 +1406,7 @@ async fn browser_terminal_and_irc_users_see_each_other_both_ways() {
 
     // Leaving: the browser and the terminal see carol go.
     carol.send("QUIT :bye all").await;
-    let left = ws_frame_until(&mut web_user, |f| {
-        matches!(
-            f,
-            ServerFrame::Presence {
-                event: PresenceEvent::Leave,
-                ..
-            }
-        )
-    })
-    .await;
+    let left = ws_frame_until(&mut web_user, is_leave).await;
     assert!(
         matches!(&left, ServerFrame::Presence { user, message: Some(m), .. } if user == "carol" && m == "bye all"),
         "{left:?}"

@@ -410,3 +410,28 @@ impl LineClient {
         panic!("no line {what} in {seen:#?}");
     }
 }
+
+/// Creates the account `name` (password [`PASSWORD`]) and leaves.
+pub async fn account(addr: SocketAddr, name: &str) {
+    let mut c = register(addr, name).await;
+    send(
+        &mut c,
+        ClientFrame::Quit {
+            id: None,
+            message: None,
+        },
+    )
+    .await;
+    until_closed(&mut c).await;
+}
+
+/// Whether `f` tells of someone leaving a room.
+pub fn is_leave(f: &ServerFrame) -> bool {
+    matches!(
+        f,
+        ServerFrame::Presence {
+            event: natter_proto::PresenceEvent::Leave,
+            ..
+        }
+    )
+}
