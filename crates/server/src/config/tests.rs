@@ -394,3 +394,41 @@ fn irc_listen_defaults_to_6697_on_every_address_and_parses() {
     let e = Config::load(&o).expect_err("bad address").to_string();
     assert!(e.contains("irc_listen") && e.contains("off"), "{e}");
 }
+
+#[test]
+fn irc_options_are_checked() {
+    let load = |args: &[&str]| {
+        let mut all = vec!["natter-server"];
+        all.extend_from_slice(args);
+        Config::load(&Options::try_parse_from(all).expect("parses"))
+    };
+    let c = load(&["--irc-tls", "on", "--irc-server-name", "irc.example.org"]).expect("valid");
+    assert_eq!(c.irc_tls, Some(true));
+    assert_eq!(c.irc_server_name, "irc.example.org");
+    assert_eq!(load(&["--irc-tls", "auto"]).expect("valid").irc_tls, None);
+    let e = load(&["--irc-tls", "maybe"]).expect_err("bad").to_string();
+    assert!(e.contains("irc_tls"), "{e}");
+    let e = load(&["--irc-tls", "on", "--plaintext"])
+        .expect_err("no cert")
+        .to_string();
+    assert!(e.contains("irc_tls"), "{e}");
+    let e = load(&["--irc-server-name", "bad name"])
+        .expect_err("bad")
+        .to_string();
+    assert!(e.contains("irc_server_name"), "{e}");
+    // Guests without passwords only where nothing crosses a network.
+    let e = load(&["--irc-conformance-guests"])
+        .expect_err("not loopback")
+        .to_string();
+    assert!(e.contains("irc_conformance_guests"), "{e}");
+    let c = load(&[
+        "--irc-conformance-guests",
+        "--irc-listen",
+        "127.0.0.1:6667",
+        "--irc-password",
+        "letmein",
+    ])
+    .expect("valid");
+    assert!(c.irc_conformance_guests);
+    assert_eq!(c.irc_password.map(|p| p.0).as_deref(), Some("letmein"));
+}
