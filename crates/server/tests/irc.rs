@@ -767,3 +767,29 @@ async fn chathistory_answers_in_order_with_msgids_in_a_batch() {
     let mut plain = irc_login(s.irc, "bob", &[]).await;
     plain.until(":bob!bob@natter PRIVMSG #lobby :one").await;
 }
+
+#[tokio::test]
+async fn away_is_told_to_away_notify_clients_sharing_a_room() {
+    let s = Irc::start().await;
+    for name in ["ann", "bob", "cid"] {
+        account(s.chat, name).await;
+    }
+    let mut ann = irc_login(s.irc, "ann", &[]).await;
+    let mut bob = irc_login(s.irc, "bob", &["away-notify"]).await;
+    let mut cid = irc_login(s.irc, "cid", &[]).await;
+    ann.send("AWAY :out to lunch").await;
+    ann.until(" 306 ann ").await;
+    bob.until(":ann!ann@natter AWAY :out to lunch").await;
+    // Without away-notify nothing comes; WHO and PRIVMSG still tell.
+    let quiet = cid.sync().await;
+    assert!(!quiet.iter().any(|l| l.contains("AWAY")), "{quiet:#?}");
+    cid.send("PRIVMSG ann :there?").await;
+    cid.until(" 301 cid ann :out to lunch").await;
+    ann.send("AWAY").await;
+    ann.until(" 305 ann ").await;
+    let back = bob.until("AWAY").await;
+    assert_eq!(
+        back.last().map(String::as_str),
+        Some(":ann!ann@natter AWAY")
+    );
+}

@@ -232,8 +232,13 @@ fn away(conn: &Conn, st: &State, message: Option<&str>, out: &mut Vec<u8>) {
         Some(_) => ("306", "You have been marked as being away"),
         None => ("305", "You are no longer marked as being away"),
     };
-    conn.shared.irc.update(st.target(), |p| p.away = message);
+    conn.shared
+        .irc
+        .update(st.target(), |p| p.away = message.clone());
     numeric(out, st, reply.0, &[reply.1]);
+    conn.shared
+        .irc
+        .notify_away(&*conn.shared.bus, st.target(), message.as_deref());
 }
 
 /// Longest AWAY message kept, in characters.

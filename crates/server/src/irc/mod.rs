@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -80,6 +80,11 @@ pub struct Conn {
     slot: AtomicUsize,
     /// Whether echo-message was negotiated (the encoder skips own messages otherwise).
     echo: AtomicBool,
+    /// Whether away-notify was negotiated: readable by other connections without this
+    /// one's lock (see [`directory::Directory::notify_away`]).
+    away_notify: AtomicBool,
+    /// This connection, for the directory's list of a user's connections.
+    me: Weak<Conn>,
     /// The account once logged in, readable without the state's lock: the hub's fan-out
     /// asks [`IrcEncoder`] whether to skip own messages under its own lock.
     account: OnceLock<String>,
@@ -184,7 +189,9 @@ pub async fn serve_irc<S>(
     let outbox = Arc::new(Outbox::new(shared.config.session_queue));
     let (direct, rx) = mpsc::unbounded_channel();
     let server: Arc<str> = shared.config.irc_server_name.as_str().into();
-    let conn = Arc::new(Conn {
+    let conn = Arc::new_cyclic(|me| Conn {
+        me: me.clone(),
+        away_notify: AtomicBool::new(false),
         state: Mutex::new(State::new(
             shared.config.max_rooms_per_session,
             shared.config.irc_conformance_guests,
@@ -226,7 +233,7 @@ pub async fn serve_irc<S>(
         st.welcomed.then(|| st.target().to_string())
     };
     if let Some(nick) = registered {
-        shared.irc.unregister(&nick);
+        shared.irc.unregister(&nick, &conn.me);
     }
     let abort = writer.abort_handle();
     if tokio::time::timeout(grace, writer).await.is_err() {
@@ -289,6 +296,8 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
         state: Mutex::new(State::new(4, false, "natter".into())),
         slot: AtomicUsize::new(IRC_SLOT),
         echo: AtomicBool::new(false),
+        away_notify: AtomicBool::new(false),
+        me: Weak::new(),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
         direct,

@@ -465,10 +465,10 @@ mod tests {
                 st,
                 _dir: dir,
             };
-            f.conn
-                .shared
-                .irc
-                .register(Profile::new("alice", "al", "Alice A", false, 1));
+            f.conn.shared.irc.register(
+                Profile::new("alice", "al", "Alice A", false, 1),
+                std::sync::Weak::new(),
+            );
             f
         }
 
@@ -516,10 +516,10 @@ mod tests {
         let f = Fixture::new().await;
         f.online("alice", &["chan"]);
         f.online("Bob", &["chan"]);
-        f.conn
-            .shared
-            .irc
-            .register(Profile::new("Bob", "bobby", "Bob B", false, 1));
+        f.conn.shared.irc.register(
+            Profile::new("Bob", "bobby", "Bob B", false, 1),
+            std::sync::Weak::new(),
+        );
         f.conn.shared.irc.update("bob", |p| {
             p.away = Some("out".into());
             p.oper = true;
@@ -614,10 +614,10 @@ mod tests {
     async fn whois_tells_what_is_known() {
         let f = Fixture::new().await;
         f.online("Bob", &[]);
-        f.conn
-            .shared
-            .irc
-            .register(Profile::new("Bob", "bobby", "Bob B", false, 1));
+        f.conn.shared.irc.register(
+            Profile::new("Bob", "bobby", "Bob B", false, 1),
+            std::sync::Weak::new(),
+        );
         f.conn.shared.irc.update("bob", |p| {
             p.away = Some("lunch".into());
             p.oper = true;

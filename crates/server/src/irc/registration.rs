@@ -16,6 +16,7 @@ use crate::session::InputError;
 /// Capabilities offered in CAP LS.
 pub const CAPS: &[&str] = &[
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
     "draft/account-registration",
@@ -63,6 +64,8 @@ pub struct Caps {
     pub cap_notify: bool,
     /// `account-tag`.
     pub account_tag: bool,
+    /// `away-notify`.
+    pub away_notify: bool,
     /// `batch`.
     pub batch: bool,
     /// `draft/account-registration` (REGISTER works without it too).
@@ -386,6 +389,7 @@ impl Conn {
                 let c = st.caps;
                 let on: Vec<&str> = [
                     (c.account_tag, "account-tag"),
+                    (c.away_notify, "away-notify"),
                     (c.batch, "batch"),
                     (c.account_registration, "draft/account-registration"),
                     (c.cap_notify, "cap-notify"),
@@ -416,6 +420,7 @@ impl Conn {
                     };
                     let slot = match name {
                         "account-tag" => &mut caps.account_tag,
+                        "away-notify" => &mut caps.away_notify,
                         "batch" => &mut caps.batch,
                         "draft/account-registration" => &mut caps.account_registration,
                         "cap-notify" => &mut caps.cap_notify,
@@ -437,6 +442,7 @@ impl Conn {
                     self.slot
                         .store(super::encode::slot_of(&caps), Ordering::Relaxed);
                     self.echo.store(caps.echo_message, Ordering::Relaxed);
+                    self.away_notify.store(caps.away_notify, Ordering::Relaxed);
                     reply(out, "ACK", asked);
                 } else {
                     reply(out, "NAK", asked);
@@ -715,13 +721,10 @@ impl Conn {
         } else {
             st.ident.as_str()
         };
-        self.shared.irc.register(Profile::new(
-            &nick,
-            ident,
-            &st.realname,
-            st.guest,
-            crate::now_ms(),
-        ));
+        self.shared.irc.register(
+            Profile::new(&nick, ident, &st.realname, st.guest, crate::now_ms()),
+            self.me.clone(),
+        );
         st.welcomed = true;
         self.welcomed.store(true, Ordering::Release);
         let _ = self.direct.send(Out::Open(std::mem::take(out).into()));
@@ -780,7 +783,7 @@ mod tests {
         assert!(c.on_line(b"CAP LS 302").is_empty());
         assert!(
             written(&mut rx).contains(
-                "CAP * LS :account-tag batch cap-notify draft/account-registration=before-connect draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
+                "CAP * LS :account-tag away-notify batch cap-notify draft/account-registration=before-connect draft/chathistory echo-message labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names"
             )
         );
         assert!(c.on_line(b"AUTHENTICATE PLAIN").is_empty());
