@@ -5,7 +5,7 @@
 //! read per readiness event, frames are split with memchr and decoded in place, and the
 //! usual natter message frame is picked apart by byte search instead of a JSON parse
 //! (anything unusual is decoded with natter-proto into a [`ServerFrame`]); an IRC
-//! `PRIVMSG` line is taken apart in one pass as well ([`irc_privmsg`]).
+//! `PRIVMSG` line is taken apart in one pass as well (`irc_privmsg`).
 //!
 //! natter is spoken through natter-proto's types: every frame sent is a
 //! [`ClientFrame`] encoded with [`natter_proto::encode_into`] (into a reused buffer, with
