@@ -4,7 +4,8 @@
 //! deliveries per second: a reader owns one large buffer that it fills with a single
 //! read per readiness event, frames are split with memchr and decoded in place, and the
 //! usual natter message frame is picked apart by byte search instead of a JSON parse
-//! (anything unusual is decoded with natter-proto into a [`ServerFrame`]).
+//! (anything unusual is decoded with natter-proto into a [`ServerFrame`]); an IRC
+//! `PRIVMSG` line is taken apart in one pass as well (`irc_privmsg`).
 //!
 //! natter is spoken through natter-proto's types: every frame sent is a
 //! [`ClientFrame`] encoded with [`natter_proto::encode_into`] (into a reused buffer, with
@@ -325,6 +326,62 @@ fn irc_code(line: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Where the parts of a `PRIVMSG` line are, as offsets into the bytes it starts.
+#[derive(Debug, PartialEq, Eq)]
+struct PrivmsgLine {
+    /// The sender's nick (the prefix up to `!`, or all of it without a `!`).
+    nick: (usize, usize),
+    /// The text (the trailing parameter, without the line ending).
+    text: (usize, usize),
+    /// The line's length with its line ending.
+    len: usize,
+}
+
+/// The IRC line at the start of `b` when it is a complete
+/// `:nick[!user@host] PRIVMSG target :text` line; `None` for anything else, including
+/// an incomplete line (the general parser, [`Reader::irc`], then handles it or waits for
+/// more). Deliveries are nearly all a receiver reads, so this takes them in one pass:
+/// short byte loops over the prefix and the target, and the one vectorised search, for
+/// the line's end, over the text only.
+#[inline]
+fn irc_privmsg(b: &[u8]) -> Option<PrivmsgLine> {
+    const PRIVMSG: &[u8] = b"PRIVMSG ";
+    if b.first() != Some(&b':') {
+        return None;
+    }
+    // The prefix: the nick ends at `!` (a user) or at the space (a bare nick). The
+    // searches stop at a line end, so that they never run into the next line.
+    let prefix_end = 1 + b[1..].iter().position(|&c| c == b' ' || c == b'\n')?;
+    if b[prefix_end] != b' ' {
+        return None;
+    }
+    let nick_end = 1 + b[1..prefix_end]
+        .iter()
+        .position(|&c| c == b'!')
+        .unwrap_or(prefix_end - 1);
+    let target = prefix_end + 1 + PRIVMSG.len();
+    if b.get(prefix_end + 1..target)? != PRIVMSG {
+        return None;
+    }
+    // The target, then the trailing parameter's colon.
+    let target_end = target + b[target..].iter().position(|&c| c == b' ' || c == b'\n')?;
+    if b[target_end] != b' ' || b.get(target_end + 1) != Some(&b':') {
+        return None;
+    }
+    let text = target_end + 2;
+    let nl = text + memchr::memchr(b'\n', &b[text..])?;
+    let text_end = if nl > text && b[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    Some(PrivmsgLine {
+        nick: (1, nick_end),
+        text: (text, text_end),
+        len: nl + 1,
+    })
+}
+
 /// Reads and discards a connection's input until it ends (Redis PUBLISH replies).
 async fn drain(mut rd: ReadSide) {
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -565,6 +622,16 @@ impl Reader {
     /// buffer holds no complete frame (then call [`Reader::fill`]).
     #[inline]
     pub fn try_next(&mut self) -> Result<Option<Event<'_>>> {
+        if self.kind.is_irc()
+            && let Some(msg) = irc_privmsg(&self.buf[self.pos..])
+        {
+            let at = self.pos;
+            self.pos += msg.len;
+            return Ok(Some(Event::Msg {
+                from: Some(&self.buf[at + msg.nick.0..at + msg.nick.1]),
+                text: &self.buf[at + msg.text.0..at + msg.text.1],
+            }));
+        }
         Ok(self.take_raw()?.map(|raw| self.event(raw)))
     }
 
@@ -726,6 +793,13 @@ impl Reader {
     /// One IRC line, `buf[a..b]`.
     #[inline]
     fn irc(&self, a: usize, b: usize) -> Raw {
+        // `buf[a..]` holds the whole line with its ending, as `irc_privmsg` wants it.
+        if let Some(msg) = irc_privmsg(&self.buf[a..]) {
+            return Raw::Msg {
+                from: Some(Span::Buf(a + msg.nick.0, a + msg.nick.1)),
+                text: Span::Buf(a + msg.text.0, a + msg.text.1),
+            };
+        }
         let line = &self.buf[a..b];
         if let Some(rest) = line.strip_prefix(b"PING ") {
             return Raw::Ping(PingArg::Irc(String::from_utf8_lossy(rest).into_owned()));
@@ -733,7 +807,7 @@ impl Reader {
         if line.starts_with(b"ERROR") {
             return Raw::Closed(String::from_utf8_lossy(line).into_owned());
         }
-        // ":nick!user@host PRIVMSG target :text" or ":server NNN nick params"
+        // ":server NNN nick params"
         if line.first() != Some(&b':') {
             return Raw::Other;
         }
@@ -741,21 +815,6 @@ impl Reader {
             return Raw::Other;
         };
         let cmd = &line[sp + 1..];
-        if let Some(args) = cmd.strip_prefix(b"PRIVMSG ") {
-            let args_at = sp + 1 + 8;
-            let Some(t) = memchr::memchr(b' ', args) else {
-                return Raw::Other;
-            };
-            if args.get(t + 1) != Some(&b':') {
-                return Raw::Other;
-            }
-            let text_at = args_at + t + 2;
-            let nick_end = memchr::memchr(b'!', &line[..sp]).unwrap_or(sp);
-            return Raw::Msg {
-                from: Some(Span::Buf(a + 1, a + nick_end)),
-                text: Span::Buf(a + text_at, b),
-            };
-        }
         let code = cmd.get(..3).unwrap_or_default();
         if cmd.get(3) == Some(&b' ') && code.iter().all(u8::is_ascii_digit) {
             if code == b"366" {

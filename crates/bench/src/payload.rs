@@ -76,8 +76,9 @@ fn digits(b: &[u8]) -> Option<u64> {
 }
 
 /// Parses exactly 8 ASCII digits at once (SWAR): the receive path parses 33 digits per
-/// delivery, millions of times a second.
-#[inline]
+/// delivery, millions of times a second. Always in line: called as a function three
+/// times per delivery it was ≈ 3 % of the generator's time.
+#[inline(always)]
 fn digits8(b: &[u8]) -> Option<u64> {
     let chunk = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let v = chunk.wrapping_sub(0x3030_3030_3030_3030);
@@ -115,7 +116,25 @@ pub fn decode(text: &[u8]) -> Option<Stamp> {
             .then_some(stamp);
     }
     let start = ((base % 26) as usize + HEAD) % 26;
-    (b[HEAD..] == CYCLE[start..start + (LEN - HEAD)]).then_some(stamp)
+    let filler: &[u8; LEN - HEAD] = b[HEAD..].try_into().ok()?;
+    let expected: &[u8; LEN - HEAD] = CYCLE[start..start + (LEN - HEAD)].try_into().ok()?;
+    same(filler, expected).then_some(stamp)
+}
+
+/// `a == b`, compared eight bytes at a time in line: the slice comparison is a call to
+/// the C library's `bcmp`, which cost ≈ 5 % of the generator's time on the receive path.
+#[inline]
+fn same<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
+    let (words_a, rest_a) = a.as_chunks::<8>();
+    let (words_b, rest_b) = b.as_chunks::<8>();
+    let words = words_a.iter().zip(words_b).fold(0, |diff, (x, y)| {
+        diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
+    });
+    let rest = rest_a
+        .iter()
+        .zip(rest_b)
+        .fold(0, |diff, (x, y)| diff | (x ^ y));
+    words == 0 && rest == 0
 }
 
 #[cfg(test)]
@@ -153,6 +172,18 @@ mod tests {
             }
         }
         assert_eq!(decode(&t.as_bytes()[..99]), None);
+    }
+
+    #[test]
+    fn word_comparison_is_equality() {
+        let a = *b"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0";
+        assert!(same(&a, &a));
+        for i in 0..a.len() {
+            let mut b = a;
+            b[i] ^= 0x20;
+            assert!(!same(&a, &b), "byte {i}");
+        }
+        assert!(same(&[], &[]) && same(b"abc", b"abc") && !same(b"abc", b"abd"));
     }
 
     #[test]

@@ -19,27 +19,47 @@ async fn reader_over(kind: Kind, input: &[u8]) -> Reader {
     Reader::new(kind, rd)
 }
 
+fn show(e: Event<'_>) -> String {
+    match e {
+        Event::Msg { from, text } => format!(
+            "msg {} {}",
+            from.map_or("-".into(), |f| String::from_utf8_lossy(f).into_owned()),
+            String::from_utf8_lossy(text)
+        ),
+        Event::Joined(r) => format!("joined {}", String::from_utf8_lossy(r)),
+        Event::Ping(PingArg::Natter(id)) => format!("ping {id:?}"),
+        Event::Ping(PingArg::Irc(a)) => format!("ping {a}"),
+        Event::Error(e) => format!("error {e}"),
+        Event::Closed(e) => format!("closed {e}"),
+        Event::Other => "other".into(),
+    }
+}
+
+/// The events `input` makes, read both ways a reader is used: with [`Reader::next`]
+/// (logins, joins) and with [`Reader::try_next`] and [`Reader::fill`] (the receivers'
+/// loop, which has fast paths of its own); both must agree.
 async fn events(kind: Kind, input: &[u8]) -> Vec<String> {
     let mut r = reader_over(kind, input).await;
     let mut out = Vec::new();
-    loop {
-        match r.next().await {
-            Ok(e) => out.push(match e {
-                Event::Msg { from, text } => format!(
-                    "msg {} {}",
-                    from.map_or("-".into(), |f| String::from_utf8_lossy(f).into_owned()),
-                    String::from_utf8_lossy(text)
-                ),
-                Event::Joined(r) => format!("joined {}", String::from_utf8_lossy(r)),
-                Event::Ping(PingArg::Natter(id)) => format!("ping {id:?}"),
-                Event::Ping(PingArg::Irc(a)) => format!("ping {a}"),
-                Event::Error(e) => format!("error {e}"),
-                Event::Closed(e) => format!("closed {e}"),
-                Event::Other => "other".into(),
-            }),
-            Err(_) => return out,
+    while let Ok(e) = r.next().await {
+        out.push(show(e));
+    }
+    let mut r = reader_over(kind, input).await;
+    let mut polled = Vec::new();
+    'read: loop {
+        loop {
+            match r.try_next() {
+                Ok(Some(e)) => polled.push(show(e)),
+                Ok(None) => break,
+                Err(_) => break 'read,
+            }
+        }
+        if r.fill().await.is_err() {
+            break;
         }
     }
+    assert_eq!(out, polled, "next and try_next disagree");
+    out
 }
 
 #[tokio::test]
@@ -325,6 +345,63 @@ async fn natter_irc_lines() {
             "closed ERROR :Closing link: server shutting down",
         ]
     );
+}
+
+#[test]
+fn irc_privmsg_lines_in_one_pass() {
+    let parts = |line: &[u8]| {
+        irc_privmsg(line).map(|m| {
+            (
+                String::from_utf8_lossy(&line[m.nick.0..m.nick.1]).into_owned(),
+                String::from_utf8_lossy(&line[m.text.0..m.text.1]).into_owned(),
+                m.len,
+            )
+        })
+    };
+    let some = |nick: &str, text: &str, len: usize| Some((nick.into(), text.into(), len));
+    // natter's gateway, ngircd, a bare nick, a private message, bare LF, an empty text,
+    // a text with spaces and colons; whatever follows the line is not looked at.
+    let natter = b":fs1!fs1@natter PRIVMSG #lobby :m00001:abc\r\n";
+    assert_eq!(
+        parts(&[&natter[..], b"PING x\r\n"].concat()),
+        some("fs1", "m00001:abc", natter.len())
+    );
+    let ngircd = b":fs0!~fs0@127.0.0.1 PRIVMSG #lobby :hi\r\n";
+    assert_eq!(parts(ngircd), some("fs0", "hi", ngircd.len()));
+    let bare = b":fs2 PRIVMSG fr0 :x\n";
+    assert_eq!(parts(bare), some("fs2", "x", bare.len()));
+    let empty = b":a!b@c PRIVMSG #l :\r\n";
+    assert_eq!(parts(empty), some("a", "", empty.len()));
+    let spaced = b":a!b@c PRIVMSG #l : two: words \r\n";
+    assert_eq!(parts(spaced), some("a", " two: words ", spaced.len()));
+    // Not a message (the general parser's business), or not complete yet.
+    for other in [
+        &b""[..],
+        b"PING :natter\r\n",
+        b":natter 366 fr0 #lobby :End of /NAMES list\r\n",
+        b":fs1!fs1@natter NOTICE #lobby :hi\r\n",
+        b":fs1!fs1@natter JOIN #lobby\r\n",
+        b"PRIVMSG #lobby :no prefix\r\n",
+        b":a!b@c PRIVMSG #l no-colon\r\n",
+        b":a!b@c PRIVMSG #lobby\r\n:x PRIVMSG #l :next line\r\n",
+        b":a!b@c PRIVMSG\n#l :x\r\n",
+        b":nospace\n:a PRIVMSG #l :x\n",
+        b":a!b@c PRIVMSG #l :no line end yet",
+    ] {
+        assert_eq!(parts(other), None, "{}", String::from_utf8_lossy(other));
+    }
+    // Every prefix of a buffer either holds the whole first line, and then parses as the
+    // whole buffer does, or gives `None` (the reader reads more and tries again).
+    let buf = [&natter[..], b":fs2!x@y PRIVMSG #l :z\r\n"].concat();
+    let whole = parts(&buf);
+    for end in 0..buf.len() {
+        let got = parts(&buf[..end]);
+        if end < natter.len() {
+            assert_eq!(got, None, "prefix of {end} bytes");
+        } else {
+            assert_eq!(got, whole, "prefix of {end} bytes");
+        }
+    }
 }
 
 #[test]
