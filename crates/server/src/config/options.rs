@@ -129,7 +129,7 @@ pub struct Options {
     #[arg(long, env = "NATTER_IRC_TLS", value_name = "auto|on|off")]
     pub irc_tls: Option<String>,
     /// A password every IRC connection must give with PASS before registering (a
-    /// private gateway); accounts then log in with SASL [default: none].
+    /// private gateway); accounts then log in with SASL or NickServ [default: none].
     #[arg(
         long,
         env = "NATTER_IRC_PASSWORD",
