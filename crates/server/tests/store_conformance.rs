@@ -1,11 +1,15 @@
 //! The store conformance suite (`natter_server::store::conformance`) against
-//! `SqliteStore`: once with one handle per database, once with two stores opened on one
-//! file, as two processes sharing a database would be.
+//! `SqliteStore` and `PostgresStore`: for each, once with one handle per database, once
+//! with two stores opened on one database, as two processes sharing it would be.
+//! PostgreSQL runs on a server the test starts itself (`support/postgres.rs`).
+
+#[path = "support/postgres.rs"]
+mod postgres;
 
 use std::sync::Arc;
 
 use natter_server::store::conformance::{Handles, run_all};
-use natter_server::store::{SqliteStore, Store};
+use natter_server::store::{NewMessage, PostgresStore, SqliteStore, Store, StoreError, Target};
 
 /// Fresh databases in subdirectories of one temporary directory, `handles` stores each.
 struct Fresh {
@@ -46,4 +50,91 @@ async fn sqlite_store_keeps_the_store_promises() {
 async fn two_sqlite_stores_on_one_database_keep_the_store_promises() {
     let mut fresh = Fresh::new(2);
     run_all(|| std::future::ready(fresh.next())).await;
+}
+
+/// Runs the suite on a fresh PostgreSQL server, each check on a database of its own,
+/// with `handles` stores (each its own pool, as separate processes) per database.
+async fn postgres_suite(handles: usize) {
+    let Some(server) = postgres::TestPostgres::start().await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let server = &server;
+    run_all(|| async move {
+        let url = server.fresh_database().await;
+        let mut stores = Handles::new();
+        for _ in 0..handles {
+            let store = PostgresStore::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            stores.push(Arc::new(store) as Arc<dyn Store>);
+        }
+        stores
+    })
+    .await;
+    eprintln!(
+        "PostgreSQL conformance ({handles} handles): {:?}",
+        started.elapsed()
+    );
+    if handles == 1 {
+        one_bad_message_fails_alone(&server.fresh_database().await).await;
+    }
+}
+
+/// PostgreSQL aborts a whole transaction on one failed statement; a message it rejects
+/// (text with a NUL byte) fails alone, and the messages batched with it are stored with
+/// gapless room numbers.
+async fn one_bad_message_fails_alone(url: &str) {
+    let store = PostgresStore::connect(url).await.expect("connect");
+    let msg = |text: &str| NewMessage {
+        from: "al".into(),
+        target: Target::Room("lobby".into()),
+        text: text.into(),
+        ts: 1,
+    };
+    let mut commits = Vec::new();
+    for text in ["one", "bad\0", "two"] {
+        commits.push(store.queue_message(msg(text)).await.expect("queue"));
+    }
+    let mut results = Vec::new();
+    for c in commits {
+        results.push(c.await);
+    }
+    assert!(
+        matches!(results[1], Err(StoreError::Db(_))),
+        "the bad message fails"
+    );
+    let seqs: Vec<_> = [&results[0], &results[2]]
+        .iter()
+        .map(|r| r.as_ref().expect("stored").room_seq)
+        .collect();
+    assert_eq!(seqs, [Some(1), Some(2)], "the others are stored, no gap");
+    let history = store.room_since("lobby", 0, 10).await.expect("since");
+    assert_eq!(history.len(), 2);
+}
+
+#[tokio::test]
+async fn postgres_store_unreachable_fails_as_a_database_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/none?connect_timeout=2");
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        PostgresStore::connect(&url),
+    )
+    .await
+    .expect("connect gives up in time");
+    assert!(matches!(result, Err(StoreError::Db(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_keeps_the_store_promises() {
+    postgres_suite(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_stores_on_one_database_keep_the_store_promises() {
+    postgres_suite(2).await;
 }

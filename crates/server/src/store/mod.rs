@@ -8,9 +8,12 @@
 //!
 //! - `sqlite`: [`SqliteStore`], one thread owning the connection, group commit.
 //! - `schema`: the SQLite schema and its migrations.
+//! - `postgres`: [`PostgresStore`], a connection pool to a PostgreSQL database that
+//!   several nodes may share.
 //! - [`conformance`]: the shared test suite of the promises.
 
 pub mod conformance;
+mod postgres;
 mod schema;
 mod sqlite;
 
@@ -18,7 +21,18 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The key under which both directions of a private conversation are stored.
+fn pair_key(a: &str, b: &str) -> String {
+    let (a, b) = (natter_proto::name_key(a), natter_proto::name_key(b));
+    if a <= b {
+        format!("{a}:{b}")
+    } else {
+        format!("{b}:{a}")
+    }
+}
 
 /// A boxed future returned by [`Store`] methods (object-safe async).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::schema::migrate;
 use super::{
     AuditEntry, Commit, NewMessage, Store, StoreError, StoreFuture, StoredMessage, Target,
-    UserRecord,
+    UserRecord, pair_key,
 };
 
 #[cfg(test)]
@@ -507,16 +507,6 @@ fn get_user(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRecord
             })
         })
         .optional()
-}
-
-/// The key under which both directions of a private conversation are stored.
-fn pair_key(a: &str, b: &str) -> String {
-    let (a, b) = (name_key(a), name_key(b));
-    if a <= b {
-        format!("{a}:{b}")
-    } else {
-        format!("{b}:{a}")
-    }
 }
 
 fn append_message(db: &mut Db, m: NewMessage) -> rusqlite::Result<StoredMessage> {

@@ -1,0 +1,636 @@
+//! [`PostgresStore`]: the store on a PostgreSQL database that several nodes may share.
+//!
+//! Reads and most writes take a connection from a pool and run as one statement (its
+//! own transaction). Messages go another way, to keep [`Store::queue_message`]'s order:
+//! one writer task per store takes every message waiting, inserts them all in one
+//! transaction (pipelined, one round trip), commits once, and only then answers each
+//! caller, in the order they were queued. Ids come from an identity column, so the
+//! messages of one store get increasing ids in queue order.
+//!
+//! Room sequence numbers live in `room_seqs`, one counter row per room that is ever
+//! written. A batch first raises the counter of each of its rooms by the number of its
+//! messages to that room (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`), in the
+//! order of the room keys, and numbers the messages from the result. The counter row
+//! stays locked until the batch commits, so the numbers of one room are given in
+//! commit order with no gap, also across processes; taking the locks in key order
+//! means two batches of different processes cannot deadlock on them. Pruning never
+//! touches the counters, so a pruned room's numbers go on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use natter_proto::name_key;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    AuditEntry, Commit, NewMessage, Store, StoreError, StoreFuture, StoredMessage, Target,
+    UserRecord, pair_key,
+};
+
+/// Tables and indexes, created if missing (under an advisory lock, so two nodes starting
+/// at once do not race each other's `CREATE`).
+const SCHEMA: &str = "
+    SELECT pg_advisory_xact_lock(7228519470036123401);
+    CREATE TABLE IF NOT EXISTS users (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name          TEXT NOT NULL,
+        name_key      TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        banned        BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE TABLE IF NOT EXISTS audit (
+        id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts       BIGINT NOT NULL,
+        operator TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        target   TEXT NOT NULL,
+        detail   TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS messages (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts            BIGINT NOT NULL,
+        sender        TEXT NOT NULL,
+        room          TEXT,
+        recipient     TEXT,
+        recipient_key TEXT,
+        pair          TEXT,
+        text          TEXT NOT NULL,
+        pending       BOOLEAN NOT NULL DEFAULT false,
+        room_seq      BIGINT
+    );
+    -- The last number given in each room ever written; never deleted.
+    CREATE TABLE IF NOT EXISTS room_seqs (
+        room     TEXT PRIMARY KEY,
+        last_seq BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id) WHERE room IS NOT NULL;
+    -- Across processes ids need not follow a room's numbers, so `room_since` has an
+    -- index of its own; unique, so a repeated number could never be stored.
+    CREATE UNIQUE INDEX IF NOT EXISTS messages_room_seq ON messages (room, room_seq)
+        WHERE room IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS messages_pair ON messages (pair, id) WHERE pair IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient_key, id) WHERE pending;
+    CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);";
+
+/// The columns [`message_row`] reads, in its order.
+const COLUMNS: &str = "id, ts, sender, room, recipient, text, pending, room_seq";
+
+/// Connections in each store's pool.
+const POOL_SIZE: usize = 16;
+/// Depth of the message queue.
+const QUEUE: usize = 16384;
+/// Most messages committed together.
+const MAX_BATCH: usize = 1024;
+/// Connect timeout when the URL gives none, so an unreachable database fails calls
+/// instead of hanging them.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A message waiting for the writer task.
+struct Queued {
+    /// The message.
+    msg: NewMessage,
+    /// Where its outcome goes once its batch is committed (or failed).
+    reply: oneshot::Sender<Result<StoredMessage, StoreError>>,
+}
+
+/// A store on a PostgreSQL database, reached through a pool of connections.
+pub struct PostgresStore {
+    /// Connections for everything but message inserts.
+    pool: Pool,
+    /// Messages for the writer task.
+    tx: mpsc::Sender<Queued>,
+}
+
+/// tokio-postgres's error as the store's own, so no library type leaves this module.
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Db(Box::new(e))
+}
+
+/// The pool's error (no connection could be had) as the store's own.
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Db(Box::new(e))
+}
+
+/// A `u64` as `BIGINT`, saturating (ids, times and counters stay far below).
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `BIGINT` read back as `u64`; negative values (never written) read as 0.
+fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db` or key=value
+    /// form; no TLS yet), creates the schema if missing and starts the writer task.
+    /// Must be called inside a Tokio runtime.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(db_error)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Db(Box::new(e)))?;
+        {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            tx.batch_execute(SCHEMA).await.map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_messages(pool.clone(), rx));
+        Ok(PostgresStore { pool, tx })
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The messages of one query over [`COLUMNS`].
+    async fn messages(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+        let rows = client.query(&stmt, params).await.map_err(db_error)?;
+        rows.iter().map(message_row).collect()
+    }
+}
+
+impl Store for PostgresStore {
+    fn create_user<'a>(&'a self, name: &'a str, password_hash: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let now = to_sql(crate::clock::now_ms());
+            let res = client
+                .execute(
+                    "INSERT INTO users (name, name_key, password_hash, created_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&name, &name_key(name), &password_hash, &now],
+                )
+                .await;
+            match res {
+                Ok(_) => Ok(()),
+                // The unique constraint on name_key decides, so two creations at once
+                // (from any process) cannot both win.
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    Err(StoreError::NameTaken)
+                }
+                Err(e) => Err(db_error(e)),
+            }
+        })
+    }
+
+    fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT name, password_hash, banned FROM users WHERE name_key = $1",
+                    &[&name_key(name)],
+                )
+                .await
+                .map_err(db_error)?;
+            row.map(|row| {
+                Ok(UserRecord {
+                    name: row.try_get(0).map_err(db_error)?,
+                    password_hash: row.try_get(1).map_err(db_error)?,
+                    banned: row.try_get(2).map_err(db_error)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn queue_message(&self, msg: NewMessage) -> StoreFuture<'_, Commit<StoredMessage>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.tx
+                .send(Queued { msg, reply })
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            let commit: Commit<StoredMessage> =
+                Box::pin(async move { answer.await.map_err(|_| StoreError::Closed)? });
+            Ok(commit)
+        })
+    }
+
+    fn room_history<'a>(
+        &'a self,
+        room: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>> {
+        Box::pin(async move {
+            let before = to_sql(before.unwrap_or(u64::MAX));
+            let mut out = self
+                .messages(
+                    &format!(
+                        "SELECT {COLUMNS} FROM messages WHERE room = $1 AND id < $2
+                         ORDER BY id DESC LIMIT $3"
+                    ),
+                    &[&name_key(room), &before, &i64::from(limit)],
+                )
+                .await?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn room_since<'a>(
+        &'a self,
+        room: &'a str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>> {
+        Box::pin(async move {
+            self.messages(
+                &format!(
+                    "SELECT {COLUMNS} FROM messages WHERE room = $1 AND room_seq > $2
+                     ORDER BY room_seq LIMIT $3"
+                ),
+                &[&name_key(room), &to_sql(after_seq), &i64::from(limit)],
+            )
+            .await
+        })
+    }
+
+    fn private_history<'a>(
+        &'a self,
+        a: &'a str,
+        b: &'a str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredMessage>> {
+        Box::pin(async move {
+            let before = to_sql(before.unwrap_or(u64::MAX));
+            let mut out = self
+                .messages(
+                    &format!(
+                        "SELECT {COLUMNS} FROM messages WHERE pair = $1 AND id < $2
+                         ORDER BY id DESC LIMIT $3"
+                    ),
+                    &[&pair_key(a, b), &before, &i64::from(limit)],
+                )
+                .await?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn take_pending<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoredMessage>> {
+        Box::pin(async move {
+            // One statement, one transaction: the rows it takes are locked (rows another
+            // taker holds are skipped: they are that taker's), and a row another taker
+            // marked delivered meanwhile no longer matches when re-checked under the
+            // lock, so each pending message goes to exactly one caller.
+            let mut out = self
+                .messages(
+                    &format!(
+                        "UPDATE messages SET pending = false WHERE id IN (
+                             SELECT id FROM messages WHERE recipient_key = $1 AND pending
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING {COLUMNS}"
+                    ),
+                    &[&name_key(user)],
+                )
+                .await?;
+            out.sort_unstable_by_key(|m| m.id);
+            // RETURNING shows each row as updated (delivered); like SQLite's, the
+            // messages come back as they were when taken: pending.
+            for m in &mut out {
+                if let Target::User { pending, .. } = &mut m.msg.target {
+                    *pending = true;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE messages SET pending = true
+                     WHERE id = $1 AND recipient_key IS NOT NULL",
+                    &[&to_sql(msg_id)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // Counters are in room_seqs, which pruning leaves alone: numbers go on.
+            // Undelivered messages are kept: their recipient has not seen them yet.
+            client
+                .execute(
+                    "DELETE FROM messages WHERE ts < $1 AND NOT pending",
+                    &[&to_sql(ts)],
+                )
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn set_banned<'a>(&'a self, name: &'a str, banned: bool) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "UPDATE users SET banned = $2 WHERE name_key = $1 RETURNING name",
+                    &[&name_key(name), &banned],
+                )
+                .await
+                .map_err(db_error)?;
+            row.map(|row| row.try_get(0).map_err(db_error)).transpose()
+        })
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO audit (ts, operator, action, target, detail)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &to_sql(entry.ts),
+                        &entry.operator,
+                        &entry.action,
+                        &entry.target,
+                        &entry.detail,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // Ordered by id, not ts: ids follow insertion even if the clock steps back.
+            let rows = client
+                .query(
+                    "SELECT ts, operator, action, target, detail FROM audit
+                     ORDER BY id DESC LIMIT $1",
+                    &[&i64::from(limit)],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AuditEntry {
+                        ts: from_sql(row.try_get(0).map_err(db_error)?),
+                        operator: row.try_get(1).map_err(db_error)?,
+                        action: row.try_get(2).map_err(db_error)?,
+                        target: row.try_get(3).map_err(db_error)?,
+                        detail: row.try_get(4).map_err(db_error)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// A message from a row of [`COLUMNS`].
+fn message_row(row: &Row) -> Result<StoredMessage, StoreError> {
+    let room: Option<String> = row.try_get(3).map_err(db_error)?;
+    let recipient: Option<String> = row.try_get(4).map_err(db_error)?;
+    let target = match (room, recipient) {
+        (Some(room), _) => Target::Room(room),
+        (None, to) => Target::User {
+            to: to.unwrap_or_default(),
+            pending: row.try_get(6).map_err(db_error)?,
+        },
+    };
+    Ok(StoredMessage {
+        id: from_sql(row.try_get(0).map_err(db_error)?),
+        room_seq: row
+            .try_get::<_, Option<i64>>(7)
+            .map_err(db_error)?
+            .map(from_sql),
+        msg: NewMessage {
+            from: row.try_get(2).map_err(db_error)?,
+            target,
+            text: row.try_get(5).map_err(db_error)?,
+            ts: from_sql(row.try_get(1).map_err(db_error)?),
+        },
+    })
+}
+
+/// The writer task: commits queued messages in batches, in queue order, until the
+/// store is dropped.
+async fn write_messages(pool: Pool, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(q) => batch.push(q),
+                Err(_) => break,
+            }
+        }
+        let (msgs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.msg, q.reply)).unzip();
+        let results = write_batch(&pool, msgs).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Why a batch was not stored.
+enum BatchError {
+    /// A statement failed before the commit was sent: nothing was stored, and the
+    /// batch's messages may be tried again one by one.
+    Statement(StoreError),
+    /// No connection, or the commit itself failed: the outcome is the batch's.
+    Commit(String),
+}
+
+/// Stores `msgs` in one transaction, in order; on a statement error (one bad message
+/// aborts a PostgreSQL transaction) tries them again one transaction each, so that only
+/// the bad one fails. One result per message, in order.
+async fn write_batch(pool: &Pool, msgs: Vec<NewMessage>) -> Vec<Result<StoredMessage, StoreError>> {
+    let mut client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no database connection for messages");
+            let e = e.to_string();
+            return msgs
+                .iter()
+                .map(|_| Err(StoreError::Commit(e.clone())))
+                .collect();
+        }
+    };
+    match insert_messages(&mut client, &msgs).await {
+        Ok(ids) => stored(msgs, ids).into_iter().map(Ok).collect(),
+        Err(BatchError::Statement(e)) if msgs.len() > 1 => {
+            tracing::warn!(error = %e, "message batch failed; storing its messages one by one");
+            let mut out = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                let one = std::slice::from_ref(&msg);
+                out.push(match insert_messages(&mut client, one).await {
+                    Ok(ids) => stored(vec![msg], ids)
+                        .pop()
+                        .ok_or_else(|| StoreError::Commit("message not stored".into())),
+                    Err(BatchError::Statement(e)) => Err(e),
+                    Err(BatchError::Commit(e)) => Err(StoreError::Commit(e)),
+                });
+            }
+            out
+        }
+        Err(BatchError::Statement(e)) => vec![Err(e)],
+        Err(BatchError::Commit(e)) => {
+            tracing::error!(error = %e, "message batch commit failed");
+            msgs.iter()
+                .map(|_| Err(StoreError::Commit(e.clone())))
+                .collect()
+        }
+    }
+}
+
+/// The stored messages, given their `(id, room_seq)` in order.
+fn stored(msgs: Vec<NewMessage>, ids: Vec<(u64, Option<u64>)>) -> Vec<StoredMessage> {
+    msgs.into_iter()
+        .zip(ids)
+        .map(|(msg, (id, room_seq))| StoredMessage { id, room_seq, msg })
+        .collect()
+}
+
+/// Inserts `msgs` in one transaction and commits; their ids and room numbers, in order.
+async fn insert_messages(
+    client: &mut deadpool_postgres::Object,
+    msgs: &[NewMessage],
+) -> Result<Vec<(u64, Option<u64>)>, BatchError> {
+    /// A statement's error.
+    fn failed(e: tokio_postgres::Error) -> BatchError {
+        BatchError::Statement(db_error(e))
+    }
+    let tx = client.transaction().await.map_err(failed)?;
+    // Each room's count in this batch, in key order: the counters are raised (and their
+    // rows locked until the commit) in that order by every batch of every process.
+    let keys: Vec<Option<String>> = msgs
+        .iter()
+        .map(|m| match &m.target {
+            Target::Room(room) => Some(name_key(room)),
+            Target::User { .. } => None,
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::<&str, i64>::new();
+    for key in keys.iter().flatten() {
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    let raise = tx
+        .prepare_cached(
+            "INSERT INTO room_seqs (room, last_seq) VALUES ($1, $2)
+             ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + EXCLUDED.last_seq
+             RETURNING last_seq",
+        )
+        .await
+        .map_err(failed)?;
+    let raised = futures::future::try_join_all(counts.iter().map(|(room, n)| {
+        let (tx, raise) = (&tx, &raise);
+        async move { tx.query_one(raise, &[room, n]).await }
+    }))
+    .await
+    .map_err(failed)?;
+    // The next number to give in each room.
+    let mut next = std::collections::BTreeMap::<&str, u64>::new();
+    for ((room, n), row) in counts.iter().zip(&raised) {
+        let last: i64 = row.try_get(0).map_err(failed)?;
+        next.insert(room, from_sql(last - n + 1));
+    }
+    let mut seqs = Vec::with_capacity(msgs.len());
+    for key in &keys {
+        seqs.push(match key {
+            Some(key) => {
+                let n = next.get_mut(key.as_str()).map_or(0, |n| {
+                    *n += 1;
+                    *n - 1
+                });
+                Some(n)
+            }
+            None => None,
+        });
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO messages
+             (ts, sender, room, recipient, recipient_key, pair, text, pending, room_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .await
+        .map_err(failed)?;
+    // Pipelined: sent, and so run, in this order, so ids rise in queue order.
+    let inserts = msgs.iter().zip(&keys).zip(&seqs).map(|((m, room), seq)| {
+        let (recipient, recipient_key, pair, pending) = match &m.target {
+            Target::Room(_) => (None, None, None, false),
+            Target::User { to, pending } => (
+                Some(to.as_str()),
+                Some(name_key(to)),
+                Some(pair_key(&m.from, to)),
+                *pending,
+            ),
+        };
+        let insert = &insert;
+        let tx = &tx;
+        async move {
+            tx.query_one(
+                insert,
+                &[
+                    &to_sql(m.ts),
+                    &m.from,
+                    room,
+                    &recipient,
+                    &recipient_key,
+                    &pair,
+                    &m.text,
+                    &pending,
+                    &seq.map(to_sql),
+                ],
+            )
+            .await
+        }
+    });
+    let rows = futures::future::try_join_all(inserts)
+        .await
+        .map_err(failed)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for (row, seq) in rows.iter().zip(&seqs) {
+        ids.push((from_sql(row.try_get(0).map_err(failed)?), *seq));
+    }
+    // Pipelined statements run in the order they were sent, which is queue order; should
+    // that ever not hold, the batch is rolled back and stored one by one instead.
+    if !ids.windows(2).all(|p| p[0].0 < p[1].0) {
+        return Err(BatchError::Statement(StoreError::Commit(
+            "message ids out of queue order".into(),
+        )));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| BatchError::Commit(e.to_string()))?;
+    Ok(ids)
+}

@@ -1,0 +1,236 @@
+//! A throwaway PostgreSQL server for tests: `initdb` in a temporary directory, `postgres`
+//! on a free loopback port, stopped and removed on drop.
+//!
+//! PostgreSQL refuses to run as root, so as root both run as the `postgres` user through
+//! `runuser` (the directory is handed to that user). When the binaries or `runuser` are
+//! missing, [`TestPostgres::start`] returns `None` after saying why, and the test skips;
+//! with `NATTER_REQUIRE_ENGINES=1` (as CI sets it) that is a failure instead.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longest the server may take to accept connections.
+const READY: Duration = Duration::from_secs(60);
+
+/// A running PostgreSQL server, superuser `postgres` with trust authentication on
+/// 127.0.0.1 only.
+pub struct TestPostgres {
+    /// The server process (or `runuser` around it).
+    child: Child,
+    /// The data directory and log; removed after the server stops.
+    dir: Option<tempfile::TempDir>,
+    /// The port it listens on.
+    pub port: u16,
+    /// Databases made so far, naming the next.
+    made: AtomicUsize,
+}
+
+/// Skips (returning `None` from the caller) or, under `NATTER_REQUIRE_ENGINES=1`, fails.
+fn unavailable(why: &str) -> Option<TestPostgres> {
+    if std::env::var("NATTER_REQUIRE_ENGINES").is_ok_and(|v| v == "1") {
+        panic!("PostgreSQL is required (NATTER_REQUIRE_ENGINES=1) but {why}");
+    }
+    eprintln!("SKIPPED: PostgreSQL tests need a local PostgreSQL, but {why}");
+    None
+}
+
+/// `name` on PATH, else in the newest /usr/lib/postgresql/*/bin.
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let v = e.file_name().to_str()?.parse().ok()?;
+                Some((v, e.path().join("bin").join(name)))
+            })
+            .filter(|(_, p)| p.is_file())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, p)| p)
+    })
+}
+
+/// A port nobody on 127.0.0.1 listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl TestPostgres {
+    /// Starts a server, or returns `None` (after a notice) when PostgreSQL is not
+    /// installed and not required.
+    pub async fn start() -> Option<TestPostgres> {
+        let (Some(initdb), Some(postgres)) = (find_binary("initdb"), find_binary("postgres"))
+        else {
+            return unavailable(
+                "initdb or postgres was not found on PATH or in /usr/lib/postgresql",
+            );
+        };
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let runuser = if root {
+            match find_binary("runuser").or_else(|| {
+                let p = PathBuf::from("/usr/sbin/runuser");
+                p.is_file().then_some(p)
+            }) {
+                Some(r) => Some(r),
+                None => return unavailable("running as root, and runuser was not found"),
+            }
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("natter-pg")
+            .tempdir()
+            .expect("temporary directory");
+        let data = dir.path().join("data");
+        if root {
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !owned {
+                return unavailable("the directory could not be given to the postgres user");
+            }
+        }
+        let command = |program: &Path| match &runuser {
+            Some(runuser) => {
+                let mut c = Command::new(runuser);
+                c.args(["-u", "postgres", "--"]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let log = dir.path().join("log");
+        let out = command(&initdb)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let log_file = File::create(&log).expect("server log");
+        let child = command(&postgres)
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            // A test database need not survive a power cut.
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=200"])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("server log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start postgres");
+        let mut server = TestPostgres {
+            child,
+            dir: Some(dir),
+            port,
+            made: AtomicUsize::new(0),
+        };
+        server.wait_ready(&log).await;
+        Some(server)
+    }
+
+    /// Waits, bounded, until the server accepts a connection.
+    async fn wait_ready(&mut self, log: &Path) {
+        let deadline = Instant::now() + READY;
+        loop {
+            let connected = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls),
+            )
+            .await;
+            if let Ok(Ok(_)) = connected {
+                return;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("PostgreSQL did not become ready ({exited:?}); its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The URL of database `db` on this server.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?connect_timeout=10",
+            self.port
+        )
+    }
+
+    /// Creates a new, empty database and returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!("natter_{}", self.made.fetch_add(1, Ordering::Relaxed) + 1);
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to PostgreSQL");
+        let conn = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        drop(client);
+        let _ = conn.await;
+        self.url(&name)
+    }
+
+    /// The server's postmaster pid, from its pid file.
+    fn postmaster_pid(&self) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        let pid_file = std::fs::read_to_string(dir.path().join("data/postmaster.pid")).ok()?;
+        pid_file.lines().next().map(|l| l.trim().to_string())
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        // Immediate shutdown of the postmaster (by its pid: `runuser` may stand between
+        // it and our child), then of our child, bounded.
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        drop(self.dir.take());
+    }
+}
