@@ -28,10 +28,12 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::client::TlsStream;
 
+mod irc;
 mod resp;
 mod writer;
 
-use resp::{resp_message, resp_value};
+use irc::{irc_code, irc_privmsg, irc_refusal, irc_registration};
+use resp::{resp, resp_message, resp_value};
 
 pub use writer::{Writer, drain_session};
 
@@ -297,91 +299,6 @@ fn is_last_history(f: &ServerFrame) -> bool {
     matches!(f, ServerFrame::History { last: true, .. })
 }
 
-/// The lines that register `name` on an IRC server: NICK and USER, preceded for
-/// natter's gateway by `PASS account:password` (the nick is the account name).
-fn irc_registration(kind: Kind, name: &str) -> String {
-    let pass = if kind == Kind::NatterIrc {
-        format!("PASS {name}:{PASSWORD}\r\n")
-    } else {
-        String::new()
-    };
-    format!("{pass}NICK {name}\r\nUSER {name} 0 * :bench\r\n")
-}
-
-/// Whether a line received before the welcome means registration failed: `ERROR`, or
-/// 432 (erroneous nick; natter: not the account's name), 433 (nick in use), 464
-/// (natter: wrong password) or 465 (natter: banned).
-fn irc_refusal(line: &[u8]) -> bool {
-    line.starts_with(b"ERROR") || matches!(irc_code(line), Some(b"432" | b"433" | b"464" | b"465"))
-}
-
-/// The command word of an IRC line (the numeric for server replies).
-fn irc_code(line: &[u8]) -> Option<&[u8]> {
-    let mut words = line.split(|&b| b == b' ');
-    let first = words.next()?;
-    if first.starts_with(b":") {
-        words.next()
-    } else {
-        Some(first)
-    }
-}
-
-/// Where the parts of a `PRIVMSG` line are, as offsets into the bytes it starts.
-#[derive(Debug, PartialEq, Eq)]
-struct PrivmsgLine {
-    /// The sender's nick (the prefix up to `!`, or all of it without a `!`).
-    nick: (usize, usize),
-    /// The text (the trailing parameter, without the line ending).
-    text: (usize, usize),
-    /// The line's length with its line ending.
-    len: usize,
-}
-
-/// The IRC line at the start of `b` when it is a complete
-/// `:nick[!user@host] PRIVMSG target :text` line; `None` for anything else, including
-/// an incomplete line (the general parser, [`Reader::irc`], then handles it or waits for
-/// more). Deliveries are nearly all a receiver reads, so this takes them in one pass:
-/// short byte loops over the prefix and the target, and the one vectorised search, for
-/// the line's end, over the text only.
-#[inline]
-fn irc_privmsg(b: &[u8]) -> Option<PrivmsgLine> {
-    const PRIVMSG: &[u8] = b"PRIVMSG ";
-    if b.first() != Some(&b':') {
-        return None;
-    }
-    // The prefix: the nick ends at `!` (a user) or at the space (a bare nick). The
-    // searches stop at a line end, so that they never run into the next line.
-    let prefix_end = 1 + b[1..].iter().position(|&c| c == b' ' || c == b'\n')?;
-    if b[prefix_end] != b' ' {
-        return None;
-    }
-    let nick_end = 1 + b[1..prefix_end]
-        .iter()
-        .position(|&c| c == b'!')
-        .unwrap_or(prefix_end - 1);
-    let target = prefix_end + 1 + PRIVMSG.len();
-    if b.get(prefix_end + 1..target)? != PRIVMSG {
-        return None;
-    }
-    // The target, then the trailing parameter's colon.
-    let target_end = target + b[target..].iter().position(|&c| c == b' ' || c == b'\n')?;
-    if b[target_end] != b' ' || b.get(target_end + 1) != Some(&b':') {
-        return None;
-    }
-    let text = target_end + 2;
-    let nl = text + memchr::memchr(b'\n', &b[text..])?;
-    let text_end = if nl > text && b[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    Some(PrivmsgLine {
-        nick: (1, nick_end),
-        text: (text, text_end),
-        len: nl + 1,
-    })
-}
-
 /// Reads and discards a connection's input until it ends (Redis PUBLISH replies).
 async fn drain(mut rd: ReadSide) {
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -390,17 +307,6 @@ async fn drain(mut rd: ReadSide) {
             break;
         }
         buf.clear();
-    }
-}
-
-/// Encodes a RESP2 command into `out` (appended).
-fn resp(parts: &[&[u8]], out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    let _ = write!(out, "*{}\r\n", parts.len());
-    for p in parts {
-        let _ = write!(out, "${}\r\n", p.len());
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -111,3 +111,14 @@ pub(super) fn resp_value(
         other => bail!("bad RESP type byte {other:#04x}"),
     }
 }
+
+/// Encodes a RESP2 command into `out` (appended).
+pub(super) fn resp(parts: &[&[u8]], out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = write!(out, "*{}\r\n", parts.len());
+    for p in parts {
+        let _ = write!(out, "${}\r\n", p.len());
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+}
