@@ -793,3 +793,24 @@ async fn away_is_told_to_away_notify_clients_sharing_a_room() {
         Some(":ann!ann@natter AWAY")
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_only_claims_a_nick_changes_nothing_others_see() {
+    let s = Irc::start().await;
+    for name in ["bob", "cid"] {
+        account(s.chat, name).await;
+    }
+    let _bob = irc_login(s.irc, "bob", &[]).await;
+    let mut impostor = Client::irc(s.irc).await;
+    impostor.send("NICK bob").await;
+    impostor.send("USER evil 0 * :Not Bob").await;
+    impostor.until(" 001 bob ").await;
+    let mut cid = irc_login(s.irc, "cid", &[]).await;
+    cid.send("WHOIS bob").await;
+    let whois = cid.until(" 318 cid ").await;
+    let user = whois.iter().find(|l| l.contains(" 311 ")).expect("311");
+    assert!(
+        user.contains(" bob bob ") && !user.contains("Not Bob"),
+        "{whois:#?}"
+    );
+}

@@ -230,7 +230,8 @@ pub async fn serve_irc<S>(
     let _ = conn.direct.send(Out::End);
     let registered = {
         let st = conn.lock();
-        st.welcomed.then(|| st.target().to_string())
+        // Profiles are published once welcomed and logged in (see `publish_profile`).
+        (st.welcomed && st.account.is_some()).then(|| st.target().to_string())
     };
     if let Some(nick) = registered {
         shared.irc.unregister(&nick, &conn.me);

@@ -668,10 +668,28 @@ impl Conn {
             numeric(&mut out, &st, "903", &["SASL authentication successful"]);
         }
         let mut none = Vec::new();
+        if st.welcomed {
+            // Logged in after a welcome without an account (NickServ, REGISTER).
+            self.publish_profile(&st);
+        }
         self.try_complete(&mut st, &mut out, &mut none);
         drop(st);
         // Empty if the welcome went out: it took these lines with it.
         self.emit(out);
+    }
+
+    /// Records the user name and real name of a connection that is welcomed and logged
+    /// in, for WHO and WHOIS. Not before the login: a connection that only claims a nick
+    /// must not change what others see of that user.
+    fn publish_profile(&self, st: &State) {
+        let (Some(nick), true) = (st.account.as_deref(), st.welcomed) else {
+            return;
+        };
+        let ident = if st.ident.is_empty() { nick } else { &st.ident };
+        self.shared.irc.register(
+            Profile::new(nick, ident, &st.realname, st.guest, crate::now_ms()),
+            self.me.clone(),
+        );
     }
 
     /// Sends 001–005 and the MOTD's absence, then lets the session's outbox through.
@@ -716,16 +734,8 @@ impl Conn {
         );
         super::history::isupport(out, st);
         numeric(out, st, "422", &["MOTD File is missing"]);
-        let ident = if st.ident.is_empty() {
-            nick.as_str()
-        } else {
-            st.ident.as_str()
-        };
-        self.shared.irc.register(
-            Profile::new(&nick, ident, &st.realname, st.guest, crate::now_ms()),
-            self.me.clone(),
-        );
         st.welcomed = true;
+        self.publish_profile(st);
         self.welcomed.store(true, Ordering::Release);
         let _ = self.direct.send(Out::Open(std::mem::take(out).into()));
     }
