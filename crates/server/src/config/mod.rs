@@ -127,6 +127,36 @@ pub struct Config {
     pub web_host: Vec<String>,
     /// Token `/metrics` requires as `Authorization: Bearer`; `None` leaves it open.
     pub metrics_token: Option<Secret>,
+    /// The engines a cluster node shares with the others; `None` for one node alone.
+    pub cluster: Option<ClusterEngines>,
+    /// This node's name; `None` until the data directory's (or a new) one is used.
+    pub node_id: Option<String>,
+}
+
+/// Where the nodes of a cluster meet.
+#[derive(Debug, Clone)]
+pub struct ClusterEngines {
+    /// PostgreSQL URL: accounts, history, the offline queue, moderation.
+    pub postgres: Secret,
+    /// Redis URL: cross-node fan-out, presence and heartbeats.
+    pub redis: Secret,
+}
+
+/// Checks a node id: 1 to 32 of letters, digits, `-` and `_`.
+pub fn valid_node_id(id: &str) -> Result<(), ConfigError> {
+    if !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            option: "node_id",
+            message: format!("'{id}' is not 1 to 32 letters, digits, '-' or '_'"),
+        })
+    }
 }
 
 impl Config {
@@ -264,6 +294,22 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             metrics_token: o.metrics_token,
+            cluster: match (o.cluster_postgres, o.cluster_redis) {
+                (Some(postgres), Some(redis)) => Some(ClusterEngines { postgres, redis }),
+                (None, None) => None,
+                (pg, _) => {
+                    return Err(ConfigError::Invalid {
+                        option: if pg.is_some() {
+                            "cluster_redis"
+                        } else {
+                            "cluster_postgres"
+                        },
+                        message: "a cluster node needs both cluster_postgres and cluster_redis"
+                            .into(),
+                    });
+                }
+            },
+            node_id: o.node_id,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -441,6 +487,22 @@ impl Config {
                 message: "must be at least 12 characters".into(),
             });
         }
+        if let Some(id) = &self.node_id {
+            valid_node_id(id)?;
+        }
+        if let Some(c) = &self.cluster {
+            for (option, url, schemes) in [
+                ("cluster_postgres", &c.postgres.0, &["postgres://", "postgresql://"][..]),
+                ("cluster_redis", &c.redis.0, &["redis://", "rediss://"][..]),
+            ] {
+                if !schemes.iter().any(|s| url.starts_with(s)) {
+                    return Err(ConfigError::Invalid {
+                        option,
+                        message: format!("must be a URL starting with {}", schemes.join(" or ")),
+                    });
+                }
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 option: "data_dir",
@@ -507,6 +569,8 @@ impl Default for Config {
             web_idle_timeout: Duration::from_secs(60),
             web_host: Vec::new(),
             metrics_token: None,
+            cluster: None,
+            node_id: None,
         }
     }
 }

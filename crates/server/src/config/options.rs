@@ -189,6 +189,30 @@ pub struct Options {
         hide_env_values = true
     )]
     pub metrics_token: Option<Secret>,
+    /// PostgreSQL URL (e.g. postgres://natter:PASSWORD@db:5432/natter) of the store the
+    /// nodes of a cluster share; with --cluster-redis, makes this server a cluster node
+    /// [default: none, one node on SQLite in the data directory].
+    #[arg(
+        long,
+        env = "NATTER_CLUSTER_POSTGRES",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub cluster_postgres: Option<Secret>,
+    /// Redis URL (e.g. redis://:PASSWORD@bus:6379/) the nodes of a cluster exchange
+    /// messages, presence and heartbeats over; goes with --cluster-postgres
+    /// [default: none].
+    #[arg(
+        long,
+        env = "NATTER_CLUSTER_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub cluster_redis: Option<Secret>,
+    /// This node's name in the cluster: letters, digits, '-' and '_', at most 32
+    /// [default: generated on first start and kept in DATA_DIR/node-id].
+    #[arg(long, env = "NATTER_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
 }
 
 /// A secret setting (the operator password): never shown by `Debug`.

@@ -181,6 +181,35 @@ fn web_listener_limits_and_names() {
             },
             "metrics_token",
         ),
+        (
+            Options {
+                cluster_postgres: Some(Secret("postgres://db/natter".into())),
+                ..Options::default()
+            },
+            "cluster_redis",
+        ),
+        (
+            Options {
+                cluster_redis: Some(Secret("redis://bus/".into())),
+                ..Options::default()
+            },
+            "cluster_postgres",
+        ),
+        (
+            Options {
+                cluster_postgres: Some(Secret("mysql://db/natter".into())),
+                cluster_redis: Some(Secret("redis://bus/".into())),
+                ..Options::default()
+            },
+            "cluster_postgres",
+        ),
+        (
+            Options {
+                node_id: Some("node one".into()),
+                ..Options::default()
+            },
+            "node_id",
+        ),
     ] {
         let e = Config::load(&o).expect_err(option).to_string();
         assert!(e.contains(option), "{e}");
@@ -192,6 +221,9 @@ fn web_listener_limits_and_names() {
         ("web_idle_timeout_secs", "NATTER_WEB_IDLE_TIMEOUT_SECS"),
         ("web_host", "NATTER_WEB_HOST"),
         ("metrics_token", "NATTER_METRICS_TOKEN"),
+        ("cluster_postgres", "NATTER_CLUSTER_POSTGRES"),
+        ("cluster_redis", "NATTER_CLUSTER_REDIS"),
+        ("node_id", "NATTER_NODE_ID"),
     ] {
         let arg = cmd
             .get_arguments()
