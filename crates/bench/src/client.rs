@@ -28,13 +28,16 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::client::TlsStream;
 
+mod event;
 mod irc;
 mod resp;
 mod writer;
 
+use event::{Raw, Span};
 use irc::{irc_code, irc_privmsg, irc_refusal, irc_registration};
 use resp::{resp, resp_message, resp_value};
 
+pub use event::{Event, PingArg};
 pub use writer::{Writer, drain_session};
 
 /// Password of every benchmark account.
@@ -310,60 +313,6 @@ async fn drain(mut rd: ReadSide) {
     }
 }
 
-/// What a reader received.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// A chat message (public, private, or a Redis message) with its sender if the
-    /// protocol names it.
-    Msg {
-        /// Sender name, when the server tells it.
-        from: Option<&'a [u8]>,
-        /// Message text (JSON escapes already resolved).
-        text: &'a [u8],
-    },
-    /// This session is now in a room (natter `joined`, IRC 366 end of NAMES, Redis
-    /// subscribe reply); the room or channel name, without IRC's `#`.
-    Joined(&'a [u8]),
-    /// A liveness probe to answer with [`Writer::pong`].
-    Ping(PingArg),
-    /// The server reported a protocol error (natter `error`, an IRC 4xx/5xx numeric, a
-    /// RESP error) or sent something unparsable.
-    Error(String),
-    /// The server ended the session.
-    Closed(String),
-    /// Anything else (presence, acknowledgements, frame types this generator does not
-    /// know, ...).
-    Other,
-}
-
-/// What a server's liveness probe carried, to be echoed in the answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PingArg {
-    /// natter's `ping` frame's id.
-    Natter(Option<FrameId>),
-    /// IRC's `PING` argument (everything after `PING `).
-    Irc(String),
-}
-
-/// Where an event's bytes are: in the read buffer, or in the scratch buffer when the
-/// full JSON parse had to unescape them.
-#[derive(Clone, Copy)]
-enum Span {
-    Buf(usize, usize),
-    Scratch(usize, usize),
-}
-
-/// An event before it borrows the reader (so that parsing and refilling can be
-/// interleaved without fighting the borrow checker).
-enum Raw {
-    Msg { from: Option<Span>, text: Span },
-    Joined(Span),
-    Ping(PingArg),
-    Error(String),
-    Closed(String),
-    Other,
-}
-
 /// Reading side of a session.
 pub struct Reader {
     kind: Kind,
@@ -558,6 +507,7 @@ impl Reader {
             Raw::Ping(a) => Event::Ping(a),
             Raw::Error(e) => Event::Error(e),
             Raw::Closed(e) => Event::Closed(e),
+            Raw::Ack => Event::Ack,
             Raw::Other => Event::Other,
         }
     }
@@ -649,6 +599,7 @@ impl Reader {
             }
             // Rare (a join's answer, probes, the end): decoded properly.
             b"joined" | b"ping" | b"bye" | b"error" => self.natter_full(a, b),
+            b"ok" => Raw::Ack,
             // Presence (also any coalesced form), history, acknowledgements, system
             // notices and types this generator does not know: nothing to check.
             _ => Raw::Other,

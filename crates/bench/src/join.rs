@@ -132,7 +132,7 @@ async fn user(shared: Arc<Shared>, i: usize, mut rd: Reader, wr: SharedWriter) {
                     shared.error(|| format!("user {i} disconnected: {why}"));
                     return;
                 }
-                Ok(Some(Event::Other)) => {}
+                Ok(Some(Event::Other | Event::Ack)) => {}
                 Ok(None) => break,
                 Err(e) => {
                     shared.error(|| format!("user {i}: {e:#}"));

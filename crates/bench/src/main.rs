@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use natter_bench::client::{Kind, Target};
 use natter_bench::pin::ServerPin;
-use natter_bench::report::{Record, machine, table};
+use natter_bench::report::{Record, cluster_table, machine, table};
 use natter_bench::workload::{self, FanOut, Phase};
 use natter_bench::{cpu, join};
 
@@ -41,9 +41,15 @@ struct Common {
     /// Server protocol.
     #[arg(long, value_enum)]
     kind: Kind,
-    /// Server address.
+    /// Server address. `fanout` against a natter cluster takes several (repeated or
+    /// comma-separated): receivers are spread round-robin over them, the senders
+    /// connect to the first.
+    #[arg(long, required = true, value_delimiter = ',')]
+    addr: Vec<SocketAddr>,
+    /// Label the records with the server's message store ("sqlite" for one node alone,
+    /// "postgres" for a cluster node); such records get the cluster table in `report`.
     #[arg(long)]
-    addr: SocketAddr,
+    store: Option<String>,
     /// natter over TLS, trusting this certificate (DATA_DIR/tls/cert.pem).
     #[arg(long)]
     tls_cert: Option<PathBuf>,
@@ -69,6 +75,14 @@ struct Common {
 impl Common {
     fn pin(&self) -> ServerPin {
         ServerPin::new(self.pid, self.pin_server.clone())
+    }
+
+    /// The one server address of a workload that does not spread over nodes.
+    fn single(&self, workload: &str) -> Result<SocketAddr> {
+        match self.addr.as_slice() {
+            [addr] => Ok(*addr),
+            _ => bail!("`{workload}` runs against one server: give one --addr"),
+        }
     }
 }
 
@@ -97,6 +111,9 @@ enum Cmd {
         /// Join-workload users (the idle users' accounts; the larger count is created).
         #[arg(long, default_value_t = 0)]
         join: usize,
+        /// Commit-throughput senders.
+        #[arg(long, default_value_t = 0)]
+        commit: usize,
     },
     /// Fan-out: receivers in one room, senders, phases (flat:MSGS:SECS, rate:RATE:SECS).
     Fanout {
@@ -172,6 +189,22 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         timeout_secs: f64,
     },
+    /// Commit throughput (natter only): senders, each in a room of its own, send
+    /// messages with request ids; counts the `ok` acknowledgements, which come once a
+    /// message is stored (SQLite for one node, PostgreSQL for a cluster node).
+    Commit {
+        #[command(flatten)]
+        common: Common,
+        /// Senders.
+        #[arg(long, default_value_t = 64)]
+        senders: usize,
+        /// Duration in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Unacknowledged messages per sender.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+    },
     /// Prints the comparison table of a JSON-lines file and writes a summary JSON.
     Report {
         /// Records (JSON lines).
@@ -201,11 +234,16 @@ fn parse_phase(s: &str) -> Result<Phase> {
     }
 }
 
-fn target(c: &Common) -> Result<Target> {
+fn target_at(c: &Common, addr: SocketAddr) -> Result<Target> {
     match &c.tls_cert {
-        Some(cert) => Target::natter_tls(c.addr, cert),
-        None => Ok(Target::plain(c.kind, c.addr)),
+        Some(cert) => Target::natter_tls(addr, cert),
+        None => Ok(Target::plain(c.kind, addr)),
     }
+}
+
+/// The target of a workload against one server.
+fn target(c: &Common, workload: &str) -> Result<Target> {
+    target_at(c, c.single(workload)?)
 }
 
 fn base(c: &Common, workload: &str, n: usize) -> Record {
@@ -215,6 +253,8 @@ fn base(c: &Common, workload: &str, n: usize) -> Record {
         pinned: c.pinned,
         workload: workload.into(),
         n,
+        store: c.store.clone(),
+        nodes: (c.store.is_some() || c.addr.len() > 1).then_some(c.addr.len()),
         ..Record::default()
     }
 }
@@ -257,6 +297,13 @@ fn emit(c: &Common, rec: &Record) -> Result<()> {
                 .map_or(String::new(), |b| format!(" rss/conn {b:.0} B")),
             cpu_note(rec),
         );
+        if let (Some(l), Some(r)) = (rec.local_p50_us, rec.remote_p50_us) {
+            eprintln!(
+                "        receivers on the senders' node p50 {l} p99 {} µs, on other nodes p50 {r} p99 {} µs",
+                rec.local_p99_us.unwrap_or(0),
+                rec.remote_p99_us.unwrap_or(0),
+            );
+        }
     }
     if let Some(e) = &rec.first_error {
         eprintln!("        first error: {e}");
@@ -300,6 +347,7 @@ async fn run(cli: Cli) -> Result<()> {
             storm,
             idle,
             join,
+            commit,
         } => {
             match common.kind {
                 Kind::Natter => {}
@@ -311,12 +359,13 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
                 Kind::Redis | Kind::Irc => return Ok(()),
             }
-            let t = target(&common)?;
+            let t = target(&common, "register")?;
             let mut names: Vec<String> = (0..senders).map(workload::sender_name).collect();
             names.extend((0..receivers).map(workload::receiver_name));
             names.extend((0..private).map(workload::private_name));
             names.extend((0..storm).map(workload::storm_name));
             names.extend((0..idle.max(join)).map(workload::idle_name));
+            names.extend((0..commit).map(workload::commit_name));
             let count = names.len();
             let took = workload::register(&t, names, common.parallel).await?;
             eprintln!(
@@ -331,7 +380,12 @@ async fn run(cli: Cli) -> Result<()> {
             window,
             phases,
         } => {
-            let t = target(&common)?;
+            let nodes: Vec<Target> = common
+                .addr
+                .iter()
+                .map(|&a| target_at(&common, a))
+                .collect::<Result<_>>()?;
+            let t = nodes[0].clone();
             let phases: Vec<Phase> = phases
                 .iter()
                 .map(|p| parse_phase(p))
@@ -339,6 +393,9 @@ async fn run(cli: Cli) -> Result<()> {
             let pin = common.pin();
             pin.setup()?;
             let mut fan = FanOut::new(&t, senders, window, common.parallel).await?;
+            if nodes.len() > 1 {
+                fan.spread(nodes)?;
+            }
             for n in ns {
                 pin.setup()?;
                 let grown = fan.grow(n).await;
@@ -372,7 +429,7 @@ async fn run(cli: Cli) -> Result<()> {
             fan.close().await;
         }
         Cmd::Idle { common, n } => {
-            let t = target(&common)?;
+            let t = target(&common, "idle")?;
             let mut rec = base(&common, "idle", n);
             common.pin().measure()?;
             if let Err(e) = workload::idle(&t, n, common.pid, common.parallel, &mut rec).await {
@@ -387,7 +444,7 @@ async fn run(cli: Cli) -> Result<()> {
             secs,
             window,
         } => {
-            let t = target(&common)?;
+            let t = target(&common, "private")?;
             let mut rec = base(&common, "private", users);
             rec.senders = users;
             rec.mode = format!("{secs:.0}s");
@@ -415,7 +472,7 @@ async fn run(cli: Cli) -> Result<()> {
             storm,
             storm_parallel,
         } => {
-            let t = target(&common)?;
+            let t = target(&common, "storm")?;
             let pin = common.pin();
             pin.setup()?;
             let mut fan = FanOut::new(&t, senders, 128, common.parallel).await?;
@@ -443,13 +500,42 @@ async fn run(cli: Cli) -> Result<()> {
             n,
             timeout_secs,
         } => {
-            let t = target(&common)?;
+            let t = target(&common, "join")?;
             let mut rec = base(&common, "join", n);
             let timeout = Duration::from_secs_f64(timeout_secs.max(0.0));
             if let Err(e) =
                 join::join(&t, n, common.parallel, timeout, &common.pin(), &mut rec).await
             {
                 rec.errors = rec.errors.max(1);
+                rec.first_error = Some(format!("{e:#}"));
+            }
+            emit(&common, &rec)?;
+        }
+        Cmd::Commit {
+            common,
+            senders,
+            secs,
+            window,
+        } => {
+            if common.kind != Kind::Natter {
+                bail!("the commit workload counts natter's `ok` frames: use --kind natter");
+            }
+            let t = target(&common, "commit")?;
+            let mut rec = base(&common, "commit", senders);
+            rec.senders = senders;
+            rec.mode = format!("{secs:.0}s window {window}");
+            if let Err(e) = workload::commit(
+                &t,
+                senders,
+                secs,
+                window,
+                common.parallel,
+                &common.pin(),
+                &mut rec,
+            )
+            .await
+            {
+                rec.errors += 1;
                 rec.first_error = Some(format!("{e:#}"));
             }
             emit(&common, &rec)?;
@@ -470,7 +556,21 @@ async fn run(cli: Cli) -> Result<()> {
             println!("natter-bench {label}");
             println!("machine: {machine}");
             println!();
-            print!("{}", table(&records));
+            // Records of a cluster run (labelled with a store or spread over nodes) get
+            // their own table; the others the comparison with Redis and ngircd.
+            let (cluster, others): (Vec<Record>, Vec<Record>) = records
+                .iter()
+                .cloned()
+                .partition(|r| r.store.is_some() || r.nodes.is_some());
+            if !others.is_empty() {
+                print!("{}", table(&others));
+            }
+            if !cluster.is_empty() {
+                if !others.is_empty() {
+                    println!();
+                }
+                print!("{}", cluster_table(&cluster));
+            }
             if let Some(path) = summary {
                 let json = serde_json::json!({
                     "label": label,

@@ -5,6 +5,10 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+mod cluster;
+
+pub use cluster::cluster_table;
+
 /// One measured figure set (one workload, one server, one configuration).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
@@ -14,7 +18,7 @@ pub struct Record {
     pub tls: bool,
     /// Server pinned to one core (taskset).
     pub pinned: bool,
-    /// "fanout", "idle", "private", "storm" or "join".
+    /// "fanout", "idle", "private", "storm", "join" or "commit".
     pub workload: String,
     /// Receivers / connections / users.
     pub n: usize,
@@ -67,6 +71,25 @@ pub struct Record {
     /// (see the `cpu` module).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_core_busy: Option<f64>,
+    /// Cluster mode: natter nodes the receivers were spread over (senders on the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+    /// Where the server stores messages, as the run says: "sqlite" (one node alone) or
+    /// "postgres" (a cluster node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Cluster fan-out: p50 of the receivers on the senders' node (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_p50_us: Option<u64>,
+    /// Cluster fan-out: p99 of the receivers on the senders' node (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_p99_us: Option<u64>,
+    /// Cluster fan-out: p50 of the receivers on other nodes (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_p50_us: Option<u64>,
+    /// Cluster fan-out: p99 of the receivers on other nodes (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_p99_us: Option<u64>,
     /// First error seen, if any.
     pub first_error: Option<String>,
 }

@@ -1,4 +1,5 @@
-//! The workloads: fan-out, idle connections, private messages and the login storm.
+//! The workloads: fan-out, idle connections, private messages, the login storm and
+//! commit throughput.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,14 @@ use crate::payload::{self, Stamp};
 use crate::pin::ServerPin;
 use crate::report::Record;
 
+mod commit;
+mod fanout;
 mod idle;
 mod private;
 mod storm;
 
+pub use commit::{commit, commit_name, commit_room};
+pub use fanout::{FanOut, PhaseResult, fill};
 pub use idle::{idle, rss};
 pub use private::private;
 pub use storm::storm;
@@ -183,7 +188,12 @@ struct Fan {
     claimed: AtomicU64,
     ring: Vec<AtomicU32>,
     notify: Notify,
+    /// Latency shards: the first [`SHARDS`] for receivers on the senders' node, the
+    /// next [`SHARDS`] for receivers on other nodes (cluster mode).
     hists: Vec<Mutex<Histogram<u64>>>,
+    /// Nodes the receivers are spread over, round-robin (receiver `i` is on node
+    /// `i % nodes`; the senders are on node 0).
+    nodes: AtomicUsize,
     verified: AtomicU64,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -216,7 +226,7 @@ impl Fan {
             tally.verified = 0;
         }
         if !tally.latencies.is_empty() {
-            if let Ok(mut h) = self.hists[idx % SHARDS].lock() {
+            if let Ok(mut h) = self.hists[self.shard(idx)].lock() {
                 for &(l, n) in &tally.latencies {
                     h.saturating_record_n(l.max(1), n);
                 }
@@ -244,14 +254,33 @@ impl Fan {
         }
     }
 
-    fn take_hist(&self) -> Histogram<u64> {
-        let mut all = new_hist();
-        for h in &self.hists {
+    /// Whether receiver `idx` is on another node than the senders.
+    fn remote(&self, idx: usize) -> bool {
+        !idx.is_multiple_of(self.nodes.load(Ordering::Relaxed).max(1))
+    }
+
+    /// The latency shard of receiver `idx`.
+    fn shard(&self, idx: usize) -> usize {
+        idx % SHARDS + if self.remote(idx) { SHARDS } else { 0 }
+    }
+
+    /// Takes (and resets) the latencies of the receivers on the senders' node and of
+    /// those on other nodes.
+    fn take_hists(&self) -> [Histogram<u64>; 2] {
+        let mut split = [new_hist(), new_hist()];
+        for (i, h) in self.hists.iter().enumerate() {
             if let Ok(mut h) = h.lock() {
-                let _ = all.add(&*h);
+                let _ = split[i / SHARDS].add(&*h);
                 h.reset();
             }
         }
+        split
+    }
+
+    /// Takes (and resets) every receiver's latencies.
+    fn take_hist(&self) -> Histogram<u64> {
+        let [mut all, remote] = self.take_hists();
+        let _ = all.add(&remote);
         all
     }
 
@@ -400,302 +429,6 @@ async fn receive(fan: Arc<Fan>, idx: usize, mut rd: Reader, mut wr: Writer, mut 
     }
 }
 
-/// Result of one phase.
-#[derive(Debug, Clone)]
-pub struct PhaseResult {
-    /// Messages sent.
-    pub messages: u64,
-    /// Deliveries expected (messages x receivers).
-    pub expected: u64,
-    /// Deliveries received and verified.
-    pub verified: u64,
-    /// Bad deliveries (wrong content, order or sender) and disconnections.
-    pub errors: u64,
-    /// First error seen, if any.
-    pub first_error: Option<String>,
-    /// From the first send to the last delivery (or the timeout).
-    pub secs: f64,
-    /// Latency histogram (µs).
-    pub hist: Histogram<u64>,
-}
-
-/// A room with receivers and senders, run through phases.
-pub struct FanOut {
-    target: Target,
-    fan: Arc<Fan>,
-    room: String,
-    window: u64,
-    base: u64,
-    writers: Vec<Arc<tokio::sync::Mutex<Writer>>>,
-    seqs: Vec<u64>,
-    tasks: JoinSet<()>,
-    receivers: usize,
-    parallel: usize,
-    /// Time spent logging in (not measured).
-    pub setup: Duration,
-}
-
-impl FanOut {
-    /// Connects the senders.
-    pub async fn new(
-        target: &Target,
-        senders: usize,
-        window: u64,
-        parallel: usize,
-    ) -> Result<FanOut> {
-        let fan = Arc::new(Fan {
-            n: AtomicUsize::new(0),
-            claimed: AtomicU64::new(0),
-            ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
-            notify: Notify::new(),
-            hists: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
-            verified: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-            start: Instant::now(),
-            stop: AtomicBool::new(false),
-            senders,
-        });
-        let room = ROOM.to_string();
-        let (sessions, setup) = connect_many(
-            target,
-            (0..senders).map(sender_name).collect(),
-            Some(room.clone()),
-            true,
-            false,
-            parallel,
-            "senders logging in",
-        )
-        .await?;
-        let mut tasks = JoinSet::new();
-        let mut writers = Vec::new();
-        for (rd, wr) in sessions {
-            let wr = Arc::new(tokio::sync::Mutex::new(wr));
-            tasks.spawn(drain_session(rd, wr.clone()));
-            writers.push(wr);
-        }
-        Ok(FanOut {
-            target: target.clone(),
-            fan,
-            room,
-            window,
-            base: 0,
-            seqs: vec![0; senders],
-            writers,
-            tasks,
-            receivers: 0,
-            parallel,
-            setup,
-        })
-    }
-
-    /// Number of receivers.
-    pub fn receivers(&self) -> usize {
-        self.receivers
-    }
-
-    /// Adds receivers until there are `n`.
-    pub async fn grow(&mut self, n: usize) -> Result<()> {
-        if n <= self.receivers {
-            return Ok(());
-        }
-        let (sessions, took) = connect_many(
-            &self.target,
-            (self.receivers..n).map(receiver_name).collect(),
-            Some(self.room.clone()),
-            false,
-            false,
-            self.parallel,
-            "receivers logging in",
-        )
-        .await?;
-        self.setup += took;
-        self.fan.n.store(n, Ordering::Release);
-        for (i, (rd, wr)) in sessions.into_iter().enumerate() {
-            self.tasks.spawn(receive(
-                self.fan.clone(),
-                self.receivers + i,
-                rd,
-                wr,
-                self.base,
-            ));
-        }
-        self.receivers = n;
-        // Let presence notices and join bursts settle before measuring.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(())
-    }
-
-    /// Stops the current rate phase early (login storm).
-    pub fn stop_handle(&self) -> Arc<AtomicBool> {
-        Arc::new(AtomicBool::new(false))
-    }
-
-    /// Runs one phase; `stop` ends a rate phase early when set.
-    pub async fn phase(
-        &mut self,
-        phase: Phase,
-        stop: Option<Arc<AtomicBool>>,
-    ) -> Result<PhaseResult> {
-        let fan = self.fan.clone();
-        let n = self.receivers as u64;
-        let senders = self.writers.len();
-        if n == 0 || senders == 0 {
-            bail!("a phase needs receivers and senders");
-        }
-        let _ = fan.take_hist();
-        let verified0 = fan.verified.load(Ordering::Relaxed);
-        let errors0 = fan.errors.load(Ordering::Relaxed);
-        fan.claimed.store(self.base, Ordering::Release);
-        let (budget, secs, period) = match phase {
-            Phase::Flat { messages, secs } => (messages, secs, None),
-            Phase::Rate { rate, secs } => (
-                (rate * secs).ceil() as u64,
-                secs,
-                Some(Duration::from_secs_f64(senders as f64 / rate.max(0.001))),
-            ),
-        };
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs_f64(secs);
-        let end_index = self.base + budget;
-        let pb = bar(budget, &phase.label());
-        let mut set = JoinSet::new();
-        for (j, wr) in self.writers.iter().enumerate() {
-            let fan = fan.clone();
-            let wr = wr.clone();
-            let room = self.room.clone();
-            let base = self.base;
-            let window = self.window;
-            let mut seq = self.seqs[j];
-            let stop = stop.clone();
-            let pb = pb.clone();
-            set.spawn(async move {
-                let mut text = String::with_capacity(payload::LEN);
-                let mut sent = 0u64;
-                let offset = period.map(|p| p.mul_f64(j as f64 / senders as f64));
-                // Flat phases claim message indices in blocks and write every message
-                // the window already allows in one go, as a busy client would; rate
-                // phases send one message per tick.
-                let block = if period.is_some() { 1 } else { FLAT_BLOCK };
-                'phase: loop {
-                    if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        break;
-                    }
-                    if let (Some(p), Some(off)) = (period, offset) {
-                        let at = start + off + p * (sent as u32);
-                        // Stop at the deadline even when behind schedule.
-                        if at >= deadline || Instant::now() >= deadline {
-                            break;
-                        }
-                        tokio::time::sleep_until(at.into()).await;
-                    } else if Instant::now() >= deadline {
-                        break;
-                    }
-                    let first = fan.claimed.fetch_add(block, Ordering::AcqRel) + 1;
-                    if first > end_index {
-                        break;
-                    }
-                    let last = (first + block - 1).min(end_index);
-                    for k in first..=last {
-                        fan.ring[(k as usize + RING / 2) % RING].store(0, Ordering::Release);
-                    }
-                    let mut k = first;
-                    while k <= last {
-                        // Message k may go once every receiver has k - window; a
-                        // sender still waiting at the deadline stops (whether all that
-                        // was sent arrived is checked at the end of the phase).
-                        if k > base + window && !fan.wait_reached(k - window, deadline).await {
-                            break 'phase;
-                        }
-                        let mut w = wr.lock().await;
-                        loop {
-                            seq += 1;
-                            payload::encode(
-                                Stamp {
-                                    sender: j as u32,
-                                    seq,
-                                    sent_ns: fan.now_ns(),
-                                },
-                                &mut text,
-                            );
-                            w.push_public(&room, &text);
-                            sent += 1;
-                            k += 1;
-                            if k > last || (k > base + window && !fan.reached(k - window)) {
-                                break;
-                            }
-                        }
-                        if let Err(e) = w.send().await {
-                            fan.error(format!("sender {j}: {e:#}"));
-                            break 'phase;
-                        }
-                        pb.set_position(fan.claimed.load(Ordering::Relaxed).saturating_sub(base));
-                    }
-                }
-                (j, seq, sent)
-            });
-        }
-        let mut total = 0;
-        while let Some(r) = set.join_next().await {
-            let (j, seq, sent) = r?;
-            self.seqs[j] = seq;
-            total += sent;
-        }
-        pb.finish_and_clear();
-        let reached = total == 0
-            || fan
-                .wait_reached(self.base + total, Instant::now() + GRACE)
-                .await;
-        let secs = start.elapsed().as_secs_f64();
-        if !reached {
-            fan.error("not every delivery arrived within the grace period".into());
-            // Re-synchronise: what is still in flight would confuse the next phase.
-        }
-        self.base += total;
-        let first_error = fan.first_error.lock().ok().and_then(|mut e| e.take());
-        Ok(PhaseResult {
-            messages: total,
-            expected: total * n,
-            verified: fan.verified.load(Ordering::Relaxed) - verified0,
-            errors: fan.errors.load(Ordering::Relaxed) - errors0,
-            first_error,
-            secs,
-            hist: fan.take_hist(),
-        })
-    }
-
-    /// Disconnects everyone.
-    pub async fn close(mut self) {
-        self.fan.stop.store(true, Ordering::Relaxed);
-        for w in &self.writers {
-            w.lock().await.quit().await;
-        }
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-/// Fills the latency and count fields of a record from a phase result.
-pub fn fill(rec: &mut Record, r: &PhaseResult) {
-    rec.messages = r.messages;
-    rec.expected = r.expected;
-    rec.verified = r.verified;
-    rec.errors = r.errors + r.expected.saturating_sub(r.verified);
-    rec.secs = r.secs;
-    rec.per_sec = if r.secs > 0.0 {
-        r.verified as f64 / r.secs
-    } else {
-        0.0
-    };
-    if !r.hist.is_empty() {
-        rec.p50_us = Some(r.hist.value_at_quantile(0.5));
-        rec.p99_us = Some(r.hist.value_at_quantile(0.99));
-        rec.p999_us = Some(r.hist.value_at_quantile(0.999));
-        rec.max_us = Some(r.hist.max());
-    }
-    rec.first_error = r.first_error.clone();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,7 +446,8 @@ mod tests {
             claimed: AtomicU64::new(0),
             ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
             notify: Notify::new(),
-            hists: (0..SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            hists: (0..2 * SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            nodes: AtomicUsize::new(1),
             verified: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
@@ -731,6 +465,36 @@ mod tests {
         assert_eq!(h.count_at(5), 4);
         assert_eq!(h.count_at(7), 1);
         assert_eq!(h.count_at(1), 2);
+    }
+
+    #[test]
+    fn latencies_are_split_by_the_receivers_node() {
+        let fan = Fan {
+            n: AtomicUsize::new(4),
+            claimed: AtomicU64::new(0),
+            ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
+            notify: Notify::new(),
+            hists: (0..2 * SHARDS).map(|_| Mutex::new(new_hist())).collect(),
+            nodes: AtomicUsize::new(2),
+            verified: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            start: Instant::now(),
+            stop: AtomicBool::new(false),
+            senders: 1,
+        };
+        // Receivers 0 and 2 are on the senders' node, 1 and 3 (and 17) on the other.
+        for (idx, us) in [(0, 10), (1, 500), (2, 20), (3, 700), (17, 900)] {
+            let mut tally = Tally::new();
+            tally.record(us);
+            fan.flush(idx, &mut tally, 0, 0);
+        }
+        let [local, remote] = fan.take_hists();
+        assert_eq!((local.len(), remote.len()), (2, 3));
+        assert_eq!(local.max(), 20);
+        assert_eq!(remote.min(), 500);
+        // Taken means reset.
+        assert!(fan.take_hist().is_empty());
     }
 
     #[test]

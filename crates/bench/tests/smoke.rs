@@ -90,6 +90,69 @@ async fn fanout_over_natters_irc_gateway_verifies_every_delivery() {
     fanout_at_tiny_n(Kind::NatterIrc).await;
 }
 
+/// Receivers spread over two "nodes" (here the same server twice: the harness's side
+/// of cluster mode) are all verified, and their latencies split by node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spread_over_nodes_splits_the_latencies() {
+    let server = TestServer::start().await;
+    let names = (0..2)
+        .map(workload::sender_name)
+        .chain((0..5).map(workload::receiver_name))
+        .collect();
+    let target = target_with_accounts(&server, Kind::Natter, names).await;
+    let run = async {
+        let mut fan = FanOut::new(&target, 2, 128, 8).await.expect("senders");
+        fan.spread(vec![target.clone(), target.clone()])
+            .expect("spread");
+        fan.grow(5).await.expect("receivers");
+        let r = fan
+            .phase(
+                Phase::Flat {
+                    messages: 40,
+                    secs: 30.0,
+                },
+                None,
+            )
+            .await
+            .expect("phase");
+        fan.close().await;
+        r
+    };
+    let r = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("fan-out finished");
+    assert_eq!(r.verified, 200, "{:?}", r.first_error);
+    assert_eq!(r.errors, 0, "{:?}", r.first_error);
+    let [local, remote] = r.split.as_ref().expect("split by node");
+    // Receivers 0, 2, 4 on the first node, 1 and 3 on the second.
+    assert_eq!((local.len(), remote.len()), (120, 80));
+    let mut rec = Record::default();
+    workload::fill(&mut rec, &r);
+    assert!(rec.local_p50_us.is_some() && rec.remote_p99_us.is_some());
+    server.stop().await;
+}
+
+/// The commit workload counts one `ok` per message sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_counts_every_acknowledgement() {
+    let server = TestServer::start().await;
+    let names = (0..3).map(workload::commit_name).collect();
+    let target = target_with_accounts(&server, Kind::Natter, names).await;
+    let mut rec = Record::default();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        workload::commit(&target, 3, 1.0, 4, 4, &ServerPin::default(), &mut rec),
+    )
+    .await
+    .expect("commit finished")
+    .expect("commit ran");
+    assert!(rec.messages > 0);
+    assert_eq!(rec.verified, rec.messages, "{:?}", rec.first_error);
+    assert_eq!(rec.errors, 0, "{:?}", rec.first_error);
+    assert!(rec.per_sec > 0.0 && rec.p50_us.is_some());
+    server.stop().await;
+}
+
 async fn fanout_at_tiny_n(kind: Kind) {
     let server = TestServer::start().await;
     let names = (0..2)

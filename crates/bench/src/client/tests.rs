@@ -31,6 +31,7 @@ fn show(e: Event<'_>) -> String {
         Event::Ping(PingArg::Irc(a)) => format!("ping {a}"),
         Event::Error(e) => format!("error {e}"),
         Event::Closed(e) => format!("closed {e}"),
+        Event::Ack => "ack".into(),
         Event::Other => "other".into(),
     }
 }
@@ -85,6 +86,8 @@ async fn natter_frames() {
         "\n",
         r#"{"type":"ping","id":7}"#,
         "\r\n",
+        r#"{"type":"ok","id":41}"#,
+        "\n",
         r#"{"type":"error","code":"rate_limited","message":"slow down"}"#,
         "\n",
         "not json\n",
@@ -104,6 +107,7 @@ async fn natter_frames() {
             "joined crowd",
             "other",
             "ping Some(Num(7))",
+            "ack",
             "error rate_limited: slow down",
             "error invalid frame (bad_json: not valid JSON: expected ident at line 1 column 2): not json",
             "closed shutdown",
@@ -234,6 +238,9 @@ async fn sent_natter_frames_are_natter_protos_client_frames() {
         w.push_public("lobby", "first, the longer one");
         w.push_public("crowd", "a \"b\"\n");
         w.send().await.expect("send");
+        w.push_public_acked("commit-3", "stored?", 9)
+            .expect("natter");
+        w.send().await.expect("send");
         w.public("lobby", "x").await.expect("public");
         w.private("pu1", "hi").await.expect("private");
         w.join("crowd").await.expect("join");
@@ -259,6 +266,11 @@ async fn sent_natter_frames_are_natter_protos_client_frames() {
             },
             public("lobby", "first, the longer one"),
             public("crowd", "a \"b\"\n"),
+            ClientFrame::Public {
+                id: Some(FrameId::Num(9)),
+                room: Some("commit-3".into()),
+                text: "stored?".into(),
+            },
             public("lobby", "x"),
             ClientFrame::Private {
                 id: None,

@@ -51,10 +51,10 @@ impl Writer {
     }
 
     /// Appends natter's `public` frame to `out`, built from the reused strings.
-    fn push_natter_public(&mut self, room: &str, text: &str) {
+    fn push_natter_public(&mut self, room: &str, text: &str, id: Option<u64>) {
         let [r, t] = &mut self.strings;
         let frame = ClientFrame::Public {
-            id: None,
+            id: id.map(FrameId::Num),
             room: Some(refill(r, room)),
             text: refill(t, text),
         };
@@ -94,7 +94,7 @@ impl Writer {
     /// in one write.
     pub fn push_public(&mut self, room: &str, text: &str) {
         match self.kind {
-            Kind::Natter => self.push_natter_public(room, text),
+            Kind::Natter => self.push_natter_public(room, text, None),
             Kind::Redis => resp(
                 &[b"PUBLISH", room.as_bytes(), text.as_bytes()],
                 &mut self.out,
@@ -107,6 +107,17 @@ impl Writer {
                 self.out.extend_from_slice(b"\r\n");
             }
         }
+    }
+
+    /// Queues a natter `public` message with request id `id` for the next
+    /// [`Writer::send`]: the server answers `ok` (an [`Event::Ack`]) once it is stored.
+    /// natter only.
+    pub fn push_public_acked(&mut self, room: &str, text: &str, id: u64) -> Result<()> {
+        if self.kind != Kind::Natter {
+            bail!("acknowledged messages are natter's (`ok` frames)");
+        }
+        self.push_natter_public(room, text, Some(id));
+        Ok(())
     }
 
     /// Writes everything queued with [`Writer::push_public`].

@@ -192,6 +192,7 @@ pub async fn private(
         first_error: first_error.lock().ok().and_then(|mut e| e.take()),
         secs: took,
         hist,
+        split: None,
     };
     fill(rec, &r);
     stop.store(true, Ordering::Relaxed);
