@@ -6,6 +6,9 @@
 #   bench/run.sh --full    full mode: also N = 10 000, longer phases
 #   bench/run.sh --irc     natter's IRC gateway against ngircd only: fan-out into 1 000
 #                          and 10 000 users joining one room
+#   bench/run.sh --cluster natter as a cluster (PostgreSQL + Redis): a room of 1 000 on one
+#                          node vs spread over two, and commit throughput PostgreSQL vs
+#                          SQLite (bench/cluster.sh; add --full for longer phases)
 #
 # Workloads per server: fan-out (pinned and unpinned), idle connections, private
 # messages, a login storm and N users joining one room; natter also over TLS and over
@@ -23,16 +26,21 @@ set -euo pipefail
 
 MODE=quick
 for arg in "$@"; do
+    if [ "$arg" = --cluster ]; then
+        exec bash "$(dirname "$0")/cluster.sh" "$@"
+    fi
+done
+for arg in "$@"; do
     case "$arg" in
         --quick) MODE=quick ;;
         --full) MODE=full ;;
         --irc) MODE=irc ;;
         -h | --help)
-            sed -n '2,21p' "$0"
+            sed -n '2,24p' "$0"
             exit 0
             ;;
         *)
-            echo "unknown argument: $arg (use --quick, --full or --irc)" >&2
+            echo "unknown argument: $arg (use --quick, --full, --irc or --cluster)" >&2
             exit 2
             ;;
     esac
