@@ -10,6 +10,10 @@
 #   (d) commit throughput: 64 senders, messages/s acknowledged (`ok`), SQLite node vs
 #       a cluster node (PostgreSQL)
 #
+# Fan-out phases: flat out (throughput), then 100 and 500 messages/s (latency: at
+# 500/s into 1 000 receivers, one message per tick already keeps the pinned core busy,
+# so the 100/s phase shows the hop without queueing).
+#
 # Starts its own PostgreSQL (initdb and postgres from Debian's packages, as the
 # postgres user through runuser when root, in a temporary directory, on a free loopback
 # port; fsync stays on, like SQLite's synchronous = FULL) and redis-server (temporary
@@ -28,7 +32,7 @@ for arg in "$@"; do
         --cluster | --quick) ;;
         --full) MODE=full ;;
         -h | --help)
-            sed -n '2,23p' "$0"
+            sed -n '2,27p' "$0"
             exit 0
             ;;
         *)
@@ -145,11 +149,11 @@ else
 fi
 
 if [ "$MODE" = quick ]; then
-    PHASES=flat:40000:6,rate:500:4
+    PHASES=flat:40000:6,rate:100:4,rate:500:4
     COMMIT_SECS=5
     STEP_TIMEOUT=600
 else
-    PHASES=flat:200000:15,rate:500:10,rate:5000:10
+    PHASES=flat:200000:15,rate:100:10,rate:500:10,rate:5000:10
     COMMIT_SECS=15
     STEP_TIMEOUT=1200
 fi
