@@ -32,6 +32,13 @@ pub trait Bus: Send + Sync + 'static {
     /// Puts a session into `room` (canonical name): the members after joining, and
     /// whether the user is new there (then the room was told).
     fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError>;
+    /// A session joined `room` and is about to read its history: a cluster node fixes
+    /// here, before that read, where the room's live messages start on this node, so
+    /// that each message is in the history read or delivered live. Nothing to do in one
+    /// process.
+    fn joined<'a>(&'a self, _room: &'a str) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// Takes a session out of `room` with the user's parting `message`; true if the
     /// user left it (the room was told).
     fn part_room(

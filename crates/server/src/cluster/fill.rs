@@ -88,19 +88,21 @@ pub async fn fill_all(bus: Arc<ClusterBus>) {
     }
 }
 
-/// Sets where `room` starts here (a first member joined): after its latest message in
-/// the store, so a lost first publish is noticed by the periodic check.
-pub fn start_room_later(bus: Arc<ClusterBus>, room: &str) {
-    let room = room.to_string();
-    tokio::spawn(async move {
-        match bus.store().room_history(&room, None, 1).await {
-            Ok(last) => {
-                let latest = last.last().and_then(|m| m.room_seq).unwrap_or(0);
-                bus.start_room(&room, latest);
-            }
-            Err(e) => tracing::warn!(room, error = %e, "cannot read a room's latest message"),
+/// Sets where `room` starts here when a member joined and nothing of it is known yet:
+/// after its latest message in the store, read before the member's history is (so each
+/// message is in that history or delivered live, and a lost first publish is noticed by
+/// the periodic check).
+pub async fn start_room(bus: &ClusterBus, room: &str) {
+    if bus.has_position(room) {
+        return;
+    }
+    match bus.store().room_history(room, None, 1).await {
+        Ok(last) => {
+            let latest = last.last().and_then(|m| m.room_seq).unwrap_or(0);
+            bus.start_room(room, latest);
         }
-    });
+        Err(e) => tracing::warn!(room, error = %e, "cannot read a room's latest message"),
+    }
 }
 
 /// Delivers the pending private messages of everyone online here, each once (another

@@ -377,6 +377,11 @@ impl ClusterBus {
         lock(&self.seq).start_at(room, latest + 1);
     }
 
+    /// Whether this node knows where `room` stands.
+    pub fn has_position(&self, room: &str) -> bool {
+        lock(&self.seq).knows(room)
+    }
+
     /// Rooms with gaps older than `grace`, and the last sequence delivered in each.
     pub fn overdue(&self, grace: Duration) -> Vec<(String, u64)> {
         lock(&self.seq).overdue(Instant::now(), grace)
@@ -463,16 +468,12 @@ impl Bus for ClusterBus {
     }
 
     fn join_room(&self, id: SessionId, room: &str) -> Result<(Members, bool), RoomError> {
-        let fresh_here = self.hub().who(room).is_none();
         let (members, first) = self.local.join_room(id, room)?;
         if first && let Some((user, _)) = self.hub().session_user(id) {
             self.publish(Body::Join {
                 user,
                 room: room.to_string(),
             });
-        }
-        if fresh_here && let Some(me) = self.me.upgrade() {
-            fill::start_room_later(me, room);
         }
         let members = self.merged_members(room, Some(members)).unwrap_or_default();
         Ok((members, first))
@@ -498,6 +499,10 @@ impl Bus for ClusterBus {
             self.maybe_forget(room);
         }
         Ok(left)
+    }
+
+    fn joined<'a>(&'a self, room: &'a str) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(fill::start_room(self, room))
     }
 
     fn in_room(&self, id: SessionId, room: &str) -> bool {

@@ -134,6 +134,11 @@ impl Sequencer {
             });
     }
 
+    /// Whether `room` has a position here.
+    pub fn knows(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
     /// Forgets `room` (it has no members here any more).
     pub fn forget(&mut self, room: &str) {
         self.rooms.remove(room);

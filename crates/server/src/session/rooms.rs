@@ -53,6 +53,7 @@ impl Session {
                     members,
                     more,
                 });
+                self.shared.bus.joined(room).await;
                 let limit = self.shared.config.history_on_join;
                 self.send_history(None, Some(room.to_string()), None, None, limit)
                     .await;

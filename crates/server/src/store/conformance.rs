@@ -38,6 +38,7 @@ where
     mark_pending_requeues_private_messages(fresh().await).await;
     prune_keeps_undelivered_and_sequences(fresh().await).await;
     audit_log_newest_first(fresh().await).await;
+    the_first_setting_wins(fresh().await).await;
 }
 
 /// Runs `check`, failing it when it takes longer than [`CHECK_TIMEOUT`].
@@ -630,6 +631,28 @@ pub async fn audit_log_newest_first(stores: Handles) {
         );
         assert_eq!(ok(s.audit_log(2).await, "log").len(), 2);
         assert!(ok(s.audit_log(0).await, "log").is_empty());
+    })
+    .await;
+}
+
+/// Settings: unset until initialised; of concurrent initialisations from every handle,
+/// one value wins and everyone gets it.
+pub async fn the_first_setting_wins(stores: Handles) {
+    bounded("the first setting wins", async move {
+        let s = first(&stores);
+        assert_eq!(ok(s.setting("k").await, "unset"), None);
+        let tries = stores.iter().cycle().take(8).enumerate().map(|(i, st)| {
+            let st = st.clone();
+            async move { ok(st.init_setting("k", &format!("v{i}")).await, "init") }
+        });
+        let got = futures::future::join_all(tries).await;
+        let winner = got[0].clone();
+        assert!(got.iter().all(|v| *v == winner), "{got:?}");
+        for st in &stores {
+            assert_eq!(ok(st.setting("k").await, "read"), Some(winner.clone()));
+        }
+        assert_eq!(ok(s.init_setting("k", "later").await, "again"), winner);
+        assert_eq!(ok(s.setting("other").await, "other"), None);
     })
     .await;
 }

@@ -258,4 +258,14 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` audit entries, newest first, in the order they were recorded (not
     /// by their `ts`, which may step back with the clock).
     fn audit_log(&self, limit: u32) -> StoreFuture<'_, Vec<AuditEntry>>;
+
+    /// A server-wide setting by name (the operator password's hash in a cluster), `None`
+    /// when unset.
+    fn setting<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>>;
+
+    /// Sets `name` to `value` unless it is set already; returns the value that holds.
+    ///
+    /// Promise: the first value committed wins, also when several processes call at
+    /// once: every caller gets that same value back. Committed before this resolves.
+    fn init_setting<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, String>;
 }

@@ -67,6 +67,10 @@ const SCHEMA: &str = "
         room     TEXT PRIMARY KEY,
         last_seq BIGINT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     CREATE INDEX IF NOT EXISTS messages_room ON messages (room, id) WHERE room IS NOT NULL;
     -- Across processes ids need not follow a room's numbers, so `room_since` has an
     -- index of its own; unique, so a repeated number could never be stored.
@@ -406,6 +410,37 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_error)?;
             row.map(|row| row.try_get(0).map_err(db_error)).transpose()
+        })
+    }
+
+    fn setting<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
+                .await
+                .map_err(db_error)?;
+            row.map(|row| row.try_get(0).map_err(db_error)).transpose()
+        })
+    }
+
+    fn init_setting<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // The insert either wins or waits for the winner's commit, so the select
+            // that follows sees the value that holds.
+            client
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &value],
+                )
+                .await
+                .map_err(db_error)?;
+            let row = client
+                .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
+                .await
+                .map_err(db_error)?;
+            row.try_get(0).map_err(db_error)
         })
     }
 

@@ -46,6 +46,10 @@ const SCHEMA: &str = "
         room     TEXT PRIMARY KEY,
         last_seq INTEGER NOT NULL
     ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS messages_room ON messages(room, id) WHERE room IS NOT NULL;
     CREATE INDEX IF NOT EXISTS messages_pair ON messages(pair, id) WHERE pair IS NOT NULL;
     CREATE INDEX IF NOT EXISTS messages_pending ON messages(recipient_key) WHERE pending = 1;

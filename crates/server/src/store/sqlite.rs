@@ -306,6 +306,28 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn setting<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        let name = name.to_string();
+        Box::pin(self.call(move |db| {
+            db.conn
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row(params![name], |row| row.get(0))
+                .optional()
+        }))
+    }
+
+    fn init_setting<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, String> {
+        let (name, value) = (name.to_string(), value.to_string());
+        Box::pin(self.call(move |db| {
+            db.conn
+                .prepare_cached("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)")?
+                .execute(params![name, value])?;
+            db.conn
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row(params![name], |row| row.get(0))
+        }))
+    }
+
     fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, ()> {
         Box::pin(self.call(move |db| {
             db.conn
