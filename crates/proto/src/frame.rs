@@ -251,6 +251,9 @@ pub enum ErrorCode {
     Internal,
     /// A request id longer than [`crate::MAX_ID_LEN`] bytes.
     IdTooLong,
+    /// The database is unreachable for now: the request had no effect and may be
+    /// retried shortly.
+    Unavailable,
     /// A code this client version does not know.
     #[serde(other)]
     Unknown,
@@ -284,6 +287,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Internal => "internal",
             ErrorCode::IdTooLong => "id_too_long",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }

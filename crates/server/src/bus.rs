@@ -98,6 +98,9 @@ pub trait Bus: Send + Sync + 'static {
     fn flush_presence(&self) -> usize;
     /// The server is shutting down: no more presence notices.
     fn set_closing(&self);
+    /// Shows a logged event on the other nodes' consoles too (a cluster's live feed is
+    /// the whole cluster's); nothing to do in one process.
+    fn share_event(&self, _event: &crate::transcript::Event) {}
 }
 
 /// The single-process bus: the hub, and the limiter that keeps mutes.
@@ -112,6 +115,11 @@ impl LocalBus {
     /// A bus over `hub`, muting through `messages`.
     pub fn new(hub: Hub, messages: Arc<MessageLimiter>) -> LocalBus {
         LocalBus { hub, messages }
+    }
+
+    /// The hub of this process (a cluster bus adds the other nodes around it).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod bus;
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod delivery;
@@ -79,6 +80,42 @@ pub enum ServerError {
     /// The operator password could not be prepared.
     #[error(transparent)]
     Operator(#[from] web::operator::OperatorError),
+    /// The cluster settings are unusable (the Redis URL, the node id file).
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+/// The link of a cluster node, started with the server.
+struct ClusterLink {
+    /// The bus it serves.
+    bus: Arc<cluster::ClusterBus>,
+    /// Its Redis client.
+    client: redis::Client,
+    /// The bus's envelopes to publish.
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+/// This node's id: the configured one, else the one kept in `data_dir/node-id`, else a
+/// new one, kept there.
+fn node_id(config: &Config) -> Result<String, ServerError> {
+    if let Some(id) = &config.node_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("node-id");
+    let bad = |e: String| ServerError::Cluster(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_string();
+            config::valid_node_id(&id).map_err(|e| bad(e.to_string()))?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("node-{:08x}", rand::random::<u32>());
+            std::fs::write(&path, format!("{id}\n")).map_err(|e| bad(e.to_string()))?;
+            Ok(id)
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// State shared by every session; each field has one owner, see docs/ARCHITECTURE.md.
@@ -119,6 +156,7 @@ impl Shared {
     /// Records an event in the plain-text logs and shows it on watching consoles.
     pub fn emit(&self, event: transcript::Event) {
         self.monitor.publish(&event);
+        self.bus.share_event(&event);
         self.transcript.record(event);
     }
 }
@@ -137,8 +175,10 @@ pub struct Listeners {
 pub struct Server {
     /// State handed to sessions.
     shared: Arc<Shared>,
-    /// The concrete store, kept to close it cleanly on shutdown.
-    sqlite: Arc<SqliteStore>,
+    /// The SQLite store of a single node, kept to close it cleanly on shutdown.
+    sqlite: Option<Arc<SqliteStore>>,
+    /// A cluster node's link to the others, started by `run`.
+    cluster: Option<ClusterLink>,
     /// The operator password and console sessions (web-only state, handed to the web
     /// interface, not to sessions).
     operator: Arc<web::operator::OperatorAuth>,
@@ -154,7 +194,16 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let sqlite = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let (store, sqlite): (Arc<dyn Store>, _) = match &config.cluster {
+            None => {
+                let sqlite = Arc::new(SqliteStore::open(&config.data_dir)?);
+                (sqlite.clone(), Some(sqlite))
+            }
+            Some(engines) => (
+                Arc::new(store::PostgresStore::connect(&engines.postgres.0).await?),
+                None,
+            ),
+        };
         let auth = auth::Authenticator::new(config.max_hashes_in_flight).await?;
         let tls = if config.plaintext {
             None
@@ -178,18 +227,34 @@ impl Server {
             config.max_rooms_per_session,
             config.large_room,
         );
+        let local = bus::LocalBus::new(hub, messages.clone());
+        let monitor = monitor::Monitor::default();
+        let (bus, cluster): (Arc<dyn bus::Bus>, _) = match &config.cluster {
+            None => (Arc::new(local), None),
+            Some(engines) => {
+                let client = cluster::link::client(&engines.redis.0)
+                    .map_err(|e| ServerError::Cluster(format!("cluster_redis: {e}")))?;
+                let node = node_id(&config)?;
+                let (bus, rx) =
+                    cluster::ClusterBus::new(node, local, store.clone(), monitor.clone());
+                (
+                    bus.clone() as Arc<dyn bus::Bus>,
+                    Some(ClusterLink { bus, client, rx }),
+                )
+            }
+        };
         let shared = Arc::new(Shared {
-            bus: Arc::new(bus::LocalBus::new(hub, messages.clone())),
+            bus,
             messages,
             room_ops: ratelimit::MessageLimiter::new(config.room_ops.clone()),
             logins: throttle::LoginThrottle::new(config.logins.clone()),
             transcript,
             config,
-            store: sqlite.clone(),
+            store,
             auth,
             tls,
             conns: Arc::default(),
-            monitor: monitor::Monitor::default(),
+            monitor,
             metrics: metrics::Metrics::new(),
             flusher: outbox::Flusher::new(),
             irc: irc::directory::Directory::new(),
@@ -199,6 +264,7 @@ impl Server {
             shared,
             operator,
             sqlite,
+            cluster,
             generated_password,
         })
     }
@@ -244,7 +310,7 @@ impl Server {
 
     /// Serves every listener in `listeners` until `shutdown` resolves (see
     /// [`Server::run`]).
-    pub async fn run_with(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    pub async fn run_with(mut self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
         let Listeners {
             chat: listener,
             web,
@@ -256,6 +322,17 @@ impl Server {
         // after them.
         let flusher_stop = CancellationToken::new();
         let flusher = tokio::spawn(self.shared.flusher.clone().run(flusher_stop.clone()));
+        // A cluster node's link outlives the sessions too: their leaving is news for
+        // the other nodes.
+        let link = self.cluster.take().map(|c| {
+            tracker.spawn(cluster::fill::run(c.bus.clone(), stop.clone()));
+            tokio::spawn(cluster::link::run(
+                c.bus,
+                c.client,
+                c.rx,
+                flusher_stop.clone(),
+            ))
+        });
         if let Some(web) = web {
             let https = web
                 .local_addr()
@@ -303,7 +380,12 @@ impl Server {
         }
         flusher_stop.cancel();
         let _ = flusher.await;
-        self.sqlite.close().await;
+        if let Some(link) = link {
+            let _ = tokio::time::timeout(Duration::from_secs(3), link).await;
+        }
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.close().await;
+        }
         self.shared.emit(transcript::Event::System {
             kind: "stop",
             detail: String::new(),

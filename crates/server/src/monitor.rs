@@ -117,7 +117,8 @@ impl MonitorEvent {
     }
 }
 
-/// Publishes events to the consoles watching.
+/// Publishes events to the consoles watching. Clones share the feed.
+#[derive(Clone)]
 pub struct Monitor {
     /// Serialized events.
     tx: broadcast::Sender<Arc<str>>,
@@ -143,6 +144,24 @@ impl Monitor {
             }
             Err(e) => tracing::error!(error = %e, "cannot encode monitor event"),
         }
+    }
+
+    /// Whether a console is watching (then events are worth encoding).
+    pub fn watched(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Sends an event already encoded (by another node of a cluster) to every console
+    /// watching.
+    pub fn publish_json(&self, json: Arc<str>) {
+        if self.watched() {
+            let _ = self.tx.send(json);
+        }
+    }
+
+    /// The console's encoding of `event`.
+    pub fn encode(event: &Event) -> Option<String> {
+        serde_json::to_string(&MonitorEvent::from_event(event)).ok()
     }
 
     /// A new console's feed, starting now.

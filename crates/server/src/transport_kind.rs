@@ -76,6 +76,23 @@ impl PerTransport {
         *c = c.saturating_sub(n);
     }
 
+    /// The counts in [`TransportKind::ALL`] order.
+    pub fn counts(&self) -> [usize; TransportKind::ALL.len()] {
+        self.0
+    }
+
+    /// Counts in [`TransportKind::ALL`] order.
+    pub fn from_array(counts: [usize; TransportKind::ALL.len()]) -> PerTransport {
+        PerTransport(counts)
+    }
+
+    /// Adds every count of `other`.
+    pub fn add_all(&mut self, other: &PerTransport) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
     /// `kind`'s count.
     pub fn get(&self, kind: TransportKind) -> usize {
         self.0[kind.index()]

@@ -492,7 +492,11 @@ impl Config {
         }
         if let Some(c) = &self.cluster {
             for (option, url, schemes) in [
-                ("cluster_postgres", &c.postgres.0, &["postgres://", "postgresql://"][..]),
+                (
+                    "cluster_postgres",
+                    &c.postgres.0,
+                    &["postgres://", "postgresql://"][..],
+                ),
                 ("cluster_redis", &c.redis.0, &["redis://", "rediss://"][..]),
             ] {
                 if !schemes.iter().any(|s| url.starts_with(s)) {

@@ -616,6 +616,108 @@ impl Hub {
         announced
     }
 
+    /// Delivers to every session in `room` without asking who sent it (messages that
+    /// came from another node); returns the sessions reached, 0 when it has none here.
+    pub fn deliver_to_room(&self, room: &str, delivery: &Delivery) -> usize {
+        self.lock()
+            .rooms
+            .get(room)
+            .map_or(0, |r| deliver_room(r, delivery))
+    }
+
+    /// Announces that `name` joined (`joined`) or left `room` somewhere else (another
+    /// node), as this hub announces its own: one notice, or in the next summary of a
+    /// large room. Does nothing when the room has no members here.
+    pub fn announce(
+        &self,
+        room: &str,
+        name: &str,
+        joined: bool,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) {
+        let mut st = self.lock();
+        let (closing, large_room) = (st.closing, st.large_room);
+        let State { rooms, dirty, .. } = &mut *st;
+        let Some(r) = rooms.get_mut(room) else { return };
+        if r.members.len() >= large_room {
+            let summary = r.pending.get_or_insert_with(|| {
+                dirty.push(room.to_string());
+                Summary::default()
+            });
+            if joined {
+                note(&mut summary.joined, &mut summary.joined_more, name);
+            } else {
+                note(&mut summary.left, &mut summary.left_more, name);
+            }
+        } else if !closing {
+            let event = if joined {
+                PresenceEvent::Join
+            } else {
+                PresenceEvent::Leave
+            };
+            deliver_room(
+                r,
+                &Delivery::one(ServerFrame::Presence {
+                    room: room.to_string(),
+                    user: name.to_string(),
+                    event,
+                    reason: reason.map(str::to_string),
+                    message: message.map(str::to_string),
+                }),
+            );
+        }
+    }
+
+    /// Every member of `room` here: case-folded and display name, sorted by the first.
+    pub fn room_members(&self, room: &str) -> Vec<(String, String)> {
+        self.lock().rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members
+                .iter()
+                .map(|(k, (name, _))| (k.clone(), name.clone()))
+                .collect()
+        })
+    }
+
+    /// The display name of session `id`'s account and its transport.
+    pub fn session_user(
+        &self,
+        id: SessionId,
+    ) -> Option<(String, crate::transport_kind::TransportKind)> {
+        let st = self.lock();
+        let e = st.sessions.get(&id)?;
+        let name = st.users.get(&e.user_key).map(|u| u.name.clone())?;
+        Some((name, e.handle.transport()))
+    }
+
+    /// Whether the account `user_key` (case-folded) has a session in `room`.
+    pub fn is_member(&self, room: &str, user_key: &str) -> bool {
+        self.lock()
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains_key(user_key))
+    }
+
+    /// Everyone online here: display name, sessions by transport, and the rooms any of
+    /// their sessions is in (sorted). What another node needs to know of this one.
+    pub fn snapshot(&self) -> Vec<(String, PerTransport, Vec<String>)> {
+        let st = self.lock();
+        st.users
+            .values()
+            .map(|u| {
+                let mut per = PerTransport::default();
+                let mut rooms = Vec::new();
+                for e in u.sessions.iter().filter_map(|id| st.sessions.get(id)) {
+                    per.add(e.handle.transport(), 1);
+                    rooms.extend(e.rooms.iter().cloned());
+                }
+                rooms.sort();
+                rooms.dedup();
+                (u.name.clone(), per, rooms)
+            })
+            .collect()
+    }
+
     /// Number of authenticated sessions.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()

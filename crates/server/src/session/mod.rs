@@ -278,8 +278,20 @@ impl Session {
     }
 
     /// Reports an internal failure to the peer (generically) and to the log (fully).
-    fn fail(&self, id: Option<FrameId>, e: &dyn std::fmt::Display) {
-        let (code, message) = internal(e);
+    /// Answers a store failure: `unavailable` while the database cannot be reached
+    /// (nothing was stored; retrying shortly may work), `internal` otherwise.
+    fn fail(&self, id: Option<FrameId>, e: &crate::store::StoreError) {
+        let (code, message) = match e {
+            crate::store::StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                (
+                    ErrorCode::Unavailable,
+                    "the database is unavailable; nothing was stored, try again shortly"
+                        .to_string(),
+                )
+            }
+            e => internal(e),
+        };
         self.error(id, code, message);
     }
 

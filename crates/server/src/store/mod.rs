@@ -64,6 +64,10 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The database cannot be reached for now (a cluster's PostgreSQL is down or
+    /// restarting): nothing was done, and the same request may succeed shortly.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The store is gone (server shutting down).
     #[error("store is closed")]
     Closed,

@@ -89,6 +89,10 @@ const MAX_BATCH: usize = 1024;
 /// instead of hanging them.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for a pooled connection (or a new one) before a request fails with
+/// `unavailable`.
+const POOL_WAIT: Duration = Duration::from_secs(3);
+
 /// A message waiting for the writer task.
 struct Queued {
     /// The message.
@@ -105,14 +109,41 @@ pub struct PostgresStore {
     tx: mpsc::Sender<Queued>,
 }
 
-/// tokio-postgres's error as the store's own, so no library type leaves this module.
-fn db_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Db(Box::new(e))
+/// Whether `e` means the database cannot be reached (rather than refusing a request):
+/// the connection is closed or failed, or the server is shutting down or starting
+/// (SQLSTATE classes 08 and 57P).
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08") || code.starts_with("57P");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
-/// The pool's error (no connection could be had) as the store's own.
+/// tokio-postgres's error as the store's own, so no library type leaves this module:
+/// [`StoreError::Unavailable`] when the database cannot be reached.
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    if unreachable(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+/// The pool's error (no connection could be had in time) as the store's own: the
+/// database is unavailable.
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Db(Box::new(e))
+    StoreError::Unavailable(e.to_string())
 }
 
 /// A `u64` as `BIGINT`, saturating (ids, times and counters stay far below).
@@ -141,13 +172,23 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: with the database down, requests fail with `unavailable` after
+        // a few seconds instead of hanging, and the pool reconnects once it is back.
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Db(Box::new(e)))?;
         {
             let mut client = pool.get().await.map_err(pool_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
+            // "already exists, skipping" notices on every start are noise in the log.
+            tx.batch_execute("SET LOCAL client_min_messages TO warning")
+                .await
+                .map_err(db_error)?;
             tx.batch_execute(SCHEMA).await.map_err(db_error)?;
             tx.commit().await.map_err(db_error)?;
         }
@@ -466,8 +507,9 @@ enum BatchError {
     /// A statement failed before the commit was sent: nothing was stored, and the
     /// batch's messages may be tried again one by one.
     Statement(StoreError),
-    /// No connection, or the commit itself failed: the outcome is the batch's.
-    Commit(String),
+    /// No connection, or the commit itself failed: the outcome is the batch's. Says
+    /// why, and whether the database was unreachable.
+    Commit(String, bool),
 }
 
 /// Stores `msgs` in one transaction, in order; on a statement error (one bad message
@@ -481,13 +523,15 @@ async fn write_batch(pool: &Pool, msgs: Vec<NewMessage>) -> Vec<Result<StoredMes
             let e = e.to_string();
             return msgs
                 .iter()
-                .map(|_| Err(StoreError::Commit(e.clone())))
+                .map(|_| Err(StoreError::Unavailable(e.clone())))
                 .collect();
         }
     };
     match insert_messages(&mut client, &msgs).await {
         Ok(ids) => stored(msgs, ids).into_iter().map(Ok).collect(),
-        Err(BatchError::Statement(e)) if msgs.len() > 1 => {
+        Err(BatchError::Statement(e))
+            if msgs.len() > 1 && !matches!(e, StoreError::Unavailable(_)) =>
+        {
             tracing::warn!(error = %e, "message batch failed; storing its messages one by one");
             let mut out = Vec::with_capacity(msgs.len());
             for msg in msgs {
@@ -497,18 +541,32 @@ async fn write_batch(pool: &Pool, msgs: Vec<NewMessage>) -> Vec<Result<StoredMes
                         .pop()
                         .ok_or_else(|| StoreError::Commit("message not stored".into())),
                     Err(BatchError::Statement(e)) => Err(e),
-                    Err(BatchError::Commit(e)) => Err(StoreError::Commit(e)),
+                    Err(BatchError::Commit(e, down)) => Err(commit_error(e, down)),
                 });
             }
             out
         }
+        Err(BatchError::Statement(StoreError::Unavailable(e))) => msgs
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(e.clone())))
+            .collect(),
         Err(BatchError::Statement(e)) => vec![Err(e)],
-        Err(BatchError::Commit(e)) => {
+        Err(BatchError::Commit(e, down)) => {
             tracing::error!(error = %e, "message batch commit failed");
             msgs.iter()
-                .map(|_| Err(StoreError::Commit(e.clone())))
+                .map(|_| Err(commit_error(e.clone(), down)))
                 .collect()
         }
+    }
+}
+
+/// A failed commit as the store's error: unavailable when the database could not be
+/// reached (the outcome is unknown to the sender either way: not acknowledged).
+fn commit_error(e: String, unreachable: bool) -> StoreError {
+    if unreachable {
+        StoreError::Unavailable(e)
+    } else {
+        StoreError::Commit(e)
     }
 }
 
@@ -631,6 +689,6 @@ async fn insert_messages(
     }
     tx.commit()
         .await
-        .map_err(|e| BatchError::Commit(e.to_string()))?;
+        .map_err(|e| BatchError::Commit(e.to_string(), unreachable(&e)))?;
     Ok(ids)
 }
