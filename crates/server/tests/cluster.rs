@@ -865,10 +865,11 @@ struct Sent {
 /// ends. Keeps receiving all the while.
 fn load_sender(
     mut c: Client,
-    room: &'static str,
+    room: &str,
     pause: Duration,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<(Client, Vec<Sent>)> {
+    let room = room.to_string();
     tokio::spawn(async move {
         let mut sent = Vec::new();
         for i in 1..=100_000u64 {
@@ -880,7 +881,7 @@ fn load_sender(
             if !c
                 .try_send(ClientFrame::Public {
                     id: Some(id.clone()),
-                    room: Some(room.into()),
+                    room: Some(room.clone()),
                     text: text.clone(),
                 })
                 .await
@@ -961,6 +962,110 @@ fn some<T: std::fmt::Debug>(items: &[T]) -> String {
         format!("{shown:?} and {} more", items.len() - shown.len())
     } else {
         format!("{shown:?}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1b. Joining quiet rooms on another node
+
+/// A member who joins a room on one node gets every message sent after the join, from
+/// any node, either in the history after `joined` or live. Here bob (n2) joins 40 quiet
+/// rooms at once, being each room's first member on n2, and ann (n1), in all of them,
+/// writes one message to each room as soon as she sees bob arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_right_after_a_join_on_another_node_arrives() {
+    const ROOMS: u64 = 40;
+    let Some(engines) = Engines::start().await else {
+        return;
+    };
+    let nodes = engines.nodes(2).await;
+    let mut clients = register_all(&nodes, &[(0, "ann"), (1, "bob")]).await;
+    let mut bob = clients.pop().expect("bob");
+    let mut ann = clients.pop().expect("ann");
+    let room = |k: u64| format!("quiet{k}");
+    for k in 1..=ROOMS {
+        ann.join(&room(k)).await;
+    }
+    for k in 1..=ROOMS {
+        bob.send(ClientFrame::Join {
+            id: Some(FrameId::Num(k)),
+            room: room(k),
+        })
+        .await;
+    }
+    let ann_side = tokio::spawn(async move {
+        for _ in 1..=ROOMS {
+            let join = ann
+                .until("bob joining one of the rooms", |f| {
+                    matches!(f, ServerFrame::Presence { user, event: PresenceEvent::Join, .. } if user == "bob")
+                })
+                .await;
+            let ServerFrame::Presence { room, .. } = join else {
+                unreachable!("matched a presence")
+            };
+            let k: u64 = room
+                .trim_start_matches("quiet")
+                .parse()
+                .expect("a numbered room");
+            ann.send(ClientFrame::Public {
+                id: Some(FrameId::Num(k)),
+                room: Some(room.clone()),
+                text: format!("welcome to {room}"),
+            })
+            .await;
+        }
+        for k in 1..=ROOMS {
+            let answer = ann
+                .until("an answer", |f| replies_to(f, &FrameId::Num(k)))
+                .await;
+            assert!(
+                matches!(answer, ServerFrame::Ok { .. }),
+                "ann, message to #quiet{k}: {answer:?}"
+            );
+        }
+        ann
+    });
+    let mut on_join = HashMap::new();
+    for k in 1..=ROOMS {
+        let joined = bob
+            .until("joined", |f| {
+                matches!(f, ServerFrame::Joined { id: Some(FrameId::Num(got)), .. } if *got == k)
+            })
+            .await;
+        assert!(matches!(joined, ServerFrame::Joined { .. }));
+        let history = bob.room_history(&room(k), None).await;
+        on_join.insert(k, history);
+    }
+    let _ann = ann_side.await.expect("ann's side");
+    let mut lost = Vec::new();
+    for k in 1..=ROOMS {
+        let text = format!("welcome to {}", room(k));
+        if on_join[&k].iter().any(|m| m.text == text) {
+            continue;
+        }
+        let want = HashSet::from([text.clone()]);
+        if !await_texts(
+            &mut bob,
+            &room(k),
+            &want,
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .is_empty()
+        {
+            lost.push(text);
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "bob@n2 got {} of the {ROOMS} acknowledged messages neither in the history after \
+         `joined` nor live (waited 5 s each): {}",
+        lost.len(),
+        some(&lost)
+    );
+    for k in 1..=ROOMS {
+        let dups = duplicates(&bob, &room(k));
+        assert!(dups.is_empty(), "#quiet{k}: live twice: {}", some(&dups));
     }
 }
 
@@ -1103,6 +1208,12 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
                 "{}: the leave of {gone} says why: {leave:?}",
                 c.label()
             );
+            let at = c
+                .seen
+                .iter()
+                .find(|(_, f)| *f == leave)
+                .map(|(at, _)| at.saturating_duration_since(killed_at));
+            eprintln!("{}: {gone} left {at:?} after the kill", c.label());
         }
     }
     // survivors: a1@n1, b1@n2, a2@n1, b2@n2.
