@@ -20,14 +20,18 @@ const READY: Duration = Duration::from_secs(60);
 /// A running PostgreSQL server, superuser `postgres` with trust authentication on
 /// 127.0.0.1 only.
 pub struct TestPostgres {
-    /// The server process (or `runuser` around it).
-    child: Child,
+    /// The server process (or `runuser` around it), while it runs.
+    child: Option<Child>,
     /// The data directory and log; removed after the server stops.
     dir: Option<tempfile::TempDir>,
-    /// The port it listens on.
+    /// The port it listens on, kept across [`TestPostgres::start_again`].
     pub port: u16,
     /// Databases made so far, naming the next.
     made: AtomicUsize,
+    /// The `postgres` binary.
+    postgres: PathBuf,
+    /// `runuser`, when running as root.
+    runuser: Option<PathBuf>,
 }
 
 /// Skips (returning `None` from the caller) or, under `NATTER_REQUIRE_ENGINES=1`, fails.
@@ -59,6 +63,18 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         versions.sort();
         versions.pop().map(|(_, p)| p)
     })
+}
+
+/// A command running `program`, as the `postgres` user through `runuser` when given.
+fn command(runuser: Option<&Path>, program: &Path) -> Command {
+    match runuser {
+        Some(runuser) => {
+            let mut c = Command::new(runuser);
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 /// A port nobody on 127.0.0.1 listens on right now.
@@ -106,16 +122,7 @@ impl TestPostgres {
                 return unavailable("the directory could not be given to the postgres user");
             }
         }
-        let command = |program: &Path| match &runuser {
-            Some(runuser) => {
-                let mut c = Command::new(runuser);
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
-        let log = dir.path().join("log");
-        let out = command(&initdb)
+        let out = command(runuser.as_deref(), &initdb)
             .arg("-D")
             .arg(&data)
             .args([
@@ -137,13 +144,37 @@ impl TestPostgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let log_file = File::create(&log).expect("server log");
-        let child = command(&postgres)
+        let mut server = TestPostgres {
+            child: None,
+            dir: Some(dir),
+            port: free_port(),
+            made: AtomicUsize::new(0),
+            postgres,
+            runuser,
+        };
+        server.spawn();
+        server.wait_ready().await;
+        Some(server)
+    }
+
+    /// The temporary directory (data directory `data`, log `log`, socket).
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("the server's directory").path()
+    }
+
+    /// Starts `postgres` on the data directory and port, its output appended to the log.
+    fn spawn(&mut self) {
+        let dir = self.dir().to_path_buf();
+        let log_file = File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("log"))
+            .expect("server log");
+        let child = command(self.runuser.as_deref(), &self.postgres)
             .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
+            .arg(dir.join("data"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(&dir)
             // A test database need not survive a power cut.
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=200"])
@@ -152,18 +183,11 @@ impl TestPostgres {
             .stderr(log_file)
             .spawn()
             .expect("start postgres");
-        let mut server = TestPostgres {
-            child,
-            dir: Some(dir),
-            port,
-            made: AtomicUsize::new(0),
-        };
-        server.wait_ready(&log).await;
-        Some(server)
+        self.child = Some(child);
     }
 
     /// Waits, bounded, until the server accepts a connection.
-    async fn wait_ready(&mut self, log: &Path) {
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY;
         loop {
             let connected = tokio::time::timeout(
@@ -174,13 +198,62 @@ impl TestPostgres {
             if let Ok(Ok(_)) = connected {
                 return;
             }
-            let exited = self.child.try_wait().ok().flatten();
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(log).unwrap_or_default();
-                panic!("PostgreSQL did not become ready ({exited:?}); its log:\n{log}");
+                panic!(
+                    "PostgreSQL did not become ready ({exited:?}); its log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The server's log so far (every start of it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("log")).unwrap_or_default()
+    }
+
+    /// Whether the server runs (it was not stopped with [`TestPostgres::stop`]).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops the server at once, as a crash would (immediate shutdown: no checkpoint,
+    /// connections cut), and waits, bounded, for it to exit. The data directory stays;
+    /// [`TestPostgres::start_again`] brings the server back. Idempotent.
+    pub fn stop(&mut self) {
+        // Immediate shutdown of the postmaster (by its pid: `runuser` may stand between
+        // it and our child), then of our child, bounded.
+        if self.child.is_none() {
+            return;
+        }
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if child.try_wait().ok().flatten().is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on the same port and data directory (after crash
+    /// recovery, with every committed transaction), and waits until it accepts
+    /// connections.
+    pub async fn start_again(&mut self) {
+        self.stop();
+        self.spawn();
+        self.wait_ready().await;
     }
 
     /// The URL of database `db` on this server.
@@ -218,19 +291,7 @@ impl TestPostgres {
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
-        // Immediate shutdown of the postmaster (by its pid: `runuser` may stand between
-        // it and our child), then of our child, bounded.
-        if let Some(pid) = self.postmaster_pid() {
-            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.stop();
         drop(self.dir.take());
     }
 }
