@@ -114,7 +114,7 @@ async fn one_bad_message_fails_alone(url: &str) {
 }
 
 #[tokio::test]
-async fn postgres_store_unreachable_fails_as_a_database_error() {
+async fn postgres_store_unreachable_fails_as_unavailable() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
@@ -126,7 +126,10 @@ async fn postgres_store_unreachable_fails_as_a_database_error() {
     )
     .await
     .expect("connect gives up in time");
-    assert!(matches!(result, Err(StoreError::Db(_))));
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "an unreachable database is unavailable (sessions answer `unavailable`)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
