@@ -105,6 +105,11 @@ pub trait Bus: Send + Sync + 'static {
     fn flush_presence(&self) -> usize;
     /// The server is shutting down: no more presence notices.
     fn set_closing(&self);
+    /// On how many nodes `user` has sessions (at least 1: this one); each node limits
+    /// the account's rate alone, so they share the limit by this count.
+    fn nodes_of(&self, _user: &str) -> usize {
+        1
+    }
     /// Shows a logged event on the other nodes' consoles too (a cluster's live feed is
     /// the whole cluster's); nothing to do in one process.
     fn share_event(&self, _event: &crate::transcript::Event) {}

@@ -217,8 +217,12 @@ impl Server {
         };
         let transcript =
             transcript::Transcript::start(config.data_dir.join("logs"), config.retention)?;
-        let (operator, generated_password) =
-            web::operator::OperatorAuth::open(&config, &auth).await?;
+        let (operator, generated_password) = web::operator::OperatorAuth::open(
+            &config,
+            &auth,
+            config.cluster.is_some().then_some(&*store),
+        )
+        .await?;
         let operator = Arc::new(operator);
         let messages = Arc::new(ratelimit::MessageLimiter::new(config.messages.clone()));
         // Session ids name their node; one process is one node, with a fresh id per start.

@@ -80,12 +80,17 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     if let Some(password) = server.take_generated_password() {
-        say(&format!(
-            "operator password (shown once; only its hash is kept in {}): {password}",
+        let kept = if config.cluster.is_some() {
+            "the cluster's database, for every node".to_string()
+        } else {
             config
                 .data_dir
                 .join(natter_server::web::operator::HASH_FILE)
                 .display()
+                .to_string()
+        };
+        say(&format!(
+            "operator password (shown once; only its hash is kept in {kept}): {password}"
         ));
     }
     match server.tls() {

@@ -47,14 +47,26 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        self.try_take_n(1.0, rate, burst, now)
+    }
+
+    /// Takes `n` tokens (at most `burst`), or says how long until they are available.
+    pub fn try_take_n(
+        &mut self,
+        n: f64,
+        rate: f64,
+        burst: f64,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let n = n.clamp(1.0, burst.max(1.0));
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+            Err(Duration::from_secs_f64((n - self.tokens) / rate))
         }
     }
 }
@@ -153,8 +165,17 @@ impl MessageLimiter {
 
     /// Decides about one message from `account` at `now`.
     pub fn check(&self, account: &str, now: Instant) -> Verdict {
+        self.check_shared(account, 1, now)
+    }
+
+    /// Decides about one message from `account` at `now` when the account is sending
+    /// through `nodes` cluster nodes, each limiting it alone: each message costs
+    /// `nodes` tokens, so that together they let the account send at about the
+    /// configured rate, not `nodes` times it.
+    pub fn check_shared(&self, account: &str, nodes: usize, now: Instant) -> Verdict {
         let l = &self.limits;
-        self.with_flood(account, now, |f| decide(f, l, now))
+        let cost = nodes.max(1) as f64;
+        self.with_flood(account, now, |f| decide(f, l, cost, now))
     }
 
     /// Mutes `account` by operator decision for `duration` from `now`, replacing any
@@ -196,7 +217,7 @@ impl MessageLimiter {
 }
 
 /// The flood rules for one message, operator mutes first.
-fn decide(f: &mut Flood, l: &MessageLimits, now: Instant) -> Verdict {
+fn decide(f: &mut Flood, l: &MessageLimits, cost: f64, now: Instant) -> Verdict {
     if let Some(until) = f.operator_until {
         if until > now {
             // Not the sender's flooding: no tokens taken, no strikes counted.
@@ -218,7 +239,7 @@ fn decide(f: &mut Flood, l: &MessageLimits, now: Instant) -> Verdict {
             f.mutes = 0;
         }
     }
-    match f.bucket.try_take(l.rate, l.burst, now) {
+    match f.bucket.try_take_n(cost, l.rate, l.burst, now) {
         Ok(()) => {
             f.strikes = 0;
             Verdict::Allow
@@ -263,6 +284,26 @@ mod tests {
             mute_base: Duration::from_secs(10),
             max_mutes: 2,
         }
+    }
+
+    #[test]
+    fn an_account_on_two_nodes_gets_half_the_burst_and_rate_on_each() {
+        let t0 = Instant::now();
+        let lim = MessageLimiter::new(limits());
+        for _ in 0..5 {
+            assert_eq!(lim.check_shared("a", 2, t0), Verdict::Allow);
+        }
+        assert_eq!(
+            lim.check_shared("a", 2, t0),
+            Verdict::Limited(Duration::from_millis(400)),
+            "two tokens a message at five a second"
+        );
+        assert_eq!(
+            lim.check_shared("a", 2, t0 + Duration::from_millis(400)),
+            Verdict::Allow
+        );
+        // More nodes than the burst still lets a message through now and then.
+        assert_eq!(lim.check_shared("b", 50, t0), Verdict::Allow);
     }
 
     #[test]

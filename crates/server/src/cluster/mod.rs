@@ -604,7 +604,9 @@ impl Bus for ClusterBus {
     fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool {
         let here = self.local.send_to_user(user, frame);
         let there = self.is_up() && lock(&self.remote).sessions_of(user) > 0;
-        if there {
+        // Published even when no session elsewhere is known yet: one may be logging in
+        // on another node right now (a late private message must reach it too).
+        if self.is_up() {
             self.publish(Body::ToUser {
                 user: user.to_string(),
                 frame: frame.clone(),
@@ -743,6 +745,10 @@ impl Bus for ClusterBus {
 
     fn set_closing(&self) {
         self.local.set_closing()
+    }
+
+    fn nodes_of(&self, user: &str) -> usize {
+        1 + lock(&self.remote).nodes_with(user)
     }
 
     fn share_event(&self, event: &Event) {

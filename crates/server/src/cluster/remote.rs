@@ -227,6 +227,15 @@ impl Remote {
             .sum()
     }
 
+    /// On how many other nodes `user` has sessions.
+    pub fn nodes_with(&self, user: &str) -> usize {
+        let key = name_key(user);
+        self.nodes
+            .values()
+            .filter(|v| v.users.get(&key).is_some_and(|u| u.sessions.total() > 0))
+            .count()
+    }
+
     /// Whether `user_key` (case-folded) is in `room` on another node.
     pub fn is_member(&self, room: &str, user_key: &str) -> bool {
         self.nodes.values().any(|v| {

@@ -497,7 +497,8 @@ impl Config {
                     &c.postgres.0,
                     &["postgres://", "postgresql://"][..],
                 ),
-                ("cluster_redis", &c.redis.0, &["redis://", "rediss://"][..]),
+                // No TLS to Redis yet (docs/DEPLOYMENT.md): keep it on a private network.
+                ("cluster_redis", &c.redis.0, &["redis://"][..]),
             ] {
                 if !schemes.iter().any(|s| url.starts_with(s)) {
                     return Err(ConfigError::Invalid {

@@ -40,7 +40,9 @@ impl Session {
         let Some(me) = &self.user else {
             return Err(Flow::Continue);
         };
-        let verdict = limiter.check(&natter_proto::name_key(&me.name), Instant::now());
+        let nodes = self.shared.bus.nodes_of(&me.name);
+        let verdict =
+            limiter.check_shared(&natter_proto::name_key(&me.name), nodes, Instant::now());
         let not_done = spend.not_done();
         let retry = |d: std::time::Duration| Some(d.as_millis().max(1) as u64);
         match verdict {

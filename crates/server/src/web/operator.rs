@@ -20,6 +20,9 @@ use crate::throttle::LoginThrottle;
 
 /// File holding the generated password's hash, inside the data directory.
 pub const HASH_FILE: &str = "admin_password.hash";
+
+/// The store setting holding a cluster's generated password hash.
+pub const SETTING: &str = "operator_password_hash";
 /// How long a console session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Console sessions kept at once; the oldest is dropped beyond this.
@@ -46,6 +49,9 @@ pub enum OperatorError {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] crate::auth::AuthError),
+    /// The cluster's database could not be asked for the shared password.
+    #[error("operator password in the cluster's database: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Why a login was refused.
@@ -80,15 +86,29 @@ pub struct OperatorAuth {
 
 impl OperatorAuth {
     /// Loads or creates the operator password. Returns the generated password when one
-    /// was created now, for the binary to print once.
+    /// was created now, for the binary to print once. A cluster node (`shared` is the
+    /// cluster's store) keeps the hash there, so every node has the same password: the
+    /// first node to start generates it, the others use it.
     pub async fn open(
         config: &Config,
         auth: &Authenticator,
+        shared: Option<&dyn crate::store::Store>,
     ) -> Result<(OperatorAuth, Option<String>), OperatorError> {
         let path = config.data_dir.join(HASH_FILE);
-        let (hash, generated) = match &config.admin_password {
-            Some(p) => (auth.hash(&p.0).await?, None),
-            None => match read_hash(&path)? {
+        let (hash, generated) = match (&config.admin_password, shared) {
+            (Some(p), _) => (auth.hash(&p.0).await?, None),
+            (None, Some(store)) => match store.setting(SETTING).await? {
+                Some(h) => (h, None),
+                None => {
+                    let password = generate();
+                    let h = auth.hash(&password).await?;
+                    let held = store.init_setting(SETTING, &h).await?;
+                    // Another node may have been first: then its password holds.
+                    let mine = held == h;
+                    (held, mine.then_some(password))
+                }
+            },
+            (None, None) => match read_hash(&path)? {
                 Some(h) => (h, None),
                 None => {
                     let password = generate();
@@ -249,7 +269,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config::with_data_dir(dir.path());
         let auth = Authenticator::new(2).await.expect("auth");
-        let (op, generated) = OperatorAuth::open(&config, &auth).await.expect("open");
+        let (op, generated) = OperatorAuth::open(&config, &auth, None)
+            .await
+            .expect("open");
         let password = generated.expect("a password is generated on first start");
         assert_eq!(password.len(), GENERATED_LEN);
         let stored = std::fs::read_to_string(dir.path().join(HASH_FILE)).expect("hash file");
@@ -272,7 +294,9 @@ mod tests {
         op.logout(&token);
         assert_eq!(op.session(&token), None);
 
-        let (again, generated) = OperatorAuth::open(&config, &auth).await.expect("reopen");
+        let (again, generated) = OperatorAuth::open(&config, &auth, None)
+            .await
+            .expect("reopen");
         assert_eq!(generated, None, "never printed twice");
         assert!(again.login(&auth, &password, ip).await.is_ok());
         assert_eq!(
@@ -287,10 +311,40 @@ mod tests {
         let mut config = Config::with_data_dir(dir.path());
         config.admin_password = Some(crate::config::Secret("configured secret".into()));
         let auth = Authenticator::new(2).await.expect("auth");
-        let (op, generated) = OperatorAuth::open(&config, &auth).await.expect("open");
+        let (op, generated) = OperatorAuth::open(&config, &auth, None)
+            .await
+            .expect("open");
         assert_eq!(generated, None);
         assert!(!dir.path().join(HASH_FILE).exists());
         let ip = IpAddr::from([127, 0, 0, 1]);
         assert!(op.login(&auth, "configured secret", ip).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn cluster_nodes_share_the_password_the_first_one_generated() {
+        let shared_dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::SqliteStore::open(shared_dir.path()).expect("store");
+        let auth = Authenticator::new(2).await.expect("auth");
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let (node_a, node_b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (a, first) =
+            OperatorAuth::open(&Config::with_data_dir(node_a.path()), &auth, Some(&store))
+                .await
+                .expect("open a");
+        let password = first.expect("the first node generates it");
+        let (b, second) =
+            OperatorAuth::open(&Config::with_data_dir(node_b.path()), &auth, Some(&store))
+                .await
+                .expect("open b");
+        assert_eq!(second, None, "the second node uses the first one's");
+        assert!(a.login(&auth, &password, ip).await.is_ok());
+        assert!(b.login(&auth, &password, ip).await.is_ok());
+        assert!(
+            !node_a.path().join(HASH_FILE).exists(),
+            "kept in the shared store"
+        );
     }
 }
