@@ -501,3 +501,85 @@ async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
         seen.last()
     );
 }
+
+/// A client that lost its connection before the `ok` sends the message again with the
+/// same `client_id`: it gets the stored original back, members see it once, and the
+/// history holds it once; a private repeat likewise; a bad client id is refused.
+#[tokio::test]
+async fn a_retried_send_with_the_same_client_id_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(dir.path()).await;
+    let mut ann = register(srv.addr, "ann").await;
+    let mut bob = register(srv.addr, "bob").await;
+    until(&mut ann, |f| matches!(f, ServerFrame::Presence { .. })).await;
+    let say = |id: u64, text: &str| ClientFrame::Public {
+        id: Some(FrameId::Num(id)),
+        room: None,
+        text: text.into(),
+        client_id: Some("m-1".into()),
+    };
+    send(&mut ann, say(1, "hello once")).await;
+    let first = until(&mut ann, |f| matches!(f, ServerFrame::Public { .. })).await;
+    let ServerFrame::Public { msg_id, .. } = first else {
+        unreachable!()
+    };
+    until(&mut ann, |f| matches!(f, ServerFrame::Ok { .. })).await;
+    // The connection drops; the retry comes on a new one.
+    drop(ann);
+    let mut ann = login(srv.addr, "ann").await;
+    send(&mut ann, say(7, "hello twice?")).await;
+    let again = until(&mut ann, |f| matches!(f, ServerFrame::Public { .. })).await;
+    assert!(
+        matches!(&again, ServerFrame::Public { msg_id: m, text, .. } if *m == msg_id && text == "hello once"),
+        "the original comes back: {again:?}"
+    );
+    assert_eq!(
+        until(&mut ann, |f| matches!(f, ServerFrame::Ok { .. })).await,
+        ServerFrame::Ok {
+            id: FrameId::Num(7)
+        }
+    );
+    // Bob saw it once: the next public message he gets is a fresh one.
+    send(&mut ann, public("after")).await;
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        if let ServerFrame::Public { text, .. } = next(&mut bob).await {
+            seen.push(text.clone());
+            if text == "after" {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ["hello once", "after"]);
+    // A private repeat: one copy for bob, the original for ann.
+    let whisper = |text: &str| ClientFrame::Private {
+        id: Some(FrameId::Num(9)),
+        to: "bob".into(),
+        text: text.into(),
+        client_id: Some("p-1".into()),
+    };
+    send(&mut ann, whisper("psst")).await;
+    until(&mut bob, |f| matches!(f, ServerFrame::Private { .. })).await;
+    send(&mut ann, whisper("psst again")).await;
+    until(&mut ann, |f| matches!(f, ServerFrame::Ok { .. })).await;
+    send(&mut ann, private("bob", "last")).await;
+    let next_private = until(&mut bob, |f| matches!(f, ServerFrame::Private { .. })).await;
+    assert!(
+        matches!(&next_private, ServerFrame::Private { text, .. } if text == "last"),
+        "the repeat was not delivered: {next_private:?}"
+    );
+    // Client ids are 1 to 64 bytes.
+    send(
+        &mut ann,
+        ClientFrame::Public {
+            id: Some(FrameId::Num(11)),
+            room: None,
+            text: "x".into(),
+            client_id: Some("c".repeat(65)),
+        },
+    )
+    .await;
+    let refused = until(&mut ann, |f| matches!(f, ServerFrame::Error { .. })).await;
+    assert_eq!(error_code(&refused), Some(ErrorCode::BadFrame));
+    srv.stop().await;
+}
