@@ -436,7 +436,8 @@ mod tests {
             ClientFrame::Private {
                 id: None,
                 to: "bob".into(),
-                text: "psst".into()
+                text: "psst".into(),
+                client_id: None
             }
         );
         assert_eq!(next_prompt(&prompt_rx), "[@bob] > ");

@@ -202,15 +202,22 @@ impl ChatState {
                     id: None,
                     to: to.clone(),
                     text,
+                    client_id: None,
                 }),
                 (None, Some(room)) => checked(ClientFrame::Public {
                     id: None,
                     room: Some(room.clone()),
                     text,
+                    client_id: None,
                 }),
                 (None, None) => no_room(),
             },
-            Command::Private { to, text } => checked(ClientFrame::Private { id: None, to, text }),
+            Command::Private { to, text } => checked(ClientFrame::Private {
+                id: None,
+                to,
+                text,
+                client_id: None,
+            }),
             Command::Focus(user) => {
                 let line = format!(
                     "[focus] talking privately to {}; /msg public to go back to {}",

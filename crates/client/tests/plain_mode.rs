@@ -86,6 +86,7 @@ fn public_in(room: &str, text: &str) -> ClientFrame {
         id: None,
         room: Some(room.into()),
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -94,6 +95,7 @@ fn private(to: &str, text: &str) -> ClientFrame {
         id: None,
         to: to.into(),
         text: text.into(),
+        client_id: None,
     }
 }
 

@@ -65,6 +65,7 @@ async fn chat(conn: &mut Connection, text: &str) {
         id: None,
         room: None,
         text: text.into(),
+        client_id: None,
     })
     .await
     .expect("send");

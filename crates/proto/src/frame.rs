@@ -42,6 +42,11 @@ pub enum ClientFrame {
         room: Option<String>,
         /// Message text.
         text: String,
+        /// The client's own unique name for this message (1 to [`crate::MAX_ID_LEN`]
+        /// bytes): a retried send with the same one gets the stored original back
+        /// instead of a second copy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// A message to one user's sessions.
     Private {
@@ -52,6 +57,9 @@ pub enum ClientFrame {
         to: String,
         /// Message text.
         text: String,
+        /// As for [`ClientFrame::Public`]: the client's unique name for this message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// A notice to a room or to one user: delivered to whoever is there now, never
     /// stored (bots' output, IRC's NOTICE). Exactly one of `room` and `to`.
@@ -599,6 +607,7 @@ mod tests {
             id: Some(FrameId::Str("x".into())),
             to: "bo".into(),
             text: "hi".into(),
+            client_id: None,
         })
         .expect("encodes");
         assert_eq!(json, r#"{"type":"private","id":"x","to":"bo","text":"hi"}"#);

@@ -230,6 +230,7 @@ async fn one_users_garbage_does_not_disturb_another() {
             id: None,
             room: None,
             text: "fine".into(),
+            client_id: None,
         },
     )
     .await;
@@ -363,6 +364,7 @@ async fn history_of_the_longest_messages_with_the_longest_escaped_id_fits_in_lin
             id: Some(FrameId::Num(i)),
             room: Some(room.clone()),
             text: text.clone(),
+            client_id: None,
         };
         raw.send(&natter_proto::encode(&public)).await;
         lines_until(
@@ -374,6 +376,7 @@ async fn history_of_the_longest_messages_with_the_longest_escaped_id_fits_in_lin
             id: Some(FrameId::Num(i)),
             to: peer.clone(),
             text: text.clone(),
+            client_id: None,
         };
         raw.send(&natter_proto::encode(&private)).await;
         lines_until(

@@ -11,6 +11,7 @@ fn public(text: &str) -> ClientFrame {
         id: None,
         room: None,
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -19,6 +20,7 @@ fn private(to: &str, text: &str) -> ClientFrame {
         id: None,
         to: to.into(),
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -148,6 +150,7 @@ async fn private_message_reaches_only_its_target_and_the_senders_sessions() {
             id: Some(FrameId::Str("p1".into())),
             to: "BOB".into(),
             text: "psst".into(),
+            client_id: None,
         },
     )
     .await;
@@ -199,6 +202,7 @@ async fn private_message_to_unknown_user_is_a_clear_error_and_to_offline_user_is
             id: Some(FrameId::Num(4)),
             to: "bob".into(),
             text: "read this later".into(),
+            client_id: None,
         },
     )
     .await;
@@ -440,12 +444,14 @@ async fn a_burst_of_messages_arrives_in_order_and_each_is_acknowledged() {
                 id,
                 to: "bob".into(),
                 text,
+                client_id: None,
             }
         } else {
             ClientFrame::Public {
                 id,
                 room: None,
                 text,
+                client_id: None,
             }
         };
         send(&mut alice, frame).await;

@@ -446,6 +446,7 @@ impl Client {
             id: Some(id.clone()),
             to: to.to_string(),
             text: text.to_string(),
+            client_id: None,
         })
         .await;
         let reply = self
@@ -575,6 +576,7 @@ async fn three_nodes_act_as_one_server() {
                     id: Some(FrameId::Num(i as u64)),
                     room: Some("all".into()),
                     text,
+                    client_id: None,
                 })
                 .await;
             }
@@ -615,6 +617,7 @@ async fn three_nodes_act_as_one_server() {
             id: None,
             room: Some("all".into()),
             text: "fence".into(),
+            client_id: None,
         })
         .await;
     for c in &mut clients {
@@ -883,6 +886,7 @@ fn load_sender(
                     id: Some(id.clone()),
                     room: Some(room.clone()),
                     text: text.clone(),
+                    client_id: None,
                 })
                 .await
             {
@@ -1011,6 +1015,7 @@ async fn a_message_right_after_a_join_on_another_node_arrives() {
                 id: Some(FrameId::Num(k)),
                 room: Some(room.clone()),
                 text: format!("welcome to {room}"),
+                client_id: None,
             })
             .await;
         }
@@ -1386,6 +1391,7 @@ async fn a_redis_restart_loses_no_acknowledged_message() {
             id: None,
             room: Some("chat".into()),
             text: "after the restart".into(),
+            client_id: None,
         })
         .await;
     clients[0]
@@ -1415,6 +1421,7 @@ async fn postgresql_down_means_unavailable_never_ok() {
             id: Some(id.clone()),
             room: None,
             text: text.to_string(),
+            client_id: None,
         })
         .await;
         c.until_within(limit, &format!("the answer to {text:?}"), |f| {

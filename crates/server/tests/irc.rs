@@ -318,6 +318,7 @@ async fn irc_and_natter_clients_talk_both_ways() {
             id: None,
             room: None,
             text: "hello from natter".into(),
+            client_id: None,
         },
     )
     .await;
@@ -348,6 +349,7 @@ async fn irc_and_natter_clients_talk_both_ways() {
             id: None,
             to: "bob".into(),
             text: "yes?".into(),
+            client_id: None,
         },
     )
     .await;
@@ -728,6 +730,7 @@ async fn chathistory_answers_in_order_with_msgids_in_a_batch() {
             id: None,
             to: "bob".into(),
             text: "back".into(),
+            client_id: None,
         },
     )
     .await;

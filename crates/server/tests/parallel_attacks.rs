@@ -359,6 +359,7 @@ async fn pipelined_joins_and_parts_cannot_flood_a_room_with_presence() {
             id: None,
             room: None,
             text: "still here".into(),
+            client_id: None,
         },
     )
     .await;

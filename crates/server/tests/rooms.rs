@@ -17,6 +17,7 @@ fn say(room: &str, text: &str) -> ClientFrame {
         id: None,
         room: Some(room.into()),
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -297,6 +298,7 @@ async fn offline_private_messages_are_delivered_late_exactly_once() {
                 id: None,
                 to: "bob".into(),
                 text: format!("later {i}"),
+                client_id: None,
             },
         )
         .await;
@@ -398,6 +400,7 @@ async fn conversation_and_system_logs_are_written() {
             id: None,
             to: "bob".into(),
             text: "psst".into(),
+            client_id: None,
         },
     )
     .await;
@@ -408,6 +411,7 @@ async fn conversation_and_system_logs_are_written() {
             id: None,
             to: "alice".into(),
             text: "what?".into(),
+            client_id: None,
         },
     )
     .await;
@@ -494,6 +498,7 @@ async fn retention_prunes_old_history() {
                     target: Target::Room("lobby".into()),
                     text: text.into(),
                     ts,
+                    client_id: None,
                 })
                 .await
                 .expect("append");

@@ -20,6 +20,7 @@ fn public(text: &str) -> ClientFrame {
         id: None,
         room: None,
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -482,6 +483,7 @@ async fn ansi_escapes_arrive_neutralised() {
             id: None,
             to: "bob".into(),
             text: evil.into(),
+            client_id: None,
         },
     )
     .await;

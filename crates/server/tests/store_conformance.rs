@@ -91,6 +91,7 @@ async fn one_bad_message_fails_alone(url: &str) {
         target: Target::Room("lobby".into()),
         text: text.into(),
         ts: 1,
+        client_id: None,
     };
     let mut commits = Vec::new();
     for text in ["one", "bad\0", "two"] {

@@ -74,6 +74,7 @@ impl Codec for Words {
                 id: None,
                 room: Some(room.into()),
                 text: text.into(),
+                client_id: None,
             },
             ("JOIN", Some(room), None) => ClientFrame::Join {
                 id: None,
@@ -153,6 +154,7 @@ async fn the_same_session_runs_over_json_and_a_second_format() {
             id: None,
             room: None,
             text: "hello from JSON".into(),
+            client_id: None,
         },
     )
     .await;

@@ -28,6 +28,7 @@ fn public(text: &str) -> ClientFrame {
         id: None,
         room: None,
         text: text.into(),
+        client_id: None,
     }
 }
 
@@ -937,6 +938,7 @@ async fn browser_chat_over_websocket_talks_to_terminal_clients() {
             id: None,
             to: "carol".into(),
             text: "back".into(),
+            client_id: None,
         },
     )
     .await;
@@ -1315,6 +1317,7 @@ async fn browser_terminal_and_irc_users_see_each_other_both_ways() {
             id: None,
             to: "carol".into(),
             text: "for later".into(),
+            client_id: None,
         },
     )
     .await;
@@ -1382,6 +1385,7 @@ async fn browser_terminal_and_irc_users_see_each_other_both_ways() {
             id: None,
             room: None,
             text: "from the terminal".into(),
+            client_id: None,
         },
     )
     .await;

@@ -254,6 +254,7 @@ async fn sent_natter_frames_are_natter_protos_client_frames() {
         id: None,
         room: Some(room.into()),
         text: text.into(),
+        client_id: None,
     };
     assert_eq!(
         frames,
@@ -270,12 +271,14 @@ async fn sent_natter_frames_are_natter_protos_client_frames() {
                 id: Some(FrameId::Num(9)),
                 room: Some("commit-3".into()),
                 text: "stored?".into(),
+                client_id: None,
             },
             public("lobby", "x"),
             ClientFrame::Private {
                 id: None,
                 to: "pu1".into(),
-                text: "hi".into()
+                text: "hi".into(),
+                client_id: None
             },
             ClientFrame::Join {
                 id: None,

@@ -57,6 +57,7 @@ impl Writer {
             id: id.map(FrameId::Num),
             room: Some(refill(r, room)),
             text: refill(t, text),
+            client_id: None,
         };
         natter_proto::encode_into(&frame, &mut self.out);
         if let ClientFrame::Public {
@@ -76,6 +77,7 @@ impl Writer {
             id: None,
             to: refill(r, to),
             text: refill(t, text),
+            client_id: None,
         };
         natter_proto::encode_into(&frame, &mut self.out);
         if let ClientFrame::Private { to, text, .. } = frame {

@@ -8,6 +8,7 @@ fn public(room: &str, text: &str) -> Action {
         id: None,
         room: Some(room.into()),
         text: text.into(),
+        client_id: None,
     })
 }
 
@@ -16,6 +17,7 @@ fn private(to: &str, text: &str) -> Action {
         id: None,
         to: to.into(),
         text: text.into(),
+        client_id: None,
     })
 }
 

@@ -184,11 +184,13 @@ pub fn command(
                         id,
                         room: Some(target.to_string()),
                         text: text.clone(),
+                        client_id: None,
                     },
                     None => ClientFrame::Private {
                         id,
                         to: target.to_string(),
                         text: text.clone(),
+                        client_id: None,
                     },
                 });
             }

@@ -98,9 +98,15 @@ impl Session {
     /// Queues a public message to `room` (checked: valid, a member, text and rate
     /// admitted) for storage; it is published once committed (see
     /// [`Session::publish`]), while the session goes on reading.
-    pub(super) async fn public(&mut self, id: Option<FrameId>, room: String, text: &str) -> Flow {
+    pub(super) async fn public(
+        &mut self,
+        id: Option<FrameId>,
+        room: String,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Flow {
         // Durable before visible: published only once committed.
-        let Some(msg) = self.new_message(Target::Room(room.clone()), text) else {
+        let Some(msg) = self.new_message(&id, Target::Room(room.clone()), text, client_id) else {
             return Flow::Continue;
         };
         match self.shared.store.queue_message(msg).await {
@@ -148,6 +154,14 @@ impl Session {
                             ts: msg.ts,
                         });
                         published.push((p.id, msg));
+                    }
+                    Err(StoreError::Duplicate(original)) => {
+                        // A retry of a message stored before: the sender gets the
+                        // original back, nobody gets it twice.
+                        self.handle.send(&[original_frame(&original)]);
+                        if let Some(id) = p.id {
+                            oks.push(ServerFrame::Ok { id });
+                        }
                     }
                     Err(e) => self.fail(p.id, &e),
                 }
@@ -224,14 +238,55 @@ impl Session {
         }
     }
 
-    /// A message from this session's user to `target`: text neutralised, stamped now.
-    pub(super) fn new_message(&self, target: Target, text: &str) -> Option<NewMessage> {
+    /// A message from this session's user to `target`: text neutralised, stamped now,
+    /// with the client's unique name for it. `None` (the peer was told) when that name
+    /// is empty or longer than [`natter_proto::MAX_ID_LEN`] bytes.
+    pub(super) fn new_message(
+        &self,
+        id: &Option<FrameId>,
+        target: Target,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Option<NewMessage> {
         let me = self.user.as_ref()?;
+        if client_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > natter_proto::MAX_ID_LEN)
+        {
+            self.error(
+                id.clone(),
+                natter_proto::ErrorCode::BadFrame,
+                format!("client_id must be 1 to {} bytes", natter_proto::MAX_ID_LEN),
+            );
+            return None;
+        }
         Some(NewMessage {
             from: me.name.clone(),
             target,
             text: neutralize(text).into_owned(),
             ts: crate::now_ms(),
+            client_id,
         })
+    }
+}
+
+/// A stored message as its sender sees it again (answering a retried send).
+pub(super) fn original_frame(m: &StoredMessage) -> ServerFrame {
+    match &m.msg.target {
+        Target::Room(room) => ServerFrame::Public {
+            msg_id: m.id,
+            room: room.clone(),
+            from: m.msg.from.clone(),
+            text: m.msg.text.clone(),
+            ts: m.msg.ts,
+        },
+        Target::User { to, .. } => ServerFrame::Private {
+            msg_id: m.id,
+            from: m.msg.from.clone(),
+            to: to.clone(),
+            text: m.msg.text.clone(),
+            ts: m.msg.ts,
+            late: false,
+        },
     }
 }

@@ -356,11 +356,27 @@ impl Session {
                 },
                 _,
             ) => return self.auth(id, &user, &password, register).await,
-            (ClientFrame::Public { id, text, .. }, Some(room)) => {
-                return self.public(id, room, &text).await;
+            (
+                ClientFrame::Public {
+                    id,
+                    text,
+                    client_id,
+                    ..
+                },
+                Some(room),
+            ) => {
+                return self.public(id, room, &text, client_id).await;
             }
-            (ClientFrame::Private { id, to, text }, _) => {
-                return self.private(id, &to, &text).await;
+            (
+                ClientFrame::Private {
+                    id,
+                    to,
+                    text,
+                    client_id,
+                },
+                _,
+            ) => {
+                return self.private(id, &to, &text, client_id).await;
             }
             (ClientFrame::Notice { id, to, text, .. }, room) => {
                 self.notice(id, room, to.as_deref(), &text)

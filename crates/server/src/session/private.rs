@@ -6,14 +6,20 @@ use natter_proto::{ErrorCode, FrameId, ServerFrame};
 
 use super::commit::{Committed, PrivateSent};
 use super::{Flow, Session, internal};
-use crate::store::{StoredMessage, Target};
+use crate::store::{StoreError, StoredMessage, Target};
 use crate::transcript::Event;
 
 impl Session {
     /// Queues a private message (checked: a valid recipient name, text and rate
     /// admitted) for storage; it is delivered once committed (see
     /// [`Session::deliver_private`]), while the session goes on reading.
-    pub(super) async fn private(&mut self, id: Option<FrameId>, to: &str, text: &str) -> Flow {
+    pub(super) async fn private(
+        &mut self,
+        id: Option<FrameId>,
+        to: &str,
+        text: &str,
+        client_id: Option<String>,
+    ) -> Flow {
         if self.user.is_none() {
             return Flow::Continue;
         }
@@ -36,7 +42,7 @@ impl Session {
             to: to_name.clone(),
             pending: !online,
         };
-        let Some(msg) = self.new_message(target, text) else {
+        let Some(msg) = self.new_message(&id, target, text, client_id) else {
             return Flow::Continue;
         };
         match self.shared.store.queue_message(msg).await {
@@ -67,6 +73,12 @@ impl Session {
             id: msg_id, msg, ..
         } = match result {
             Ok(stored) => stored,
+            Err(StoreError::Duplicate(original)) => {
+                // A retry of a message stored before: the original, once.
+                self.reply(&super::commit::original_frame(&original));
+                self.ok(id);
+                return;
+            }
             Err(e) => {
                 self.fail(id, &e);
                 return;

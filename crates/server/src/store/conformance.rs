@@ -39,6 +39,7 @@ where
     prune_keeps_undelivered_and_sequences(fresh().await).await;
     audit_log_newest_first(fresh().await).await;
     the_first_setting_wins(fresh().await).await;
+    a_retried_send_gets_the_original(fresh().await).await;
 }
 
 /// Runs `check`, failing it when it takes longer than [`CHECK_TIMEOUT`].
@@ -84,6 +85,7 @@ pub(crate) fn room_msg(from: &str, room: &str, text: &str, ts: u64) -> NewMessag
         target: Target::Room(room.into()),
         text: text.into(),
         ts,
+        client_id: None,
     }
 }
 
@@ -97,6 +99,7 @@ pub(crate) fn dm(from: &str, to: &str, text: &str, pending: bool) -> NewMessage 
         },
         text: text.into(),
         ts: 5,
+        client_id: None,
     }
 }
 
@@ -653,6 +656,62 @@ pub async fn the_first_setting_wins(stores: Handles) {
         }
         assert_eq!(ok(s.init_setting("k", "later").await, "again"), winner);
         assert_eq!(ok(s.setting("other").await, "other"), None);
+    })
+    .await;
+}
+
+/// Client ids: a repeat (later, in the same batch, or at once from every handle) is not
+/// stored and answers with the original; the room's sequence does not move; the same id
+/// from another sender is another message.
+pub async fn a_retried_send_gets_the_original(stores: Handles) {
+    bounded("a retried send gets the original", async move {
+        let s = first(&stores);
+        let with_id = |from: &str, text: &str, cid: &str| NewMessage {
+            client_id: Some(cid.into()),
+            ..room_msg(from, "lobby", text, 1)
+        };
+        let original = ok(s.append_message(with_id("al", "one", "c1")).await, "first");
+        match s.append_message(with_id("AL", "one again", "c1")).await {
+            Err(StoreError::Duplicate(o)) => {
+                assert_eq!((o.id, o.room_seq), (original.id, Some(1)));
+                assert_eq!(o.msg.text, "one", "the original comes back");
+            }
+            other => panic!("a repeat is a duplicate, got {other:?}"),
+        }
+        let other = ok(
+            s.append_message(with_id("bo", "bo's", "c1")).await,
+            "other sender",
+        );
+        assert_eq!(other.room_seq, Some(2), "no number was used by the repeat");
+        // Twice in one batch.
+        let a = ok(s.queue_message(with_id("al", "two", "c2")).await, "queue");
+        let b = ok(s.queue_message(with_id("al", "two", "c2")).await, "queue");
+        let (a, b) = (a.await, b.await);
+        assert_eq!(ok(a, "first of the batch").room_seq, Some(3));
+        assert!(matches!(b, Err(StoreError::Duplicate(o)) if o.room_seq == Some(3)));
+        // At once from every handle.
+        let tries = stores.iter().cycle().take(6).map(|st| {
+            let st = st.clone();
+            async move { st.append_message(with_id("al", "three", "c3")).await }
+        });
+        let results = futures::future::join_all(tries).await;
+        let stored: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(stored.len(), 1, "exactly one stored: {results:?}");
+        let id = stored[0].id;
+        for r in &results {
+            match r {
+                Ok(m) => assert_eq!(m.room_seq, Some(4)),
+                Err(StoreError::Duplicate(o)) => assert_eq!(o.id, id),
+                Err(e) => panic!("a repeat is a duplicate, got {e}"),
+            }
+        }
+        let next = ok(
+            s.append_message(room_msg("al", "lobby", "four", 2)).await,
+            "next",
+        );
+        assert_eq!(next.room_seq, Some(5), "gapless after the repeats");
+        let history = ok(s.room_since("lobby", 0, 10).await, "since");
+        assert_eq!(history.len(), 5);
     })
     .await;
 }

@@ -68,6 +68,10 @@ pub enum StoreError {
     /// restarting): nothing was done, and the same request may succeed shortly.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The sender stored a message with this `client_id` already: this is it (nothing
+    /// new was stored).
+    #[error("a message with this client id was stored already")]
+    Duplicate(Box<StoredMessage>),
     /// The store is gone (server shutting down).
     #[error("store is closed")]
     Closed,
@@ -110,6 +114,19 @@ pub struct NewMessage {
     pub text: String,
     /// Server time of acceptance, Unix milliseconds.
     pub ts: u64,
+    /// The sender's unique name for it (a client's `client_id`): storing a message whose
+    /// sender already stored one with this name stores nothing and fails with
+    /// [`StoreError::Duplicate`]. Read back as `None`.
+    pub client_id: Option<String>,
+}
+
+impl NewMessage {
+    /// The key under which the sender's `client_id` is unique, if it has one.
+    pub fn client_key(&self) -> Option<String> {
+        self.client_id
+            .as_ref()
+            .map(|c| format!("{}\n{c}", natter_proto::name_key(&self.from)))
+    }
 }
 
 /// Where a message goes.
@@ -181,6 +198,10 @@ pub trait Store: Send + Sync + 'static {
     ///   in the inserting transaction, e.g. `UPDATE room_seqs SET last_seq = last_seq + 1
     ///   WHERE room = $1 RETURNING last_seq`; its row lock orders the commits of one
     ///   room.) A private message has `room_seq: None`.
+    /// - **Once per client id.** A message whose sender already stored one with the same
+    ///   `client_id` (also from another process, also at the same moment) is not stored:
+    ///   its commit fails with [`StoreError::Duplicate`] holding the original, and the
+    ///   room's sequence does not move.
     fn queue_message(&self, msg: NewMessage) -> StoreFuture<'_, Commit<StoredMessage>>;
 
     /// Stores a message durably and returns it with its id and room sequence:

@@ -71,6 +71,15 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if !has_column(&tx, "messages", "room_seq")? {
         add_room_seq(&tx)?;
     }
+    if !has_column(&tx, "messages", "client_key")? {
+        // The sender's key and client id of messages sent with one: a retried send is
+        // found instead of stored twice.
+        tx.execute_batch(
+            "ALTER TABLE messages ADD COLUMN client_key TEXT;
+             CREATE UNIQUE INDEX messages_client ON messages(client_key)
+                 WHERE client_key IS NOT NULL;",
+        )?;
+    }
     tx.commit()
 }
 

@@ -531,7 +531,21 @@ fn get_user(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRecord
         .optional()
 }
 
-fn append_message(db: &mut Db, m: NewMessage) -> rusqlite::Result<StoredMessage> {
+fn append_message(db: &mut Db, m: NewMessage) -> Result<StoredMessage, StoreError> {
+    let client_key = m.client_key();
+    if let Some(key) = &client_key {
+        // One writer: a check in the batch's transaction sees every earlier insert.
+        let original = db
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE client_key = ?1"
+            ))
+            .and_then(|mut stmt| stmt.query_row(params![key], message_row).optional())
+            .map_err(db_error)?;
+        if let Some(original) = original {
+            return Err(StoreError::Duplicate(Box::new(original)));
+        }
+    }
     let (room, recipient, recipient_key, pair, pending) = match &m.target {
         Target::Room(room) => (Some(name_key(room)), None, None, None, false),
         Target::User { to, pending } => (
@@ -543,26 +557,31 @@ fn append_message(db: &mut Db, m: NewMessage) -> rusqlite::Result<StoredMessage>
         ),
     };
     let room_seq = match &room {
-        Some(room) => Some(db.next_room_seq(room)?),
+        Some(room) => Some(db.next_room_seq(room).map_err(db_error)?),
         None => None,
     };
     db.conn
         .prepare_cached(
             "INSERT INTO messages
-             (ts, sender, room, recipient, recipient_key, pair, text, pending, room_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            to_sql(m.ts),
-            m.from,
-            room,
-            recipient,
-            recipient_key,
-            pair,
-            m.text,
-            pending,
-            room_seq.map(to_sql)
-        ])?;
+             (ts, sender, room, recipient, recipient_key, pair, text, pending, room_seq,
+              client_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                to_sql(m.ts),
+                m.from,
+                room,
+                recipient,
+                recipient_key,
+                pair,
+                m.text,
+                pending,
+                room_seq.map(to_sql),
+                client_key
+            ])
+        })
+        .map_err(db_error)?;
     let id = from_sql(db.conn.last_insert_rowid());
     if let (Some(room), Some(seq)) = (&room, room_seq) {
         db.used_room_seq(room, seq);
@@ -632,6 +651,7 @@ fn message_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
             target,
             text: row.get(5)?,
             ts: from_sql(row.get(1)?),
+            client_id: None,
         },
     })
 }

@@ -80,6 +80,7 @@ fn batches_carry_tags_and_label() {
                 target: Target::Room("lobby".into()),
                 text: "hi".into(),
                 ts: 0,
+                client_id: None,
             },
         },
         StoredMessage {
@@ -93,6 +94,7 @@ fn batches_carry_tags_and_label() {
                 },
                 text: "yo".into(),
                 ts: 1,
+                client_id: None,
             },
         },
     ];
@@ -136,6 +138,7 @@ async fn store_some(store: &dyn Store, target: Target, t0: u64, count: usize) ->
                 target: target.clone(),
                 text: format!("m{i}"),
                 ts: t0 + i as u64 * 10,
+                client_id: None,
             })
             .await
             .expect("stored");
