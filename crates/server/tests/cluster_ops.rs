@@ -205,6 +205,7 @@ impl Nat {
             id: Some(id.clone()),
             room: Some(room.to_string()),
             text: text.to_string(),
+            client_id: None,
         })
         .await;
         self.until(&format!("the answer to {text:?}"), |f| replies_to(f, &id))
@@ -344,6 +345,7 @@ async fn an_irc_user_on_one_node_and_a_natter_user_on_another_talk() {
         id: Some(id.clone()),
         to: "ivy".into(),
         text: "psst, node 2".into(),
+        client_id: None,
     })
     .await;
     let reply = nat
@@ -389,6 +391,34 @@ async fn an_irc_user_on_one_node_and_a_natter_user_on_another_talk() {
             .any(|l| l.contains("PRIVMSG") || l.contains(" JOIN ")),
         "nothing repeated: {rest:#?}"
     );
+
+    // WHOIS finds nat on the other node.
+    ivy.send("WHOIS nat").await;
+    let whois = ivy.until(" 318 ivy nat ").await;
+    assert!(
+        whois.iter().any(|l| l.starts_with(":natter 311 ivy nat ")),
+        "{whois:#?}"
+    );
+
+    // nat quits on node 1: ivy, back in #bridge, sees the QUIT. A private to nat now is
+    // kept, and reaches nat's next session on node 1.
+    ivy.send("JOIN #bridge").await;
+    ivy.until(" 366 ivy #bridge ").await;
+    nat.presence("bridge", "ivy", PresenceEvent::Join).await;
+    nat.send(ClientFrame::Quit {
+        id: None,
+        message: Some("bye all".into()),
+    })
+    .await;
+    nat.until_closed().await;
+    ivy.until(":nat!nat@natter QUIT :Quit: bye all").await;
+    ivy.send("PRIVMSG nat :while you were out").await;
+    ivy.until("nat is offline; your message is kept").await;
+    let mut nat = Nat::open(n1.addr, "nat", false).await;
+    nat.until("the private kept while offline", |f| {
+        matches!(f, ServerFrame::Private { from, text, .. } if from == "ivy" && text == "while you were out")
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -463,13 +493,13 @@ async fn the_console_of_one_node_sees_and_acts_on_the_whole_cluster() {
     // Online users and rooms include node 1's.
     let deadline = Instant::now() + WAIT;
     let want: BTreeSet<String> = ["ben", "kim", "mo"].map(String::from).into();
-    loop {
+    let overview = loop {
         let o = console.overview().await;
         if online(&o) == want
             && room_members(&o, "ops") == Some(1)
             && room_members(&o, "lobby") == Some(3)
         {
-            break;
+            break o;
         }
         assert!(
             Instant::now() < deadline,
@@ -479,6 +509,13 @@ async fn the_console_of_one_node_sees_and_acts_on_the_whole_cluster() {
             room_members(&o, "lobby")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for user in overview["online"].as_array().expect("online") {
+        assert_eq!(
+            (&user["sessions"], &user["transports"]),
+            (&json!(1), &json!({ "natter": 1 })),
+            "a node-1 user in node 2's overview: {user}"
+        );
     }
 
     // A notice to #ops reaches mo on node 1; then one to everyone reaches all three,
@@ -522,6 +559,16 @@ async fn the_console_of_one_node_sees_and_acts_on_the_whole_cluster() {
         ),
         "a message after an operator mute from another node: {refused:?}"
     );
+    let msg = console
+        .act("/api/admin/unmute", json!({ "user": "mo" }))
+        .await;
+    assert_eq!(msg, "unmuted mo");
+    mo.system("an operator lifted your mute").await;
+    let sent = mo.say("ops", "thanks").await;
+    assert!(
+        matches!(sent, ServerFrame::Ok { .. }),
+        "a message after an unmute from another node: {sent:?}"
+    );
 
     // Kick: kim's session on node 1 ends with the reason.
     let msg = console
@@ -555,6 +602,15 @@ async fn the_console_of_one_node_sees_and_acts_on_the_whole_cluster() {
     }
     // Someone else still logs in (the refusals were bans, not an outage).
     assert_eq!(login_refusal(n1.addr, "kim").await, None);
+    let msg = console
+        .act("/api/admin/unban", json!({ "user": "ben" }))
+        .await;
+    assert_eq!(msg, "unbanned ben");
+    assert_eq!(
+        login_refusal(n1.addr, "ben").await,
+        None,
+        "ben after the unban"
+    );
     let ev = console::monitor_until(&mut feed, WAIT, |v| {
         v["kind"] == "login_refused" && v["user"] == "ben"
     })
@@ -576,6 +632,7 @@ async fn burst(c: &mut Nat, count: usize) -> (usize, Vec<ErrorCode>) {
             id: Some(FrameId::Str(format!("b{i}"))),
             room: None,
             text: format!("{} {i}", c.name),
+            client_id: None,
         })
         .await;
     }
@@ -635,6 +692,7 @@ async fn an_account_on_two_nodes_shares_one_message_rate_limit() {
                 id: Some(FrameId::Str(format!("b{i}"))),
                 room: None,
                 text: format!("duo@{i}"),
+                client_id: None,
             })
             .await;
         }
@@ -651,5 +709,20 @@ async fn an_account_on_two_nodes_shares_one_message_rate_limit() {
         (3..=5).contains(&(ok1 + ok2)),
         "an account on two nodes gets about one burst (4) in all, not one per node (8): \
          {ok1} accepted on node 1, {ok2} on node 2"
+    );
+
+    // Once the session on node 2 has left, node 1 gives duo the whole limit again: after
+    // two seconds (a full bucket at 2 a second), the whole burst.
+    duo2.send(ClientFrame::Quit {
+        id: None,
+        message: None,
+    })
+    .await;
+    duo2.until_closed().await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (ok, refused) = burst(&mut duo1, 8).await;
+    assert_eq!(
+        ok, 4,
+        "duo alone again (on node 1): the whole burst; refused {refused:?}"
     );
 }
