@@ -200,7 +200,13 @@ impl Server {
                 (sqlite.clone(), Some(sqlite))
             }
             Some(engines) => (
-                Arc::new(store::PostgresStore::connect(&engines.postgres.0).await?),
+                Arc::new(
+                    store::PostgresStore::connect_with(
+                        &engines.postgres.0,
+                        engines.postgres_ca.as_deref(),
+                    )
+                    .await?,
+                ),
                 None,
             ),
         };

@@ -133,6 +133,46 @@ async fn postgres_store_unreachable_fails_as_unavailable() {
     );
 }
 
+/// `sslmode=require` encrypts and checks PostgreSQL's certificate: with the CA that
+/// signed it the store works; trusting only the system's roots, a self-made certificate
+/// is refused; without `sslmode` the store connects in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_checks_the_certificate() {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    let Some(pg) = postgres::TestPostgres::start_tls(&cert.pem(), &key.serialize_pem()).await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("CA file");
+    let url = pg.fresh_database().await;
+    let tls_url = format!("{url}&sslmode=require");
+    let store = PostgresStore::connect_with(&tls_url, Some(&ca_file))
+        .await
+        .expect("TLS with the right CA");
+    store
+        .create_user("al", "hash")
+        .await
+        .expect("works over TLS");
+    let refused = PostgresStore::connect_with(&tls_url, None).await;
+    assert!(
+        refused.is_err(),
+        "a certificate nobody vouches for is refused"
+    );
+    let plain = PostgresStore::connect(&url)
+        .await
+        .expect("plaintext without sslmode");
+    assert!(plain.get_user("al").await.expect("get").is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_keeps_the_store_promises() {
     postgres_suite(1).await;

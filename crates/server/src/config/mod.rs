@@ -138,6 +138,9 @@ pub struct Config {
 pub struct ClusterEngines {
     /// PostgreSQL URL: accounts, history, the offline queue, moderation.
     pub postgres: Secret,
+    /// The CA that signed PostgreSQL's certificate (`sslmode=require`); `None` trusts
+    /// the system's roots.
+    pub postgres_ca: Option<PathBuf>,
     /// Redis URL: cross-node fan-out, presence and heartbeats.
     pub redis: Secret,
 }
@@ -295,7 +298,11 @@ impl Config {
             },
             metrics_token: o.metrics_token,
             cluster: match (o.cluster_postgres, o.cluster_redis) {
-                (Some(postgres), Some(redis)) => Some(ClusterEngines { postgres, redis }),
+                (Some(postgres), Some(redis)) => Some(ClusterEngines {
+                    postgres,
+                    redis,
+                    postgres_ca: o.cluster_postgres_ca,
+                }),
                 (None, None) => None,
                 (pg, _) => {
                     return Err(ConfigError::Invalid {

@@ -199,6 +199,10 @@ pub struct Options {
         hide_env_values = true
     )]
     pub cluster_postgres: Option<Secret>,
+    /// PEM file of the certificate authority that signed PostgreSQL's certificate, for
+    /// a cluster_postgres URL with sslmode=require [default: the system's roots].
+    #[arg(long, env = "NATTER_CLUSTER_POSTGRES_CA", value_name = "FILE")]
+    pub cluster_postgres_ca: Option<PathBuf>,
     /// Redis URL (e.g. redis://:PASSWORD@bus:6379/) the nodes of a cluster exchange
     /// messages, presence and heartbeats over; goes with --cluster-postgres
     /// [default: none].

@@ -222,6 +222,7 @@ fn web_listener_limits_and_names() {
         ("web_host", "NATTER_WEB_HOST"),
         ("metrics_token", "NATTER_METRICS_TOKEN"),
         ("cluster_postgres", "NATTER_CLUSTER_POSTGRES"),
+        ("cluster_postgres_ca", "NATTER_CLUSTER_POSTGRES_CA"),
         ("cluster_redis", "NATTER_CLUSTER_REDIS"),
         ("node_id", "NATTER_NODE_ID"),
     ] {

@@ -89,6 +89,16 @@ impl TestPostgres {
     /// Starts a server, or returns `None` (after a notice) when PostgreSQL is not
     /// installed and not required.
     pub async fn start() -> Option<TestPostgres> {
+        TestPostgres::start_with(None).await
+    }
+
+    /// Like [`TestPostgres::start`], with TLS on: the certificate chain and key (PEM)
+    /// the server presents.
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Option<TestPostgres> {
+        TestPostgres::start_with(Some((cert_pem, key_pem))).await
+    }
+
+    async fn start_with(tls: Option<(&str, &str)>) -> Option<TestPostgres> {
         let (Some(initdb), Some(postgres)) = (find_binary("initdb"), find_binary("postgres"))
         else {
             return unavailable(
@@ -144,6 +154,32 @@ impl TestPostgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(data.join("server.crt"), cert).expect("certificate");
+            std::fs::write(data.join("server.key"), key).expect("key");
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
+            let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+            conf.push_str(
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+            if root {
+                let owned = Command::new("chown")
+                    .args(["-R", "postgres:"])
+                    .arg(&data)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(
+                    owned,
+                    "the TLS files could not be given to the postgres user"
+                );
+            }
+        }
         let mut server = TestPostgres {
             child: None,
             dir: Some(dir),

@@ -16,14 +16,16 @@
 //! means two batches of different processes cannot deadlock on them. Pruning never
 //! touches the counters, so a pruned room's numbers go on.
 
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use natter_proto::name_key;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
 
 mod writer;
 
@@ -122,6 +124,43 @@ pub struct PostgresStore {
     tx: mpsc::Sender<Queued>,
 }
 
+/// The TLS connector for `sslmode=require`: rustls, trusting `ca` (a PEM file) or the
+/// system's roots.
+fn tls_connector(
+    ca: Option<&Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let bad = |e: String| StoreError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| bad(e.to_string()))?)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("no CERTIFICATE block found".into()));
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Db(Box::new(e)))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 /// Whether `e` means the database cannot be reached (rather than refusing a request):
 /// the connection is closed or failed, or the server is shutting down or starting
 /// (SQLSTATE classes 08 and 57P).
@@ -171,16 +210,31 @@ fn from_sql(n: i64) -> u64 {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db` or key=value
-    /// form; no TLS yet), creates the schema if missing and starts the writer task.
-    /// Must be called inside a Tokio runtime.
+    /// form) without a CA of its own: see [`PostgresStore::connect_with`].
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, None).await
+    }
+
+    /// Connects to the database at `url`, creates the schema if missing and starts the
+    /// writer task. Must be called inside a Tokio runtime.
+    ///
+    /// TLS follows the URL's `sslmode`: `require` (or `prefer`) encrypts and checks the
+    /// server's certificate against `ca` (a PEM file) or, without one, the system's
+    /// roots; `disable`, or no `sslmode` at all, connects in plaintext (a private
+    /// network or loopback).
+    pub async fn connect_with(url: &str, ca: Option<&Path>) -> Result<PostgresStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(db_error)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        if !url.contains("sslmode") {
+            // tokio-postgres would otherwise try TLS first ("prefer"), and a server with
+            // a certificate nobody can check would be refused for it.
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls_connector(ca)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
