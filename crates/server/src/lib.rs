@@ -447,3 +447,25 @@ async fn prune_history(shared: Arc<Shared>, retention: Duration, stop: Cancellat
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_id_is_generated_once_kept_and_overridden_by_the_option() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::with_data_dir(dir.path());
+        let first = node_id(&config).expect("generated");
+        assert!(config::valid_node_id(&first).is_ok(), "{first}");
+        assert_eq!(node_id(&config).expect("kept"), first);
+        config.node_id = Some("n-7".into());
+        assert_eq!(node_id(&config).expect("configured"), "n-7");
+        config.node_id = None;
+        std::fs::write(dir.path().join("node-id"), "not valid!\n").expect("write");
+        assert!(
+            node_id(&config).is_err(),
+            "a bad kept id is an error, not replaced"
+        );
+    }
+}
