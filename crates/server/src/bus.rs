@@ -70,6 +70,14 @@ pub trait Bus: Send + Sync + 'static {
         to: &str,
         frame: &dyn Fn(&str) -> ServerFrame,
     ) -> Result<usize, PrivateError>;
+    /// Whether a private message to `user` (online) is delivered by this node itself.
+    /// Otherwise it is stored as pending, and the node that delivers it live marks it
+    /// delivered ([`crate::store::Store::mark_delivered`]): if that node is lost first,
+    /// the message waits for the next login instead of being lost. Always true in one
+    /// process.
+    fn delivers_here(&self, _user: &str) -> bool {
+        true
+    }
     /// Sends a frame to every session of `user`; false if they have none.
     fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool;
     /// Sends a frame to every member of `room` (a notice); `None` if it has none.

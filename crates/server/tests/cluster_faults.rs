@@ -94,6 +94,16 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
             survivors.push(c);
         }
     }
+    // A private message to c2 while the others still think its node is alive: stored
+    // as pending until a node delivers it, so it is not lost with the node.
+    let (reply, echo) = survivors[0]
+        .private("c2", "sent while your node was dying")
+        .await;
+    assert!(
+        matches!(reply, ServerFrame::Ok { .. } | ServerFrame::Queued { .. }),
+        "the private to c2 is accepted: {reply:?}"
+    );
+    let dying_pm = echo.expect("the sender sees its private");
     for t in listeners {
         let c = t.await.expect("a listener");
         if c.node == "n3" {
@@ -216,6 +226,11 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
     let had: HashSet<String> = old_c2.publics("load").into_iter().map(|m| m.2).collect();
     let missed: HashSet<String> = acked.difference(&had).cloned().collect();
     let mut c2 = Client::login(&nodes[0], "c2").await;
+    c2.until(
+        "the private sent while its node was dying",
+        |f| matches!(f, ServerFrame::Private { msg_id, late: true, .. } if *msg_id == dying_pm),
+    )
+    .await;
     let (members, on_join) = c2.join("#load").await;
     let members: BTreeSet<String> = members.into_iter().collect();
     assert_eq!(

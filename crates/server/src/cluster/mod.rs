@@ -300,9 +300,20 @@ impl ClusterBus {
                         ts_ms: *ts,
                     });
                 }
-                hub.send_to_user(&to, &frame);
+                let delivered = hub.send_to_user(&to, &frame);
                 if name_key(&from) != name_key(&to) {
                     hub.send_to_user(&from, &frame);
+                }
+                // Stored as pending by the sender's node: delivered now.
+                if let (true, ServerFrame::Private { msg_id, .. }, Some(me)) =
+                    (delivered, &frame, self.me.upgrade())
+                {
+                    let msg_id = *msg_id;
+                    tokio::spawn(async move {
+                        if let Err(e) = me.store.mark_delivered(msg_id).await {
+                            tracing::warn!(error = %e, "cannot mark a private message delivered");
+                        }
+                    });
                 }
             }
             Body::ToUser { user, frame } => {
@@ -342,7 +353,7 @@ impl ClusterBus {
     pub fn take_room(&self, room: &str, msgs: Vec<RoomMessage>) {
         let hub = self.hub();
         let mut seq = lock(&self.seq);
-        if hub.who(room).is_none() {
+        if !hub.has_room(room) {
             seq.forget(room);
             return;
         }
@@ -409,7 +420,7 @@ impl ClusterBus {
 
     /// Forgets a room's position once it has no members here.
     fn maybe_forget(&self, room: &str) {
-        if self.hub().who(room).is_none() {
+        if !self.hub().has_room(room) {
             lock(&self.seq).forget(room);
         }
     }
@@ -599,6 +610,10 @@ impl Bus for ClusterBus {
             });
         }
         Ok(local.unwrap_or(0) + to_remote)
+    }
+
+    fn delivers_here(&self, user: &str) -> bool {
+        self.local.online_name(user).is_some()
     }
 
     fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool {

@@ -690,6 +690,11 @@ impl Hub {
         Some((name, e.handle.transport()))
     }
 
+    /// Whether `room` has members here.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.lock().rooms.contains_key(room)
+    }
+
     /// Whether the account `user_key` (case-folded) has a session in `room`.
     pub fn is_member(&self, room: &str, user_key: &str) -> bool {
         self.lock()

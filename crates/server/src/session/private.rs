@@ -40,7 +40,9 @@ impl Session {
         };
         let target = Target::User {
             to: to_name.clone(),
-            pending: !online,
+            // Someone reached only through another node stays pending until that node
+            // delivered it (a node lost meanwhile loses nothing).
+            pending: !online || !self.shared.bus.delivers_here(&to_name),
         };
         let Some(msg) = self.new_message(&id, target, text, client_id) else {
             return Flow::Continue;

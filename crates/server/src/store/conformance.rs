@@ -558,6 +558,15 @@ pub async fn mark_pending_requeues_private_messages(stores: Handles) {
             "taken once"
         );
         assert!(ok(s.take_pending("lobby").await, "room").is_empty());
+        // Delivered live by the recipient's node: no longer pending, once.
+        let live = ok(
+            s.append_message(dm("al", "bo", "live", true)).await,
+            "append",
+        );
+        assert!(ok(s.mark_delivered(live.id).await, "delivered"));
+        assert!(!ok(s.mark_delivered(live.id).await, "again"), "only once");
+        assert!(!ok(s.mark_delivered(r.id).await, "a room message"));
+        assert!(ok(s.take_pending("bo").await, "take").is_empty());
     })
     .await;
 }

@@ -261,6 +261,13 @@ pub trait Store: Send + Sync + 'static {
     /// ids. Committed before this resolves.
     fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()>;
 
+    /// Marks a pending private message delivered (the recipient's node delivered it
+    /// live); returns whether it was pending. Does nothing to room messages, delivered
+    /// ones or unknown ids. Committed before this resolves.
+    ///
+    /// Promise: a message marked delivered is not returned by a later `take_pending`.
+    fn mark_delivered(&self, msg_id: u64) -> StoreFuture<'_, bool>;
+
     /// Deletes messages older than `ts` (Unix ms) except undelivered private ones;
     /// returns how many.
     ///

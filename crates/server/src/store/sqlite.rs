@@ -276,6 +276,17 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn mark_delivered(&self, msg_id: u64) -> StoreFuture<'_, bool> {
+        Box::pin(self.call(move |db| {
+            let changed = db.conn.execute(
+                "UPDATE messages SET pending = 0
+                 WHERE id = ?1 AND recipient_key IS NOT NULL AND pending = 1",
+                params![to_sql(msg_id)],
+            )?;
+            Ok::<_, rusqlite::Error>(changed > 0)
+        }))
+    }
+
     fn prune_before(&self, ts: u64) -> StoreFuture<'_, u64> {
         Box::pin(self.call(move |db| {
             // A room's counter is the highest number among its messages, so record the

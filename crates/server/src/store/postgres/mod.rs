@@ -432,6 +432,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn mark_delivered(&self, msg_id: u64) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let changed = client
+                .execute(
+                    "UPDATE messages SET pending = false
+                     WHERE id = $1 AND recipient_key IS NOT NULL AND pending",
+                    &[&to_sql(msg_id)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(changed > 0)
+        })
+    }
+
     fn mark_pending(&self, msg_id: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let client = self.client().await?;
