@@ -6,7 +6,8 @@
 //!   exactly once and in one order, private messages cross nodes exactly once (also
 //!   queued for an offline user who comes back on another node), presence crosses nodes;
 //! - a message sent the moment a member on another node joins reaches them, in the
-//!   history they get on joining or live, never lost between the two.
+//!   history they get on joining or live, never lost between the two;
+//! - messages queued for a user who logs in on two nodes at once reach them once.
 //!
 //! Faults (a node killed, Redis restarted, PostgreSQL stopped) are in
 //! `tests/cluster_faults.rs`; IRC, the operator console and rate limits across nodes in
@@ -468,5 +469,78 @@ async fn a_message_right_after_a_join_on_another_node_arrives() {
     for k in 1..=ROOMS {
         let dups = duplicates(&bob, &room(k));
         assert!(dups.is_empty(), "#quiet{k}: live twice: {}", some(&dups));
+    }
+}
+
+/// Messages queued for an offline user who logs in on two nodes at the same moment
+/// (two devices): each message reaches them exactly once per session at most and at
+/// least once in all, and none stays queued for a later login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_logging_in_at_once_on_two_nodes_get_queued_messages_once() {
+    let Some(engines) = Engines::start().await else {
+        return;
+    };
+    let nodes = engines.nodes(2).await;
+    let mut eve = Client::register(&nodes[0], "eve").await;
+    let mut fay = Client::register(&nodes[1], "fay").await;
+    eve.send(ClientFrame::Quit {
+        id: None,
+        message: None,
+    })
+    .await;
+    eve.until("bye", |f| matches!(f, ServerFrame::Bye { .. }))
+        .await;
+    drop(eve);
+    fay.await_presence("lobby", "eve", PresenceEvent::Leave)
+        .await;
+    let mut queued = Vec::new();
+    for i in 0..3 {
+        let (reply, _) = fay.private("eve", &format!("queued {i}")).await;
+        let ServerFrame::Queued { msg_id, .. } = reply else {
+            panic!("fay -> eve (offline): expected queued, got {reply:?}");
+        };
+        queued.push(msg_id);
+    }
+    let (mut phone, mut laptop) = tokio::join!(
+        Client::login(&nodes[0], "eve"),
+        Client::login(&nodes[1], "eve")
+    );
+    // A live message after both logins: once it has arrived on both, anything queued
+    // that was going to arrive has.
+    fay.await_presence("lobby", "eve", PresenceEvent::Join)
+        .await;
+    let (reply, _) = fay.private("eve", "live").await;
+    assert!(matches!(reply, ServerFrame::Ok { .. }), "{reply:?}");
+    for d in [&mut phone, &mut laptop] {
+        d.until(
+            "the live private",
+            |f| matches!(f, ServerFrame::Private { text, late: false, .. } if text == "live"),
+        )
+        .await;
+    }
+    for id in &queued {
+        let (on_phone, on_laptop) = (
+            phone.privates_with(*id).len(),
+            laptop.privates_with(*id).len(),
+        );
+        assert!(
+            on_phone <= 1 && on_laptop <= 1 && on_phone + on_laptop >= 1,
+            "queued message {id}: {on_phone} on the phone (n1), {on_laptop} on the laptop (n2)"
+        );
+    }
+    let mut later = Client::login(&nodes[0], "eve").await;
+    let (reply, _) = fay.private("eve", "after").await;
+    assert!(matches!(reply, ServerFrame::Ok { .. }), "{reply:?}");
+    later
+        .until(
+            "the private after",
+            |f| matches!(f, ServerFrame::Private { text, .. } if text == "after"),
+        )
+        .await;
+    for id in &queued {
+        assert!(
+            later.privates_with(*id).is_empty(),
+            "queued message {id} was delivered again to a later session"
+        );
     }
 }
