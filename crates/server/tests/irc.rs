@@ -2,6 +2,8 @@
 //! welcome, and IRC and natter clients talking to each other in the same rooms.
 
 mod common;
+#[path = "support/irc.rs"]
+mod irc;
 #[path = "support/irc_gateway.rs"]
 mod irc_gateway;
 
@@ -12,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use irc::{Client, base64};
 use irc_gateway::*;
 
 #[tokio::test]

@@ -10,7 +10,15 @@ use crate::common::{LineClient, PASSWORD};
 /// Upper bound for a repeated query to show what it should.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A raw IRC client.
+pub type Client = LineClient;
+
 impl LineClient {
+    /// Connects as an IRC client (lines end in CR LF).
+    pub async fn irc(addr: SocketAddr) -> Client {
+        LineClient::connect(addr, "\r\n").await
+    }
+
     /// Reads lines until one contains `needle`; returns them, the matching one last.
     pub async fn until(&mut self, needle: &str) -> Vec<String> {
         self.until_line(&format!("containing {needle:?}"), |l| l.contains(needle))
@@ -71,6 +79,7 @@ impl LineClient {
     }
 }
 
+/// Standard base64 with padding (SASL PLAIN's payload).
 pub fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();

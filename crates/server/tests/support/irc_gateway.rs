@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::common::*;
+use crate::irc::Client;
 use natter_server::{Listeners, Server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -59,51 +60,6 @@ impl Drop for Irc {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-/// A raw IRC client.
-pub type Client = LineClient;
-
-impl LineClient {
-    /// Connects as an IRC client (lines end in CR LF).
-    pub async fn irc(addr: SocketAddr) -> Client {
-        LineClient::connect(addr, "\r\n").await
-    }
-
-    /// Reads lines until one contains `needle`, returning the lines read, the matching
-    /// one last.
-    pub async fn until(&mut self, needle: &str) -> Vec<String> {
-        self.until_line(&format!("containing {needle:?}"), |l| l.contains(needle))
-            .await
-    }
-
-    /// Round-trips a PING so everything sent before it was handled; returns the lines
-    /// received before the PONG.
-    pub async fn sync(&mut self) -> Vec<String> {
-        self.send("PING sync-token").await;
-        let mut seen = self.until("PONG natter :sync-token").await;
-        seen.pop();
-        seen
-    }
-}
-
-pub fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Logs `name` in over IRC with PASS, joins the lobby (IRC clients are not put there by
