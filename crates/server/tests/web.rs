@@ -3,6 +3,8 @@
 //! Browser chat, HTTPS, host names and transports are in `tests/web_chat.rs`.
 
 mod common;
+#[path = "support/console.rs"]
+mod console;
 #[path = "support/web_client.rs"]
 mod web_client;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use natter_proto::{ClientFrame, ErrorCode, ServerFrame};
 
+use console::*;
 use web_client::*;
 
 #[tokio::test]
@@ -287,7 +290,7 @@ async fn actions_need_csrf_token_and_same_origin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start_web(web_config(dir.path())).await;
     let web = srv.web.expect("web");
-    let console = Console::login(web).await;
+    let console = Console::login(web, ADMIN).await;
     let mut alice = register(srv.addr, "alice").await;
     let body = r#"{"user":"alice"}"#;
     let origin = console.origin();
@@ -340,7 +343,7 @@ async fn actions_need_csrf_token_and_same_origin() {
 async fn operator_actions_reach_chat_clients_and_are_audited() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start_web(web_config(dir.path())).await;
-    let console = Console::login(srv.web.expect("web")).await;
+    let console = Console::login(srv.web.expect("web"), ADMIN).await;
     let mut alice = register(srv.addr, "alice").await;
     let mut bob = register(srv.addr, "bob").await;
     until(
@@ -559,7 +562,7 @@ async fn monitor_needs_session_and_origin_and_streams_events_live() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start_web(web_config(dir.path())).await;
     let web = srv.web.expect("web");
-    let console = Console::login(web).await;
+    let console = Console::login(web, ADMIN).await;
     let url = format!("ws://{web}/api/admin/monitor");
     let origin = console.origin();
 

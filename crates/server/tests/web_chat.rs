@@ -3,6 +3,8 @@
 //! IRC users, HTTPS, accepted host names, the metrics token, transports on the console.
 
 mod common;
+#[path = "support/console.rs"]
+mod console;
 #[path = "support/web_client.rs"]
 mod web_client;
 
@@ -21,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
+use console::*;
 use web_client::*;
 
 #[tokio::test]
@@ -280,7 +283,7 @@ async fn foreign_host_names_are_refused_before_any_handler() {
         "no WebSocket for a foreign Host"
     );
     // The same login through an allowed name works.
-    Console::login(web).await;
+    Console::login(web, ADMIN).await;
 
     // The names the server is reached by locally all work, with and without the port.
     let port = web.port();
@@ -412,7 +415,7 @@ async fn console_and_metrics_tell_the_transports_apart() {
     )
     .await;
 
-    let console = Console::login(web).await;
+    let console = Console::login(web, ADMIN).await;
     let o = console.get("/api/admin/overview").await;
     assert_eq!(o.status, 200, "{o:?}");
     let o = o.json();

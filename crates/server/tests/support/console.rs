@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
@@ -37,43 +37,36 @@ impl Resp {
     }
 }
 
-/// One HTTP/1.1 request to `web` (`Connection: close`), and its whole response.
-pub async fn http(
-    web: SocketAddr,
+/// Sends one HTTP/1.1 request over `stream` and reads the whole response.
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Resp {
-    let exchange = async {
-        let mut tcp = TcpStream::connect(web)
-            .await
-            .expect("connect to the web port");
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let body = body.unwrap_or("");
-        if method == "POST" {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        tcp.write_all(req.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).await.expect("read");
-        raw
-    };
-    let raw = timeout(WAIT, exchange)
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
         .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no whole response within {WAIT:?}"));
+        .expect("response in time")
+        .expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {path}: no header end in {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -89,6 +82,21 @@ pub async fn http(
         headers,
         body: body.to_string(),
     }
+}
+
+/// One HTTP/1.1 request to `web` (`Connection: close`), and its whole response.
+pub async fn http(
+    web: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
+    let tcp = timeout(WAIT, TcpStream::connect(web))
+        .await
+        .expect("connect in time")
+        .expect("connect to the web port");
+    exchange(tcp, &web.to_string(), method, path, headers, body).await
 }
 
 /// A logged-in console: the cookie (`name=value`) and the CSRF token.
