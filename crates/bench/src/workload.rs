@@ -74,6 +74,22 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// A progress bar for a phase of `secs` seconds, advanced every 100 ms by a task that
+/// the caller aborts when the phase ends.
+pub(crate) fn timed_bar(secs: f64, what: &str) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let pb = bar((secs * 10.0) as u64, what);
+    let ticker = {
+        let pb = pb.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                pb.inc(1);
+            }
+        })
+    };
+    (pb, ticker)
+}
+
 /// Connects `names` with at most `parallel` logins at once; returns sessions in order
 /// and the time it took.
 pub async fn connect_many(

@@ -147,16 +147,7 @@ pub async fn commit(
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
-    let pb = bar((secs * 10.0) as u64, "commit throughput");
-    let ticker = {
-        let pb = pb.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                pb.inc(1);
-            }
-        })
-    };
+    let (pb, ticker) = timed_bar(secs, "commit throughput");
     let mut senders_set = JoinSet::new();
     for (i, (wr, pending)) in writers.iter().zip(&pendings).enumerate() {
         let (wr, pending) = (wr.clone(), pending.clone());

@@ -122,16 +122,7 @@ pub async fn private(
     }
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
-    let pb = bar((secs * 10.0) as u64, "private messages");
-    let ticker = {
-        let pb = pb.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                pb.inc(1);
-            }
-        })
-    };
+    let (pb, ticker) = timed_bar(secs, "private messages");
     let mut senders = JoinSet::new();
     for (i, wr) in writers.iter().enumerate() {
         let (wr, sems, names) = (wr.clone(), sems.clone(), names.clone());
