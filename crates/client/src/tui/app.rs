@@ -121,7 +121,13 @@ pub fn run(
     let (guard, mut terminal) = setup_terminal()?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     std::thread::spawn(move || read_events(tx));
-    let result = runtime.block_on(event_loop(&mut conn, &mut model, &mut terminal, rx, options));
+    let result = runtime.block_on(event_loop(
+        &mut conn,
+        &mut model,
+        &mut terminal,
+        rx,
+        options,
+    ));
     drop(terminal);
     drop(guard);
     if let Ok(reason) = &result {
@@ -193,8 +199,11 @@ async fn event_loop(
                 Effect::Send(frame) => conn.send(&frame).await?,
                 Effect::Quit => {
                     if quit_deadline.is_none() {
-                        conn.send(&ClientFrame::Quit { id: None, message: None })
-                            .await?;
+                        conn.send(&ClientFrame::Quit {
+                            id: None,
+                            message: None,
+                        })
+                        .await?;
                         quit_deadline = Some(Instant::now() + options.quit_timeout);
                         model.status.connection = "quitting".to_string();
                     }

@@ -113,3 +113,123 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
     }
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    use natter_proto::{ClientFrame, ServerFrame};
+
+    use super::*;
+
+    const SCREEN: Rect = Rect::new(0, 0, 100, 30);
+
+    fn press(m: &mut Model, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
+        handle(m, &Event::Key(KeyEvent::new(code, modifiers)), SCREEN)
+    }
+
+    fn typed(m: &mut Model, text: &str) {
+        for c in text.chars() {
+            press(m, KeyCode::Char(c), KeyModifiers::NONE);
+        }
+    }
+
+    fn model() -> Model {
+        let mut m = Model::new("alice", 0);
+        for room in ["lobby", "rust"] {
+            m.on_frame(&ServerFrame::Joined {
+                id: None,
+                room: room.into(),
+                members: vec!["alice".into()],
+                more: 0,
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn switching_keys() {
+        let mut m = model();
+        press(&mut m, KeyCode::Char('3'), KeyModifiers::ALT);
+        assert_eq!(m.prompt(), "[#rust]");
+        press(&mut m, KeyCode::Left, KeyModifiers::ALT);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::Char('n'), KeyModifiers::CONTROL);
+        assert_eq!(m.prompt(), "[#rust]");
+        press(&mut m, KeyCode::Char('p'), KeyModifiers::CONTROL);
+        press(&mut m, KeyCode::Right, KeyModifiers::ALT);
+        assert_eq!(m.prompt(), "[#rust]");
+        // A click on the first row of the buffer list.
+        let click = MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 3,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        };
+        handle(&mut m, &Event::Mouse(click), SCREEN);
+        assert_eq!(m.prompt(), "[server]");
+    }
+
+    #[test]
+    fn typing_enter_ctrl_c_and_ctrl_d() {
+        let mut m = model();
+        typed(&mut m, "hi");
+        let sent = press(&mut m, KeyCode::Enter, KeyModifiers::NONE);
+        assert!(
+            matches!(&sent[..], [Effect::Send(ClientFrame::Public { text, .. })] if text == "hi")
+        );
+        typed(&mut m, "half");
+        press(&mut m, KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(m.input.text(), "");
+        typed(&mut m, "x");
+        assert!(press(&mut m, KeyCode::Char('d'), KeyModifiers::CONTROL).is_empty());
+        press(&mut m, KeyCode::Backspace, KeyModifiers::NONE);
+        assert_eq!(
+            press(&mut m, KeyCode::Char('d'), KeyModifiers::CONTROL),
+            [Effect::Quit]
+        );
+    }
+
+    #[test]
+    fn paste_sends_each_line_in_order_and_keeps_the_rest() {
+        let mut m = model();
+        let effects = handle(&mut m, &Event::Paste("one\r\ntwo\n\nthr".into()), SCREEN);
+        let texts: Vec<_> = effects
+            .iter()
+            .map(|e| match e {
+                Effect::Send(ClientFrame::Public { text, .. }) => text.as_str(),
+                _ => "?",
+            })
+            .collect();
+        assert_eq!(texts, ["one", "two"]);
+        assert_eq!(m.input.text(), "thr");
+    }
+
+    #[test]
+    fn scrolling_and_member_toggle() {
+        let mut m = model();
+        for i in 0..100 {
+            m.on_frame(&ServerFrame::Public {
+                msg_id: i,
+                room: "rust".into(),
+                from: "bob".into(),
+                text: "x".into(),
+                ts: 0,
+            });
+        }
+        press(&mut m, KeyCode::Char('3'), KeyModifiers::ALT);
+        press(&mut m, KeyCode::PageUp, KeyModifiers::NONE);
+        assert_eq!(m.current_buffer().scroll, 27);
+        let wheel = MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 50,
+            row: 5,
+            modifiers: KeyModifiers::NONE,
+        };
+        handle(&mut m, &Event::Mouse(wheel), SCREEN);
+        assert_eq!(m.current_buffer().scroll, 24);
+        press(&mut m, KeyCode::PageDown, KeyModifiers::NONE);
+        assert_eq!(m.current_buffer().scroll, 0);
+        press(&mut m, KeyCode::Char('m'), KeyModifiers::ALT);
+        assert!(!m.show_members);
+    }
+}

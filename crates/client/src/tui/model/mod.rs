@@ -385,7 +385,10 @@ impl Model {
                 self.note(0, format::render(frame).concat(), LineKind::Info);
             }
             ServerFrame::Presence {
-                room, user: who, event, ..
+                room,
+                user: who,
+                event,
+                ..
             } => {
                 let i = self.open(BufferKind::Room(room.clone()));
                 match event {
@@ -424,7 +427,9 @@ impl Model {
                 let text = format::render(frame).concat();
                 self.notes(vec![text]);
             }
-            ServerFrame::Who { room, users, more, .. } => {
+            ServerFrame::Who {
+                room, users, more, ..
+            } => {
                 if *more == 0
                     && let Some(i) = self.find(&BufferKind::Room(room.clone()))
                 {
@@ -562,8 +567,8 @@ impl Model {
 
 /// The commands Tab completes.
 pub const COMMANDS: &[&str] = &[
-    "/join", "/part", "/msg", "/who", "/rooms", "/list", "/history", "/buffer", "/help",
-    "/exit", "/quit",
+    "/join", "/part", "/msg", "/who", "/rooms", "/list", "/history", "/buffer", "/help", "/exit",
+    "/quit",
 ];
 
 /// `/buffer NAME` (not a line-mode command, so [`parse`] refuses it): the name.

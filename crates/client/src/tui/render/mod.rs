@@ -110,9 +110,9 @@ pub fn nick_colour(nick: &str, own: &str) -> Style {
     if name_key(nick) == name_key(own) {
         return Style::new().add_modifier(Modifier::BOLD);
     }
-    let hash = name_key(nick)
-        .bytes()
-        .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    let hash = name_key(nick).bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
     Style::new().fg(NICK_COLOURS[hash as usize % NICK_COLOURS.len()])
 }
 
@@ -158,7 +158,9 @@ fn draw_list(frame: &mut Frame, area: Rect, model: &Model) {
                 style = style.add_modifier(Modifier::BOLD);
             }
             let count_style = if b.mention {
-                Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD)
+                Style::new()
+                    .fg(Color::LightRed)
+                    .add_modifier(Modifier::BOLD)
             } else {
                 Style::new().fg(Color::Yellow)
             };
@@ -224,7 +226,9 @@ fn date_change(buffer: &Buffer, i: usize, offset: i64) -> Option<String> {
 
 /// `(YYYY-MM-DD, HH:MM)` of a Unix millisecond time in local time.
 pub fn local(ts: u64, offset_secs: i64) -> (String, String) {
-    let shifted = (ts as i64).saturating_add(offset_secs.saturating_mul(1000)).max(0) as u64;
+    let shifted = (ts as i64)
+        .saturating_add(offset_secs.saturating_mul(1000))
+        .max(0) as u64;
     let stamp = crate::format::utc_minute(shifted);
     let (date, time) = stamp.split_once(' ').unwrap_or((&stamp, ""));
     (date.to_string(), time.to_string())
@@ -253,9 +257,9 @@ fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
         Style::new().fg(Color::DarkGray),
     )];
     let text_style = match line.kind {
-        LineKind::Message if line.mention => {
-            Style::new().fg(Color::LightYellow).add_modifier(Modifier::BOLD)
-        }
+        LineKind::Message if line.mention => Style::new()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD),
         LineKind::Message => Style::new(),
         LineKind::Notice => Style::new().fg(Color::LightCyan),
         LineKind::Event => Style::new().fg(Color::DarkGray),
@@ -285,9 +289,18 @@ fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
     for c in line.text.chars() {
         let w = c.width().unwrap_or(0);
         if used + w > width && used > indent {
+            // Break after the last space of this row when there is one, else anywhere.
+            let carry = match chunk.rfind(' ') {
+                Some(at) if at + 1 < chunk.len() => chunk.split_off(at + 1),
+                _ => String::new(),
+            };
             row.push(Span::styled(std::mem::take(&mut chunk), text_style));
-            rows.push(std::mem::replace(&mut row, vec![Span::raw(" ".repeat(indent))]));
-            used = indent;
+            rows.push(std::mem::replace(
+                &mut row,
+                vec![Span::raw(" ".repeat(indent))],
+            ));
+            used = indent + carry.width();
+            chunk = carry;
         }
         chunk.push(c);
         used += w;
@@ -305,12 +318,12 @@ fn draw_members(frame: &mut Frame, area: Rect, model: &Model) {
         fit(&format!("{} members", buffer.members.len()), inner),
         Style::new().fg(Color::DarkGray),
     )];
-    rows.extend(
-        buffer
-            .members
-            .iter()
-            .map(|m| TextLine::styled(fit(&crate::format::sanitize(m), inner), nick_colour(m, model.user()))),
-    );
+    rows.extend(buffer.members.iter().map(|m| {
+        TextLine::styled(
+            fit(&crate::format::sanitize(m), inner),
+            nick_colour(m, model.user()),
+        )
+    }));
     let block = Block::new()
         .borders(Borders::LEFT)
         .border_style(Style::new().fg(Color::DarkGray));
