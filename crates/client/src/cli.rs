@@ -82,9 +82,13 @@ Examples:
     version,
     about = "Terminal client for the natter chat server",
     long_about = "Terminal client for the natter chat server.\n\n\
-        Interactive mode (the default on a terminal) offers a line editor whose prompt shows \
-        where your lines go ([#lobby] > for a room, [@bob] > when talking privately to bob, \
-        [no room] > ), with incoming messages printed above it. Plain mode (--plain, automatic when stdin or stdout is not a terminal) reads \
+        On a terminal it runs full screen: a buffer per room and private conversation \
+        (Alt+1..9, Alt+arrows or Ctrl+N/P to switch, /buffer NAME), unread counts and \
+        mention marks, PageUp/PageDown or the mouse wheel to scroll, Tab to complete, \
+        Up/Down for earlier lines, Alt+M for the member list. --line gives the line \
+        editor instead, whose prompt shows where your lines go ([#lobby] > for a room, \
+        [@bob] > when talking privately to bob), with incoming messages printed above it. \
+        Plain mode (--plain, automatic when stdin or stdout is not a terminal) reads \
         lines from stdin and prints one line per event, for scripts.",
     after_help = AFTER_HELP
 )]
@@ -106,6 +110,11 @@ pub struct Args {
     /// questions asked. Automatic when stdin or stdout is not a terminal.
     #[arg(long)]
     pub plain: bool,
+
+    /// On a terminal, use the line editor (messages scroll above a prompt) instead of the
+    /// full-screen interface.
+    #[arg(long)]
+    pub line: bool,
 
     /// Verify the server against this CA certificate (PEM) only, with the host name of
     /// --server, instead of the system roots and fingerprint pinning.

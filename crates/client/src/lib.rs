@@ -33,6 +33,7 @@ pub mod prompt;
 pub mod session;
 pub mod state;
 pub mod trust;
+pub mod tui;
 
 pub use command::{Command, HistoryOf, ParseError};
 pub use connection::{Authenticated, ClientError, Connection};

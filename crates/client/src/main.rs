@@ -1,6 +1,6 @@
 //! `natter`: the terminal client. Parses options, gets the password, connects (TLS with the
 //! server verified by `natter_client::trust`, or plain TCP with `--plaintext`), logs in and
-//! hands over to the plain or interactive front end in `natter_client`.
+//! hands over to the plain, line-editor or full-screen front end in `natter_client`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -10,13 +10,15 @@ use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
 use natter_client::login::{self, LoginError, Prompter, Reconnect, TerminalPrompter};
 use natter_client::trust::PLAINTEXT_WARNING;
 use natter_client::{
-    ClientError, Connection, SessionOptions, TrustConfig, format, interactive, plain,
+    ClientError, Connection, SessionOptions, TrustConfig, format, interactive, plain, tui,
 };
 use natter_proto::{PROTOCOL_VERSION, ServerFrame};
 
 fn main() {
+    // Before any thread starts: the local offset is only read in a single-threaded process.
+    let utc_offset = tui::local_utc_offset();
     let args = Args::parse();
-    let code = match run(args) {
+    let code = match run(args, utc_offset) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("natter: {e:#}");
@@ -29,7 +31,7 @@ fn main() {
 }
 
 /// Runs the client and returns the exit status.
-fn run(args: Args) -> anyhow::Result<i32> {
+fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
     // The line editor needs a terminal on both sides.
     let plain = args.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
     let trust = if args.plaintext {
@@ -53,6 +55,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
         .context("cannot start the async runtime")?;
     let mut terminal = TerminalPrompter;
     // The errors already name their cause; anyhow's chain would repeat it.
+    let mut outcome = None;
     let (mut conn, hello) = match &trust {
         None => runtime
             .block_on(Connection::connect(&args.server))
@@ -60,12 +63,13 @@ fn run(args: Args) -> anyhow::Result<i32> {
         Some(trust) => {
             let prompter: Option<&mut dyn Prompter> =
                 if plain { None } else { Some(&mut terminal) };
-            let (conn, hello, outcome) = runtime
+            let (conn, hello, trusted) = runtime
                 .block_on(Connection::connect_tls(&args.server, trust, prompter))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if let Some(notice) = outcome.notice(&args.server) {
+            if let Some(notice) = trusted.notice(&args.server) {
                 eprintln!("natter: {notice}");
             }
+            outcome = Some(trusted);
             (conn, hello)
         }
     };
@@ -111,8 +115,15 @@ fn run(args: Args) -> anyhow::Result<i32> {
             tokio::io::stdout(),
             &options,
         ))
-    } else {
+    } else if args.line {
         interactive::run(&runtime, conn, &login, &options)
+    } else {
+        let status = tui::Status {
+            server: args.server.clone(),
+            security: tui::security_label(outcome.as_ref()),
+            connection: String::new(),
+        };
+        tui::run(&runtime, conn, &login, status, utc_offset, &options)
     };
     // Do not wait for a blocking stdin read that may never finish.
     runtime.shutdown_background();

@@ -89,7 +89,7 @@ async fn start_dave(dir: &Path, addr: &str, fingerprint: &str, test: &str) -> Tm
         &script,
         format!(
             "#!/bin/sh\nXDG_CONFIG_HOME='{}' NATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} \
-             --user dave --register --known-servers '{}'\n\
+             --user dave --register --line --known-servers '{}'\n\
              echo EXIT=$?\nstty -a | grep -q -- '-icanon' && echo TTY=RAW || echo TTY=SANE\nsleep 600\n",
             dir.join("xdg-config").display(),
             env!("CARGO_BIN_EXE_natter"),
@@ -430,7 +430,7 @@ async fn start_login(dir: &Path, addr: &str, user: &str, test: &str) -> Tmux {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n'{}' --server {addr} --user {user} --known-servers '{}'\n\
+            "#!/bin/sh\n'{}' --server {addr} --user {user} --line --known-servers '{}'\n\
              echo EXIT=$?\nsleep 600\n",
             env!("CARGO_BIN_EXE_natter"),
             known_servers(dir).display(),

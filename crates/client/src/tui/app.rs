@@ -1,0 +1,218 @@
+//! The full-screen client's I/O: the terminal (raw mode, alternate screen, mouse, bracketed
+//! paste; restored on every exit and on panic), a thread reading terminal events, and the
+//! async loop racing them against the server's frames.
+//!
+//! ```text
+//!  event thread ──crossterm Event──► async loop (owns Connection and Model) ──► draw
+//!                                      ▲
+//!                          frames ─────┘
+//! ```
+//!
+//! The loop redraws after each batch of events. When the user quits it sends `quit` and
+//! keeps handling frames until the server's `bye` (bounded by
+//! [`SessionOptions::quit_timeout`]); then the terminal is restored and the `bye` line
+//! printed on the normal screen.
+
+use std::io::{Stdout, Write};
+use std::sync::Once;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use natter_proto::ClientFrame;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::keys;
+use super::model::{Effect, Model, Status};
+use super::render;
+use crate::connection::{Authenticated, ClientError, Connection};
+use crate::format;
+use crate::session::{RunError, SessionOptions};
+
+/// How many terminal events may wait for the loop.
+const EVENT_QUEUE: usize = 1024;
+
+/// Puts the terminal back: raw mode off, normal screen, no mouse or paste reporting.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Restores the terminal when dropped, whatever way the UI ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Makes a panic restore the terminal before its message is printed (installed once).
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+    });
+}
+
+/// Sets the terminal up for the full-screen UI.
+fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>), RunError> {
+    let err = |e: std::io::Error| RunError::Terminal(e.to_string());
+    install_panic_hook();
+    enable_raw_mode().map_err(err)?;
+    let guard = TerminalGuard;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )
+    .map_err(err)?;
+    let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(err)?;
+    Ok((guard, terminal))
+}
+
+/// Runs the full-screen UI for an already logged-in connection; returns the server's
+/// `bye` reason (printed after the terminal is restored).
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    mut conn: Connection,
+    login: &Authenticated,
+    status: Status,
+    utc_offset_secs: i64,
+    options: &SessionOptions,
+) -> Result<String, RunError> {
+    let mut model = Model::new(&login.user, utc_offset_secs);
+    model.status = status;
+    model.status.connection = "connected".to_string();
+    let server = model.open(super::model::BufferKind::Server);
+    model.buffers[server].push(
+        super::model::Line {
+            msg_id: None,
+            ts: None,
+            sender: None,
+            text: format::logged_in_line(&login.user, login.registered),
+            kind: super::model::LineKind::Info,
+            mention: false,
+            seq: 0,
+        },
+        true,
+        false,
+    );
+
+    let (guard, mut terminal) = setup_terminal()?;
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    std::thread::spawn(move || read_events(tx));
+    let result = runtime.block_on(event_loop(
+        &mut conn,
+        &mut model,
+        &mut terminal,
+        rx,
+        options,
+    ));
+    drop(terminal);
+    drop(guard);
+    if let Ok(reason) = &result {
+        println!("{}", format::bye_line(reason));
+    }
+    result
+}
+
+/// The event thread: blocking reads of terminal events, handed to the loop.
+fn read_events(tx: mpsc::Sender<std::io::Result<Event>>) {
+    loop {
+        let event = crossterm::event::read();
+        let failed = event.is_err();
+        if tx.blocking_send(event).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Races frames against terminal events until `bye`.
+async fn event_loop(
+    conn: &mut Connection,
+    model: &mut Model,
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    mut events: mpsc::Receiver<std::io::Result<Event>>,
+    options: &SessionOptions,
+) -> Result<String, RunError> {
+    let output = |e: std::io::Error| RunError::Output(e);
+    let mut quit_deadline: Option<Instant> = None;
+    loop {
+        terminal
+            .draw(|frame| render::draw(frame, model))
+            .map_err(output)?;
+        let screen = {
+            let size = terminal.size().map_err(output)?;
+            Rect::new(0, 0, size.width, size.height)
+        };
+        let effects = tokio::select! {
+            biased;
+            frame = conn.recv() => match frame {
+                Ok(Some(frame)) => model.on_frame(&frame),
+                Ok(None) => return Err(ClientError::Closed.into()),
+                Err(ClientError::BadFrame(_)) => continue,
+                Err(e) => return Err(e.into()),
+            },
+            event = events.recv(), if quit_deadline.is_none() => match event {
+                Some(Ok(event)) => {
+                    let mut effects = keys::handle(model, &event, screen);
+                    // Take what else is already waiting (a burst of typing) before drawing.
+                    while effects.is_empty() {
+                        match events.try_recv() {
+                            Ok(Ok(event)) => effects = keys::handle(model, &event, screen),
+                            _ => break,
+                        }
+                    }
+                    effects
+                }
+                Some(Err(e)) => return Err(RunError::Input(e)),
+                None => vec![Effect::Quit],
+            },
+            () = tokio::time::sleep_until(quit_deadline.unwrap_or_else(Instant::now)),
+                if quit_deadline.is_some() =>
+            {
+                return Err(RunError::QuitTimeout(options.quit_timeout));
+            }
+        };
+        for effect in effects {
+            match effect {
+                Effect::Send(frame) => conn.send(&frame).await?,
+                Effect::Quit => {
+                    if quit_deadline.is_none() {
+                        conn.send(&ClientFrame::Quit {
+                            id: None,
+                            message: None,
+                        })
+                        .await?;
+                        quit_deadline = Some(Instant::now() + options.quit_timeout);
+                        model.status.connection = "quitting".to_string();
+                    }
+                }
+                Effect::Bye(reason) => return Ok(reason),
+                Effect::Bell => {
+                    let _ = write!(std::io::stdout(), "\x07");
+                }
+            }
+        }
+    }
+}
