@@ -128,8 +128,12 @@ await main('features', async (t) => {
   await chatType(page, 'first line');
   await chatType(page, 'second line');
   await page.fill('#input', 'a draft');
-  const keys = [['ArrowUp', 'second line'], ['ArrowUp', 'first line'], ['ArrowUp', 'first line'],
-    ['ArrowDown', 'second line'], ['ArrowDown', 'a draft'], ['ArrowDown', 'a draft']];
+  // Everything typed on this page, commands too, oldest first: 'I am alice', '/join rust',
+  // 'first line', 'second line'.
+  const keys = [['ArrowUp', 'second line'], ['ArrowUp', 'first line'], ['ArrowUp', '/join rust'],
+    ['ArrowUp', 'I am alice'], ['ArrowUp', 'I am alice'], ['ArrowDown', '/join rust'],
+    ['ArrowDown', 'first line'], ['ArrowDown', 'second line'], ['ArrowDown', 'a draft'],
+    ['ArrowDown', 'a draft']];
   for (const [key, expected] of keys) {
     await page.press('#input', key);
     const value = await page.inputValue('#input');
