@@ -67,6 +67,10 @@ await main('reconnect', async (t) => {
   }
   bob2.send('/msg alice missed privately');
   await bob2.waitFor('*bob -> alice* missed privately');
+  // Its attempts fail on the closed web port, each after a longer wait (1 s, 2 s, ...).
+  await waitUntil(page, 'two failed reconnection attempts',
+    () => Number(document.getElementById('status').dataset.retry) >= 3);
+  await waitText(page, '#status', 'reconnecting in');
   check(await page.locator('#login-form').isHidden(), 'the login form came up while reconnecting');
 
   t.step('the web port comes back: the page logs in again by itself');

@@ -962,6 +962,7 @@
     session = { user: c.me, password: c.password };
     c.password = '';
     retry.attempt = 0;
+    delete statusEl.dataset.retry;
     setMentionName(c.me);
     if (c.resume) return onReconnected(c);
     resetChat();
@@ -1337,6 +1338,7 @@
     retry.reason = reason;
     retry.at = Date.now() + retryDelay(retry.attempt);
     retry.attempt += 1;
+    statusEl.dataset.retry = String(retry.attempt); // which wait this is (1 s, 2 s, 4 s, ...)
     retry.timer = setTimeout(reconnectNow, retry.at - Date.now());
     retry.ticker = setInterval(showCountdown, 1000);
     showCountdown();
