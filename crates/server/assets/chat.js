@@ -1021,6 +1021,16 @@
       }
       settle(item);
     }
+    if (pending && pending.rejoin && frame.code === 'rate_limited') {
+      // Many rooms to rejoin at once: the join limit says when to go on.
+      const conv = pending.conv;
+      setTimeout(() => {
+        if (connected() && convs.get(conv.key) === conv) {
+          request('join', { room: conv.name }, { conv, rejoin: true });
+        }
+      }, Math.max(Number(frame.retry_after_ms) || 1000, 100));
+      return;
+    }
     if (pending && pending.catchUp !== undefined && pending.conv) pending.conv.resumeFrom = null;
     if (pending && pending.silent) return;
     const line = el('div', 'notice error', message);
@@ -1037,7 +1047,7 @@
     const conv = ensureRoom(frame.room ?? DEFAULT_ROOM);
     // The history that follows starts a fresh paging cursor: what was seen before a
     // part may have a gap after it. Not after a reconnect: the catch-up fills the gap.
-    if (rejoin) return;
+    if (rejoin) return catchUp(conv);
     conv.oldest = null;
     if ((pending && pending.switchTo) || targetKey === null) {
       selectConv(conv.key);
@@ -1153,7 +1163,8 @@
     }
     if (!wasInLobby) request('part', { room: DEFAULT_ROOM }, { silent: true });
     for (const item of outbox) transmit(item);
-    for (const conv of convs.values()) catchUp(conv);
+    // Rooms catch up once rejoined (onJoined); private conversations at once.
+    for (const conv of convs.values()) if (conv.kind === 'user') catchUp(conv);
 
     chatEl.hidden = false;
     loginForm.hidden = true;
