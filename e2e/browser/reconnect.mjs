@@ -16,6 +16,8 @@ import {
 } from './lib.mjs';
 
 const WEB_URL = env('WEB_URL');
+/** A line whose connection drops right after it is sent, before its ok. */
+const CUT = 'sent just before the connection dropped';
 
 /** How many shown messages in the current conversation have exactly this text. */
 const countText = (page, text) => page.evaluate((t) => Array.from(
@@ -28,6 +30,20 @@ await main('reconnect', async (t) => {
   await bob.waitFor('[system] registered and logged in as bob', 'bob\'s login');
   const browser = await launchBrowser(t);
   const page = await browser.newPage('chat');
+  // Records what the page sends, and drops the connection right after sending the
+  // line CUT: its ok can never arrive, so the page must send it again.
+  await page.addInitScript((cut) => {
+    const send = WebSocket.prototype.send;
+    window.__sent = [];
+    WebSocket.prototype.send = function sendAndMaybeCut(data) {
+      send.call(this, data);
+      window.__sent.push(String(data));
+      if (String(data).includes(`"text":"${cut}"`) && !window.__cut) {
+        window.__cut = true;
+        this.close();
+      }
+    };
+  }, CUT);
   await page.goto(`${WEB_URL}/chat`);
   await chatRegister(page, 'alice');
   bob.send('/join rust');
@@ -118,6 +134,29 @@ await main('reconnect', async (t) => {
   await page.fill('#input', 'thanks!');
   await page.press('#input', 'Enter');
   await bob3.waitFor('#rust <alice> thanks!');
+
+  t.step('a message whose ok was lost is sent again with its client_id, and stored once');
+  const reconnects = () => document.querySelectorAll('#messages div.notice.system').length;
+  const before = await page.evaluate(reconnects);
+  await page.fill('#input', CUT);
+  await page.press('#input', 'Enter');
+  await waitUntil(page, 'a second reconnect',
+    (n) => document.querySelectorAll('#messages div.notice.system').length > n, before, 30_000);
+  await waitText(page, '#status', 'reconnected');
+  await waitText(page, '#messages div.msg[data-from="alice"][data-msg-id] span.text', CUT);
+  await chatType(page, 'after the drop');
+  await bob3.waitFor('#rust <alice> after the drop');
+  const copies = bob3.lines.filter((l) => l === `#rust <alice> ${CUT}`).length;
+  check(copies === 1, `bob got ${copies} copies of the line whose ok was lost`);
+  check(await countText(page, CUT) === 1, 'alice sees the line whose ok was lost twice');
+  const sent = await page.evaluate(() => window.__sent.map((d) => JSON.parse(d))
+    .filter((f) => f.type === 'public' || f.type === 'private'));
+  const tries = sent.filter((f) => f.text === CUT);
+  check(tries.length === 2 && tries[0].client_id === tries[1].client_id,
+    `the line was sent as ${JSON.stringify(tries)}`);
+  const ids = sent.map((f) => f.client_id);
+  check(ids.every((id) => /^[0-9a-f]{32}$/.test(id)), `client_ids: ${ids}`);
+  check(new Set(ids).size === ids.length - 1, `client_ids not fresh per message: ${ids}`);
 
   t.step('a ban: the remembered credentials stop working, the login form comes back');
   const login = await fetch(`${WEB_URL}/api/admin/login`, {
