@@ -50,7 +50,7 @@
     '/exit, /quit       leave the chat',
     '//TEXT             send TEXT starting with a single / (//shrug sends /shrug)',
     'Room names are like user names, with an optional # (#rust and Rust are the same).',
-    'Click a conversation on the left to write there.',
+    'Click a conversation on the left to write there; Up and Down recall earlier lines.',
   ];
 
   // ---- elements ----------------------------------------------------------------
