@@ -6,6 +6,8 @@
 //
 //   WEB_URL         http://127.0.0.1:PORT of the server's web interface
 //   CHAT_ADDR       127.0.0.1:PORT of its chat (TLS) port
+//   CONTROL_ADDR    127.0.0.1:PORT where the harness takes `stop`, `start` and
+//                   `start-chat` to restart the server (see serverControl below)
 //   KNOWN_SERVERS   a known-servers file pinning the chat port's certificate
 //   NATTER_BIN      the terminal client binary
 //   ADMIN_PASSWORD  the operator password
@@ -17,6 +19,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -221,6 +224,64 @@ export async function screenshot(page, name) {
   await page.evaluate(() => document.activeElement && document.activeElement.blur());
   await page.screenshot({ path: file, animations: 'disabled' });
   log(`screenshot: ${file}`);
+}
+
+// ---- the server ---------------------------------------------------------------------
+
+/**
+ * Stops and starts the server through the harness's control socket (CONTROL_ADDR):
+ * `await control('stop')`, `'start'` (chat and web again, same ports and data) or
+ * `'start-chat'` (the chat port only). Resolves when the harness has done it.
+ */
+export async function serverControl(command, timeout = 40_000) {
+  const [host, port] = env('CONTROL_ADDR').split(':');
+  log(`server: ${command}`);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), host);
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`server control: no answer to ${command} within ${timeout} ms`));
+    }, timeout);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${command}\n`));
+    socket.on('data', (chunk) => {
+      answer += chunk;
+      if (!answer.includes('\n')) return;
+      clearTimeout(timer);
+      socket.end();
+      const line = answer.split('\n')[0];
+      if (line === `ok ${command}`) {
+        log(`server: ${command} done`);
+        resolve();
+      } else {
+        reject(new Error(`server control: ${command}: ${line}`));
+      }
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`server control: ${e.message}`));
+    });
+  });
+}
+
+/** Types a line into the chat page's input and sends it with Enter. */
+export async function chatType(page, line) {
+  await page.fill('#input', line);
+  await page.press('#input', 'Enter');
+  await waitUntil(page, 'the input to be cleared after sending',
+    () => document.getElementById('input').value === '');
+}
+
+/** Registers `user` on the chat page (already open) and waits for the chat. */
+export async function chatRegister(page, user) {
+  await waitVisible(page, '#login-form');
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', PASSWORD);
+  await page.check('#login-register');
+  await page.click('#login-submit');
+  await waitVisible(page, '#chat');
+  await waitText(page, '#status', `Logged in as ${user}`);
 }
 
 // ---- terminal clients ---------------------------------------------------------------

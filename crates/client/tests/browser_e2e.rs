@@ -17,18 +17,30 @@
 //! ```sh
 //! NATTER_SCREENSHOTS=docs/screenshots cargo test -p natter-client --test browser_e2e
 //! ```
+//!
+//! A script can stop and restart the server (same ports, same data directory) through
+//! a small control socket at `CONTROL_ADDR`: it sends one command per line and gets one
+//! answer line when it is done. `stop` stops the server (gracefully, as on SIGTERM);
+//! `start` starts it again with chat and web; `start-chat` starts the chat port only
+//! (the web port refuses connections), so that terminal clients can talk while the
+//! browser cannot reconnect yet. Answers: `ok CMD` or `error MESSAGE`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use natter_server::Config;
 use natter_server::config::Secret;
+use natter_server::{Config, Server};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{Mutex, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 mod support;
 
-use support::Running;
 use support::bins::command;
 
 /// Upper bound for one script, browser start included (the scripts stop themselves
@@ -96,6 +108,116 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// Upper bound for a graceful stop.
+const STOP: Duration = Duration::from_secs(30);
+
+/// A server on fixed addresses that can be stopped and started again on them, with the
+/// same configuration (so the same data directory and certificate).
+struct Restartable {
+    config: Config,
+    chat: SocketAddr,
+    web: SocketAddr,
+    fingerprint: String,
+    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+/// A listener on `addr` (port 0: any free port) that can be bound again right after
+/// the previous one on the same port closed.
+fn bind(addr: SocketAddr) -> TcpListener {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket
+        .bind(addr)
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    socket.listen(128).expect("listen")
+}
+
+impl Restartable {
+    /// Starts on two free loopback ports, chat (TLS) and web (HTTP).
+    async fn start(config: Config) -> Restartable {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let chat = bind(any);
+        let web = bind(any);
+        let mut server = Restartable {
+            config,
+            chat: chat.local_addr().expect("chat addr"),
+            web: web.local_addr().expect("web addr"),
+            fingerprint: String::new(),
+            running: None,
+        };
+        server.serve(chat, Some(web)).await;
+        server
+    }
+
+    async fn serve(&mut self, chat: TcpListener, web: Option<TcpListener>) {
+        let server = Server::open(self.config.clone())
+            .await
+            .expect("open server");
+        self.fingerprint = server
+            .tls()
+            .map(|tls| tls.fingerprint.clone())
+            .expect("a TLS server");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_with_web(chat, web, async {
+            let _ = stopped.await;
+        }));
+        self.running = Some((stop, task));
+    }
+
+    /// Starts again on the same ports; `with_web: false` leaves the web port closed.
+    async fn restart(&mut self, with_web: bool) -> Result<(), String> {
+        if self.running.is_some() {
+            return Err("the server is running".into());
+        }
+        let web = with_web.then(|| bind(self.web));
+        self.serve(bind(self.chat), web).await;
+        Ok(())
+    }
+
+    /// Stops gracefully (sessions get `bye`), waiting for the task to end.
+    async fn stop(&mut self) -> Result<(), String> {
+        let Some((stop, task)) = self.running.take() else {
+            return Err("the server is not running".into());
+        };
+        let _ = stop.send(());
+        match timeout(STOP, task).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("server task: {e}")),
+            Err(_) => Err(format!("the server did not stop within {STOP:?}")),
+        }
+    }
+}
+
+/// Serves the control socket: one command per line, one answer line each.
+async fn control(listener: TcpListener, server: Arc<Mutex<Restartable>>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let command = line.trim().to_string();
+                let result = {
+                    let mut server = server.lock().await;
+                    match command.as_str() {
+                        "stop" => server.stop().await,
+                        "start" => server.restart(true).await,
+                        "start-chat" => server.restart(false).await,
+                        other => Err(format!("unknown command {other:?}")),
+                    }
+                };
+                let answer = match result {
+                    Ok(()) => format!("ok {command}\n"),
+                    Err(e) => format!("error {e}\n"),
+                };
+                if write.write_all(answer.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// Runs `e2e/browser/<script>` against a fresh server and asserts it succeeds.
 async fn run_script(script: &str) {
     if !prerequisites() {
@@ -105,16 +227,19 @@ async fn run_script(script: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::with_data_dir(dir.path().join("data"));
     config.admin_password = Some(Secret(ADMIN_PASSWORD.to_string()));
-    let (server, web) = Running::start_with_web(config).await;
+    let server = Restartable::start(config).await;
+    let (chat, web, fingerprint) = (server.chat, server.web, server.fingerprint.clone());
+    let server = Arc::new(Mutex::new(server));
+    let control_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind control");
+    let control_addr = control_listener.local_addr().expect("control addr");
+    let control_task = tokio::spawn(control(control_listener, server.clone()));
 
     // The chat port's self-signed certificate, pinned for the terminal clients (they
     // run with --strict-trust, so nothing else would be accepted).
     let known = dir.path().join("known_servers");
-    std::fs::write(
-        &known,
-        format!("{} {}\n", server.server(), server.fingerprint()),
-    )
-    .expect("write known servers");
+    std::fs::write(&known, format!("{chat} {fingerprint}\n")).expect("write known servers");
 
     // stdout and stderr into one file, in the order they were written.
     let log_path = dir.path().join(format!("{script}.log"));
@@ -123,7 +248,8 @@ async fn run_script(script: &str) {
     cmd.arg(script)
         .current_dir(scripts_dir())
         .env("WEB_URL", format!("http://{web}"))
-        .env("CHAT_ADDR", server.server())
+        .env("CHAT_ADDR", chat.to_string())
+        .env("CONTROL_ADDR", control_addr.to_string())
         .env("KNOWN_SERVERS", &known)
         .env("NATTER_BIN", env!("CARGO_BIN_EXE_natter"))
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -170,7 +296,11 @@ async fn run_script(script: &str) {
             println!("--- node {script} ---\n{output}--- end of node {script} ---");
         }
     }
-    server.stop().await;
+    control_task.abort();
+    let mut server = server.lock().await;
+    if server.running.is_some() {
+        server.stop().await.expect("stop the server");
+    }
 }
 
 /// The operator console: login, live feed, filters, pause, notice, kick, ban, unban.
@@ -183,4 +313,18 @@ async fn operator_console_in_a_browser_moderates_terminal_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_chat_talks_with_a_terminal_client() {
     run_script("chat.mjs").await;
+}
+
+/// The browser chat after a server restart: it reconnects by itself with the typed text
+/// kept, rejoins its rooms, shows what was said meanwhile once, and sends what was
+/// typed while it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_chat_reconnects_after_a_server_restart() {
+    run_script("reconnect.mjs").await;
+}
+
+/// The browser chat's mentions, safe links and input history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_chat_mentions_links_and_input_history() {
+    run_script("features.mjs").await;
 }

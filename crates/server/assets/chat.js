@@ -19,6 +19,20 @@
   /** User names (PROTOCOL.md §7.1); room names add one optional leading '#' (§7.3). */
   const USER_RE = /^[A-Za-z0-9_-]{1,32}$/;
   const DEFAULT_ROOM = 'lobby';
+  /** Reconnection back-off: the first wait, the longest, and the jitter (±20 %). */
+  const RETRY_FIRST_MS = 1000;
+  const RETRY_MAX_MS = 60000;
+  const RETRY_JITTER = 0.2;
+  /** A connection that has not logged in after this long is given up and retried. */
+  const LOGIN_TIMEOUT_MS = 15000;
+  /** History fetched per request when catching up after a reconnect (the server's maximum). */
+  const CATCH_UP_PAGE = 200;
+  /** Typed lines remembered for Up/Down. */
+  const MAX_INPUT_HISTORY = 100;
+  /** Errors of a login with remembered credentials that mean they are no longer valid. */
+  const CREDENTIALS_INVALID = new Set(['auth_failed', 'banned', 'invalid_username', 'invalid_password']);
+  /** http(s) URLs in message text; anything else (javascript:, data:, ...) stays text. */
+  const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 
   const HELP = [
     'TEXT               send TEXT to the current room, or to the user you focus on',
@@ -36,7 +50,7 @@
     '/exit, /quit       leave the chat',
     '//TEXT             send TEXT starting with a single / (//shrug sends /shrug)',
     'Room names are like user names, with an optional # (#rust and Rust are the same).',
-    'Click a conversation on the left to write there.',
+    'Click a conversation on the left to write there; Up and Down recall earlier lines.',
   ];
 
   // ---- elements ----------------------------------------------------------------
@@ -56,6 +70,7 @@
   const inputForm = $('input-form');
   const inputEl = $('input');
   const sendButton = $('send');
+  const reconnectButton = $('reconnect-now');
 
   // ---- connection state --------------------------------------------------------
 
@@ -67,6 +82,35 @@
    *   byeReason: string|null, abandoned: boolean, sawHello: boolean}}
    */
   let conn = null;
+
+  /**
+   * The logged-in account, kept in memory for the page's life only (never in storage)
+   * so that a dropped connection can log in again by itself; null when logged out or
+   * when the credentials stopped working.
+   * @type {null | {user: string, password: string}}
+   */
+  let session = null;
+
+  /** The reconnection schedule: attempts since the last login, the timer, when. */
+  const retry = { attempt: 0, timer: null, ticker: null, at: 0, reason: '' };
+
+  /**
+   * Messages (public and private) sent but not yet acknowledged (`ok`, `queued` or an
+   * error), oldest first. Each has its own random `client_id`, so resending one after a
+   * reconnect never stores it twice (PROTOCOL.md §4.2, "Retrying").
+   */
+  let outbox = [];
+
+  /** Typed lines for Up/Down, oldest first; `historyPos` is the one shown (or length). */
+  const inputHistory = [];
+  let historyPos = 0;
+  let historyDraft = '';
+
+  /** Matches a whole-word mention of the logged-in user, or null. */
+  let mentionRe = null;
+
+  /** Set by request() when it refused a command because the connection is down. */
+  let refusedOffline = false;
 
   // ---- chat state (reset at each login) ----------------------------------------
 
@@ -133,7 +177,11 @@
       lines: [], // elements, in display order; mirrors #messages when current
       ids: new Set(), // msg_ids shown, for de-duplication
       oldest: null, // smallest msg_id seen: /history pages back from there
+      newest: null, // largest msg_id seen: catching up after a reconnect starts there
+      resumeFrom: null, // while catching up: the newest msg_id before the connection dropped
+      catchUpPages: 0, // history pages fetched by the current catch-up
       unread: 0,
+      mentions: 0, // unread lines that mention the user
       li: null,
       label: null,
       badge: null,
@@ -234,6 +282,7 @@
     }
     const shown = currentConv();
     shown.unread = 0;
+    shown.mentions = 0;
     updateBadge(shown);
     for (const c of convs.values()) {
       const active = c === shown;
@@ -259,18 +308,25 @@
         conv.li.append(conv.badge);
       }
       conv.badge.textContent = conv.unread > 999 ? '999+' : String(conv.unread);
-      conv.badge.setAttribute('aria-label', `${conv.unread} unread`);
+      conv.badge.classList.toggle('mention', conv.mentions > 0);
+      conv.badge.setAttribute('aria-label', `${conv.unread} unread` +
+        (conv.mentions > 0 ? `, ${conv.mentions} mentioning you` : ''));
     } else if (conv.badge) {
       conv.badge.remove();
       conv.badge = null;
     }
+    conv.li.classList.toggle('has-mention', conv.unread > 0 && conv.mentions > 0);
   }
 
   /** Shows the total of unread messages in the tab title. */
   function updateTitle() {
     let total = 0;
-    for (const c of convs.values()) total += c.unread;
-    document.title = (total > 0 ? `(${total}) ` : '') + 'natter — chat';
+    let mentions = 0;
+    for (const c of convs.values()) {
+      total += c.unread;
+      mentions += c.mentions;
+    }
+    document.title = (total > 0 ? `(${total}${mentions > 0 ? '!' : ''}) ` : '') + 'natter — chat';
   }
 
   function isNearBottom() {
@@ -317,15 +373,104 @@
   }
 
   /**
-   * Adds a chat message to a conversation unless it is already there.
-   * `m`: {msg_id, from, to?, room?, text, ts, late?}; `live` counts it as unread.
+   * Puts `text` into `container` as text nodes, with http(s) URLs as links. Built with
+   * DOM calls only: nothing from the message is ever parsed as HTML, and a URL whose
+   * scheme is not http or https (javascript:, data:, ...) stays plain text.
    */
-  function addMessage(conv, m, live) {
+  function renderText(container, text) {
+    let last = 0;
+    for (const match of text.matchAll(URL_RE)) {
+      const start = match.index;
+      const url = trimUrl(match[0]);
+      const link = safeLink(url);
+      if (!link) continue;
+      if (start > last) container.append(document.createTextNode(text.slice(last, start)));
+      container.append(link);
+      last = start + url.length;
+    }
+    if (last < text.length) container.append(document.createTextNode(text.slice(last)));
+  }
+
+  /** Drops what usually ends a sentence after a URL: punctuation, an unbalanced ')'. */
+  function trimUrl(url) {
+    let u = url;
+    for (;;) {
+      const end = u.slice(-1);
+      if ('.,;:!?\'"'.includes(end)) u = u.slice(0, -1);
+      else if (end === ')' && (u.match(/\(/g) || []).length < (u.match(/\)/g) || []).length) {
+        u = u.slice(0, -1);
+      } else break;
+    }
+    return u;
+  }
+
+  /** An <a> opening an http(s) URL in a new tab without access to this page, or null. */
+  function safeLink(url) {
+    let parsed;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return null;
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return null;
+    const a = el('a', 'link', url);
+    a.href = parsed.href;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    return a;
+  }
+
+  /** Whether `text` mentions the logged-in user: the name as a whole word, any case. */
+  function mentionsMe(text) {
+    return mentionRe !== null && mentionRe.test(String(text));
+  }
+
+  function setMentionName(name) {
+    // User names are letters, digits, '_' and '-'; a word boundary is anything else.
+    const escaped = String(name).replace(/[^A-Za-z0-9_]/g, (ch) => '\\' + ch);
+    mentionRe = name ? new RegExp(`(^|[^A-Za-z0-9_-])${escaped}(?![A-Za-z0-9_-])`, 'i') : null;
+  }
+
+  /** A desktop notification, when allowed and the tab is not being looked at. */
+  function notify(conv, from, text) {
+    if (!document.hidden || typeof Notification === 'undefined') return;
+    if (Notification.permission !== 'granted') return;
+    try {
+      const title = conv.kind === 'room' ? `${from} in #${conv.name}` : `${from} (private)`;
+      const n = new Notification(title, { body: String(text).slice(0, 300), tag: conv.key });
+      n.addEventListener('click', () => {
+        window.focus();
+        if (convs.get(conv.key) === conv) selectConv(conv.key);
+        n.close();
+      });
+    } catch (err) {
+      console.warn('natter: cannot show a notification:', err && err.message);
+    }
+  }
+
+  /** Asks for the permission to notify; only from a user's action (a click, a key). */
+  function askNotificationPermission() {
+    if (typeof Notification === 'undefined' || Notification.permission !== 'default') return;
+    try {
+      const asked = Notification.requestPermission();
+      if (asked && typeof asked.catch === 'function') asked.catch(() => {});
+    } catch {
+      // Old browsers without the promise form: no notifications then.
+    }
+  }
+
+  /**
+   * Adds a chat message to a conversation unless it is already there.
+   * `m`: {msg_id, from, to?, room?, text, ts, late?}; `live` counts it as unread,
+   * `alert` (a message that just arrived) may also notify.
+   */
+  function addMessage(conv, m, live, alert) {
     const msgId = Number(m.msg_id);
     const hasId = Number.isFinite(msgId) && m.msg_id !== undefined;
     if (hasId) {
       // The paging cursor counts duplicates too (a re-join re-sends what we have).
       if (conv.oldest === null || msgId < conv.oldest) conv.oldest = msgId;
+      if (conv.newest === null || msgId > conv.newest) conv.newest = msgId;
       if (conv.ids.has(msgId)) return;
       conv.ids.add(msgId);
     }
@@ -343,7 +488,12 @@
     const ts = Number(m.ts);
     const tsEl = el('span', 'ts', Number.isFinite(ts) ? hhmm(ts) : '--:--');
     if (Number.isFinite(ts)) tsEl.title = fullTime(ts);
-    line.append(tsEl, el('span', 'from', from), el('span', 'text', m.text ?? ''));
+    const text = String(m.text ?? '');
+    const textEl = el('span', 'text');
+    renderText(textEl, text);
+    line.append(tsEl, el('span', 'from', from), textEl);
+    const mention = !isMe(from) && mentionsMe(text);
+    if (mention) line.classList.add('mention');
     if (m.late === true) {
       line.classList.add('late');
       line.append(el('span', 'late-hint', '(sent while you were away)'));
@@ -352,13 +502,17 @@
 
     if (live && !isMe(from) && conv !== currentConv()) {
       conv.unread += 1;
+      if (mention) conv.mentions += 1;
       updateBadge(conv);
       updateTitle();
     }
+    if (alert && !isMe(from) && (mention || conv.kind === 'user')) notify(conv, from, text);
   }
 
   /** Forgets every conversation (a new login starts afresh). */
   function resetChat() {
+    for (const item of outbox) if (item.line) item.line.remove();
+    outbox = [];
     convs = new Map();
     targetKey = null;
     currentRoomKey = null;
@@ -377,8 +531,13 @@
 
   /** Sends one frame; refuses (with a notice) frames longer than the protocol allows. */
   function sendFrame(frame, conv) {
-    if (!conn || conn.ws.readyState !== WebSocket.OPEN) {
-      notice('not connected; log in again', conv, 'error');
+    if (!connected()) {
+      if (session) {
+        refusedOffline = true;
+        notice('not connected (reconnecting); try again when reconnected', conv, 'error');
+      } else {
+        notice('not connected; log in again', conv, 'error');
+      }
       return false;
     }
     const json = JSON.stringify(frame);
@@ -397,6 +556,10 @@
    * reply (or error) can be shown in the right conversation.
    */
   function request(type, fields, info) {
+    if (!connected()) {
+      sendFrame({ type }, (info && info.conv) || currentConv()); // says why not
+      return;
+    }
     const id = conn.nextId++;
     const conv = (info && info.conv) || currentConv();
     const frame = Object.assign({ type, id }, fields);
@@ -404,18 +567,110 @@
     if (!sendFrame(frame, conv)) conn.pending.delete(id);
   }
 
+  /** A fresh random client_id (128 bits, hex) for one message. */
+  function newClientId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  /**
+   * Sends a message (`public` or `private`) with a fresh client_id and keeps it in the
+   * outbox until the server acknowledges it. While disconnected it waits there, shown
+   * as a pending line, and goes out after the reconnect.
+   */
+  function sendMessage(type, fields, conv) {
+    const item = { type, fields, clientId: newClientId(), conv, line: null, timer: null };
+    const size = byteLength(JSON.stringify(messageFrame(item, 2 ** 31)));
+    if (size > MAX_FRAME_BYTES) {
+      notice(`message too long (${size} bytes encoded, at most ${MAX_FRAME_BYTES}); it was not sent`,
+        conv, 'error');
+      return;
+    }
+    outbox.push(item);
+    if (connected()) {
+      transmit(item);
+    } else {
+      const target = type === 'public' ? conv : ensureUser(fields.to, false);
+      item.line = el('div', 'msg pending');
+      item.line.dataset.clientId = item.clientId;
+      item.line.append(el('span', 'ts', '--:--'), el('span', 'from', session ? session.user : ''),
+        el('span', 'text', fields.text), el('span', 'late-hint', '(not sent yet: waiting for the connection)'));
+      insertLine(target, item.line);
+    }
+  }
+
+  function messageFrame(item, id) {
+    return Object.assign({ type: item.type, id }, item.fields, { client_id: item.clientId });
+  }
+
+  /** Sends an outbox message on the current connection. */
+  function transmit(item) {
+    const id = conn.nextId++;
+    conn.pending.set(id, { type: item.type, received: 0, conv: item.conv, outbox: item });
+    conn.ws.send(JSON.stringify(messageFrame(item, id)));
+  }
+
+  /** The server answered about an outbox message: it leaves the outbox. */
+  function settle(item) {
+    const i = outbox.indexOf(item);
+    if (i >= 0) outbox.splice(i, 1);
+    if (item.timer) clearTimeout(item.timer);
+    if (item.line) {
+      for (const c of convs.values()) {
+        const j = c.lines.indexOf(item.line);
+        if (j >= 0) c.lines.splice(j, 1);
+      }
+      item.line.remove();
+      item.line = null;
+    }
+  }
+
   // ---- typed lines -------------------------------------------------------------
 
   inputForm.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (!connected()) {
+    if (!connected() && !session) {
       notice('not connected; log in again', currentConv(), 'error');
       return;
     }
     const line = inputEl.value;
+    rememberInput(line);
     inputEl.value = '';
+    refusedOffline = false;
     handleLine(line);
+    // A command that needs the server, typed while reconnecting: keep it for a retry.
+    if (refusedOffline && inputEl.value === '') inputEl.value = line;
+    refusedOffline = false;
     inputEl.focus();
+  });
+
+  /** Adds a typed line to the Up/Down history (not twice in a row). */
+  function rememberInput(line) {
+    if (line.trim() !== '' && inputHistory[inputHistory.length - 1] !== line) {
+      inputHistory.push(line);
+      if (inputHistory.length > MAX_INPUT_HISTORY) inputHistory.shift();
+    }
+    historyPos = inputHistory.length;
+    historyDraft = '';
+  }
+
+  inputEl.addEventListener('keydown', (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || e.isComposing) return;
+    if (e.key === 'ArrowUp') {
+      if (historyPos === 0) return;
+      if (historyPos === inputHistory.length) historyDraft = inputEl.value;
+      historyPos -= 1;
+    } else if (e.key === 'ArrowDown') {
+      if (historyPos >= inputHistory.length) return;
+      historyPos += 1;
+    } else {
+      return;
+    }
+    e.preventDefault();
+    inputEl.value = historyPos < inputHistory.length ? inputHistory[historyPos] : historyDraft;
+    const end = inputEl.value.length;
+    inputEl.setSelectionRange(end, end);
   });
 
   /** Parses one typed line like the terminal client does, and acts on it. */
@@ -488,8 +743,8 @@
   /** Plain text: to the current room, or privately to the focused user. */
   function say(text) {
     const conv = currentConv();
-    if (conv.kind === 'room') return request('public', { room: conv.name, text }, { conv });
-    if (conv.kind === 'user') return request('private', { to: conv.name, text }, { conv });
+    if (conv.kind === 'room') return sendMessage('public', { room: conv.name, text }, conv);
+    if (conv.kind === 'user') return sendMessage('private', { to: conv.name, text }, conv);
     return notice('you are in no room; /join ROOM', conv, 'error');
   }
 
@@ -522,7 +777,7 @@
       return notice(`talking privately to ${conv.name}; /msg public to go back to ` +
         (back ? '#' + back : 'no room'), conv);
     }
-    return request('private', { to: user, text }, { conv: currentConv() });
+    return sendMessage('private', { to: user, text }, currentConv());
   }
 
   /** `/history [N]`, `/history USER [N]`, `/history #ROOM [N]`. */
@@ -577,11 +832,6 @@
     return fields;
   }
 
-  function quit() {
-    if (!conn) return;
-    sendFrame({ type: 'quit', id: conn.nextId++ }, currentConv());
-  }
-
   // ---- frames from the server --------------------------------------------------
 
   function onFrame(c, frame) {
@@ -615,12 +865,12 @@
     switch (frame.type) {
       case 'public': {
         const conv = ensureRoom(frame.room ?? DEFAULT_ROOM);
-        return addMessage(conv, frame, true);
+        return addMessage(conv, frame, true, true);
       }
       case 'private': {
         const other = isMe(frame.from) ? frame.to : frame.from;
         const conv = ensureUser(String(other ?? ''), true);
-        return addMessage(conv, frame, true);
+        return addMessage(conv, frame, true, true);
       }
       case 'joined':
         return onJoined(c, frame, pending);
@@ -652,11 +902,13 @@
       }
       case 'queued': {
         if (pending) c.pending.delete(frame.id);
+        if (pending && pending.outbox) settle(pending.outbox);
         const conv = ensureUser(String(frame.to ?? ''), true);
         return notice(`${frame.to} is offline; they will get it when they log in`, conv);
       }
       case 'ok':
         if (pending) c.pending.delete(frame.id);
+        if (pending && pending.outbox) settle(pending.outbox);
         return undefined;
       case 'list':
         if (pending) c.pending.delete(frame.id);
@@ -698,14 +950,21 @@
     c.ws.send(JSON.stringify({
       type: 'auth', id: 1, user: c.user, password: c.password, register: c.register,
     }));
-    c.password = '';
     c.nextId = 2;
   }
 
   function onAuthOk(c, frame) {
     if (c.authed) return;
     c.authed = true;
+    clearTimeout(c.loginTimer);
     c.me = String(frame.user ?? c.user);
+    // Kept in memory for this page only, to log in again after a dropped connection.
+    session = { user: c.me, password: c.password };
+    c.password = '';
+    retry.attempt = 0;
+    delete statusEl.dataset.retry;
+    setMentionName(c.me);
+    if (c.resume) return onReconnected(c);
     resetChat();
     loginPassword.value = '';
     loginError.textContent = '';
@@ -724,6 +983,17 @@
     if (pending) c.pending.delete(frame.id);
     const message = String(frame.message ?? frame.code ?? 'error');
     if (!c.authed) {
+      if (c.resume) {
+        // Logging in again with the remembered credentials.
+        if (frame.id !== 1) return;
+        if (CREDENTIALS_INVALID.has(String(frame.code))) {
+          credentialsRejected(c, message);
+        } else {
+          c.byeReason = message; // e.g. internal: try again later
+          c.ws.close(1000);
+        }
+        return;
+      }
       // Before login every error is about logging in (or the connection ending).
       loginError.textContent = message;
       if (frame.id === 1) {
@@ -738,6 +1008,31 @@
       }
       return;
     }
+    if (pending && pending.outbox) {
+      const item = pending.outbox;
+      const wait = Number(frame.retry_after_ms);
+      if (frame.code === 'rate_limited' && Number.isFinite(wait) && outbox.includes(item)) {
+        // Not delivered; the server says when to try again (a reconnect may resend a lot).
+        item.timer = setTimeout(() => {
+          item.timer = null;
+          if (connected() && outbox.includes(item)) transmit(item);
+        }, Math.max(wait, 100));
+        return;
+      }
+      settle(item);
+    }
+    if (pending && pending.rejoin && frame.code === 'rate_limited') {
+      // Many rooms to rejoin at once: the join limit says when to go on.
+      const conv = pending.conv;
+      setTimeout(() => {
+        if (connected() && convs.get(conv.key) === conv) {
+          request('join', { room: conv.name }, { conv, rejoin: true });
+        }
+      }, Math.max(Number(frame.retry_after_ms) || 1000, 100));
+      return;
+    }
+    if (pending && pending.catchUp !== undefined && pending.conv) pending.conv.resumeFrom = null;
+    if (pending && pending.silent) return;
     const line = el('div', 'notice error', message);
     if (frame.code) line.dataset.code = String(frame.code);
     line.title = fullTime(Date.now());
@@ -746,9 +1041,13 @@
 
   function onJoined(c, frame, pending) {
     if (pending) c.pending.delete(frame.id);
+    // Rejoined after a reconnect (the lobby by itself, the others asked for).
+    const rejoin = c.resume && convs.has(roomKey(frame.room ?? DEFAULT_ROOM)) &&
+      (pending ? pending.rejoin === true : true);
     const conv = ensureRoom(frame.room ?? DEFAULT_ROOM);
     // The history that follows starts a fresh paging cursor: what was seen before a
-    // part may have a gap after it.
+    // part may have a gap after it. Not after a reconnect: the catch-up fills the gap.
+    if (rejoin) return catchUp(conv);
     conv.oldest = null;
     if ((pending && pending.switchTo) || targetKey === null) {
       selectConv(conv.key);
@@ -780,6 +1079,7 @@
       }
     }
     if (wasTarget) selectConv(currentRoomKey);
+    if (pending && pending.silent) return;
     notice(`left #${canonicalRoom(frame.room ?? '')}`, currentConv());
   }
 
@@ -794,6 +1094,8 @@
       return;
     }
     const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    // After a reconnect, what is newer than what was seen before counts as unread.
+    const since = conv.resumeFrom;
     for (const m of messages) {
       if (typeof m !== 'object' || m === null) continue;
       if (conv.kind === 'user') {
@@ -801,15 +1103,94 @@
         const other = isMe(m.from) ? m.to : m.from;
         if (other !== undefined && lower(other) === lower(conv.name)) ensureUser(String(other), true);
       }
-      addMessage(conv, m, false);
+      const msgId = Number(m.msg_id);
+      if (pending && Number.isFinite(msgId) && (pending.min === undefined || msgId < pending.min)) {
+        pending.min = msgId;
+      }
+      addMessage(conv, m, since !== null && Number.isFinite(msgId) && msgId > since, false);
     }
     if (pending) {
       pending.received += messages.length;
       if (frame.last === true) {
         c.pending.delete(frame.id);
+        if (pending.catchUp !== undefined) return catchUpStep(conv, pending);
         if (pending.received === 0) notice(`${convLabel(conv)}: no earlier messages`, conv);
       }
     }
+  }
+
+  /**
+   * Catching up after a reconnect: fetches a conversation's newest messages, then pages
+   * back until it reaches what was seen before the connection dropped (no gap), or the
+   * oldest stored message. Duplicates are dropped by msg_id.
+   */
+  function catchUp(conv, before) {
+    const fields = conv.kind === 'room' ? { room: conv.name } : { with: conv.name };
+    fields.limit = CATCH_UP_PAGE;
+    if (before !== undefined) fields.before = before;
+    conv.catchUpPages = before === undefined ? 1 : conv.catchUpPages + 1;
+    request('history', fields,
+      { conv, catchUp: conv.resumeFrom, silent: true, page: conv.catchUpPages });
+  }
+
+  function catchUpStep(conv, pending) {
+    if (convs.get(conv.key) !== conv) return;
+    const seen = pending.catchUp;
+    const more = pending.received >= CATCH_UP_PAGE && pending.min !== undefined &&
+      seen !== null && pending.min > seen + 1;
+    if (more && pending.page < MAX_LINES / CATCH_UP_PAGE) return catchUp(conv, pending.min);
+    if (more) notice('more was said while you were away than is shown here; /history shows earlier messages', conv);
+    conv.resumeFrom = null;
+    return undefined;
+  }
+
+  /**
+   * Logged in again after a dropped connection: rejoins the rooms, resends what was
+   * not acknowledged (same client_id: the server never stores it twice) and fetches
+   * what was said meanwhile in every conversation.
+   */
+  function onReconnected(c) {
+    const wasInLobby = convs.has(roomKey(DEFAULT_ROOM));
+    for (const conv of convs.values()) {
+      // Where catching up starts; kept across several drops until a catch-up completes.
+      if (conv.resumeFrom === null) conv.resumeFrom = conv.newest ?? 0;
+    }
+    // The lobby is joined automatically at login; the others again, in list order.
+    for (const conv of convs.values()) {
+      if (conv.kind === 'room' && conv.name !== DEFAULT_ROOM) {
+        request('join', { room: conv.name }, { conv, rejoin: true });
+      }
+    }
+    if (!wasInLobby) request('part', { room: DEFAULT_ROOM }, { silent: true });
+    for (const item of outbox) transmit(item);
+    // Rooms catch up once rejoined (onJoined); private conversations at once.
+    for (const conv of convs.values()) if (conv.kind === 'user') catchUp(conv);
+
+    chatEl.hidden = false;
+    loginForm.hidden = true;
+    inputEl.disabled = false;
+    sendButton.disabled = false;
+    showRetry(false);
+    setStatus(`Logged in as ${c.me} — reconnected`, 'good');
+    notice('reconnected', currentConv(), 'system');
+  }
+
+  /** The remembered credentials stopped working (password changed, account banned). */
+  function credentialsRejected(c, message) {
+    c.abandoned = true;
+    c.ws.close(1000);
+    if (conn === c) conn = null;
+    session = null;
+    stopRetry();
+    resetChat();
+    chatEl.hidden = true;
+    loginForm.hidden = false;
+    loginSubmit.disabled = false;
+    loginUser.value = c.user;
+    loginPassword.value = '';
+    loginError.textContent = `${message} — log in again`;
+    setStatus('Not logged in', 'bad');
+    loginPassword.focus();
   }
 
   // ---- connection --------------------------------------------------------------
@@ -825,6 +1206,10 @@
 
   loginForm.addEventListener('submit', (e) => {
     e.preventDefault();
+    // A user's action: the one moment a browser lets a page ask to show notifications.
+    askNotificationPermission();
+    stopRetry();
+    session = null;
     if (conn) {
       // A previous attempt still open: drop it.
       conn.abandoned = true;
@@ -832,18 +1217,30 @@
       conn = null;
     }
     loginError.textContent = '';
+    if (!connect(loginUser.value.trim(), loginPassword.value, loginRegister.checked, false)) return;
+    loginSubmit.disabled = true;
+    setStatus('Connecting…');
+  });
+
+  /**
+   * Opens a connection that logs in as `user` (`resume`: again, after a drop, with the
+   * session's credentials). Returns false if the WebSocket could not even be created.
+   */
+  function connect(user, password, register, resume) {
     let ws;
     try {
       ws = new WebSocket(wsUrl('/ws'));
     } catch (err) {
-      loginError.textContent = `cannot connect: ${err.message}`;
-      return;
+      if (resume) scheduleRetry(`cannot connect: ${err.message}`);
+      else loginError.textContent = `cannot connect: ${err.message}`;
+      return false;
     }
     const c = {
       ws,
-      user: loginUser.value.trim(),
-      password: loginPassword.value,
-      register: loginRegister.checked,
+      user,
+      password,
+      register,
+      resume,
       authed: false,
       me: '',
       nextId: 1,
@@ -851,10 +1248,17 @@
       byeReason: null,
       abandoned: false,
       sawHello: false,
+      quitting: false,
+      loginTimer: null,
     };
     conn = c;
-    loginSubmit.disabled = true;
-    setStatus('Connecting…');
+    // No hello and auth_ok in time (a server that accepts but does not answer): retry.
+    c.loginTimer = setTimeout(() => {
+      if (!c.authed && conn === c) {
+        c.byeReason = 'the server did not answer';
+        ws.close();
+      }
+    }, LOGIN_TIMEOUT_MS);
 
     ws.addEventListener('message', (ev) => {
       if (conn !== c || c.abandoned) return;
@@ -870,33 +1274,118 @@
     });
     ws.addEventListener('close', () => onClose(c));
     // 'error' is always followed by 'close', which does the reporting.
-  });
+    return true;
+  }
+
+  function quit() {
+    if (connected()) {
+      conn.quitting = true;
+      sendFrame({ type: 'quit', id: conn.nextId++ }, currentConv());
+      return;
+    }
+    // Reconnecting: stop trying, and log out here.
+    if (conn) {
+      conn.abandoned = true;
+      conn.ws.close(1000);
+      conn = null;
+    }
+    loggedOut('you left the chat');
+  }
+
+  /** Back to the login form (after /quit): the chat is closed, not kept underneath. */
+  function loggedOut(reason) {
+    session = null;
+    stopRetry();
+    resetChat();
+    chatEl.hidden = true;
+    loginForm.hidden = false;
+    loginSubmit.disabled = false;
+    loginPassword.value = '';
+    loginError.textContent = '';
+    setStatus(`Not logged in (${reason})`);
+    loginPassword.focus();
+  }
 
   function onClose(c) {
+    clearTimeout(c.loginTimer);
     if (conn !== c || c.abandoned) return;
     conn = null;
     const reason = c.byeReason || (c.authed ? 'connection lost' :
       (c.sawHello ? 'the server closed the connection' : 'could not connect to the server'));
+    inputEl.disabled = false; // typing goes on; messages wait in the outbox
+    if (c.quitting) {
+      loggedOut(c.byeReason === 'quit' ? 'you left the chat' : reason);
+      return;
+    }
+    if (session) {
+      // Logged in before on this page: log in again by itself, with a back-off.
+      if (c.authed || !c.resume) notice(`disconnected: ${reason}; reconnecting`, currentConv(), 'error');
+      scheduleRetry(reason);
+      return;
+    }
     loginSubmit.disabled = false;
     inputEl.disabled = true;
     sendButton.disabled = true;
-    if (c.authed) {
-      setStatus(`Disconnected: ${reason}`, 'bad');
-      notice(`disconnected: ${reason}`, currentConv(), 'error');
-      // Offer to log in again; the last conversation stays visible (read-only) below.
-      loginForm.hidden = false;
-      loginPassword.value = '';
-      loginPassword.focus();
-    } else {
-      setStatus(`Disconnected: ${reason}`, 'bad');
-      // Keep a more precise error (e.g. "too many failed logins" after auth_failed).
-      if (!loginError.textContent || c.byeReason) {
-        loginError.textContent = loginError.textContent && c.byeReason
-          ? `${loginError.textContent} (${c.byeReason})`
-          : reason;
-      }
+    setStatus(`Disconnected: ${reason}`, 'bad');
+    // Keep a more precise error (e.g. "too many failed logins" after auth_failed).
+    if (!loginError.textContent || c.byeReason) {
+      loginError.textContent = loginError.textContent && c.byeReason
+        ? `${loginError.textContent} (${c.byeReason})`
+        : reason;
     }
   }
+
+  // ---- reconnecting ------------------------------------------------------------
+
+  /** The wait before reconnection attempt `n` (0-based): 1 s doubling to 60 s, ±20 %. */
+  function retryDelay(n) {
+    const base = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(n, 16));
+    const jittered = base * (1 - RETRY_JITTER + Math.random() * 2 * RETRY_JITTER);
+    return Math.round(Math.min(RETRY_MAX_MS, jittered));
+  }
+
+  function scheduleRetry(reason) {
+    stopRetry();
+    retry.reason = reason;
+    retry.at = Date.now() + retryDelay(retry.attempt);
+    retry.attempt += 1;
+    statusEl.dataset.retry = String(retry.attempt); // which wait this is (1 s, 2 s, 4 s, ...)
+    retry.timer = setTimeout(reconnectNow, retry.at - Date.now());
+    retry.ticker = setInterval(showCountdown, 1000);
+    showCountdown();
+    showRetry(true);
+  }
+
+  function showCountdown() {
+    const secs = Math.max(1, Math.ceil((retry.at - Date.now()) / 1000));
+    setStatus(`Disconnected (${retry.reason}); reconnecting in ${secs} s…`, 'bad');
+  }
+
+  function stopRetry() {
+    clearTimeout(retry.timer);
+    clearInterval(retry.ticker);
+    retry.timer = null;
+    retry.ticker = null;
+    showRetry(false);
+  }
+
+  function showRetry(shown) {
+    if (reconnectButton) reconnectButton.hidden = !shown;
+  }
+
+  /** One reconnection attempt with the session's credentials. */
+  function reconnectNow() {
+    if (!session || (conn && !conn.abandoned)) return;
+    stopRetry();
+    setStatus('Reconnecting…');
+    connect(session.user, session.password, false, true);
+  }
+
+  if (reconnectButton) reconnectButton.addEventListener('click', reconnectNow);
+  // Back online (laptop woke up, network came back): no need to wait.
+  window.addEventListener('online', () => {
+    if (retry.timer) reconnectNow();
+  });
 
   // ---- start -------------------------------------------------------------------
 
