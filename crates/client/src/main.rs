@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
 use natter_client::login::{self, LoginError, Prompter, Reconnect, TerminalPrompter};
+use natter_client::reconnect::{self, Credentials, Reconnector};
 use natter_client::trust::PLAINTEXT_WARNING;
 use natter_client::{
     ClientError, Connection, SessionOptions, TrustConfig, format, interactive, plain,
@@ -82,7 +83,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
         server: &args.server,
         trust: trust.as_ref(),
     };
-    let login = match runtime.block_on(login::login(
+    let (login, password) = match runtime.block_on(login::login_keeping_password(
         &mut conn,
         &user,
         &password,
@@ -90,7 +91,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
         prompter,
         Some(&mut again),
     )) {
-        Ok(login) => login,
+        Ok(done) => done,
         Err(LoginError::Refused { code, message }) if plain => {
             println!("{}", format::error_line(code, &message));
             return Ok(1);
@@ -100,7 +101,6 @@ fn run(args: Args) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    drop(password);
 
     let options = SessionOptions::default();
     let result = if plain {
@@ -112,7 +112,19 @@ fn run(args: Args) -> anyhow::Result<i32> {
             &options,
         ))
     } else {
-        interactive::run(&runtime, conn, &login, &options)
+        // Interactive sessions reconnect by themselves: the password stays in memory
+        // for logging in again, and nowhere else.
+        let reconnector = Reconnector::new(
+            reconnect::SameServer {
+                server: args.server.clone(),
+                trust: trust.clone(),
+            },
+            Credentials {
+                user: login.user.clone(),
+                password,
+            },
+        );
+        interactive::run(&runtime, conn, &login, &options, Some(reconnector))
     };
     // Do not wait for a blocking stdin read that may never finish.
     runtime.shutdown_background();
