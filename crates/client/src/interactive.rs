@@ -48,6 +48,7 @@ use tokio::sync::mpsc;
 
 use crate::connection::{Authenticated, Connection};
 use crate::format;
+use crate::reconnect::{Reconnector, SameServer};
 use crate::session::{Frontend, Input, RunError, SessionOptions, drive};
 use crate::state::ChatState;
 
@@ -66,7 +67,9 @@ const INVISIBLE_LINE: &str = "\x1b[1A";
 
 /// Runs an interactive session for an already logged-in connection, on the terminal.
 ///
-/// Returns the server's `bye` reason (already printed). The caller should exit the process
+/// With a `reconnector`, a lost connection is restored by itself (see
+/// [`crate::reconnect`]): the status lines are printed above the line being typed, which
+/// stays as it is. Returns the server's `bye` reason (already printed). The caller should exit the process
 /// soon after this returns: if the server ended the session, the editor thread is still
 /// blocked reading the terminal (whose settings this function has restored).
 pub fn run(
@@ -74,6 +77,7 @@ pub fn run(
     mut conn: Connection,
     login: &Authenticated,
     options: &SessionOptions,
+    mut reconnector: Option<Reconnector<SameServer>>,
 ) -> Result<String, RunError> {
     let terminal_err = |e: ReadlineError| RunError::Terminal(e.to_string());
     let mut editor = DefaultEditor::new().map_err(terminal_err)?;
@@ -123,7 +127,13 @@ pub fn run(
         let _ = printed_tx.send(());
     });
 
-    let result = runtime.block_on(drive(&mut conn, &mut state, &mut frontend, options));
+    let result = runtime.block_on(drive(
+        &mut conn,
+        &mut state,
+        &mut frontend,
+        options,
+        reconnector.as_mut(),
+    ));
 
     let editor_blocked = frontend.in_readline.load(Ordering::SeqCst);
     if editor_blocked && let Ok(reason) = &result {
@@ -365,6 +375,7 @@ impl SavedTerminal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconnect::NoDial;
     use std::time::Duration;
 
     use futures::{SinkExt, StreamExt};
@@ -398,11 +409,12 @@ mod tests {
             in_readline,
         } = ends;
         let chat = tokio::spawn(async move {
-            let r = drive(
+            let r = drive::<_, NoDial>(
                 &mut conn,
                 &mut state,
                 &mut frontend,
                 &SessionOptions::default(),
+                None,
             )
             .await;
             (r, frontend.in_readline.load(Ordering::SeqCst))
@@ -431,15 +443,18 @@ mod tests {
         enter(Input::Line("psst".into())).await.expect("send");
         let frame = timeout(T, server.next()).await.expect("in time");
         let frame = decode_client(&frame.expect("open").expect("line")).expect("frame");
-        assert_eq!(
-            frame,
-            ClientFrame::Private {
-                id: None,
-                to: "bob".into(),
-                text: "psst".into(),
-                client_id: None
-            }
-        );
+        // Every message goes out with a request id and a fresh client id (for retries).
+        let ClientFrame::Private {
+            id: Some(_),
+            to,
+            text,
+            client_id: Some(client_id),
+        } = frame
+        else {
+            panic!("expected a private message with ids, got {frame:?}");
+        };
+        assert_eq!((to.as_str(), text.as_str()), ("bob", "psst"));
+        assert_eq!(client_id.len(), 32);
         assert_eq!(next_prompt(&prompt_rx), "[@bob] > ");
 
         // Incoming messages go to the printer.

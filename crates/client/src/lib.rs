@@ -30,6 +30,7 @@ pub mod interactive;
 pub mod login;
 pub mod plain;
 pub mod prompt;
+pub mod reconnect;
 pub mod session;
 pub mod state;
 pub mod trust;

@@ -186,16 +186,32 @@ pub async fn login(
     password: &str,
     register: bool,
     prompter: Option<&mut dyn Prompter>,
-    mut reconnect: Option<&mut dyn Reconnect>,
+    reconnect: Option<&mut dyn Reconnect>,
 ) -> Result<Authenticated, LoginError> {
+    login_keeping_password(conn, user, password, register, prompter, reconnect)
+        .await
+        .map(|(ok, _)| ok)
+}
+
+/// Like [`login`], but also returns the password that worked (it may have been typed
+/// again), for logging in again after a reconnect.
+pub async fn login_keeping_password(
+    conn: &mut Connection,
+    user: &str,
+    password: &str,
+    register: bool,
+    prompter: Option<&mut dyn Prompter>,
+    mut reconnect: Option<&mut dyn Reconnect>,
+) -> Result<(Authenticated, String), LoginError> {
     let Some(prompter) = prompter.filter(|_| !register) else {
-        return Ok(conn.authenticate(user, password, register).await?);
+        let ok = conn.authenticate(user, password, register).await?;
+        return Ok((ok, password.to_string()));
     };
     let mut password = password.to_string();
     let mut register = false;
     for _ in 0..MAX_ATTEMPTS {
         let error = match attempt(conn, &mut reconnect, prompter, user, &password, register).await {
-            Ok(ok) => return Ok(ok),
+            Ok(ok) => return Ok((ok, password)),
             Err(e) => e,
         };
         match error {

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
 use natter_client::login::{self, LoginError, Prompter, Reconnect, TerminalPrompter};
+use natter_client::reconnect::{self, Credentials, Reconnector};
 use natter_client::trust::PLAINTEXT_WARNING;
 use natter_client::{
     ClientError, Connection, SessionOptions, TrustConfig, format, interactive, plain, tui,
@@ -86,7 +87,7 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
         server: &args.server,
         trust: trust.as_ref(),
     };
-    let login = match runtime.block_on(login::login(
+    let (login, password) = match runtime.block_on(login::login_keeping_password(
         &mut conn,
         &user,
         &password,
@@ -94,7 +95,7 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
         prompter,
         Some(&mut again),
     )) {
-        Ok(login) => login,
+        Ok(done) => done,
         Err(LoginError::Refused { code, message }) if plain => {
             println!("{}", format::error_line(code, &message));
             return Ok(1);
@@ -104,7 +105,6 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    drop(password);
 
     let options = SessionOptions::default();
     let result = if plain {
@@ -116,7 +116,19 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
             &options,
         ))
     } else if args.line {
-        interactive::run(&runtime, conn, &login, &options)
+        // Interactive sessions reconnect by themselves: the password stays in memory
+        // for logging in again, and nowhere else.
+        let reconnector = Reconnector::new(
+            reconnect::SameServer {
+                server: args.server.clone(),
+                trust: trust.clone(),
+            },
+            Credentials {
+                user: login.user.clone(),
+                password,
+            },
+        );
+        interactive::run(&runtime, conn, &login, &options, Some(reconnector))
     } else {
         let status = tui::Status {
             server: args.server.clone(),

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use crate::connection::{Authenticated, Connection};
 use crate::format;
 use crate::input::{InputLine, InputLines};
+use crate::reconnect::{Dial, NoDial, Reconnector};
 use crate::session::{Frontend, Input, RunError, SessionOptions, drive};
 use crate::state::ChatState;
 
@@ -41,7 +42,7 @@ where
         .await
         .map_err(RunError::Output)?;
     let mut state = ChatState::new(login.user.clone());
-    let reason = drive(conn, &mut state, &mut frontend, options).await?;
+    let reason = drive::<_, NoDial>(conn, &mut state, &mut frontend, options, None).await?;
     frontend
         .show(format::bye_line(&reason))
         .await
@@ -82,4 +83,40 @@ where
     fn warn(&mut self, text: &str) {
         eprintln!("natter: {text}");
     }
+}
+
+/// Like [`run`], but when the connection is lost (or the server restarts) the session
+/// reconnects with `reconnector` instead of ending, as the interactive client does (see
+/// [`crate::reconnect`]); its status lines (`-- connection lost; reconnecting in 1 s
+/// (attempt 1) --`, `-- reconnected --`) are output lines like any other. The `natter`
+/// binary does not use this in plain mode (`--plain` still ends on a lost connection, so
+/// scripts notice); it is here for programs embedding the client, and for tests.
+pub async fn run_reconnecting<R, W, D>(
+    conn: &mut Connection,
+    login: &Authenticated,
+    input: R,
+    output: W,
+    options: &SessionOptions,
+    reconnector: &mut Reconnector<D>,
+) -> Result<String, RunError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+    D: Dial,
+{
+    let mut frontend = PlainFrontend {
+        input: InputLines::new(BufReader::new(input), MAX_INPUT_LINE),
+        output,
+    };
+    frontend
+        .show(format::logged_in_line(&login.user, login.registered))
+        .await
+        .map_err(RunError::Output)?;
+    let mut state = ChatState::new(login.user.clone());
+    let reason = drive(conn, &mut state, &mut frontend, options, Some(reconnector)).await?;
+    frontend
+        .show(format::bye_line(&reason))
+        .await
+        .map_err(RunError::Output)?;
+    Ok(reason)
 }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::connection::{ClientError, Connection};
 use crate::format;
+use crate::reconnect::{self, Dial, Outbox, Reconnector, Recovered};
 use crate::state::{Action, ChatState, Reaction};
 
 /// How long to wait for the server's `bye` after sending `quit`, unless configured.
@@ -69,6 +70,10 @@ pub enum RunError {
     /// The server did not say `bye` in time after `quit`.
     #[error("the server did not confirm quitting within {} s", .0.as_secs())]
     QuitTimeout(Duration),
+    /// The connection was lost and could not be restored (for example the login is no
+    /// longer accepted).
+    #[error("connection lost and not restored: {0}")]
+    Reconnect(String),
     /// The line editor could not be set up.
     #[error("terminal error: {0}")]
     Terminal(String),
@@ -102,44 +107,59 @@ pub(crate) trait Frontend {
 }
 
 /// Runs the chat until the server says `bye`; returns its reason.
-pub(crate) async fn drive<F: Frontend>(
+///
+/// With a `reconnector`, a lost connection (or a `bye` the user did not ask for, say
+/// because the server is restarting) is not the end: [`reconnect::recover`] gets back in
+/// and the chat goes on. Without one, it ends the session as an error.
+pub(crate) async fn drive<F: Frontend, D: Dial>(
     conn: &mut Connection,
     state: &mut ChatState,
     frontend: &mut F,
     options: &SessionOptions,
+    mut reconnector: Option<&mut Reconnector<D>>,
 ) -> Result<String, RunError> {
+    // Messages sent but not acknowledged yet: sent again after a reconnect.
+    let mut outbox = Outbox::new();
     // Set once `quit` was sent: from then on input is no longer read.
     let mut quit_deadline: Option<Instant> = None;
     // Set while the answer to a `/join` or `/part` is awaited: input waits until then.
     let mut answer_deadline: Option<Instant> = None;
     loop {
-        tokio::select! {
+        // Why the connection is gone, when it is.
+        let lost: Lost = tokio::select! {
             // Frames first: answering pings and showing messages never waits behind typing.
             biased;
-            frame = conn.recv() => {
-                let frame = match frame {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => return Err(ClientError::Closed.into()),
-                    // One undecodable line (say, a frame type from a newer server) is
-                    // skipped; a broken stream ends on the next read anyway.
-                    Err(ClientError::BadFrame(why)) => {
-                        frontend.warn(&format!("ignored a frame from the server: {why}"));
-                        continue;
+            frame = conn.recv() => match frame {
+                Ok(Some(frame)) => {
+                    outbox.on_frame(&frame);
+                    let lost = match state.on_frame(&frame) {
+                        Reaction::Ignore => Lost::Nothing,
+                        Reaction::Show(lines) => {
+                            show_all(frontend, lines).await?;
+                            Lost::Nothing
+                        }
+                        Reaction::Reply(reply) => match conn.send(&reply).await {
+                            Ok(()) => Lost::Nothing,
+                            Err(e) => Lost::Error(e),
+                        },
+                        Reaction::Bye(reason) => Lost::Bye(reason),
+                    };
+                    if answer_deadline.is_some() && state.awaiting().is_none() {
+                        // The answer arrived: the prompt now shows where lines go.
+                        answer_deadline = None;
+                        frontend.ready(Some(&state.prompt()));
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                match state.on_frame(&frame) {
-                    Reaction::Ignore => {}
-                    Reaction::Show(lines) => show_all(frontend, lines).await?,
-                    Reaction::Reply(reply) => conn.send(&reply).await?,
-                    Reaction::Bye(reason) => return Ok(reason),
+                    lost
                 }
-                if answer_deadline.is_some() && state.awaiting().is_none() {
-                    // The answer arrived: the prompt now shows where lines go.
-                    answer_deadline = None;
-                    frontend.ready(Some(&state.prompt()));
+                Ok(None) => Lost::Error(ClientError::Closed),
+                // One undecodable line (say, a frame type from a newer server) is
+                // skipped; a broken stream ends on the next read anyway.
+                Err(ClientError::BadFrame(why)) => {
+                    frontend.warn(&format!("ignored a frame from the server: {why}"));
+                    Lost::Nothing
                 }
-            }
+                Err(e) => Lost::Error(e),
+            },
             input = frontend.next_input(), if quit_deadline.is_none() && answer_deadline.is_none() => {
                 let action = match input.map_err(RunError::Input)? {
                     Input::Line(line) => state.handle_line(&line),
@@ -148,14 +168,25 @@ pub(crate) async fn drive<F: Frontend>(
                     ))]),
                     Input::End => Action::Exit,
                 };
+                let mut lost = Lost::Nothing;
                 match action {
                     Action::Nothing => {}
-                    Action::Send(frame) => conn.send(&frame).await?,
+                    Action::Send(frame) => {
+                        let frame = match frame {
+                            ClientFrame::Public { .. } | ClientFrame::Private { .. } => {
+                                outbox.stamp(frame, reconnect::client_id())
+                            }
+                            other => other,
+                        };
+                        if let Err(e) = conn.send(&frame).await {
+                            lost = Lost::Error(e);
+                        }
+                    }
                     Action::Show(lines) => show_all(frontend, lines).await?,
                     Action::Exit => {
                         frontend.ready(None);
-                        conn.send(&ClientFrame::Quit { id: None, message: None }).await?;
                         quit_deadline = Some(Instant::now() + options.quit_timeout);
+                        conn.send(&ClientFrame::Quit { id: None, message: None }).await?;
                         continue;
                     }
                 }
@@ -164,6 +195,7 @@ pub(crate) async fn drive<F: Frontend>(
                 } else {
                     frontend.ready(Some(&state.prompt()));
                 }
+                lost
             }
             () = tokio::time::sleep_until(answer_deadline.unwrap_or_else(Instant::now)),
                 if answer_deadline.is_some() =>
@@ -176,14 +208,63 @@ pub(crate) async fn drive<F: Frontend>(
                 ));
                 show_all(frontend, vec![line]).await?;
                 frontend.ready(Some(&state.prompt()));
+                Lost::Nothing
             }
             () = tokio::time::sleep_until(quit_deadline.unwrap_or_else(Instant::now)),
                 if quit_deadline.is_some() =>
             {
                 return Err(RunError::QuitTimeout(options.quit_timeout));
             }
+        };
+        let reconnector = match (lost, reconnector.as_deref_mut()) {
+            (Lost::Nothing, _) => continue,
+            // Leaving, or not reconnecting: the session ends as it always did.
+            (Lost::Bye(reason), _) if quit_deadline.is_some() || !worth_reconnecting(&reason) => {
+                return Ok(reason);
+            }
+            (Lost::Bye(reason), None) => return Ok(reason),
+            (Lost::Error(e), None) => return Err(e.into()),
+            (Lost::Error(e), Some(_)) if quit_deadline.is_some() => return Err(e.into()),
+            (Lost::Bye(_) | Lost::Error(_), Some(reconnector)) => reconnector,
+        };
+        // While the answer to `/join` or `/part` was awaited, the editor had no prompt;
+        // that answer cannot come now.
+        let prompt_held = answer_deadline.take().is_some();
+        state.stop_awaiting();
+        if prompt_held {
+            frontend.ready(Some(&state.prompt()));
+        }
+        match reconnect::recover(conn, state, &mut outbox, frontend, reconnector)
+            .await
+            .map_err(RunError::Output)?
+        {
+            Recovered::Reconnected => {}
+            Recovered::Quit => {
+                frontend.ready(None);
+                return Ok("quit".to_string());
+            }
+            Recovered::GaveUp(why) => {
+                frontend.ready(None);
+                return Err(RunError::Reconnect(why));
+            }
         }
     }
+}
+
+/// What a turn of the chat loop found out about the connection.
+enum Lost {
+    /// It is fine.
+    Nothing,
+    /// The server said `bye` with this reason.
+    Bye(String),
+    /// It failed or was closed without `bye`.
+    Error(ClientError),
+}
+
+/// Whether a `bye` the user did not ask for is worth reconnecting after: not when the
+/// server threw us out for flooding (coming back would flood again).
+fn worth_reconnecting(reason: &str) -> bool {
+    !reason.contains("flooding")
 }
 
 /// Shows lines in order.

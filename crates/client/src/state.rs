@@ -19,9 +19,13 @@
 //!   `/part` are sent with an id, and the current room only changes when the answer echoing
 //!   it arrives; [`ChatState::awaiting`] tells the chat loop to hold the next prompt until
 //!   then (see [`crate::session`]);
-//! - `/history` requests in flight, to say `no earlier messages` when an answer is empty.
+//! - `/history` requests in flight, to say `no earlier messages` when an answer is empty;
+//! - the newest `msg_id` seen per conversation, where catching up after a reconnect stops
+//!   (see [`crate::reconnect`]), and the ids of the last [`SEEN_WINDOW`] messages shown,
+//!   so a live message that arrives twice (after the history that had it, or as the stored
+//!   original answering a retried send) is shown once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use natter_proto::{
     ClientFrame, DEFAULT_ROOM, FrameId, HistoryEntry, MAX_LINE, ServerFrame, encode, name_key,
@@ -48,6 +52,9 @@ pub const HELP: &[&str] = &[
     "[help] //TEXT             send TEXT starting with a single / (//shrug sends /shrug)",
     "[help] Room names are like user names, with an optional # (#rust and Rust are the same).",
 ];
+
+/// How many message ids are remembered to drop a live message that was already shown.
+pub const SEEN_WINDOW: usize = 4096;
 
 /// The local error for a plain line (or a command needing a room) outside any room.
 pub const NO_ROOM: &str = "you are in no room; /join ROOM";
@@ -109,6 +116,12 @@ pub struct ChatState {
     focus: Option<String>,
     /// The oldest `msg_id` seen per conversation: `/history` pages back from there.
     oldest: HashMap<Conversation, u64>,
+    /// The newest `msg_id` seen per conversation: catching up after a reconnect stops there.
+    newest: HashMap<Conversation, u64>,
+    /// The ids of the messages shown most recently (at most [`SEEN_WINDOW`]).
+    shown: HashSet<u64>,
+    /// The same ids, oldest first, to forget the oldest.
+    shown_order: VecDeque<u64>,
     /// The `/join` or `/part` whose answer the next prompt depends on.
     awaiting: Option<FrameId>,
     /// `/history` requests in flight.
@@ -126,6 +139,9 @@ impl ChatState {
             current: Some(DEFAULT_ROOM.to_string()),
             focus: None,
             oldest: HashMap::new(),
+            newest: HashMap::new(),
+            shown: HashSet::new(),
+            shown_order: VecDeque::new(),
             awaiting: None,
             history_requests: Vec::new(),
             next_id: 1,
@@ -298,11 +314,17 @@ impl ChatState {
             }
             ServerFrame::Bye { reason } => return Reaction::Bye(reason.clone()),
             ServerFrame::Public { msg_id, room, .. } => {
+                if !self.remember_shown(*msg_id) {
+                    return Reaction::Ignore;
+                }
                 self.saw(Conversation::Room(room.clone()), *msg_id);
             }
             ServerFrame::Private {
                 msg_id, from, to, ..
             } => {
+                if !self.remember_shown(*msg_id) {
+                    return Reaction::Ignore;
+                }
                 let other = if name_key(from) == name_key(&self.user) {
                     to
                 } else {
@@ -373,8 +395,11 @@ impl ChatState {
             (None, Some(with)) => Some(Conversation::With(name_key(with))),
             (None, None) => None,
         };
-        if let (Some(c), Some(oldest)) = (&conversation, messages.iter().map(|m| m.msg_id).min()) {
-            self.saw(c.clone(), oldest);
+        if let Some(c) = &conversation {
+            for m in messages {
+                self.saw(c.clone(), m.msg_id);
+                self.remember_shown(m.msg_id);
+            }
         }
         let mut lines = format::history_lines(room.as_deref(), with.as_deref(), messages);
         let pending = id.and_then(|id| self.history_requests.iter().position(|p| p.id == *id));
@@ -396,10 +421,88 @@ impl ChatState {
 
     /// Records that message `msg_id` of `conversation` was seen.
     fn saw(&mut self, conversation: Conversation, msg_id: u64) {
+        self.newest
+            .entry(conversation.clone())
+            .and_modify(|newest| *newest = (*newest).max(msg_id))
+            .or_insert(msg_id);
         self.oldest
             .entry(conversation)
             .and_modify(|oldest| *oldest = (*oldest).min(msg_id))
             .or_insert(msg_id);
+    }
+
+    /// Remembers that message `msg_id` was shown; false if it already was (recently).
+    fn remember_shown(&mut self, msg_id: u64) -> bool {
+        if !self.shown.insert(msg_id) {
+            return false;
+        }
+        self.shown_order.push_back(msg_id);
+        if self.shown_order.len() > SEEN_WINDOW
+            && let Some(old) = self.shown_order.pop_front()
+        {
+            self.shown.remove(&old);
+        }
+        true
+    }
+
+    /// What to catch up on after a reconnect: every room this session is in and every
+    /// private conversation seen, each with the newest message id seen in it (`None`
+    /// when none was). Rooms as `(Some(room), None, newest)`, conversations as
+    /// `(None, Some(user), newest)`.
+    pub fn catch_up_targets(&self) -> Vec<(Option<String>, Option<String>, Option<u64>)> {
+        let mut targets: Vec<_> = self
+            .rooms
+            .iter()
+            .map(|room| {
+                let newest = self.newest.get(&Conversation::Room(room.clone())).copied();
+                (Some(room.clone()), None, newest)
+            })
+            .collect();
+        let mut partners: Vec<_> = self
+            .newest
+            .iter()
+            .filter_map(|(c, newest)| match c {
+                Conversation::With(user) => Some((None, Some(user.clone()), Some(*newest))),
+                Conversation::Room(_) => None,
+            })
+            .collect();
+        partners.sort();
+        targets.extend(partners);
+        targets
+    }
+
+    /// Takes in a message missed while disconnected (from a catch-up `history` answer for
+    /// `room` or the conversation `with`): records it and returns its display lines, or
+    /// `None` when it was already shown.
+    pub fn missed(
+        &mut self,
+        room: Option<&str>,
+        with: Option<&str>,
+        entry: &HistoryEntry,
+    ) -> Option<Vec<String>> {
+        let conversation = match (room, with) {
+            (Some(room), _) => Conversation::Room(room.to_string()),
+            (None, Some(with)) => Conversation::With(name_key(with)),
+            (None, None) => return None,
+        };
+        if !self.remember_shown(entry.msg_id) {
+            return None;
+        }
+        self.saw(conversation, entry.msg_id);
+        Some(format::history_lines(
+            room,
+            with,
+            std::slice::from_ref(entry),
+        ))
+    }
+
+    /// Forgets `room` (rejoining it after a reconnect failed), moving the current room as
+    /// a `parted` would.
+    pub fn forget_room(&mut self, room: &str) {
+        self.on_frame(&ServerFrame::Parted {
+            id: None,
+            room: room.to_string(),
+        });
     }
 
     /// A fresh request id.

@@ -36,9 +36,14 @@ fn known_servers(dir: &Path) -> PathBuf {
 /// Starts the server (TLS, self-signed) on a free port; returns it, its address and its
 /// certificate fingerprint.
 async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
+    start_server_on(dir, "127.0.0.1:0").await
+}
+
+/// Like [`start_server`], listening on `listen`.
+async fn start_server_on(dir: &Path, listen: &str) -> (tokio::process::Child, String, String) {
     let mut server = scrubbed(server_binary().await)
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(listen)
         .arg("--web-listen")
         .arg("off")
         .arg("--irc-listen")
@@ -276,7 +281,7 @@ async fn interactive_prompt_focus_incoming_messages_and_ctrl_d() {
 }
 
 #[tokio::test]
-async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal() {
+async fn server_ending_the_session_mid_line_reconnects_and_ctrl_d_still_leaves() {
     if !can_run() {
         return;
     }
@@ -289,26 +294,36 @@ async fn server_ending_the_session_mid_line_prints_why_and_restores_the_terminal
     })
     .await;
 
-    // A graceful shutdown (SIGTERM): the server says bye while Dave is typing.
+    // A graceful shutdown (SIGTERM): the server says why, and the client waits to
+    // reconnect instead of leaving, the unfinished line as it was.
     let pid = server.id().expect("server running").to_string();
     let status = StdCommand::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill runs");
     assert!(status.success());
+    let screen = tmux
+        .wait_for("the reconnecting status", |s| {
+            s.contains("-- connection lost; reconnecting in ")
+        })
+        .await;
+    assert!(screen.contains("server is shutting down"), "{screen}");
+    assert_eq!(last_line(&screen), "[#lobby] > not finished", "{screen}");
+    let _ = timeout(T, server.wait()).await;
+
+    // Ctrl-C clears the line, Ctrl-D leaves while still disconnected.
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("the cleared line", |s| last_line(s) == "[#lobby] >")
+        .await;
+    tmux.keys(&["C-d"]);
     let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
-    assert!(screen.contains("[bye] "), "{screen}");
-    assert!(
-        screen.contains("[#lobby] > not finished"),
-        "the unfinished line stays visible: {screen}"
-    );
+    assert!(screen.contains("[bye] quit"), "{screen}");
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(screen.contains("TTY=SANE"), "{screen}");
-    let _ = timeout(T, server.wait()).await;
 }
 
 #[tokio::test]
-async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
+async fn a_changed_certificate_after_a_crash_ends_the_session_and_restores_the_terminal() {
     if !can_run() {
         return;
     }
@@ -321,12 +336,27 @@ async fn server_vanishing_mid_line_is_an_error_and_restores_the_terminal() {
     })
     .await;
 
-    // SIGKILL: the connection just ends, without bye.
+    // SIGKILL: the connection just ends, without bye; the client starts reconnecting.
     server.start_kill().expect("kill server");
+    tmux.wait_for("the reconnecting status", |s| {
+        s.contains("-- connection lost; reconnecting in ")
+    })
+    .await;
+    let _ = timeout(T, server.wait()).await;
+    // Another server on the same port, with another certificate: the pin refuses it and
+    // the client stops instead of retrying, with the terminal restored.
+    let other = tempfile::tempdir().expect("temp dir");
+    let (mut server, again, other_fingerprint) = start_server_on(other.path(), &addr).await;
+    assert_eq!(again, addr);
+    assert_ne!(other_fingerprint, fingerprint);
     let screen = tmux.wait_for("the exit", |s| s.contains("TTY=")).await;
-    assert!(screen.contains("server closed the connection"), "{screen}");
+    assert!(
+        screen.contains("connection lost and not restored"),
+        "{screen}"
+    );
     assert!(screen.contains("EXIT=1"), "{screen}");
     assert!(screen.contains("TTY=SANE"), "{screen}");
+    let _ = server.start_kill();
     let _ = timeout(T, server.wait()).await;
 }
 

@@ -99,6 +99,52 @@ fn private(to: &str, text: &str) -> ClientFrame {
     }
 }
 
+/// A frame as the client sent it, with the request id and client id of a message checked
+/// (both present; the client id 32 hex digits) and then removed, to compare with
+/// [`public`] and [`private`].
+fn sent(frame: ClientFrame) -> ClientFrame {
+    let check = |id: &Option<_>, client_id: &Option<String>| {
+        assert!(
+            id.is_some(),
+            "a message goes out with a request id: {frame:?}"
+        );
+        let client_id = client_id.as_deref().expect("a message has a client id");
+        assert!(client_id.len() == 32 && client_id.chars().all(|c| c.is_ascii_hexdigit()));
+    };
+    match frame.clone() {
+        ClientFrame::Public {
+            id,
+            room,
+            text,
+            client_id,
+        } => {
+            check(&id, &client_id);
+            ClientFrame::Public {
+                id: None,
+                room,
+                text,
+                client_id: None,
+            }
+        }
+        ClientFrame::Private {
+            id,
+            to,
+            text,
+            client_id,
+            ..
+        } => {
+            check(&id, &client_id);
+            ClientFrame::Private {
+                id: None,
+                to,
+                text,
+                client_id: None,
+            }
+        }
+        other => other,
+    }
+}
+
 fn bye() -> ServerFrame {
     ServerFrame::Bye {
         reason: "quit".into(),
@@ -111,11 +157,14 @@ async fn input_lines_become_frames_and_eof_quits_only_after_bye() {
     c.type_lines("hello all\n/msg bob psst\n/list\n   \n").await;
     c.close_stdin();
 
-    assert_eq!(c.server.expect().await, public("hello all"));
-    assert_eq!(c.server.expect().await, private("bob", "psst"));
-    assert_eq!(c.server.expect().await, ClientFrame::List { id: None });
+    assert_eq!(sent(c.server.expect().await), public("hello all"));
+    assert_eq!(sent(c.server.expect().await), private("bob", "psst"));
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
+        ClientFrame::List { id: None }
+    );
+    assert_eq!(
+        sent(c.server.expect().await),
         ClientFrame::Quit {
             id: None,
             message: None
@@ -145,9 +194,9 @@ async fn input_lines_become_frames_and_eof_quits_only_after_bye() {
 async fn exit_command_behaves_like_eof_and_ignores_later_lines() {
     let mut c = Client::start(SessionOptions::default()).await;
     c.type_lines("first\n/exit\nnever sent\n").await;
-    assert_eq!(c.server.expect().await, public("first"));
+    assert_eq!(sent(c.server.expect().await), public("first"));
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
         ClientFrame::Quit {
             id: None,
             message: None
@@ -170,13 +219,16 @@ async fn pings_are_answered_with_their_id_and_print_nothing() {
         })
         .await;
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
         ClientFrame::Pong {
             id: Some(FrameId::Str("k1".into()))
         }
     );
     c.server.send(ServerFrame::Ping { id: None }).await;
-    assert_eq!(c.server.expect().await, ClientFrame::Pong { id: None });
+    assert_eq!(
+        sent(c.server.expect().await),
+        ClientFrame::Pong { id: None }
+    );
     c.server
         .send(ServerFrame::System {
             text: "after pings".into(),
@@ -265,7 +317,7 @@ async fn focus_mode_local_errors_and_help_work_in_plain_mode() {
             .await
             .starts_with("[focus] talking privately to bob")
     );
-    assert_eq!(c.server.expect().await, private("bob", "hi"));
+    assert_eq!(sent(c.server.expect().await), private("bob", "hi"));
     assert!(
         c.stdout
             .line()
@@ -273,14 +325,14 @@ async fn focus_mode_local_errors_and_help_work_in_plain_mode() {
             .starts_with("[error] unknown command '/bogus'")
     );
     assert_eq!(c.stdout.line().await, "[focus] back to #lobby");
-    assert_eq!(c.server.expect().await, public("all"));
-    assert_eq!(c.server.expect().await, public("/shrug"));
+    assert_eq!(sent(c.server.expect().await), public("all"));
+    assert_eq!(sent(c.server.expect().await), public("/shrug"));
     let help = c.stdout.line().await;
     assert!(help.starts_with("[help] "), "{help}");
     // The unknown command sent nothing: the next frame is the quit after EOF.
     c.close_stdin();
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
         ClientFrame::Quit {
             id: None,
             message: None
@@ -297,7 +349,7 @@ async fn an_overlong_input_line_is_refused_and_the_next_one_works() {
         c.stdout.line().await.contains("longer than"),
         "too-long line reported"
     );
-    assert_eq!(c.server.expect().await, public("short"));
+    assert_eq!(sent(c.server.expect().await), public("short"));
 }
 
 #[tokio::test]
@@ -355,7 +407,7 @@ async fn a_server_that_never_says_bye_cannot_keep_the_client() {
     let mut c = Client::start(options).await;
     c.close_stdin();
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
         ClientFrame::Quit {
             id: None,
             message: None
@@ -425,15 +477,18 @@ async fn join_holds_the_next_line_until_answered_then_lines_go_to_the_new_room()
     );
     assert_eq!(c.stdout.line().await, "[history] #rust <bob> earlier");
     // Had the client not waited, this would have gone to the lobby.
-    assert_eq!(c.server.expect().await, public_in("rust", "hello"));
+    assert_eq!(sent(c.server.expect().await), public_in("rust", "hello"));
     assert_eq!(
-        c.server.expect().await,
+        sent(c.server.expect().await),
         ClientFrame::Who {
             id: None,
             room: "rust".into()
         }
     );
-    assert_eq!(c.server.expect().await, ClientFrame::Rooms { id: None });
+    assert_eq!(
+        sent(c.server.expect().await),
+        ClientFrame::Rooms { id: None }
+    );
     c.server
         .send(ServerFrame::Who {
             id: None,
@@ -476,7 +531,7 @@ async fn join_holds_the_next_line_until_answered_then_lines_go_to_the_new_room()
         })
         .await;
     assert_eq!(c.stdout.line().await, "[parted] #rust");
-    assert_eq!(c.server.expect().await, public("back"));
+    assert_eq!(sent(c.server.expect().await), public("back"));
 }
 
 #[tokio::test]
@@ -497,7 +552,7 @@ async fn a_refused_join_is_shown_and_lines_stay_in_the_current_room() {
         c.stdout.line().await,
         "[error] you are in too many rooms (too_many_rooms)"
     );
-    assert_eq!(c.server.expect().await, public("still here"));
+    assert_eq!(sent(c.server.expect().await), public("still here"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -513,7 +568,7 @@ async fn an_unanswered_join_holds_input_only_until_the_answer_timeout() {
         c.stdout.line().await,
         "[error] no answer from the server within 2 s; carrying on"
     );
-    assert_eq!(c.server.expect().await, public("anyway"));
+    assert_eq!(sent(c.server.expect().await), public("anyway"));
 }
 
 #[tokio::test]
@@ -535,7 +590,7 @@ async fn parting_the_last_room_leaves_plain_lines_nowhere_to_go() {
         c.stdout.line().await,
         "[error] you are in no room; /join ROOM"
     );
-    assert_eq!(c.server.expect().await, private("bob", "still works"));
+    assert_eq!(sent(c.server.expect().await), private("bob", "still works"));
 }
 
 #[tokio::test]
@@ -666,7 +721,7 @@ async fn queued_and_late_private_messages_are_marked() {
         "*bob -> alice* you there? (sent 2026-11-22 14:03 UTC, delivered late)"
     );
     c.type_lines("/msg carol see you\n").await;
-    assert_eq!(c.server.expect().await, private("carol", "see you"));
+    assert_eq!(sent(c.server.expect().await), private("carol", "see you"));
     c.server
         .send(ServerFrame::Private {
             msg_id: 13,

@@ -637,3 +637,69 @@ fn frames_become_lines_byes_end_and_acks_are_ignored() {
         Reaction::Ignore
     );
 }
+
+#[test]
+fn a_live_message_shown_already_is_not_shown_again() {
+    let mut s = ChatState::new("alice");
+    let live = |msg_id, text: &str| ServerFrame::Public {
+        msg_id,
+        room: "lobby".into(),
+        from: "bob".into(),
+        text: text.into(),
+        ts: 1,
+    };
+    assert_eq!(s.on_frame(&live(5, "hi")), show("#lobby <bob> hi"));
+    // The stored original answering a retried send, or a message also in a history.
+    assert_eq!(s.on_frame(&live(5, "hi")), Reaction::Ignore);
+    s.on_frame(&room_history(
+        None,
+        "lobby",
+        vec![entry(6, "bob", None, "x")],
+        true,
+    ));
+    assert_eq!(s.on_frame(&live(6, "x")), Reaction::Ignore);
+    assert_eq!(s.on_frame(&live(7, "new")), show("#lobby <bob> new"));
+}
+
+#[test]
+fn catching_up_knows_the_newest_message_of_each_conversation() {
+    let mut s = ChatState::new("alice");
+    join(&mut s, "/join rust", "rust");
+    s.on_frame(&room_history(
+        None,
+        "lobby",
+        vec![entry(3, "bob", None, "a"), entry(9, "bob", None, "b")],
+        true,
+    ));
+    s.on_frame(&ServerFrame::Private {
+        msg_id: 12,
+        from: "Bob".into(),
+        to: "alice".into(),
+        text: "psst".into(),
+        ts: 1,
+        late: false,
+    });
+    assert_eq!(
+        s.catch_up_targets(),
+        [
+            (Some("lobby".to_string()), None, Some(9)),
+            (Some("rust".to_string()), None, None),
+            (None, Some("bob".to_string()), Some(12)),
+        ]
+    );
+    // A missed message is shown once, as history, and moves the newest mark.
+    let missed = entry(13, "carol", None, "while away");
+    assert_eq!(
+        s.missed(Some("rust"), None, &missed),
+        Some(vec!["[history] #rust <carol> while away".to_string()])
+    );
+    assert_eq!(s.missed(Some("rust"), None, &missed), None);
+    assert_eq!(
+        s.catch_up_targets()[1],
+        (Some("rust".into()), None, Some(13))
+    );
+    // A room that could not be joined again is forgotten.
+    s.forget_room("rust");
+    assert_eq!(s.rooms(), ["lobby"]);
+    assert_eq!(s.current_room(), Some("lobby"));
+}

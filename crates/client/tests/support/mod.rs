@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bins;
+pub mod proxy;
 pub mod tmux;
 
 use std::net::SocketAddr;
