@@ -129,7 +129,7 @@ async fn a_restarted_server_is_rejoined_with_the_half_typed_line_intact() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {via_proxy} --user dave \
+            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {via_proxy} --user dave --line \
              --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
             env!("CARGO_BIN_EXE_natter"),
             known_servers(dir.path()).display(),
