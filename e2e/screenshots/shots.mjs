@@ -24,7 +24,7 @@ const SOCKET = env('TMUX_SOCKET');
 // ---- tmux ---------------------------------------------------------------------------
 
 function tmux(...args) {
-  const r = spawnSync('tmux', ['-f', '/dev/null', '-L', SOCKET, ...args], { encoding: 'utf8' });
+  const r = spawnSync('tmux', ['-f', '/dev/null', '-S', SOCKET, ...args], { encoding: 'utf8' });
   check(r.status === 0, `tmux ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }

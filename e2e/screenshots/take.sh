@@ -32,10 +32,10 @@ CARGO_INCREMENTAL=0 cargo build --release -p natter-server -p natter-client
 BIN=$ROOT/target/release
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/natter-shots.XXXXXX")
-TMUX_SOCKET=natter-shots-$$
+TMUX_SOCKET=$WORK/tmux.sock
 SERVER_PID=
 cleanup() {
-  tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null || true
+  tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null || true
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
