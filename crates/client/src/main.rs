@@ -115,7 +115,7 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
             tokio::io::stdout(),
             &options,
         ))
-    } else if args.line {
+    } else {
         // Interactive sessions reconnect by themselves: the password stays in memory
         // for logging in again, and nowhere else.
         let reconnector = Reconnector::new(
@@ -128,14 +128,24 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
                 password,
             },
         );
-        interactive::run(&runtime, conn, &login, &options, Some(reconnector))
-    } else {
-        let status = tui::Status {
-            server: args.server.clone(),
-            security: tui::security_label(outcome.as_ref()),
-            connection: String::new(),
-        };
-        tui::run(&runtime, conn, &login, status, utc_offset, &options)
+        if args.line {
+            interactive::run(&runtime, conn, &login, &options, Some(reconnector))
+        } else {
+            let status = tui::Status {
+                server: args.server.clone(),
+                security: tui::security_label(outcome.as_ref()),
+                connection: String::new(),
+            };
+            tui::run(
+                &runtime,
+                conn,
+                &login,
+                status,
+                utc_offset,
+                &options,
+                Some(reconnector),
+            )
+        }
     };
     // Do not wait for a blocking stdin read that may never finish.
     runtime.shutdown_background();

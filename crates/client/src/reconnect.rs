@@ -255,7 +255,7 @@ impl<D: Dial> Reconnector<D> {
 
     /// Connects and logs in again. A refused login that will not change by retrying is
     /// [`Failure::Fatal`]; anything else (the server still down, ...) is worth retrying.
-    async fn connect_and_login(&mut self) -> Result<Connection, Failure> {
+    pub(crate) async fn connect_and_login(&mut self) -> Result<Connection, Failure> {
         let mut conn = self.dial.dial().await.map_err(classify)?;
         let Credentials { user, password } = &self.credentials;
         conn.authenticate(user, password, false)
@@ -267,7 +267,7 @@ impl<D: Dial> Reconnector<D> {
 
 /// Why an attempt failed.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// Try again later.
     Retry(String),
     /// Stop: the credentials or the server's certificate are no longer accepted.

@@ -263,7 +263,7 @@ enum Lost {
 
 /// Whether a `bye` the user did not ask for is worth reconnecting after: not when the
 /// server threw us out for flooding (coming back would flood again).
-fn worth_reconnecting(reason: &str) -> bool {
+pub(crate) fn worth_reconnecting(reason: &str) -> bool {
     !reason.contains("flooding")
 }
 

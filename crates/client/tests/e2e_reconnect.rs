@@ -216,3 +216,86 @@ async fn a_restarted_server_is_rejoined_with_the_half_typed_line_intact() {
     tmux.wait_for("the exit", |s| s.contains("EXIT=0")).await;
     server.kill().await.expect("kill the server");
 }
+
+/// The full-screen client (the default in a terminal) reconnects the same way: its
+/// status line says so, the half-typed line stays in the input line, the rooms are
+/// rejoined, what was missed appears once, and the finished line is sent once.
+#[tokio::test]
+async fn the_full_screen_client_reconnects_with_the_half_typed_line_intact() {
+    if !Tmux::available() {
+        eprintln!("tmux not installed: skipping the full-screen reconnect test");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, addr) = start_server(dir.path(), "127.0.0.1:0").await;
+    let proxy = Proxy::start(addr.parse().expect("address")).await;
+    let via_proxy = proxy.addr.to_string();
+    create_account(&known_servers(dir.path()), &via_proxy, "erin", PASSWORD).await;
+    create_account(&known_servers(dir.path()), &addr, "carol", PASSWORD).await;
+    let script = dir.path().join("erin.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {via_proxy} --user erin \
+             --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
+            env!("CARGO_BIN_EXE_natter"),
+            known_servers(dir.path()).display(),
+        ),
+    )
+    .expect("write script");
+    let tmux = Tmux::start("fullscreen-reconnect", &script);
+    tmux.wait_for("the full screen, connected", |s| {
+        s.contains("connected") && s.contains("[#lobby] >")
+    })
+    .await;
+    tmux.keys(&["half typed"]);
+    tmux.wait_for("the typed text", |s| s.contains("[#lobby] > half typed"))
+        .await;
+
+    proxy.set(Mode::Closed);
+    server.kill().await.expect("kill the server");
+    let screen = tmux
+        .wait_for("the reconnecting status", |s| {
+            s.contains("reconnecting in ")
+        })
+        .await;
+    assert!(screen.contains("[#lobby] > half typed"), "{screen}");
+
+    let (mut server, again) = start_server(dir.path(), &addr).await;
+    assert_eq!(again, addr);
+    let (_carol, mut carol_in, mut carol_out) = start_plain(dir.path(), &addr, "carol").await;
+    read_until(&mut carol_out, "[joined] #lobby (1 member: carol)").await;
+    carol_in
+        .write_all(b"while you were away\n")
+        .await
+        .expect("write");
+    read_until(&mut carol_out, "#lobby <carol> while you were away").await;
+
+    proxy.set(Mode::Open);
+    let screen = tmux
+        .wait_for("the reconnect and the missed message", |s| {
+            s.contains("-- reconnected --") && s.contains("<carol> while you were away")
+        })
+        .await;
+    assert!(screen.contains("[#lobby] > half typed"), "{screen}");
+    assert_eq!(
+        screen.matches("<carol> while you were away").count(),
+        1,
+        "the missed message once:\n{screen}"
+    );
+
+    tmux.keys(&[" now", "Enter"]);
+    let seen = read_until(&mut carol_out, "#lobby <erin> half typed now").await;
+    carol_in.write_all(b"marker\n").await.expect("write");
+    let after = read_until(&mut carol_out, "#lobby <carol> marker").await;
+    assert_eq!(
+        seen.iter()
+            .chain(&after)
+            .filter(|l| l.contains("half typed"))
+            .count(),
+        1
+    );
+    tmux.keys(&["C-d"]);
+    tmux.wait_for("the exit", |s| s.contains("EXIT=0")).await;
+    server.kill().await.expect("kill the server");
+}

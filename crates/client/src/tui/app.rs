@@ -31,10 +31,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::keys;
+use super::link;
 use super::model::{Effect, Model, Status};
 use super::render;
 use crate::connection::{Authenticated, ClientError, Connection};
 use crate::format;
+use crate::reconnect::{Dial, Outbox, Reconnector};
 use crate::session::{RunError, SessionOptions};
 
 /// How many terminal events may wait for the loop.
@@ -92,13 +94,14 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
 
 /// Runs the full-screen UI for an already logged-in connection; returns the server's
 /// `bye` reason (printed after the terminal is restored).
-pub fn run(
+pub fn run<D: Dial>(
     runtime: &tokio::runtime::Runtime,
     mut conn: Connection,
     login: &Authenticated,
     status: Status,
     utc_offset_secs: i64,
     options: &SessionOptions,
+    reconnector: Option<Reconnector<D>>,
 ) -> Result<String, RunError> {
     let mut model = Model::new(&login.user, utc_offset_secs);
     model.status = status;
@@ -127,6 +130,7 @@ pub fn run(
         &mut terminal,
         rx,
         options,
+        reconnector,
     ));
     drop(terminal);
     drop(guard);
@@ -148,15 +152,63 @@ fn read_events(tx: mpsc::Sender<std::io::Result<Event>>) {
 }
 
 /// Races frames against terminal events until `bye`.
-async fn event_loop(
+async fn event_loop<D: Dial>(
     conn: &mut Connection,
     model: &mut Model,
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     mut events: mpsc::Receiver<std::io::Result<Event>>,
     options: &SessionOptions,
+    mut reconnector: Option<Reconnector<D>>,
+) -> Result<String, RunError> {
+    let mut quit_deadline: Option<Instant> = None;
+    let mut outbox = Outbox::new();
+    loop {
+        let result = session_step(
+            conn,
+            model,
+            terminal,
+            &mut events,
+            options,
+            &mut quit_deadline,
+            &mut outbox,
+        )
+        .await;
+        let leaving = quit_deadline.is_some();
+        let (why, reconnector) = match (result, reconnector.as_mut()) {
+            // A goodbye we did not ask for (the server restarting, an operator's kick)
+            // is a loss like any other, except after flooding.
+            (Ok(reason), Some(r)) if !leaving && crate::session::worth_reconnecting(&reason) => {
+                (format::bye_line(&reason), r)
+            }
+            (Ok(reason), _) => return Ok(reason),
+            (Err(e), Some(r)) if !leaving && lost(&e) => (format!("-- connection lost: {e} --"), r),
+            (Err(e), _) => return Err(e),
+        };
+        link::note(model, why);
+        match link::recover(model, terminal, &mut events, &mut outbox, reconnector).await? {
+            link::Recovered::Reconnected(new) => *conn = new,
+            link::Recovered::Quit => return Ok("quit".to_string()),
+            link::Recovered::GaveUp(why) => return Err(RunError::Reconnect(why)),
+        }
+    }
+}
+
+/// Whether `e` is the connection failing (worth reconnecting), not the terminal.
+fn lost(e: &RunError) -> bool {
+    matches!(e, RunError::Connection(_))
+}
+
+/// Races frames against terminal events until `bye` (`Ok`) or a failure.
+async fn session_step(
+    conn: &mut Connection,
+    model: &mut Model,
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    events: &mut mpsc::Receiver<std::io::Result<Event>>,
+    options: &SessionOptions,
+    quit_deadline: &mut Option<Instant>,
+    outbox: &mut Outbox,
 ) -> Result<String, RunError> {
     let output = |e: std::io::Error| RunError::Output(e);
-    let mut quit_deadline: Option<Instant> = None;
     loop {
         terminal
             .draw(|frame| render::draw(frame, model))
@@ -168,7 +220,10 @@ async fn event_loop(
         let effects = tokio::select! {
             biased;
             frame = conn.recv() => match frame {
-                Ok(Some(frame)) => model.on_frame(&frame),
+                Ok(Some(frame)) => {
+                    outbox.on_frame(&frame);
+                    model.on_frame(&frame)
+                }
                 Ok(None) => return Err(ClientError::Closed.into()),
                 Err(ClientError::BadFrame(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -196,7 +251,7 @@ async fn event_loop(
         };
         for effect in effects {
             match effect {
-                Effect::Send(frame) => conn.send(&frame).await?,
+                Effect::Send(frame) => link::send(conn, outbox, frame).await?,
                 Effect::Quit => {
                     if quit_deadline.is_none() {
                         conn.send(&ClientFrame::Quit {
@@ -204,7 +259,7 @@ async fn event_loop(
                             message: None,
                         })
                         .await?;
-                        quit_deadline = Some(Instant::now() + options.quit_timeout);
+                        *quit_deadline = Some(Instant::now() + options.quit_timeout);
                         model.status.connection = "quitting".to_string();
                     }
                 }

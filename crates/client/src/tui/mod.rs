@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod link;
 pub mod model;
 pub mod render;
 
