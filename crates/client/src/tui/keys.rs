@@ -5,7 +5,7 @@
 //! |----------------------------------|---------------------------------------------|
 //! | Alt+1..9                         | show buffer 1..9                            |
 //! | Alt+Left/Right, Ctrl+P/N         | previous / next buffer                      |
-//! | PageUp/PageDown, mouse wheel     | scroll the buffer                           |
+//! | PageUp/PageDown, mouse wheel     | scroll the buffer (past the top: older ones)|
 //! | Tab                              | complete a nick, command or room            |
 //! | Up/Down                          | this buffer's earlier lines                 |
 //! | Ctrl-C                           | clear the line                              |
@@ -35,7 +35,10 @@ pub fn handle(model: &mut Model, event: &Event, screen: Rect) -> Vec<Effect> {
         Event::Paste(text) => paste(model, text),
         Event::Mouse(mouse) => {
             match mouse.kind {
-                MouseEventKind::ScrollUp => model.current_buffer_mut().scroll_up(WHEEL_LINES),
+                MouseEventKind::ScrollUp => {
+                    let rows = message_rows(model, screen);
+                    return model.scroll_up(WHEEL_LINES, rows);
+                }
                 MouseEventKind::ScrollDown => model.current_buffer_mut().scroll_down(WHEEL_LINES),
                 MouseEventKind::Down(MouseButton::Left) => {
                     let list = render::areas(screen, model).list;
@@ -63,6 +66,11 @@ fn paste(model: &mut Model, text: &str) -> Vec<Effect> {
     }
     model.input.insert_str(rest);
     effects
+}
+
+/// How many rows the message area has.
+fn message_rows(model: &Model, screen: Rect) -> usize {
+    usize::from(render::areas(screen, model).messages.height)
 }
 
 /// One key press.
@@ -107,7 +115,7 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
         KeyCode::Tab => model.complete(),
         KeyCode::Up => model.history_up(),
         KeyCode::Down => model.history_down(),
-        KeyCode::PageUp => model.current_buffer_mut().scroll_up(page),
+        KeyCode::PageUp => return model.scroll_up(page, message_rows(model, screen)),
         KeyCode::PageDown => model.current_buffer_mut().scroll_down(page),
         _ => {}
     }

@@ -95,6 +95,8 @@ pub struct Buffer {
     pub history: Vec<String>,
     /// The history entry shown while browsing with Up/Down, and the draft it replaced.
     pub history_pos: Option<(usize, String)>,
+    /// Fetching older history from the server.
+    pub older: super::Older,
 }
 
 /// How many input lines each buffer remembers.
@@ -118,6 +120,7 @@ impl Buffer {
             speakers: Vec::new(),
             history: Vec::new(),
             history_pos: None,
+            older: super::Older::default(),
         }
     }
 

@@ -13,11 +13,13 @@
 
 pub mod buffer;
 pub mod input;
+pub mod older;
 
 use natter_proto::{ClientFrame, MAX_LINE, PresenceEvent, ServerFrame, encode, name_key};
 
 pub use buffer::{Buffer, BufferKind, Line, LineKind, mentions};
 pub use input::InputLine;
+pub use older::{OLDER_PAGE, Older};
 
 use crate::command::{Command, HistoryOf, parse};
 use crate::format;
@@ -69,6 +71,8 @@ pub struct Model {
     pub status: Status,
     /// The next line sequence number.
     next_seq: u64,
+    /// The number of the last fetch of older history (for its request id).
+    next_fetch: u64,
 }
 
 impl Model {
@@ -85,6 +89,7 @@ impl Model {
             utc_offset_secs,
             status: Status::default(),
             next_seq: 0,
+            next_fetch: 0,
         }
     }
 
@@ -441,10 +446,11 @@ impl Model {
                 self.notes(format::render(frame));
             }
             ServerFrame::History {
+                id,
                 room,
                 with,
                 messages,
-                ..
+                last,
             } => {
                 let i = match (room, with) {
                     (Some(room), _) => self.open(BufferKind::Room(room.clone())),
@@ -455,6 +461,7 @@ impl Model {
                     let line = message(m.msg_id, m.ts, &m.from, &m.text, false);
                     self.push(i, line, false);
                 }
+                self.older_chunk(i, id.as_ref(), messages.len(), *last);
                 if messages.is_empty()
                     && let Reaction::Show(lines) = reaction
                 {
@@ -463,7 +470,10 @@ impl Model {
                     }
                 }
             }
-            ServerFrame::Error { .. } => {
+            ServerFrame::Error { id, .. } => {
+                if let Some(id) = id {
+                    self.older_failed(id);
+                }
                 let text = format::render(frame).concat();
                 self.note(self.current, text, LineKind::Error);
             }

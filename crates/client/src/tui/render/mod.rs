@@ -187,6 +187,7 @@ fn draw_messages(frame: &mut Frame, area: Rect, model: &Model) {
     let height = usize::from(area.height);
     let end = buffer.lines.len().saturating_sub(buffer.scroll);
     let mut rows: Vec<Row> = Vec::new();
+    let mut top_shown = true;
     // Walk back from the newest visible line until the screen is full.
     for i in (0..end).rev() {
         let line = &buffer.lines[i];
@@ -201,7 +202,15 @@ fn draw_messages(frame: &mut Frame, area: Rect, model: &Model) {
             rows.push(row);
         }
         if rows.len() >= height {
+            top_shown = false;
             break;
+        }
+    }
+    if top_shown && rows.len() < height {
+        if buffer.older.pending.is_some() {
+            rows.push(rule("fetching older messages", width, Color::DarkGray));
+        } else if buffer.older.done {
+            rows.push(rule("no more history", width, Color::DarkGray));
         }
     }
     rows.truncate(height);

@@ -224,3 +224,38 @@ fn long_input_scrolls_sideways_to_the_cursor() {
     assert!(rows[19].starts_with("[#lobby] > "));
     assert!(rows[19].trim_end().ends_with("END"), "{}", rows[19]);
 }
+
+#[test]
+fn the_top_of_a_buffer_says_when_older_messages_are_fetched_and_when_there_are_none() {
+    let mut m = model();
+    m.switch_to(1);
+    let rows = 10;
+    let sent = m.scroll_up(5, rows);
+    assert_eq!(sent.len(), 1);
+    let before = screen(&m, 100, 12);
+    row_with(&before, "fetching older messages");
+    let Some((id, _)) = m.current_buffer().older.pending.clone() else {
+        panic!("no fetch pending");
+    };
+    m.on_frame(&ServerFrame::History {
+        id: Some(id),
+        room: Some("lobby".into()),
+        with: None,
+        messages: vec![natter_proto::HistoryEntry {
+            msg_id: 0,
+            from: "carol".into(),
+            to: None,
+            text: "the very first".into(),
+            ts: T0,
+        }],
+        last: true,
+    });
+    let after = screen(&m, 100, 12);
+    row_with(&after, "no more history");
+    // The older line sits above the ones already shown.
+    m.current_buffer_mut().scroll_down(10);
+    let after = screen(&m, 100, 12);
+    let first = after.iter().position(|r| r.contains("the very first"));
+    let later = after.iter().position(|r| r.contains("good morning"));
+    assert!(first < later, "{}", after.join("\n"));
+}
