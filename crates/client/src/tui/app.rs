@@ -14,6 +14,7 @@
 //! printed on the normal screen.
 
 use std::io::{Stdout, Write};
+use std::path::Path;
 use std::sync::Once;
 
 use crossterm::event::{
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 use super::keys;
 use super::model::{Effect, Model, Status};
 use super::render;
+use super::store;
 use crate::connection::{Authenticated, ClientError, Connection};
 use crate::format;
 use crate::session::{RunError, SessionOptions};
@@ -118,6 +120,20 @@ pub fn run(
         false,
     );
 
+    let history_path = store::config_dir().map(|dir| dir.join(store::FILE));
+    if let Some(path) = &history_path {
+        match store::InputHistory::load(path) {
+            Ok(history) => model.set_input_history(history),
+            Err(e) => model.server_note(
+                format::local_error_line(&format!(
+                    "cannot read the input history {}: {e}",
+                    path.display()
+                )),
+                true,
+            ),
+        }
+    }
+
     let (guard, mut terminal) = setup_terminal()?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     std::thread::spawn(move || read_events(tx));
@@ -127,6 +143,7 @@ pub fn run(
         &mut terminal,
         rx,
         options,
+        history_path.as_deref(),
     ));
     drop(terminal);
     drop(guard);
@@ -154,9 +171,12 @@ async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     mut events: mpsc::Receiver<std::io::Result<Event>>,
     options: &SessionOptions,
+    history_path: Option<&Path>,
 ) -> Result<String, RunError> {
     let output = |e: std::io::Error| RunError::Output(e);
     let mut quit_deadline: Option<Instant> = None;
+    // A failure to save the input history is reported once.
+    let mut save_failed = false;
     loop {
         terminal
             .draw(|frame| render::draw(frame, model))
@@ -194,6 +214,21 @@ async fn event_loop(
                 return Err(RunError::QuitTimeout(options.quit_timeout));
             }
         };
+        if model.history_dirty {
+            model.history_dirty = false;
+            if let Some(path) = history_path
+                && let Err(e) = model.input_history.save(path)
+                && !std::mem::replace(&mut save_failed, true)
+            {
+                model.server_note(
+                    format::local_error_line(&format!(
+                        "cannot save the input history {}: {e}",
+                        path.display()
+                    )),
+                    true,
+                );
+            }
+        }
         for effect in effects {
             match effect {
                 Effect::Send(frame) => conn.send(&frame).await?,

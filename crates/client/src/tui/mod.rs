@@ -3,6 +3,7 @@
 //! - [`model`]: buffers, the input line and what frames and keys do to them; no I/O.
 //! - [`render`]: drawing the model (buffer list, messages, members, status, input).
 //! - [`keys`]: terminal events applied to the model.
+//! - [`store`]: input history per buffer, kept across restarts.
 //! - [`app`]: the terminal and the loop between it and the server.
 //!
 //! `--plain` (scripts) and `--line` (the line editor of [`crate::interactive`]) stay
@@ -12,6 +13,7 @@ pub mod app;
 pub mod keys;
 pub mod model;
 pub mod render;
+pub mod store;
 
 pub use app::run;
 pub use model::{Effect, Model, Status};

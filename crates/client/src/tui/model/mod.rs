@@ -21,6 +21,7 @@ pub use buffer::{Buffer, BufferKind, Line, LineKind, mentions};
 pub use input::InputLine;
 pub use older::{OLDER_PAGE, Older};
 
+use super::store::InputHistory;
 use crate::command::{Command, HistoryOf, parse};
 use crate::format;
 use crate::state::{Action, ChatState, Reaction};
@@ -73,6 +74,10 @@ pub struct Model {
     next_seq: u64,
     /// The number of the last fetch of older history (for its request id).
     next_fetch: u64,
+    /// Lines typed per buffer, kept across restarts (also for buffers not open).
+    pub input_history: InputHistory,
+    /// `input_history` changed since it was last saved.
+    pub history_dirty: bool,
 }
 
 impl Model {
@@ -90,6 +95,8 @@ impl Model {
             status: Status::default(),
             next_seq: 0,
             next_fetch: 0,
+            input_history: InputHistory::default(),
+            history_dirty: false,
         }
     }
 
@@ -123,10 +130,20 @@ impl Model {
         match self.find(&kind) {
             Some(i) => i,
             None => {
-                self.buffers.push(Buffer::new(kind));
+                let mut buffer = Buffer::new(kind);
+                buffer.history = self.input_history.get(&buffer.kind);
+                self.buffers.push(buffer);
                 self.buffers.len() - 1
             }
         }
+    }
+
+    /// Takes the input history loaded at start: every buffer gets its lines.
+    pub fn set_input_history(&mut self, history: InputHistory) {
+        for buffer in &mut self.buffers {
+            buffer.history = history.get(&buffer.kind);
+        }
+        self.input_history = history;
     }
 
     /// Shows buffer `index` (ignored when out of range).
@@ -201,6 +218,16 @@ impl Model {
         self.push(index, line, true);
     }
 
+    /// Adds a local line to the server buffer (an error when `error`).
+    pub fn server_note(&mut self, text: String, error: bool) {
+        let kind = if error {
+            LineKind::Error
+        } else {
+            LineKind::Info
+        };
+        self.note(0, text, kind);
+    }
+
     /// Adds local display lines (help, errors, answers) to the current buffer.
     fn notes(&mut self, lines: Vec<String>) {
         for text in lines {
@@ -215,7 +242,12 @@ impl Model {
 
     /// Handles a line typed in the current buffer.
     pub fn submit(&mut self, line: &str) -> Vec<Effect> {
-        self.buffers[self.current].remember(line);
+        let buffer = &mut self.buffers[self.current];
+        buffer.remember(line);
+        if self.input_history.get(&buffer.kind) != buffer.history {
+            self.input_history.set(&buffer.kind, &buffer.history);
+            self.history_dirty = true;
+        }
         let command = match parse(line) {
             Ok(None) => return Vec::new(),
             Ok(Some(command)) => command,
