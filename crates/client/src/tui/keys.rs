@@ -15,7 +15,8 @@
 //! | click in the buffer list         | show that buffer                            |
 //!
 //! A paste of several lines sends each complete line in order; what follows the last
-//! line break stays in the input line.
+//! line break stays in the input line. More than five lines ask `send N lines? (y/n)`
+//! first (see [`super::model::paste`]).
 
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
@@ -31,8 +32,11 @@ const WHEEL_LINES: usize = 3;
 /// Applies one terminal event to `model` on a screen of `screen`; returns what to do.
 pub fn handle(model: &mut Model, event: &Event, screen: Rect) -> Vec<Effect> {
     match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release && model.pending_paste.is_some() => {
+            paste_answer(model, key)
+        }
         Event::Key(key) if key.kind != KeyEventKind::Release => key_event(model, key, screen),
-        Event::Paste(text) => paste(model, text),
+        Event::Paste(text) => model.paste(text),
         Event::Mouse(mouse) => {
             match mouse.kind {
                 MouseEventKind::ScrollUp => {
@@ -54,18 +58,16 @@ pub fn handle(model: &mut Model, event: &Event, screen: Rect) -> Vec<Effect> {
     }
 }
 
-/// A pasted text: each line before a line break is sent, the rest is typed.
-fn paste(model: &mut Model, text: &str) -> Vec<Effect> {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut parts: Vec<&str> = text.split('\n').collect();
-    let rest = parts.pop().unwrap_or_default();
-    let mut effects = Vec::new();
-    for part in parts {
-        model.input.insert_str(part);
-        effects.extend(model.enter());
+/// A key while a long paste waits: `y` sends, `n`, Esc or Ctrl-C drops it.
+fn paste_answer(model: &mut Model, key: &KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('y' | 'Y') if !ctrl => model.answer_paste(true),
+        KeyCode::Char('n' | 'N') if !ctrl => model.answer_paste(false),
+        KeyCode::Char('c' | 'C') if ctrl => model.answer_paste(false),
+        KeyCode::Esc => model.answer_paste(false),
+        _ => Vec::new(),
     }
-    model.input.insert_str(rest);
-    effects
 }
 
 /// How many rows the message area has.
@@ -239,5 +241,25 @@ mod tests {
         assert_eq!(m.current_buffer().scroll, 0);
         press(&mut m, KeyCode::Char('m'), KeyModifiers::ALT);
         assert!(!m.show_members);
+    }
+
+    #[test]
+    fn a_long_paste_waits_for_y_or_n() {
+        let mut m = model();
+        typed(&mut m, "kept ");
+        let text: String = (1..=8).map(|i| format!("l{i}\n")).collect();
+        assert!(handle(&mut m, &Event::Paste(text.clone()), SCREEN).is_empty());
+        // Other keys do nothing while asking.
+        assert!(press(&mut m, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+        typed(&mut m, "x");
+        assert_eq!(m.input.text(), "kept ");
+        let sent = press(&mut m, KeyCode::Char('y'), KeyModifiers::NONE);
+        assert_eq!(sent.len(), 8);
+        assert!(
+            matches!(&sent[0], Effect::Send(ClientFrame::Public { text, .. }) if text == "kept l1")
+        );
+        handle(&mut m, &Event::Paste(text), SCREEN);
+        assert!(press(&mut m, KeyCode::Esc, KeyModifiers::NONE).is_empty());
+        assert!(m.paste_question().is_none());
     }
 }

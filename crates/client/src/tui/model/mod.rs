@@ -14,12 +14,14 @@
 pub mod buffer;
 pub mod input;
 pub mod older;
+pub mod paste;
 
 use natter_proto::{ClientFrame, MAX_LINE, PresenceEvent, ServerFrame, encode, name_key};
 
 pub use buffer::{Buffer, BufferKind, Line, LineKind, mentions};
 pub use input::InputLine;
 pub use older::{OLDER_PAGE, Older};
+pub use paste::PASTE_CONFIRM;
 
 use super::store::InputHistory;
 use crate::command::{Command, HistoryOf, parse};
@@ -78,6 +80,8 @@ pub struct Model {
     pub input_history: InputHistory,
     /// `input_history` changed since it was last saved.
     pub history_dirty: bool,
+    /// A long paste waiting for `y` or `n`.
+    pub pending_paste: Option<Vec<String>>,
 }
 
 impl Model {
@@ -97,6 +101,7 @@ impl Model {
             next_fetch: 0,
             input_history: InputHistory::default(),
             history_dirty: false,
+            pending_paste: None,
         }
     }
 

@@ -364,6 +364,14 @@ fn draw_status(frame: &mut Frame, area: Rect, model: &Model) {
 
 /// `[#rust] > text`, scrolled sideways so the cursor stays visible.
 fn draw_input(frame: &mut Frame, area: Rect, model: &Model) {
+    if let Some(question) = model.paste_question() {
+        let text = fit(&question, usize::from(area.width));
+        let style = Style::new()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD);
+        frame.render_widget(Paragraph::new(text).style(style), area);
+        return;
+    }
     let prompt = format!("{} > ", model.prompt());
     let width = usize::from(area.width);
     let room = width.saturating_sub(prompt.width()).max(1);

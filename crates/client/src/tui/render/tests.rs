@@ -259,3 +259,15 @@ fn the_top_of_a_buffer_says_when_older_messages_are_fetched_and_when_there_are_n
     let later = after.iter().position(|r| r.contains("good morning"));
     assert!(first < later, "{}", after.join("\n"));
 }
+
+#[test]
+fn a_long_paste_asks_on_the_input_line() {
+    let mut m = model();
+    m.paste("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n");
+    let rows = screen(&m, 80, 10);
+    assert!(
+        rows[9].starts_with("send 12 lines? (y/n)"),
+        "{}",
+        rows.join("\n")
+    );
+}
