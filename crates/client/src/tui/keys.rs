@@ -11,6 +11,7 @@
 //! | Ctrl-C                           | clear the line                              |
 //! | Ctrl-D on an empty line          | quit (like `/exit`)                         |
 //! | Alt+M, F7                        | show or hide the member list                |
+//! | F8 (also `/mentions`)            | list recent mentions in the server buffer   |
 //! | Enter                            | send                                        |
 //! | click in the buffer list         | show that buffer                            |
 //!
@@ -90,6 +91,7 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
         KeyCode::Char('0') if alt => model.switch_to(9),
         KeyCode::Char('m' | 'M') if alt => model.show_members = !model.show_members,
         KeyCode::F(7) => model.show_members = !model.show_members,
+        KeyCode::F(8) => model.show_mentions(),
         KeyCode::Left if alt => model.prev_buffer(),
         KeyCode::Right if alt => model.next_buffer(),
         KeyCode::Char('n' | 'N') if ctrl => model.next_buffer(),
@@ -261,5 +263,14 @@ mod tests {
         handle(&mut m, &Event::Paste(text), SCREEN);
         assert!(press(&mut m, KeyCode::Esc, KeyModifiers::NONE).is_empty());
         assert!(m.paste_question().is_none());
+    }
+
+    #[test]
+    fn f8_lists_the_mentions_in_the_server_buffer() {
+        let mut m = model();
+        press(&mut m, KeyCode::F(8), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[server]");
+        let last = m.current_buffer().lines.last().expect("a line");
+        assert_eq!(last.text, "no mentions yet");
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod buffer;
 pub mod input;
+pub mod mention_list;
 pub mod older;
 pub mod paste;
 
@@ -20,6 +21,7 @@ use natter_proto::{ClientFrame, MAX_LINE, PresenceEvent, ServerFrame, encode, na
 
 pub use buffer::{Buffer, BufferKind, Line, LineKind, mentions};
 pub use input::InputLine;
+pub use mention_list::{MENTIONS_KEPT, Mention};
 pub use older::{OLDER_PAGE, Older};
 pub use paste::PASTE_CONFIRM;
 
@@ -82,6 +84,10 @@ pub struct Model {
     pub history_dirty: bool,
     /// A long paste waiting for `y` or `n`.
     pub pending_paste: Option<Vec<String>>,
+    /// Recent mentions across buffers, oldest first.
+    pub mentions: Vec<Mention>,
+    /// Whether a mention rings the terminal bell.
+    pub bell: bool,
 }
 
 impl Model {
@@ -102,6 +108,8 @@ impl Model {
             input_history: InputHistory::default(),
             history_dirty: false,
             pending_paste: None,
+            mentions: Vec::new(),
+            bell: true,
         }
     }
 
@@ -257,6 +265,10 @@ impl Model {
             Ok(None) => return Vec::new(),
             Ok(Some(command)) => command,
             Err(e) => {
+                if line.trim().eq_ignore_ascii_case("/mentions") {
+                    self.show_mentions();
+                    return Vec::new();
+                }
                 if let Some(name) = buffer_command(line) {
                     if !self.switch_by_name(name) {
                         let text = format!("no buffer '{}'", format::sanitize(name));
@@ -373,7 +385,7 @@ impl Model {
                 let mention = name_key(from) != name_key(&user) && mentions(text, &user);
                 let line = message(*msg_id, *ts, from, text, mention);
                 if self.push(i, line, true) && mention {
-                    effects.push(Effect::Bell);
+                    effects.extend(self.mentioned(i, *ts, from, text));
                 }
             }
             ServerFrame::Private {
@@ -396,7 +408,7 @@ impl Model {
                 }
                 let line = message(*msg_id, *ts, from, &text, !ours);
                 if self.push(i, line, true) && !ours {
-                    effects.push(Effect::Bell);
+                    effects.extend(self.mentioned(i, *ts, from, &text));
                 }
             }
             ServerFrame::Notice {
@@ -614,7 +626,17 @@ impl Model {
 
 /// The commands Tab completes.
 pub const COMMANDS: &[&str] = &[
-    "/join", "/part", "/msg", "/who", "/rooms", "/list", "/history", "/buffer", "/help", "/exit",
+    "/join",
+    "/part",
+    "/msg",
+    "/who",
+    "/rooms",
+    "/list",
+    "/history",
+    "/buffer",
+    "/mentions",
+    "/help",
+    "/exit",
     "/quit",
 ];
 
