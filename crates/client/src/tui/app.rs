@@ -31,6 +31,7 @@ use ratatui::layout::Rect;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::config::Config;
 use super::keys;
 use super::model::{Effect, Model, Status};
 use super::render;
@@ -120,7 +121,15 @@ pub fn run(
         false,
     );
 
-    let history_path = store::config_dir().map(|dir| dir.join(store::FILE));
+    let config_dir = store::config_dir();
+    if let Some(dir) = &config_dir {
+        let (config, error) = Config::load(&dir.join(super::config::FILE));
+        model.config = config;
+        if let Some(error) = error {
+            model.server_note(format::local_error_line(&error), true);
+        }
+    }
+    let history_path = config_dir.map(|dir| dir.join(store::FILE));
     if let Some(path) = &history_path {
         match store::InputHistory::load(path) {
             Ok(history) => model.set_input_history(history),

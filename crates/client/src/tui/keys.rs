@@ -3,8 +3,8 @@
 //!
 //! | key                              | does                                        |
 //! |----------------------------------|---------------------------------------------|
-//! | Alt+1..9                         | show buffer 1..9                            |
-//! | Alt+Left/Right, Ctrl+P/N         | previous / next buffer                      |
+//! | Alt+1..9, Alt+0 (config: on/off) | show buffer 1..10                           |
+//! | Alt+Left/Right, Ctrl+P/N         | previous / next buffer (config: other keys) |
 //! | PageUp/PageDown, mouse wheel     | scroll the buffer (past the top: older ones)|
 //! | Tab                              | complete a nick, command or room            |
 //! | Up/Down                          | this buffer's earlier lines                 |
@@ -84,18 +84,24 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
         model.input.reset_completion();
     }
     let page = render::page_rows(screen);
+    let keys = &model.config.keys;
+    if keys.next.iter().any(|k| k.matches(key)) {
+        model.next_buffer();
+        return Vec::new();
+    }
+    if keys.prev.iter().any(|k| k.matches(key)) {
+        model.prev_buffer();
+        return Vec::new();
+    }
+    let digits = keys.alt_digits;
     match key.code {
-        KeyCode::Char(c @ '1'..='9') if alt => {
+        KeyCode::Char(c @ '1'..='9') if alt && digits => {
             model.switch_to(usize::from(c as u8 - b'1'));
         }
-        KeyCode::Char('0') if alt => model.switch_to(9),
+        KeyCode::Char('0') if alt && digits => model.switch_to(9),
         KeyCode::Char('m' | 'M') if alt => model.show_members = !model.show_members,
         KeyCode::F(7) => model.show_members = !model.show_members,
         KeyCode::F(8) => model.show_mentions(),
-        KeyCode::Left if alt => model.prev_buffer(),
-        KeyCode::Right if alt => model.next_buffer(),
-        KeyCode::Char('n' | 'N') if ctrl => model.next_buffer(),
-        KeyCode::Char('p' | 'P') if ctrl => model.prev_buffer(),
         KeyCode::Char('c' | 'C') if ctrl => model.input.clear(),
         KeyCode::Char('d' | 'D') if ctrl => {
             if model.input.text().is_empty() {
@@ -272,5 +278,27 @@ mod tests {
         assert_eq!(m.prompt(), "[server]");
         let last = m.current_buffer().lines.last().expect("a line");
         assert_eq!(last.text, "no mentions yet");
+    }
+
+    #[test]
+    fn buffer_switching_keys_follow_the_config() {
+        let mut m = model();
+        m.config = crate::tui::config::Config::parse(
+            "[keys]\nalt_digits = false\nnext = \"f6\"\nprev = [\"f5\", \"ctrl-b\"]\n",
+        )
+        .expect("config");
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::Char('3'), KeyModifiers::ALT);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::Right, KeyModifiers::ALT);
+        press(&mut m, KeyCode::Char('n'), KeyModifiers::CONTROL);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::F(6), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[#rust]");
+        press(&mut m, KeyCode::Char('b'), KeyModifiers::CONTROL);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::F(5), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[server]");
+        assert_eq!(m.input.text(), "");
     }
 }

@@ -3,6 +3,7 @@
 //! - [`model`]: buffers, the input line and what frames and keys do to them; no I/O.
 //! - [`render`]: drawing the model (buffer list, messages, members, status, input).
 //! - [`keys`]: terminal events applied to the model.
+//! - [`config`]: `config.toml` (bell, timestamp format, nick colours, keys).
 //! - [`store`]: input history per buffer, kept across restarts.
 //! - [`app`]: the terminal and the loop between it and the server.
 //!
@@ -10,6 +11,7 @@
 //! available.
 
 pub mod app;
+pub mod config;
 pub mod keys;
 pub mod model;
 pub mod render;

@@ -1,7 +1,7 @@
 //! The mentions list: the recent lines that mention us or are private messages to us,
 //! across buffers. F8 or `/mentions` lists them in the server buffer (buffer, time,
 //! sender, text) and shows it. Whether a mention rings the terminal bell is
-//! [`Model::bell`] (the config file's `bell`).
+//! the config file's `bell`.
 
 use super::{Effect, Line, LineKind, Model};
 use crate::format;
@@ -39,7 +39,7 @@ impl Model {
         });
         let excess = self.mentions.len().saturating_sub(MENTIONS_KEPT);
         self.mentions.drain(..excess);
-        if self.bell {
+        if self.config.bell {
             vec![Effect::Bell]
         } else {
             Vec::new()
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn the_bell_can_be_turned_off_and_the_list_is_bounded() {
         let mut m = alice();
-        m.bell = false;
+        m.config.bell = false;
         for i in 0..(MENTIONS_KEPT as u64 + 5) {
             assert!(
                 m.on_frame(&public(i, "rust", "bob", "hey alice"))

@@ -25,6 +25,7 @@ pub use mention_list::{MENTIONS_KEPT, Mention};
 pub use older::{OLDER_PAGE, Older};
 pub use paste::PASTE_CONFIRM;
 
+use super::config::Config;
 use super::store::InputHistory;
 use crate::command::{Command, HistoryOf, parse};
 use crate::format;
@@ -86,8 +87,8 @@ pub struct Model {
     pub pending_paste: Option<Vec<String>>,
     /// Recent mentions across buffers, oldest first.
     pub mentions: Vec<Mention>,
-    /// Whether a mention rings the terminal bell.
-    pub bell: bool,
+    /// Settings from `config.toml` (bell, timestamps, nick colours, keys).
+    pub config: Config,
 }
 
 impl Model {
@@ -109,7 +110,7 @@ impl Model {
             history_dirty: false,
             pending_paste: None,
             mentions: Vec::new(),
-            bell: true,
+            config: Config::default(),
         }
     }
 

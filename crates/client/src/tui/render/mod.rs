@@ -116,6 +116,15 @@ pub fn nick_colour(nick: &str, own: &str) -> Style {
     Style::new().fg(NICK_COLOURS[hash as usize % NICK_COLOURS.len()])
 }
 
+/// The style of a nick: its colour, unless nick colours are off in the config.
+fn nick_style(nick: &str, model: &Model) -> Style {
+    if model.config.nick_colours || name_key(nick) == name_key(model.user()) {
+        nick_colour(nick, model.user())
+    } else {
+        Style::new()
+    }
+}
+
 /// Cuts `text` to at most `width` columns.
 fn fit(text: &str, width: usize) -> String {
     let mut out = String::new();
@@ -258,8 +267,8 @@ fn rule(text: &str, width: usize, colour: Color) -> Row {
 /// under the text.
 fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
     let time = match line.ts {
-        Some(ts) => local(ts, model.utc_offset_secs).1,
-        None => "     ".to_string(),
+        Some(ts) => model.config.time(ts, model.utc_offset_secs),
+        None => " ".repeat(model.config.time(0, 0).width()),
     };
     let mut prefix: Row = vec![Span::styled(
         format!("{time} "),
@@ -280,7 +289,7 @@ fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
             LineKind::Notice => ("-", "- "),
             _ => ("<", "> "),
         };
-        let mut nick = nick_colour(sender, model.user());
+        let mut nick = nick_style(sender, model);
         if line.mention {
             nick = nick.add_modifier(Modifier::REVERSED);
         }
@@ -330,7 +339,7 @@ fn draw_members(frame: &mut Frame, area: Rect, model: &Model) {
     rows.extend(buffer.members.iter().map(|m| {
         TextLine::styled(
             fit(&crate::format::sanitize(m), inner),
-            nick_colour(m, model.user()),
+            nick_style(m, model),
         )
     }));
     let block = Block::new()

@@ -271,3 +271,36 @@ fn a_long_paste_asks_on_the_input_line() {
         rows.join("\n")
     );
 }
+
+#[test]
+fn seconds_in_timestamps_and_nick_colours_off() {
+    let mut m = model();
+    m.switch_to(1);
+    m.config.timestamp = "%H:%M:%S".into();
+    let rows = screen(&m, 100, 30);
+    // Message 1 arrived at T0 + 1 minute: 22:14:20 UTC.
+    assert!(row_with(&rows, "good morning").contains("22:14:20 <bob> good morning"));
+    // A local line keeps the text aligned under the wider time column.
+    let joined = row_with(&rows, "[joined]");
+    let col = |r: &str, needle: &str| r.find(needle).expect("found");
+    let good = row_with(&rows, "good morning");
+    assert_eq!(col(joined, "[joined]"), col(good, "22:14:20") + 9);
+
+    let colour = |m: &Model| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("test terminal");
+        terminal.draw(|f| draw(f, m)).expect("draw");
+        let buffer = terminal.backend().buffer().clone();
+        let rows = screen(m, 100, 30);
+        let y = rows
+            .iter()
+            .position(|r| r.contains("<bob>"))
+            .expect("bob's row") as u16;
+        let row = &rows[usize::from(y)];
+        let x = row[..row.find("bob>").expect("nick")].chars().count() as u16;
+        assert_eq!(buffer[(x, y)].symbol(), "b");
+        buffer[(x, y)].fg
+    };
+    assert_ne!(colour(&m), ratatui::style::Color::Reset);
+    m.config.nick_colours = false;
+    assert_eq!(colour(&m), ratatui::style::Color::Reset);
+}
