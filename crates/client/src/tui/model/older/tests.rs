@@ -109,6 +109,8 @@ fn older_messages_go_above_without_duplicates_or_moving_the_view() {
     m.on_frame(&history(Some(id), 40..51, true));
     assert!(m.current_buffer().older.done);
     assert_eq!(ids(&m).first(), Some(&40));
+    // Older messages sit above the `[joined]` line too.
+    assert_eq!(m.current_buffer().lines[0].msg_id, Some(40));
     assert!(m.scroll_up(100, ROWS).is_empty());
 }
 
