@@ -29,9 +29,10 @@ fn start_dave(dir: &Path, addr: &str) -> Tmux {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} --user dave \
-             --known-servers '{}'\n\
+            "#!/bin/sh\nXDG_CONFIG_HOME='{}' NATTER_PASSWORD='{PASSWORD}' '{}' --server {addr} \
+             --user dave --known-servers '{}'\n\
              echo EXIT=$?\nstty -a | grep -q -- '-icanon' && echo TTY=RAW || echo TTY=SANE\nsleep 600\n",
+            dir.display(),
             env!("CARGO_BIN_EXE_natter"),
             dir.join("known_servers").display(),
         ),

@@ -129,8 +129,9 @@ async fn a_restarted_server_is_rejoined_with_the_half_typed_line_intact() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {via_proxy} --user dave --line \
-             --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
+            "#!/bin/sh\nXDG_CONFIG_HOME='{}' NATTER_PASSWORD='{PASSWORD}' '{}' \
+             --server {via_proxy} --user dave --line --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
+            dir.path().display(),
             env!("CARGO_BIN_EXE_natter"),
             known_servers(dir.path()).display(),
         ),
@@ -236,8 +237,9 @@ async fn the_full_screen_client_reconnects_with_the_half_typed_line_intact() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nNATTER_PASSWORD='{PASSWORD}' '{}' --server {via_proxy} --user erin \
-             --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
+            "#!/bin/sh\nXDG_CONFIG_HOME='{}' NATTER_PASSWORD='{PASSWORD}' '{}' \
+             --server {via_proxy} --user erin --known-servers '{}'\necho EXIT=$?\nsleep 600\n",
+            dir.path().display(),
             env!("CARGO_BIN_EXE_natter"),
             known_servers(dir.path()).display(),
         ),

@@ -14,6 +14,7 @@
 //! printed on the normal screen.
 
 use std::io::{Stdout, Write};
+use std::path::Path;
 use std::sync::Once;
 
 use crossterm::event::{
@@ -30,10 +31,12 @@ use ratatui::layout::Rect;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::config::Config;
 use super::keys;
 use super::link;
 use super::model::{Effect, Model, Status};
 use super::render;
+use super::store;
 use crate::connection::{Authenticated, ClientError, Connection};
 use crate::format;
 use crate::reconnect::{Dial, Outbox, Reconnector};
@@ -121,6 +124,28 @@ pub fn run<D: Dial>(
         false,
     );
 
+    let config_dir = store::config_dir();
+    if let Some(dir) = &config_dir {
+        let (config, error) = Config::load(&dir.join(super::config::FILE));
+        model.config = config;
+        if let Some(error) = error {
+            model.server_note(format::local_error_line(&error), true);
+        }
+    }
+    let history_path = config_dir.map(|dir| dir.join(store::FILE));
+    if let Some(path) = &history_path {
+        match store::InputHistory::load(path) {
+            Ok(history) => model.set_input_history(history),
+            Err(e) => model.server_note(
+                format::local_error_line(&format!(
+                    "cannot read the input history {}: {e}",
+                    path.display()
+                )),
+                true,
+            ),
+        }
+    }
+
     let (guard, mut terminal) = setup_terminal()?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     std::thread::spawn(move || read_events(tx));
@@ -131,6 +156,7 @@ pub fn run<D: Dial>(
         rx,
         options,
         reconnector,
+        history_path.as_deref(),
     ));
     drop(terminal);
     drop(guard);
@@ -159,21 +185,17 @@ async fn event_loop<D: Dial>(
     mut events: mpsc::Receiver<std::io::Result<Event>>,
     options: &SessionOptions,
     mut reconnector: Option<Reconnector<D>>,
+    history_path: Option<&Path>,
 ) -> Result<String, RunError> {
-    let mut quit_deadline: Option<Instant> = None;
-    let mut outbox = Outbox::new();
+    let mut st = LoopState {
+        quit_deadline: None,
+        outbox: Outbox::new(),
+        history_path,
+        save_failed: false,
+    };
     loop {
-        let result = session_step(
-            conn,
-            model,
-            terminal,
-            &mut events,
-            options,
-            &mut quit_deadline,
-            &mut outbox,
-        )
-        .await;
-        let leaving = quit_deadline.is_some();
+        let result = session_step(conn, model, terminal, &mut events, options, &mut st).await;
+        let leaving = st.quit_deadline.is_some();
         let (why, reconnector) = match (result, reconnector.as_mut()) {
             // A goodbye we did not ask for (the server restarting, an operator's kick)
             // is a loss like any other, except after flooding.
@@ -185,12 +207,24 @@ async fn event_loop<D: Dial>(
             (Err(e), _) => return Err(e),
         };
         link::note(model, why);
-        match link::recover(model, terminal, &mut events, &mut outbox, reconnector).await? {
+        match link::recover(model, terminal, &mut events, &mut st.outbox, reconnector).await? {
             link::Recovered::Reconnected(new) => *conn = new,
             link::Recovered::Quit => return Ok("quit".to_string()),
             link::Recovered::GaveUp(why) => return Err(RunError::Reconnect(why)),
         }
     }
+}
+
+/// What the loop keeps across reconnections.
+struct LoopState<'a> {
+    /// When `quit` was sent and `bye` must have come by.
+    quit_deadline: Option<Instant>,
+    /// Messages sent and not acknowledged yet.
+    outbox: Outbox,
+    /// Where the input history is saved, if anywhere.
+    history_path: Option<&'a Path>,
+    /// A failure to save the input history is reported once.
+    save_failed: bool,
 }
 
 /// Whether `e` is the connection failing (worth reconnecting), not the terminal.
@@ -205,9 +239,15 @@ async fn session_step(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     events: &mut mpsc::Receiver<std::io::Result<Event>>,
     options: &SessionOptions,
-    quit_deadline: &mut Option<Instant>,
-    outbox: &mut Outbox,
+    st: &mut LoopState<'_>,
 ) -> Result<String, RunError> {
+    let LoopState {
+        quit_deadline,
+        outbox,
+        history_path,
+        save_failed,
+    } = st;
+    let history_path = *history_path;
     let output = |e: std::io::Error| RunError::Output(e);
     loop {
         terminal
@@ -249,6 +289,21 @@ async fn session_step(
                 return Err(RunError::QuitTimeout(options.quit_timeout));
             }
         };
+        if model.history_dirty {
+            model.history_dirty = false;
+            if let Some(path) = history_path
+                && let Err(e) = model.input_history.save(path)
+                && !std::mem::replace(save_failed, true)
+            {
+                model.server_note(
+                    format::local_error_line(&format!(
+                        "cannot save the input history {}: {e}",
+                        path.display()
+                    )),
+                    true,
+                );
+            }
+        }
         for effect in effects {
             match effect {
                 Effect::Send(frame) => link::send(conn, outbox, frame).await?,

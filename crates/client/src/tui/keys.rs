@@ -3,19 +3,21 @@
 //!
 //! | key                              | does                                        |
 //! |----------------------------------|---------------------------------------------|
-//! | Alt+1..9                         | show buffer 1..9                            |
-//! | Alt+Left/Right, Ctrl+P/N         | previous / next buffer                      |
-//! | PageUp/PageDown, mouse wheel     | scroll the buffer                           |
+//! | Alt+1..9, Alt+0 (config: on/off) | show buffer 1..10                           |
+//! | Alt+Left/Right, Ctrl+P/N         | previous / next buffer (config: other keys) |
+//! | PageUp/PageDown, mouse wheel     | scroll the buffer (past the top: older ones)|
 //! | Tab                              | complete a nick, command or room            |
 //! | Up/Down                          | this buffer's earlier lines                 |
 //! | Ctrl-C                           | clear the line                              |
 //! | Ctrl-D on an empty line          | quit (like `/exit`)                         |
 //! | Alt+M, F7                        | show or hide the member list                |
+//! | F8 (also `/mentions`)            | list recent mentions in the server buffer   |
 //! | Enter                            | send                                        |
 //! | click in the buffer list         | show that buffer                            |
 //!
 //! A paste of several lines sends each complete line in order; what follows the last
-//! line break stays in the input line.
+//! line break stays in the input line. More than five lines ask `send N lines? (y/n)`
+//! first (see [`super::model::paste`]).
 
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
@@ -31,11 +33,17 @@ const WHEEL_LINES: usize = 3;
 /// Applies one terminal event to `model` on a screen of `screen`; returns what to do.
 pub fn handle(model: &mut Model, event: &Event, screen: Rect) -> Vec<Effect> {
     match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release && model.pending_paste.is_some() => {
+            paste_answer(model, key)
+        }
         Event::Key(key) if key.kind != KeyEventKind::Release => key_event(model, key, screen),
-        Event::Paste(text) => paste(model, text),
+        Event::Paste(text) => model.paste(text),
         Event::Mouse(mouse) => {
             match mouse.kind {
-                MouseEventKind::ScrollUp => model.current_buffer_mut().scroll_up(WHEEL_LINES),
+                MouseEventKind::ScrollUp => {
+                    let rows = message_rows(model, screen);
+                    return model.scroll_up(WHEEL_LINES, rows);
+                }
                 MouseEventKind::ScrollDown => model.current_buffer_mut().scroll_down(WHEEL_LINES),
                 MouseEventKind::Down(MouseButton::Left) => {
                     let list = render::areas(screen, model).list;
@@ -51,18 +59,21 @@ pub fn handle(model: &mut Model, event: &Event, screen: Rect) -> Vec<Effect> {
     }
 }
 
-/// A pasted text: each line before a line break is sent, the rest is typed.
-fn paste(model: &mut Model, text: &str) -> Vec<Effect> {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut parts: Vec<&str> = text.split('\n').collect();
-    let rest = parts.pop().unwrap_or_default();
-    let mut effects = Vec::new();
-    for part in parts {
-        model.input.insert_str(part);
-        effects.extend(model.enter());
+/// A key while a long paste waits: `y` sends, `n`, Esc or Ctrl-C drops it.
+fn paste_answer(model: &mut Model, key: &KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('y' | 'Y') if !ctrl => model.answer_paste(true),
+        KeyCode::Char('n' | 'N') if !ctrl => model.answer_paste(false),
+        KeyCode::Char('c' | 'C') if ctrl => model.answer_paste(false),
+        KeyCode::Esc => model.answer_paste(false),
+        _ => Vec::new(),
     }
-    model.input.insert_str(rest);
-    effects
+}
+
+/// How many rows the message area has.
+fn message_rows(model: &Model, screen: Rect) -> usize {
+    usize::from(render::areas(screen, model).messages.height)
 }
 
 /// One key press.
@@ -73,17 +84,24 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
         model.input.reset_completion();
     }
     let page = render::page_rows(screen);
+    let keys = &model.config.keys;
+    if keys.next.iter().any(|k| k.matches(key)) {
+        model.next_buffer();
+        return Vec::new();
+    }
+    if keys.prev.iter().any(|k| k.matches(key)) {
+        model.prev_buffer();
+        return Vec::new();
+    }
+    let digits = keys.alt_digits;
     match key.code {
-        KeyCode::Char(c @ '1'..='9') if alt => {
+        KeyCode::Char(c @ '1'..='9') if alt && digits => {
             model.switch_to(usize::from(c as u8 - b'1'));
         }
-        KeyCode::Char('0') if alt => model.switch_to(9),
+        KeyCode::Char('0') if alt && digits => model.switch_to(9),
         KeyCode::Char('m' | 'M') if alt => model.show_members = !model.show_members,
         KeyCode::F(7) => model.show_members = !model.show_members,
-        KeyCode::Left if alt => model.prev_buffer(),
-        KeyCode::Right if alt => model.next_buffer(),
-        KeyCode::Char('n' | 'N') if ctrl => model.next_buffer(),
-        KeyCode::Char('p' | 'P') if ctrl => model.prev_buffer(),
+        KeyCode::F(8) => model.show_mentions(),
         KeyCode::Char('c' | 'C') if ctrl => model.input.clear(),
         KeyCode::Char('d' | 'D') if ctrl => {
             if model.input.text().is_empty() {
@@ -107,7 +125,7 @@ fn key_event(model: &mut Model, key: &KeyEvent, screen: Rect) -> Vec<Effect> {
         KeyCode::Tab => model.complete(),
         KeyCode::Up => model.history_up(),
         KeyCode::Down => model.history_down(),
-        KeyCode::PageUp => model.current_buffer_mut().scroll_up(page),
+        KeyCode::PageUp => return model.scroll_up(page, message_rows(model, screen)),
         KeyCode::PageDown => model.current_buffer_mut().scroll_down(page),
         _ => {}
     }
@@ -231,5 +249,56 @@ mod tests {
         assert_eq!(m.current_buffer().scroll, 0);
         press(&mut m, KeyCode::Char('m'), KeyModifiers::ALT);
         assert!(!m.show_members);
+    }
+
+    #[test]
+    fn a_long_paste_waits_for_y_or_n() {
+        let mut m = model();
+        typed(&mut m, "kept ");
+        let text: String = (1..=8).map(|i| format!("l{i}\n")).collect();
+        assert!(handle(&mut m, &Event::Paste(text.clone()), SCREEN).is_empty());
+        // Other keys do nothing while asking.
+        assert!(press(&mut m, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+        typed(&mut m, "x");
+        assert_eq!(m.input.text(), "kept ");
+        let sent = press(&mut m, KeyCode::Char('y'), KeyModifiers::NONE);
+        assert_eq!(sent.len(), 8);
+        assert!(
+            matches!(&sent[0], Effect::Send(ClientFrame::Public { text, .. }) if text == "kept l1")
+        );
+        handle(&mut m, &Event::Paste(text), SCREEN);
+        assert!(press(&mut m, KeyCode::Esc, KeyModifiers::NONE).is_empty());
+        assert!(m.paste_question().is_none());
+    }
+
+    #[test]
+    fn f8_lists_the_mentions_in_the_server_buffer() {
+        let mut m = model();
+        press(&mut m, KeyCode::F(8), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[server]");
+        let last = m.current_buffer().lines.last().expect("a line");
+        assert_eq!(last.text, "no mentions yet");
+    }
+
+    #[test]
+    fn buffer_switching_keys_follow_the_config() {
+        let mut m = model();
+        m.config = crate::tui::config::Config::parse(
+            "[keys]\nalt_digits = false\nnext = \"f6\"\nprev = [\"f5\", \"ctrl-b\"]\n",
+        )
+        .expect("config");
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::Char('3'), KeyModifiers::ALT);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::Right, KeyModifiers::ALT);
+        press(&mut m, KeyCode::Char('n'), KeyModifiers::CONTROL);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::F(6), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[#rust]");
+        press(&mut m, KeyCode::Char('b'), KeyModifiers::CONTROL);
+        assert_eq!(m.prompt(), "[#lobby]");
+        press(&mut m, KeyCode::F(5), KeyModifiers::NONE);
+        assert_eq!(m.prompt(), "[server]");
+        assert_eq!(m.input.text(), "");
     }
 }

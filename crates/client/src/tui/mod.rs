@@ -3,16 +3,20 @@
 //! - [`model`]: buffers, the input line and what frames and keys do to them; no I/O.
 //! - [`render`]: drawing the model (buffer list, messages, members, status, input).
 //! - [`keys`]: terminal events applied to the model.
+//! - [`config`]: `config.toml` (bell, timestamp format, nick colours, keys).
+//! - [`store`]: input history per buffer, kept across restarts.
 //! - [`app`]: the terminal and the loop between it and the server.
 //!
 //! `--plain` (scripts) and `--line` (the line editor of [`crate::interactive`]) stay
 //! available.
 
 pub mod app;
+pub mod config;
 pub mod keys;
 pub mod link;
 pub mod model;
 pub mod render;
+pub mod store;
 
 pub use app::run;
 pub use model::{Effect, Model, Status};

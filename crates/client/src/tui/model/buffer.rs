@@ -95,6 +95,8 @@ pub struct Buffer {
     pub history: Vec<String>,
     /// The history entry shown while browsing with Up/Down, and the draft it replaced.
     pub history_pos: Option<(usize, String)>,
+    /// Fetching older history from the server.
+    pub older: super::Older,
 }
 
 /// How many input lines each buffer remembers.
@@ -118,6 +120,7 @@ impl Buffer {
             speakers: Vec::new(),
             history: Vec::new(),
             history_pos: None,
+            older: super::Older::default(),
         }
     }
 
@@ -142,13 +145,19 @@ impl Buffer {
             self.speakers.retain(|s| name_key(s) != name_key(sender));
             self.speakers.insert(0, sender.clone());
         }
-        // Messages go before any later message already there (history after live).
+        // Messages go before any later message already there (history after live); one
+        // older than every message shown (fetched history) goes to the very top, above
+        // the local lines before the first message (such as the `[joined]` line).
         let at = match line.msg_id {
-            Some(id) => self
+            Some(id) => match self
                 .lines
                 .iter()
                 .position(|l| l.msg_id.is_some_and(|other| other > id))
-                .unwrap_or(self.lines.len()),
+            {
+                Some(at) if self.lines[..at].iter().all(|l| l.msg_id.is_none()) => 0,
+                Some(at) => at,
+                None => self.lines.len(),
+            },
             None => self.lines.len(),
         };
         let at_end = at == self.lines.len();

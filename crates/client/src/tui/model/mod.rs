@@ -13,12 +13,20 @@
 
 pub mod buffer;
 pub mod input;
+pub mod mention_list;
+pub mod older;
+pub mod paste;
 
 use natter_proto::{ClientFrame, MAX_LINE, PresenceEvent, ServerFrame, encode, name_key};
 
 pub use buffer::{Buffer, BufferKind, Line, LineKind, mentions};
 pub use input::InputLine;
+pub use mention_list::{MENTIONS_KEPT, Mention};
+pub use older::{OLDER_PAGE, Older};
+pub use paste::PASTE_CONFIRM;
 
+use super::config::Config;
+use super::store::InputHistory;
 use crate::command::{Command, HistoryOf, parse};
 use crate::format;
 use crate::state::{Action, ChatState, Reaction};
@@ -69,6 +77,18 @@ pub struct Model {
     pub status: Status,
     /// The next line sequence number.
     next_seq: u64,
+    /// The number of the last fetch of older history (for its request id).
+    next_fetch: u64,
+    /// Lines typed per buffer, kept across restarts (also for buffers not open).
+    pub input_history: InputHistory,
+    /// `input_history` changed since it was last saved.
+    pub history_dirty: bool,
+    /// A long paste waiting for `y` or `n`.
+    pub pending_paste: Option<Vec<String>>,
+    /// Recent mentions across buffers, oldest first.
+    pub mentions: Vec<Mention>,
+    /// Settings from `config.toml` (bell, timestamps, nick colours, keys).
+    pub config: Config,
 }
 
 impl Model {
@@ -85,6 +105,12 @@ impl Model {
             utc_offset_secs,
             status: Status::default(),
             next_seq: 0,
+            next_fetch: 0,
+            input_history: InputHistory::default(),
+            history_dirty: false,
+            pending_paste: None,
+            mentions: Vec::new(),
+            config: Config::default(),
         }
     }
 
@@ -118,10 +144,20 @@ impl Model {
         match self.find(&kind) {
             Some(i) => i,
             None => {
-                self.buffers.push(Buffer::new(kind));
+                let mut buffer = Buffer::new(kind);
+                buffer.history = self.input_history.get(&buffer.kind);
+                self.buffers.push(buffer);
                 self.buffers.len() - 1
             }
         }
+    }
+
+    /// Takes the input history loaded at start: every buffer gets its lines.
+    pub fn set_input_history(&mut self, history: InputHistory) {
+        for buffer in &mut self.buffers {
+            buffer.history = history.get(&buffer.kind);
+        }
+        self.input_history = history;
     }
 
     /// Shows buffer `index` (ignored when out of range).
@@ -196,6 +232,16 @@ impl Model {
         self.push(index, line, true);
     }
 
+    /// Adds a local line to the server buffer (an error when `error`).
+    pub fn server_note(&mut self, text: String, error: bool) {
+        let kind = if error {
+            LineKind::Error
+        } else {
+            LineKind::Info
+        };
+        self.note(0, text, kind);
+    }
+
     /// Adds local display lines (help, errors, answers) to the current buffer.
     fn notes(&mut self, lines: Vec<String>) {
         for text in lines {
@@ -210,11 +256,20 @@ impl Model {
 
     /// Handles a line typed in the current buffer.
     pub fn submit(&mut self, line: &str) -> Vec<Effect> {
-        self.buffers[self.current].remember(line);
+        let buffer = &mut self.buffers[self.current];
+        buffer.remember(line);
+        if self.input_history.get(&buffer.kind) != buffer.history {
+            self.input_history.set(&buffer.kind, &buffer.history);
+            self.history_dirty = true;
+        }
         let command = match parse(line) {
             Ok(None) => return Vec::new(),
             Ok(Some(command)) => command,
             Err(e) => {
+                if line.trim().eq_ignore_ascii_case("/mentions") {
+                    self.show_mentions();
+                    return Vec::new();
+                }
                 if let Some(name) = buffer_command(line) {
                     if !self.switch_by_name(name) {
                         let text = format!("no buffer '{}'", format::sanitize(name));
@@ -331,7 +386,7 @@ impl Model {
                 let mention = name_key(from) != name_key(&user) && mentions(text, &user);
                 let line = message(*msg_id, *ts, from, text, mention);
                 if self.push(i, line, true) && mention {
-                    effects.push(Effect::Bell);
+                    effects.extend(self.mentioned(i, *ts, from, text));
                 }
             }
             ServerFrame::Private {
@@ -354,7 +409,7 @@ impl Model {
                 }
                 let line = message(*msg_id, *ts, from, &text, !ours);
                 if self.push(i, line, true) && !ours {
-                    effects.push(Effect::Bell);
+                    effects.extend(self.mentioned(i, *ts, from, &text));
                 }
             }
             ServerFrame::Notice {
@@ -441,10 +496,11 @@ impl Model {
                 self.notes(format::render(frame));
             }
             ServerFrame::History {
+                id,
                 room,
                 with,
                 messages,
-                ..
+                last,
             } => {
                 let i = match (room, with) {
                     (Some(room), _) => self.open(BufferKind::Room(room.clone())),
@@ -455,6 +511,7 @@ impl Model {
                     let line = message(m.msg_id, m.ts, &m.from, &m.text, false);
                     self.push(i, line, false);
                 }
+                self.older_chunk(i, id.as_ref(), messages.len(), *last);
                 if messages.is_empty()
                     && let Reaction::Show(lines) = reaction
                 {
@@ -463,7 +520,10 @@ impl Model {
                     }
                 }
             }
-            ServerFrame::Error { .. } => {
+            ServerFrame::Error { id, .. } => {
+                if let Some(id) = id {
+                    self.older_failed(id);
+                }
                 let text = format::render(frame).concat();
                 self.note(self.current, text, LineKind::Error);
             }
@@ -567,7 +627,17 @@ impl Model {
 
 /// The commands Tab completes.
 pub const COMMANDS: &[&str] = &[
-    "/join", "/part", "/msg", "/who", "/rooms", "/list", "/history", "/buffer", "/help", "/exit",
+    "/join",
+    "/part",
+    "/msg",
+    "/who",
+    "/rooms",
+    "/list",
+    "/history",
+    "/buffer",
+    "/mentions",
+    "/help",
+    "/exit",
     "/quit",
 ];
 

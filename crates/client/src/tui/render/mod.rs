@@ -116,6 +116,15 @@ pub fn nick_colour(nick: &str, own: &str) -> Style {
     Style::new().fg(NICK_COLOURS[hash as usize % NICK_COLOURS.len()])
 }
 
+/// The style of a nick: its colour, unless nick colours are off in the config.
+fn nick_style(nick: &str, model: &Model) -> Style {
+    if model.config.nick_colours || name_key(nick) == name_key(model.user()) {
+        nick_colour(nick, model.user())
+    } else {
+        Style::new()
+    }
+}
+
 /// Cuts `text` to at most `width` columns.
 fn fit(text: &str, width: usize) -> String {
     let mut out = String::new();
@@ -187,6 +196,7 @@ fn draw_messages(frame: &mut Frame, area: Rect, model: &Model) {
     let height = usize::from(area.height);
     let end = buffer.lines.len().saturating_sub(buffer.scroll);
     let mut rows: Vec<Row> = Vec::new();
+    let mut top_shown = true;
     // Walk back from the newest visible line until the screen is full.
     for i in (0..end).rev() {
         let line = &buffer.lines[i];
@@ -201,7 +211,15 @@ fn draw_messages(frame: &mut Frame, area: Rect, model: &Model) {
             rows.push(row);
         }
         if rows.len() >= height {
+            top_shown = false;
             break;
+        }
+    }
+    if top_shown && rows.len() < height {
+        if buffer.older.pending.is_some() {
+            rows.push(rule("fetching older messages", width, Color::DarkGray));
+        } else if buffer.older.done {
+            rows.push(rule("no more history", width, Color::DarkGray));
         }
     }
     rows.truncate(height);
@@ -249,8 +267,8 @@ fn rule(text: &str, width: usize, colour: Color) -> Row {
 /// under the text.
 fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
     let time = match line.ts {
-        Some(ts) => local(ts, model.utc_offset_secs).1,
-        None => "     ".to_string(),
+        Some(ts) => model.config.time(ts, model.utc_offset_secs),
+        None => " ".repeat(model.config.time(0, 0).width()),
     };
     let mut prefix: Row = vec![Span::styled(
         format!("{time} "),
@@ -271,7 +289,7 @@ fn line_rows(line: &Line, width: usize, model: &Model) -> Vec<Row> {
             LineKind::Notice => ("-", "- "),
             _ => ("<", "> "),
         };
-        let mut nick = nick_colour(sender, model.user());
+        let mut nick = nick_style(sender, model);
         if line.mention {
             nick = nick.add_modifier(Modifier::REVERSED);
         }
@@ -321,7 +339,7 @@ fn draw_members(frame: &mut Frame, area: Rect, model: &Model) {
     rows.extend(buffer.members.iter().map(|m| {
         TextLine::styled(
             fit(&crate::format::sanitize(m), inner),
-            nick_colour(m, model.user()),
+            nick_style(m, model),
         )
     }));
     let block = Block::new()
@@ -355,6 +373,14 @@ fn draw_status(frame: &mut Frame, area: Rect, model: &Model) {
 
 /// `[#rust] > text`, scrolled sideways so the cursor stays visible.
 fn draw_input(frame: &mut Frame, area: Rect, model: &Model) {
+    if let Some(question) = model.paste_question() {
+        let text = fit(&question, usize::from(area.width));
+        let style = Style::new()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD);
+        frame.render_widget(Paragraph::new(text).style(style), area);
+        return;
+    }
     let prompt = format!("{} > ", model.prompt());
     let width = usize::from(area.width);
     let room = width.saturating_sub(prompt.width()).max(1);

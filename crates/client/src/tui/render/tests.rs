@@ -224,3 +224,83 @@ fn long_input_scrolls_sideways_to_the_cursor() {
     assert!(rows[19].starts_with("[#lobby] > "));
     assert!(rows[19].trim_end().ends_with("END"), "{}", rows[19]);
 }
+
+#[test]
+fn the_top_of_a_buffer_says_when_older_messages_are_fetched_and_when_there_are_none() {
+    let mut m = model();
+    m.switch_to(1);
+    let rows = 10;
+    let sent = m.scroll_up(5, rows);
+    assert_eq!(sent.len(), 1);
+    let before = screen(&m, 100, 12);
+    row_with(&before, "fetching older messages");
+    let Some((id, _)) = m.current_buffer().older.pending.clone() else {
+        panic!("no fetch pending");
+    };
+    m.on_frame(&ServerFrame::History {
+        id: Some(id),
+        room: Some("lobby".into()),
+        with: None,
+        messages: vec![natter_proto::HistoryEntry {
+            msg_id: 0,
+            from: "carol".into(),
+            to: None,
+            text: "the very first".into(),
+            ts: T0,
+        }],
+        last: true,
+    });
+    let after = screen(&m, 100, 12);
+    row_with(&after, "no more history");
+    // The older line sits above the ones already shown.
+    m.current_buffer_mut().scroll_down(10);
+    let after = screen(&m, 100, 12);
+    let first = after.iter().position(|r| r.contains("the very first"));
+    let later = after.iter().position(|r| r.contains("good morning"));
+    assert!(first < later, "{}", after.join("\n"));
+}
+
+#[test]
+fn a_long_paste_asks_on_the_input_line() {
+    let mut m = model();
+    m.paste("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n");
+    let rows = screen(&m, 80, 10);
+    assert!(
+        rows[9].starts_with("send 12 lines? (y/n)"),
+        "{}",
+        rows.join("\n")
+    );
+}
+
+#[test]
+fn seconds_in_timestamps_and_nick_colours_off() {
+    let mut m = model();
+    m.switch_to(1);
+    m.config.timestamp = "%H:%M:%S".into();
+    let rows = screen(&m, 100, 30);
+    // Message 1 arrived at T0 + 1 minute: 22:14:20 UTC.
+    assert!(row_with(&rows, "good morning").contains("22:14:20 <bob> good morning"));
+    // A local line keeps the text aligned under the wider time column.
+    let joined = row_with(&rows, "[joined]");
+    let col = |r: &str, needle: &str| r.find(needle).expect("found");
+    let good = row_with(&rows, "good morning");
+    assert_eq!(col(joined, "[joined]"), col(good, "22:14:20") + 9);
+
+    let colour = |m: &Model| {
+        let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("test terminal");
+        terminal.draw(|f| draw(f, m)).expect("draw");
+        let buffer = terminal.backend().buffer().clone();
+        let rows = screen(m, 100, 30);
+        let y = rows
+            .iter()
+            .position(|r| r.contains("<bob>"))
+            .expect("bob's row") as u16;
+        let row = &rows[usize::from(y)];
+        let x = row[..row.find("bob>").expect("nick")].chars().count() as u16;
+        assert_eq!(buffer[(x, y)].symbol(), "b");
+        buffer[(x, y)].fg
+    };
+    assert_ne!(colour(&m), ratatui::style::Color::Reset);
+    m.config.nick_colours = false;
+    assert_eq!(colour(&m), ratatui::style::Color::Reset);
+}
