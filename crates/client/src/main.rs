@@ -135,6 +135,7 @@ fn run(args: Args, utc_offset: i64) -> anyhow::Result<i32> {
                 server: args.server.clone(),
                 security: tui::security_label(outcome.as_ref()),
                 connection: String::new(),
+                lag_ms: None,
             };
             tui::run(
                 &runtime,

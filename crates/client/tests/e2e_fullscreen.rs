@@ -62,6 +62,12 @@ async fn full_screen_buffers_mentions_switching_and_ctrl_d() {
     assert!(screen.contains("2 #lobby"), "{screen}");
     assert!(screen.contains("dave on 127.0.0.1"), "{screen}");
     assert!(screen.contains("TLS (pinned)"), "{screen}");
+    // The status line shows the measured round trip (the first probe goes out at once).
+    tmux.wait_for("the lag on the status line", |s| {
+        s.lines()
+            .any(|l| l.contains("connected │ lag ") && l.contains(" ms"))
+    })
+    .await;
 
     let mut carol = scrubbed(env!("CARGO_BIN_EXE_natter"))
         .args([

@@ -24,7 +24,7 @@ use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use natter_proto::ClientFrame;
+use natter_proto::{ClientFrame, FrameId, ServerFrame};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
@@ -192,6 +192,8 @@ async fn event_loop<D: Dial>(
         outbox: Outbox::new(),
         history_path,
         save_failed: false,
+        probe: None,
+        probes: 0,
     };
     loop {
         let result = session_step(conn, model, terminal, &mut events, options, &mut st).await;
@@ -225,7 +227,14 @@ struct LoopState<'a> {
     history_path: Option<&'a Path>,
     /// A failure to save the input history is reported once.
     save_failed: bool,
+    /// The lag probe waiting for its `pong`: its id and when it was sent.
+    probe: Option<(FrameId, Instant)>,
+    /// Probes sent, naming the next.
+    probes: u64,
 }
+
+/// How often the lag shown on the status line is measured (a `ping` with an id).
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Whether `e` is the connection failing (worth reconnecting), not the terminal.
 fn lost(e: &RunError) -> bool {
@@ -246,7 +255,14 @@ async fn session_step(
         outbox,
         history_path,
         save_failed,
+        probe,
+        probes,
     } = st;
+    // The first probe goes out at once; one outstanding at a time (a new connection
+    // starts afresh).
+    *probe = None;
+    let mut lag_every = tokio::time::interval(LAG_EVERY);
+    lag_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let history_path = *history_path;
     let output = |e: std::io::Error| RunError::Output(e);
     loop {
@@ -262,6 +278,14 @@ async fn session_step(
             frame = conn.recv() => match frame {
                 Ok(Some(frame)) => {
                     outbox.on_frame(&frame);
+                    if let ServerFrame::Pong { id: Some(id) } = &frame
+                        && let Some((sent, at)) = probe.as_ref()
+                        && sent == id
+                    {
+                        model.status.lag_ms = Some(at.elapsed().as_millis() as u64);
+                        *probe = None;
+                        continue;
+                    }
                     model.on_frame(&frame)
                 }
                 Ok(None) => return Err(ClientError::Closed.into()),
@@ -283,6 +307,13 @@ async fn session_step(
                 Some(Err(e)) => return Err(RunError::Input(e)),
                 None => vec![Effect::Quit],
             },
+            _ = lag_every.tick(), if probe.is_none() && quit_deadline.is_none() => {
+                *probes += 1;
+                let id = FrameId::Str(format!("lag-{probes}"));
+                conn.send(&ClientFrame::Ping { id: Some(id.clone()) }).await?;
+                *probe = Some((id, Instant::now()));
+                Vec::new()
+            }
             () = tokio::time::sleep_until(quit_deadline.unwrap_or_else(Instant::now)),
                 if quit_deadline.is_some() =>
             {

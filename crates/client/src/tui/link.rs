@@ -17,8 +17,8 @@ use crate::connection::Connection;
 use crate::reconnect::{self, Dial, Failure, Outbox, Reconnector};
 use crate::session::RunError;
 
-/// Messages a private buffer fetches after a reconnect (the server's maximum per
-/// request); the buffer drops what it already shows, by msg_id.
+/// Messages a buffer fetches after a reconnect (the server's maximum per request); the
+/// buffer drops what it already shows, by msg_id.
 const CATCH_UP: u32 = 200;
 
 /// How a loss of the connection ended.
@@ -125,10 +125,10 @@ pub async fn recover<D: Dial>(
     Ok(Recovered::GaveUp("too many attempts".into()))
 }
 
-/// After logging in again: rejoins every room of the buffer list (the server answers
-/// with `joined` and the room's latest history), fetches each private conversation's
-/// latest messages (buffers drop what they show already), and resends what was never
-/// acknowledged, with its original `client_id` (the server stores each once).
+/// After logging in again: rejoins every room of the buffer list, fetches each room's
+/// and private conversation's latest [`CATCH_UP`] messages (buffers drop what they show
+/// already: more missed than that stay reachable by scrolling up), and resends what was
+/// never acknowledged, with its original `client_id` (the server stores each once).
 async fn catch_up(
     conn: &mut Connection,
     model: &Model,
@@ -140,6 +140,16 @@ async fn catch_up(
                 conn.send(&ClientFrame::Join {
                     id: None,
                     room: room.clone(),
+                })
+                .await?;
+                // The join's own history is the server's `history_on_join` (50 by
+                // default); ask for the most the server gives.
+                conn.send(&ClientFrame::History {
+                    id: None,
+                    room: Some(room.clone()),
+                    with: None,
+                    before: None,
+                    limit: Some(CATCH_UP),
                 })
                 .await?;
             }

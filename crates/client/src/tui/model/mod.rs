@@ -53,6 +53,8 @@ pub struct Status {
     pub security: String,
     /// `connected`, `disconnected`, ...
     pub connection: String,
+    /// The last measured round trip to the server (a `ping` answered), in ms.
+    pub lag_ms: Option<u64>,
 }
 
 /// The whole state of the full-screen client.

@@ -362,6 +362,9 @@ fn draw_status(frame: &mut Frame, area: Rect, model: &Model) {
     if !s.connection.is_empty() {
         parts.push(s.connection.clone());
     }
+    if let Some(lag) = s.lag_ms {
+        parts.push(format!("lag {lag} ms"));
+    }
     let buffer = model.current_buffer();
     if buffer.scroll > 0 {
         parts.push(format!("scrolled up {}", buffer.scroll));

@@ -35,6 +35,7 @@ fn model() -> Model {
         server: "chat.example:9999".into(),
         security: "TLS (pinned)".into(),
         connection: "connected".into(),
+        lag_ms: Some(12),
     };
     m.on_frame(&joined(None, "lobby", &["alice", "bob", "carol"]));
     m.on_frame(&public(1, "lobby", "bob", "good morning"));
@@ -100,7 +101,7 @@ fn layout_at_100_by_30() {
     // Status and input lines.
     assert_eq!(
         rows[28].trim_end(),
-        " alice on chat.example:9999 │ TLS (pinned) │ connected"
+        " alice on chat.example:9999 │ TLS (pinned) │ connected │ lag 12 ms"
     );
     assert_eq!(rows[29].trim_end(), "[#lobby] > draft");
 }
