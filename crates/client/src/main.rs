@@ -5,7 +5,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use natter_client::cli::{Args, PASSWORD_ENV, parse_user};
 use natter_client::login::{self, LoginError, Prompter, Reconnect, TerminalPrompter};
 use natter_client::reconnect::{self, Credentials, Reconnector};
@@ -18,7 +17,7 @@ use natter_proto::{PROTOCOL_VERSION, ServerFrame};
 fn main() {
     // Before any thread starts: the local offset is only read in a single-threaded process.
     let utc_offset = tui::local_utc_offset();
-    let args = Args::parse();
+    let args = args_with_config();
     let code = match run(args, utc_offset) {
         Ok(code) => code,
         Err(e) => {
@@ -29,6 +28,29 @@ fn main() {
     let _ = std::io::stdout().flush();
     // Exit at once: a blocked stdin read or editor thread must not keep the process alive.
     std::process::exit(code);
+}
+
+/// The options, with the config file's `server` and `user` (docs: README, "The
+/// full-screen client") where neither the command line nor the environment says.
+fn args_with_config() -> Args {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Some(dir) = tui::store::config_dir() else {
+        return args;
+    };
+    // A bad file is reported by the full-screen client; here it just gives no defaults.
+    let (config, _) = tui::config::Config::load(&dir.join(tui::config::FILE));
+    if matches.value_source("server") == Some(ValueSource::DefaultValue)
+        && let Some(server) = config.server
+    {
+        args.server = server;
+    }
+    if args.user.is_none() {
+        args.user = config.user.and_then(|u| parse_user(&u).ok());
+    }
+    args
 }
 
 /// Runs the client and returns the exit status.

@@ -526,3 +526,45 @@ async fn plain_mode_without_a_user_or_password_explains_what_to_set() {
         "{err}"
     );
 }
+
+/// `server` and `user` in config.toml stand in for `--server` and `--user` when neither
+/// the command line nor the environment gives them; the command line still wins.
+#[tokio::test]
+async fn the_config_file_gives_the_default_server_and_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path(), true).await;
+    let xdg = dir.path().join("xdg-config");
+    std::fs::create_dir_all(xdg.join("natter")).expect("config dir");
+    std::fs::write(
+        xdg.join("natter").join("config.toml"),
+        format!("server = \"{}\"\nuser = \"cfguser\"\n", server.addr),
+    )
+    .expect("config");
+    let run = |args: &[&str]| {
+        let mut cmd = command(env!("CARGO_BIN_EXE_natter"));
+        cmd.args(args)
+            .args(["--plain", "--plaintext", "--register"])
+            .arg("--known-servers")
+            .arg(known_servers(dir.path()))
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("NATTER_PASSWORD", PASSWORD);
+        cmd
+    };
+    let mut from_config = Proc::spawn("cfguser", run(&[]), dir.path());
+    from_config.close_stdin();
+    let status = from_config.wait().await;
+    assert!(status.success(), "{status}: {}", from_config.stderr());
+    assert_eq!(
+        from_config.seen.first().map(String::as_str),
+        Some("[system] registered and logged in as cfguser")
+    );
+    // The command line wins over the file.
+    let mut named = Proc::spawn("flaguser", run(&["--user", "flaguser"]), dir.path());
+    named.close_stdin();
+    assert!(named.wait().await.success(), "{}", named.stderr());
+    assert_eq!(
+        named.seen.first().map(String::as_str),
+        Some("[system] registered and logged in as flaguser")
+    );
+    drop(server);
+}

@@ -2,6 +2,8 @@
 //! known-servers file lives in, see [`super::store::config_dir`]).
 //!
 //! ```toml
+//! server = "chat.example.org:9999"  # when neither --server nor NATTER_SERVER says
+//! user = "alice"              # when neither --user nor NATTER_USER says
 //! bell = true                 # ring the terminal bell on a mention
 //! timestamp = "%H:%M"         # %H hours, %M minutes, %S seconds, %% a percent sign
 //! nick_colours = true         # colour other people's nicks
@@ -13,11 +15,9 @@
 //! ```
 //!
 //! Key names: an optional `ctrl-` and/or `alt-`, then a character, `left`, `right`, `up`,
-//! `down`, `pageup`, `pagedown`, `home`, `end`, `tab` or `f1`..`f12`. The file is read
-//! with a small parser of this subset of TOML (`key = value` lines, one `[keys]` table,
-//! `#` comments, booleans, strings, arrays of strings). A missing file means the
-//! defaults; a file with any mistake means the defaults too, and the mistake is shown in
-//! the server buffer.
+//! `down`, `pageup`, `pagedown`, `home`, `end`, `tab` or `f1`..`f12`. A missing file
+//! means the defaults; a file with any mistake (bad TOML, an unknown key, a bad value)
+//! means the defaults too, and the mistake is shown in the server buffer.
 
 use std::path::Path;
 
@@ -110,6 +110,10 @@ pub struct Config {
     pub nick_colours: bool,
     /// Buffer switching keys.
     pub keys: Keys,
+    /// The server to connect to when neither `--server` nor `NATTER_SERVER` says.
+    pub server: Option<String>,
+    /// The account to log in as when neither `--user` nor `NATTER_USER` says.
+    pub user: Option<String>,
 }
 
 impl Default for Config {
@@ -124,82 +128,47 @@ impl Default for Config {
                 next: keys(&["alt-right", "ctrl-n"]),
                 prev: keys(&["alt-left", "ctrl-p"]),
             },
+            server: None,
+            user: None,
         }
     }
 }
 
-/// A value in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Value {
-    Bool(bool),
-    Str(String),
-    List(Vec<String>),
+/// The file as written: every key optional, nothing else allowed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    bell: Option<bool>,
+    timestamp: Option<String>,
+    #[serde(alias = "nick_colors")]
+    nick_colours: Option<bool>,
+    server: Option<String>,
+    user: Option<String>,
+    keys: Option<FileKeys>,
 }
 
-/// Reads a quoted string (`"..."` with `\"`, `\\` escapes, or `'...'` literally); returns
-/// it and what follows.
-fn string(s: &str) -> Option<(String, &str)> {
-    if let Some(rest) = s.strip_prefix('\'') {
-        let end = rest.find('\'')?;
-        return Some((rest[..end].to_string(), &rest[end + 1..]));
-    }
-    let rest = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = rest.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &rest[i + 1..])),
-            '\\' => match chars.next()?.1 {
-                '"' => out.push('"'),
-                '\\' => out.push('\\'),
-                't' => out.push('\t'),
-                _ => return None,
-            },
-            c => out.push(c),
-        }
-    }
-    None
+/// The `[keys]` table as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKeys {
+    alt_digits: Option<bool>,
+    next: Option<Names>,
+    prev: Option<Names>,
 }
 
-/// True when only a comment or nothing is left.
-fn ends(rest: &str) -> bool {
-    let rest = rest.trim();
-    rest.is_empty() || rest.starts_with('#')
-}
-
-/// Reads a value (and checks that only a comment follows).
-fn value(s: &str) -> Option<Value> {
-    let s = s.trim();
-    for (word, b) in [("true", true), ("false", false)] {
-        if let Some(rest) = s.strip_prefix(word)
-            && ends(rest)
-        {
-            return Some(Value::Bool(b));
-        }
-    }
-    if let Some(mut rest) = s.strip_prefix('[') {
-        let mut items = Vec::new();
-        loop {
-            rest = rest.trim_start();
-            if let Some(after) = rest.strip_prefix(']') {
-                return ends(after).then_some(Value::List(items));
-            }
-            let (item, after) = string(rest)?;
-            items.push(item);
-            rest = after.trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest);
-        }
-    }
-    let (text, rest) = string(s)?;
-    ends(rest).then_some(Value::Str(text))
+/// One key name or a list of them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Names {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Key names to bindings.
-fn key_list(value: Value) -> Result<Vec<KeySpec>, String> {
-    let names = match value {
-        Value::Str(name) => vec![name],
-        Value::List(names) => names,
-        Value::Bool(_) => return Err("expected a key name or a list of them".into()),
+fn key_list(names: Names) -> Result<Vec<KeySpec>, String> {
+    let names = match names {
+        Names::One(name) => vec![name],
+        Names::Many(names) => names,
     };
     names
         .iter()
@@ -221,57 +190,40 @@ fn check_timestamp(format: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The line (1-based) of byte `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at).map_or(1, |t| t.matches('\n').count() + 1)
+}
+
 impl Config {
-    /// Reads the file's text; a mistake is `line N: what`.
+    /// Reads the file's text (TOML); a mistake is `line N: what`.
     pub fn parse(text: &str) -> Result<Config, String> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| line_of(text, span.start));
+            format!("line {line}: {}", e.message().trim())
+        })?;
         let mut config = Config::default();
-        let mut table = String::new();
-        for (n, raw) in text.lines().enumerate() {
-            let at = |e: String| format!("line {}: {e}", n + 1);
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        if let Some(bell) = file.bell {
+            config.bell = bell;
+        }
+        if let Some(colours) = file.nick_colours {
+            config.nick_colours = colours;
+        }
+        if let Some(format) = file.timestamp {
+            check_timestamp(&format)?;
+            config.timestamp = format;
+        }
+        config.server = file.server;
+        config.user = file.user;
+        if let Some(keys) = file.keys {
+            if let Some(alt) = keys.alt_digits {
+                config.keys.alt_digits = alt;
             }
-            if let Some(rest) = line.strip_prefix('[') {
-                let Some((name, after)) = rest.split_once(']') else {
-                    return Err(at("a table name needs a closing ]".into()));
-                };
-                if name.trim() != "keys" || !ends(after) {
-                    return Err(at(format!("unknown table [{}]", name.trim())));
-                }
-                table = "keys".into();
-                continue;
+            if let Some(next) = keys.next {
+                config.keys.next = key_list(next)?;
             }
-            let Some((key, raw_value)) = line.split_once('=') else {
-                return Err(at("expected key = value".into()));
-            };
-            let key = key.trim();
-            let value = value(raw_value).ok_or_else(|| at(format!("bad value for {key}")))?;
-            let bool_of = |v: &Value| match v {
-                Value::Bool(b) => Ok(*b),
-                _ => Err(at(format!("{key} must be true or false"))),
-            };
-            match (table.as_str(), key) {
-                ("", "bell") => config.bell = bool_of(&value)?,
-                ("", "nick_colours" | "nick_colors") => config.nick_colours = bool_of(&value)?,
-                ("", "timestamp") => match value {
-                    Value::Str(s) => {
-                        check_timestamp(&s).map_err(at)?;
-                        config.timestamp = s;
-                    }
-                    _ => return Err(at("timestamp must be a string like \"%H:%M\"".into())),
-                },
-                ("keys", "alt_digits") => config.keys.alt_digits = bool_of(&value)?,
-                ("keys", "next") => config.keys.next = key_list(value).map_err(at)?,
-                ("keys", "prev") => config.keys.prev = key_list(value).map_err(at)?,
-                _ => {
-                    let name = if table.is_empty() {
-                        key.to_string()
-                    } else {
-                        format!("{table}.{key}")
-                    };
-                    return Err(at(format!("unknown setting '{name}'")));
-                }
+            if let Some(prev) = keys.prev {
+                config.keys.prev = key_list(prev)?;
             }
         }
         Ok(config)
