@@ -202,7 +202,7 @@ async fn history_paging_paste_confirmation_config_and_input_history_across_resta
     .await;
     tmux.keys(&["M-1"]);
     tmux.wait_for("the config mistake in the server buffer", |s| {
-        s.contains("line 1: bad value for")
+        s.contains("config.toml line 1: ")
             && s.contains("using the defaults")
             && last_line(s).starts_with("[server] >")
     })
