@@ -20,7 +20,7 @@ use tokio::time::timeout;
 
 mod support;
 
-use support::bins::{command as scrubbed, server_binary};
+use support::bins::{command as scrubbed, start_server_on};
 use support::tmux::{Tmux, last_line};
 
 /// Upper bound for every wait.
@@ -37,52 +37,6 @@ fn known_servers(dir: &Path) -> PathBuf {
 /// certificate fingerprint.
 async fn start_server(dir: &Path) -> (tokio::process::Child, String, String) {
     start_server_on(dir, "127.0.0.1:0").await
-}
-
-/// Like [`start_server`], listening on `listen`.
-async fn start_server_on(dir: &Path, listen: &str) -> (tokio::process::Child, String, String) {
-    let mut server = scrubbed(server_binary().await)
-        .arg("--listen")
-        .arg(listen)
-        .arg("--web-listen")
-        .arg("off")
-        .arg("--irc-listen")
-        .arg("off")
-        // Room for the pastes of the type-ahead test (the default burst is 10 messages).
-        .arg("--message-burst")
-        .arg("100")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let mut server_out = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let line = timeout(T, server_out.next_line())
-        .await
-        .expect("listening line in time")
-        .expect("readable")
-        .expect("a line");
-    let addr = line
-        .strip_prefix("natter-server listening on ")
-        .expect("listening line")
-        .to_string();
-    let mut fingerprint = None;
-    for _ in 0..10 {
-        let line = timeout(T, server_out.next_line())
-            .await
-            .expect("start-up lines in time")
-            .expect("readable")
-            .expect("a line");
-        if let Some(fp) = line.strip_prefix("TLS certificate SHA-256 fingerprint: ") {
-            fingerprint = Some(fp.to_string());
-            break;
-        }
-    }
-    let fingerprint = fingerprint.expect("the server prints its fingerprint");
-    // Keep draining: the server prints more after starting, and a closed pipe would stop it.
-    tokio::spawn(async move { while let Ok(Some(_)) = server_out.next_line().await {} });
-    (server, addr, fingerprint)
 }
 
 /// Runs Dave's interactive client in a fresh tmux server, trusts the server's certificate

@@ -15,7 +15,7 @@ use tokio::time::timeout;
 
 mod support;
 
-use support::bins::{command as scrubbed, create_account, server_binary};
+use support::bins::{command as scrubbed, create_account, start_server_on};
 use support::proxy::{Mode, Proxy};
 use support::tmux::{Tmux, last_line};
 
@@ -31,33 +31,7 @@ fn known_servers(dir: &Path) -> PathBuf {
 /// Starts the server (TLS, self-signed, its data in `dir`) listening on `listen`;
 /// returns it and its address.
 async fn start_server(dir: &Path, listen: &str) -> (tokio::process::Child, String) {
-    let mut server = scrubbed(server_binary().await)
-        .args([
-            "--listen",
-            listen,
-            "--web-listen",
-            "off",
-            "--irc-listen",
-            "off",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let mut out = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let line = timeout(T, out.next_line())
-        .await
-        .expect("listening line in time")
-        .expect("readable")
-        .expect("a line");
-    let addr = line
-        .strip_prefix("natter-server listening on ")
-        .expect("listening line")
-        .to_string();
-    // Keep draining: a closed pipe would stop the server.
-    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    let (server, addr, _) = start_server_on(dir, listen).await;
     (server, addr)
 }
 

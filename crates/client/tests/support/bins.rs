@@ -4,11 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::timeout;
 
 /// Upper bound for building the server binary when it is missing.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Upper bound for a started server's first lines.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// Environment variables of either binary that must not leak in from the test's environment.
 const SCRUBBED_ENV: &[&str] = &[
@@ -87,4 +93,51 @@ pub async fn create_account(known_servers: &Path, addr: &str, user: &str, passwo
     .expect("the account is created in time")
     .expect("the client runs");
     assert!(status.success(), "creating {user}: {status}");
+}
+
+/// Starts the real server binary (TLS with a self-signed certificate, state in `dir`)
+/// listening on `listen`: the process, its address and its certificate's fingerprint.
+pub async fn start_server_on(dir: &Path, listen: &str) -> (tokio::process::Child, String, String) {
+    let mut server = command(server_binary().await)
+        .arg("--listen")
+        .arg(listen)
+        .arg("--web-listen")
+        .arg("off")
+        .arg("--irc-listen")
+        .arg("off")
+        // Room for the pastes of the type-ahead test (the default burst is 10 messages).
+        .arg("--message-burst")
+        .arg("100")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut server_out = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let line = timeout(WAIT, server_out.next_line())
+        .await
+        .expect("listening line in time")
+        .expect("readable")
+        .expect("a line");
+    let addr = line
+        .strip_prefix("natter-server listening on ")
+        .expect("listening line")
+        .to_string();
+    let mut fingerprint = None;
+    for _ in 0..10 {
+        let line = timeout(WAIT, server_out.next_line())
+            .await
+            .expect("start-up lines in time")
+            .expect("readable")
+            .expect("a line");
+        if let Some(fp) = line.strip_prefix("TLS certificate SHA-256 fingerprint: ") {
+            fingerprint = Some(fp.to_string());
+            break;
+        }
+    }
+    let fingerprint = fingerprint.expect("the server prints its fingerprint");
+    // Keep draining: the server prints more after starting, and a closed pipe would stop it.
+    tokio::spawn(async move { while let Ok(Some(_)) = server_out.next_line().await {} });
+    (server, addr, fingerprint)
 }
