@@ -64,20 +64,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
         .await;
 
     let (stop, stopped) = watch::channel(false);
-    let mut senders = Vec::new();
-    let mut listeners = Vec::new();
-    for c in clients.drain(..) {
-        if c.name.ends_with('1') {
-            senders.push(load_sender(
-                c,
-                "load",
-                Duration::from_millis(10),
-                stopped.clone(),
-            ));
-        } else {
-            listeners.push(listener(c, stopped.clone()));
-        }
-    }
+    let (senders, listeners) = start_load(clients, "load", Duration::from_millis(10), &stopped);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     nodes[2].kill().await;
     let killed_at = Instant::now();
@@ -280,20 +267,7 @@ async fn a_redis_restart_loses_no_acknowledged_message() {
     join_all(&mut clients, "#chat").await;
 
     let (stop, stopped) = watch::channel(false);
-    let mut senders = Vec::new();
-    let mut listeners = Vec::new();
-    for c in clients.drain(..) {
-        if c.name.ends_with('1') {
-            senders.push(load_sender(
-                c,
-                "chat",
-                Duration::from_millis(20),
-                stopped.clone(),
-            ));
-        } else {
-            listeners.push(listener(c, stopped.clone()));
-        }
-    }
+    let (senders, listeners) = start_load(clients, "chat", Duration::from_millis(20), &stopped);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     engines.redis.stop();
     let stopped_at = Instant::now();

@@ -5,7 +5,6 @@ use std::time::Duration;
 use natter_proto::{ServerFrame, name_key};
 use tokio::time::Instant;
 
-use super::remote::Change;
 use super::wire::{self, Body};
 use super::{ClusterBus, fill, lock};
 use crate::bus::Bus;
@@ -44,7 +43,8 @@ impl ClusterBus {
             }
             Body::Snapshot { users } => {
                 let changes = lock(&self.remote).replace(&node, users, Instant::now());
-                self.announce_diff(&node, changes);
+                // After the node's restart or our reconnect: joins and leaves we missed.
+                self.announce(changes, "quit");
             }
             Body::Bye => self.node_lost(&node, "quit"),
             Body::Connect { user, transport } => {
@@ -129,13 +129,6 @@ impl ClusterBus {
             }
             Body::Feed { json } => self.monitor.publish_json(json.into()),
         }
-    }
-
-    /// Announces what a snapshot changed, where it changed cluster-wide.
-    fn announce_diff(&self, _node: &str, changes: Vec<Change>) {
-        // A node's snapshot after its restart or our reconnect: joins and leaves we
-        // missed.
-        self.announce(changes, "quit");
     }
 
     /// Shows an event of another node on the consoles here (their feed is the

@@ -7,7 +7,7 @@ use natter_proto::name_key;
 use tokio::time::Instant;
 
 use super::wire::SnapshotUser;
-use crate::transport_kind::PerTransport;
+use crate::transport_kind::{PerTransport, TransportKind};
 
 /// One account online on another node.
 #[derive(Debug, Clone)]
@@ -83,11 +83,9 @@ impl Remote {
                     sessions: PerTransport::default(),
                     rooms: BTreeSet::new(),
                 });
-            let mut counts = u.sessions.counts();
-            if let Some(c) = counts.get_mut(transport) {
-                *c += 1;
+            if let Some(&kind) = TransportKind::ALL.get(transport) {
+                u.sessions.add(kind, 1);
             }
-            u.sessions = PerTransport::from_array(counts);
         }
     }
 
@@ -101,11 +99,9 @@ impl Remote {
         let Some(u) = view.users.get_mut(&key) else {
             return;
         };
-        let mut counts = u.sessions.counts();
-        if let Some(c) = counts.get_mut(transport) {
-            *c = c.saturating_sub(1);
+        if let Some(&kind) = TransportKind::ALL.get(transport) {
+            u.sessions.sub(kind, 1);
         }
-        u.sessions = PerTransport::from_array(counts);
         if u.sessions.total() == 0 {
             view.users.remove(&key);
         }

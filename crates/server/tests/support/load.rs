@@ -66,6 +66,31 @@ pub fn load_sender(
     })
 }
 
+/// A running [`load_sender`]: the client back, with what it sent.
+pub type Sender = tokio::task::JoinHandle<(Client, Vec<Sent>)>;
+
+/// A running [`listener`].
+pub type Listener = tokio::task::JoinHandle<Client>;
+
+/// Sends and listens until `stop`: clients whose name ends in `1` send to `room` every
+/// `pause` ([`load_sender`]), the others listen ([`listener`]).
+pub fn start_load(
+    clients: Vec<Client>,
+    room: &str,
+    pause: Duration,
+    stop: &watch::Receiver<bool>,
+) -> (Vec<Sender>, Vec<Listener>) {
+    let (mut senders, mut listeners) = (Vec::new(), Vec::new());
+    for c in clients {
+        if c.name.ends_with('1') {
+            senders.push(load_sender(c, room, pause, stop.clone()));
+        } else {
+            listeners.push(listener(c, stop.clone()));
+        }
+    }
+    (senders, listeners)
+}
+
 /// Receives until `stop` (or until the connection ends).
 pub fn listener(mut c: Client, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<Client> {
     tokio::spawn(async move {
