@@ -9,6 +9,12 @@
 #   bench/run.sh --cluster natter as a cluster (PostgreSQL + Redis): a room of 1 000 on one
 #                          node vs spread over two, and commit throughput PostgreSQL vs
 #                          SQLite (bench/cluster.sh; add --full for longer phases)
+#   bench/run.sh --pair W  one workload only, natter and Redis alternately three times
+#                          each (a fresh server every time), pinned and then unpinned;
+#                          prints every pair's ratio and the median. W is one of
+#                          fanout100, fanout1000, tls1000 (natter over TLS against Redis
+#                          in plaintext), private, storm, idle, idle-tls; add --full for
+#                          the full mode's sizes (longer phases, a storm of 2 000)
 #
 # Workloads per server: fan-out (pinned and unpinned), idle connections, private
 # messages, a login storm and N users joining one room; natter also over TLS and over
@@ -30,28 +36,45 @@ for arg in "$@"; do
         exec bash "$(dirname "$0")/cluster.sh" "$@"
     fi
 done
-for arg in "$@"; do
-    case "$arg" in
+PAIR=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --quick) MODE=quick ;;
         --full) MODE=full ;;
         --irc) MODE=irc ;;
+        --pair)
+            PAIR=${2:-}
+            case "$PAIR" in
+                fanout100 | fanout1000 | tls1000 | private | storm | idle | idle-tls) ;;
+                *)
+                    echo "--pair needs a workload: fanout100, fanout1000, tls1000, private, storm, idle or idle-tls" >&2
+                    exit 2
+                    ;;
+            esac
+            shift
+            ;;
         -h | --help)
-            sed -n '2,24p' "$0"
+            sed -n '2,30p' "$0"
             exit 0
             ;;
         *)
-            echo "unknown argument: $arg (use --quick, --full, --irc or --cluster)" >&2
+            echo "unknown argument: $1 (use --quick, --full, --irc, --cluster or --pair WORKLOAD)" >&2
             exit 2
             ;;
     esac
+    shift
 done
+if [ -n "$PAIR" ] && [ "$MODE" = irc ]; then
+    echo "--pair compares natter with Redis; it does not combine with --irc" >&2
+    exit 2
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS="$ROOT/bench/results"
 RAWDIR="$RESULTS/raw"
 mkdir -p "$RAWDIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RAW="$RAWDIR/$STAMP-$MODE.jsonl"
+RAW="$RAWDIR/$STAMP-$MODE${PAIR:+-pair-$PAIR}.jsonl"
 TMP=$(mktemp -d /tmp/natter-bench.XXXXXX)
 SERVER_PID=""
 
@@ -285,6 +308,50 @@ bench() {
         echo "step '$sub $*' against $which failed or timed out" >&2
     fi
 }
+
+# --- alternating pairs (--pair) -----------------------------------------------------------
+# pair_step SERVER PIN: one measurement of the chosen workload on a fresh server.
+pair_step() {
+    local server=$1 pin=$2
+    start_server "$server" "$pin"
+    case "$PAIR" in
+        fanout100 | fanout1000 | tls1000)
+            local n=1000
+            [ "$PAIR" = fanout100 ] && n=100
+            bench "$server" "$pin" fanout --ns $n --senders 4 --window 128 \
+                --phases "${PHASES%%,*}" --parallel 64
+            ;;
+        private) bench "$server" "$pin" private --users 1000 --secs "$PRIVATE_SECS" --parallel 64 ;;
+        storm)
+            bench "$server" "$pin" storm --chat 100 --senders 4 --rate 500 --storm "$STORM" \
+                --storm-parallel 1000 --parallel 64
+            ;;
+        idle | idle-tls) bench "$server" "$pin" idle --n 1000 --parallel 64 ;;
+    esac
+}
+
+if [ -n "$PAIR" ]; then
+    log "registering natter accounts for $PAIR (setup; Argon2id per account)"
+    start_server natter unpinned
+    timeout 1800 "$NB" register --kind natter --addr "127.0.0.1:$NATTER_PORT" --parallel 8 \
+        --receivers 1000 --senders 4 --private 1000 --storm "$STORM" --idle 1000
+    NATTER_SIDE=natter
+    case "$PAIR" in tls1000 | idle-tls) NATTER_SIDE=natter-tls ;; esac
+    for pin in pinned unpinned; do
+        for i in 1 2 3; do
+            log "$PAIR $pin, pair $i of 3: $NATTER_SIDE, then Redis"
+            pair_step "$NATTER_SIDE" $pin
+            pair_step redis $pin
+        done
+    done
+    stop_server
+    log "results ($PAIR, $MODE sizes, $STAMP)"
+    "$NB" report --pairs --input "$RAW" \
+        --label "pairs of $PAIR ($MODE sizes), $STAMP, natter and Redis alternately"
+    echo
+    echo "raw records: $RAW"
+    exit 0
+fi
 
 # --- accounts (setup, not measured) ------------------------------------------------------
 log "registering natter accounts (setup; Argon2id per account)"

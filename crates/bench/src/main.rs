@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use natter_bench::client::{Kind, Target};
 use natter_bench::pin::ServerPin;
-use natter_bench::report::{Record, cluster_table, machine, table};
+use natter_bench::report::{Record, cluster_table, machine, pairs_table, table};
 use natter_bench::workload::{self, FanOut, Phase};
 use natter_bench::{cpu, join};
 
@@ -216,6 +216,10 @@ enum Cmd {
         /// Free text describing the run (mode, date).
         #[arg(long, default_value = "")]
         label: String,
+        /// Alternating pairs (`bench/run.sh --pair`): each natter record divided by the
+        /// Redis record measured next to it, and the median ratio per workload.
+        #[arg(long)]
+        pairs: bool,
     },
 }
 
@@ -544,6 +548,7 @@ async fn run(cli: Cli) -> Result<()> {
             input,
             summary,
             label,
+            pairs,
         } => {
             let text = std::fs::read_to_string(&input)
                 .with_context(|| format!("reading {}", input.display()))?;
@@ -562,7 +567,9 @@ async fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .cloned()
                 .partition(|r| r.store.is_some() || r.nodes.is_some());
-            if !others.is_empty() {
+            if pairs {
+                print!("{}", pairs_table(&others));
+            } else if !others.is_empty() {
                 print!("{}", table(&others));
             }
             if !cluster.is_empty() {

@@ -6,8 +6,10 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 mod cluster;
+mod pairs;
 
 pub use cluster::cluster_table;
+pub use pairs::pairs_table;
 
 /// One measured figure set (one workload, one server, one configuration).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -159,6 +159,14 @@ impl Shared {
         self.bus.share_event(&event);
         self.transcript.record(event);
     }
+
+    /// [`Shared::emit`] for a chat message: waits for room in the conversation log's
+    /// queue rather than dropping the line (see [`transcript::Transcript::record_wait`]).
+    pub async fn emit_message(&self, event: transcript::Event) {
+        self.monitor.publish(&event);
+        self.bus.share_event(&event);
+        self.transcript.record_wait(event).await;
+    }
 }
 
 /// The listeners a server serves.

@@ -566,7 +566,7 @@ impl Default for Config {
             retention: None,
             max_rooms_per_session: 64,
             large_room: 200,
-            max_hashes_in_flight: 2 * cores,
+            max_hashes_in_flight: cores,
             shutdown_grace: Duration::from_secs(5),
             web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
             irc_listen: Some(SocketAddr::from(([0, 0, 0, 0], 6697))),

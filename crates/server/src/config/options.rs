@@ -110,7 +110,8 @@ pub struct Options {
     /// second instead of one notice each [default: 200].
     #[arg(long, env = "NATTER_LARGE_ROOM", value_name = "N")]
     pub large_room: Option<usize>,
-    /// Password hashes computed at once; more logins wait [default: 2 x CPU cores].
+    /// Password hashes computed at once, each on a hashing thread of its own at a lower
+    /// CPU priority than the chat; more logins wait [default: one per CPU core].
     #[arg(long, env = "NATTER_MAX_HASHES_IN_FLIGHT", value_name = "N")]
     pub max_hashes_in_flight: Option<usize>,
     /// Seconds to let clients drain on shutdown before cutting them off [default: 5].

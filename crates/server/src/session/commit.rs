@@ -124,7 +124,7 @@ impl Session {
 
     /// Publishes committed public messages: each run of messages to one room is encoded
     /// once into one chunk that every member's queue gets, then the `ok`s go out together.
-    pub(super) fn publish(&self, done: Vec<Published>) {
+    pub(super) async fn publish(&self, done: Vec<Published>) {
         let Some(me) = &self.user else { return };
         let mut oks = Vec::new();
         let mut done = done.into_iter().peekable();
@@ -181,12 +181,14 @@ impl Session {
                 self.shared
                     .metrics
                     .message("public", self.handle.transport(), copies, elapsed);
-                self.shared.emit(Event::Room {
-                    room: room.clone(),
-                    from: msg.from,
-                    text: msg.text,
-                    ts_ms: msg.ts,
-                });
+                self.shared
+                    .emit_message(Event::Room {
+                        room: room.clone(),
+                        from: msg.from,
+                        text: msg.text,
+                        ts_ms: msg.ts,
+                    })
+                    .await;
                 if let Some(id) = id {
                     oks.push(ServerFrame::Ok { id });
                 }
@@ -204,14 +206,14 @@ impl Session {
                 Committed::Public(p) => run.push(p),
                 Committed::Private(p) => {
                     if !run.is_empty() {
-                        self.publish(std::mem::take(&mut run));
+                        self.publish(std::mem::take(&mut run)).await;
                     }
                     self.deliver_private(p).await;
                 }
             }
         }
         if !run.is_empty() {
-            self.publish(run);
+            self.publish(run).await;
         }
     }
 

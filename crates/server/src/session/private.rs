@@ -86,12 +86,14 @@ impl Session {
                 return;
             }
         };
-        self.shared.emit(Event::Private {
-            from: msg.from.clone(),
-            to: to_name.clone(),
-            text: msg.text.clone(),
-            ts_ms: msg.ts,
-        });
+        self.shared
+            .emit_message(Event::Private {
+                from: msg.from.clone(),
+                to: to_name.clone(),
+                text: msg.text.clone(),
+                ts_ms: msg.ts,
+            })
+            .await;
         let frame = |to: &str| ServerFrame::Private {
             msg_id,
             from: msg.from.clone(),

@@ -25,7 +25,18 @@ pub(super) const SYSTEM_LOG: &str = "system_events.log";
 #[derive(Default)]
 struct Pending {
     /// File → the bytes to append to it.
-    files: HashMap<PathBuf, Vec<u8>>,
+    files: HashMap<PathBuf, Lines>,
+}
+
+/// The bytes for one file, and the second name the same lines belong under.
+#[derive(Default)]
+struct Lines {
+    /// What to append.
+    bytes: Vec<u8>,
+    /// A private conversation's other copy (`users/<b>/<a>.log` for the file
+    /// `users/<a>/<b>.log`, a before b): the same file under a second name when it can
+    /// be, else a file of its own that gets the same bytes.
+    mirror: Option<PathBuf>,
 }
 
 impl Pending {
@@ -34,7 +45,15 @@ impl Pending {
         self.files
             .entry(path)
             .or_default()
+            .bytes
             .extend_from_slice(line.as_bytes());
+    }
+
+    /// Queues `line` for `path` and for its second name `mirror`.
+    fn push_pair(&mut self, path: PathBuf, mirror: PathBuf, line: &str) {
+        let lines = self.files.entry(path).or_default();
+        lines.bytes.extend_from_slice(line.as_bytes());
+        lines.mirror = Some(mirror);
     }
 }
 
@@ -73,9 +92,7 @@ impl Disk {
         for cmd in cmds {
             match cmd {
                 Command::Event(event) => {
-                    self.counters
-                        .queued_bytes
-                        .fetch_sub(event.weight(), Ordering::Relaxed);
+                    self.counters.release(&event);
                     if self.closed {
                         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -136,10 +153,18 @@ impl Disk {
                 };
                 let line = private_line(*ts_ms, from, to, text);
                 let users = self.dir.join("users");
-                if f != t {
-                    pending.push(users.join(&t).join(format!("{f}.log")), &line);
+                if f == t {
+                    pending.push(users.join(&f).join(format!("{t}.log")), &line);
+                    return;
                 }
-                pending.push(users.join(&f).join(format!("{t}.log")), &line);
+                // Both directions of a conversation go to one file, in event order,
+                // named after the smaller key first; the other name is its mirror.
+                let (a, b) = if f < t { (&f, &t) } else { (&t, &f) };
+                pending.push_pair(
+                    users.join(a).join(format!("{b}.log")),
+                    users.join(b).join(format!("{a}.log")),
+                    &line,
+                );
             }
             Event::Room {
                 room,
@@ -189,42 +214,99 @@ impl Disk {
         self.dir.join("rooms").join(format!("{key}.log"))
     }
 
-    /// Appends every pending buffer to its file.
+    /// Appends every pending buffer to its file (and to its mirror, unless the mirror
+    /// is the same file under a second name).
     fn write(&mut self, pending: Pending) {
-        for (path, bytes) in pending.files {
-            match self.append(&path, &bytes) {
-                Ok(()) => {
-                    self.dirty.insert(path);
+        for (path, lines) in pending.files {
+            let written = self.append(&path, &lines.bytes);
+            if let Some(mirror) = lines.mirror {
+                // A failed write of the first name must not cost the mirror its lines.
+                let linked = match &written {
+                    Ok(file) => self.linked(file, &path, &mirror),
+                    Err(_) => false,
+                };
+                if linked {
+                    self.dirty.insert(mirror);
+                } else {
+                    let copied = self.append(&mirror, &lines.bytes);
+                    self.finish(mirror, copied);
                 }
-                Err(e) if self.io_warning.allow() => {
-                    let path = path.display();
-                    tracing::warn!(%path, error = %e, "conversation log write failed");
-                }
-                Err(_) => {}
             }
+            self.finish(path, written);
+        }
+    }
+
+    /// Records a write's outcome: the file to sync, or a (rate-limited) warning.
+    fn finish(&mut self, path: PathBuf, written: io::Result<Appended>) {
+        match written {
+            Ok(_) => {
+                self.dirty.insert(path);
+            }
+            Err(e) if self.io_warning.allow() => {
+                let path = path.display();
+                tracing::warn!(%path, error = %e, "conversation log write failed");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Whether `mirror` is the file just appended to at `path`: it is when this append
+    /// created the file and `mirror` did not exist (it is then made a second name of
+    /// it, one inode and one write per batch instead of two), or when it was made so
+    /// before. A mirror that exists as a file of its own (an operator removed or
+    /// rotated one copy, or the logs are older than this) stays separate, and so does
+    /// one that is missing while the file already existed: a removed copy must not come
+    /// back with the whole conversation.
+    fn linked(&self, file: &Appended, path: &Path, mirror: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if file.created {
+                if let Some(parent) = mirror.parent()
+                    && self.make_dirs(parent).is_err()
+                {
+                    return false;
+                }
+                return fs::hard_link(path, mirror).is_ok();
+            }
+            fs::metadata(mirror)
+                .is_ok_and(|m| m.dev() == file.meta.dev() && m.ino() == file.meta.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (file, path, mirror);
+            false
         }
     }
 
     /// Appends `bytes` to `path` with one write, creating the file (0600) and its
     /// directories (0700) if needed.
-    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = match open_append(path) {
+    fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<Appended> {
+        let (mut file, created) = match open_append(path, false) {
+            Ok(file) => (file, false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
                     self.make_dirs(parent)?;
                 }
-                open_append(path)?
+                match open_append(path, true) {
+                    Ok(file) => (file, true),
+                    // Made by someone else meanwhile (an operator's tool): append to it.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        (open_append(path, false)?, false)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            other => other?,
+            Err(e) => return Err(e),
         };
-        let before = file.metadata()?.len();
+        let meta = file.metadata()?;
         if let Err(e) = file.write_all(bytes) {
             // Cut a partial write back off so the file holds only whole lines; only
             // this task writes logs, so nothing else can have appended meanwhile.
-            let _ = file.set_len(before);
+            let _ = file.set_len(meta.len());
             return Err(e);
         }
-        Ok(())
+        Ok(Appended { meta, created })
     }
 
     /// Creates `dir` and any missing directory between it and the logs directory, each
@@ -292,10 +374,20 @@ impl Disk {
     }
 }
 
-/// Opens `path` for appending, creating it with mode 0600.
-fn open_append(path: &Path) -> io::Result<File> {
+/// A file appended to: its metadata from before the write, and whether the append
+/// created it.
+struct Appended {
+    /// The file's metadata before the write (its identity, for mirrors).
+    meta: fs::Metadata,
+    /// Whether this append created the file.
+    created: bool,
+}
+
+/// Opens `path` for appending; with `create`, creates it (mode 0600) and fails if it
+/// exists, so the caller knows whether it made the file.
+fn open_append(path: &Path, create: bool) -> io::Result<File> {
     let mut opts = OpenOptions::new();
-    opts.append(true).create(true);
+    opts.append(true).create_new(create);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -48,13 +48,21 @@
 //! recorders never interleave; if a write fails part-way (disk full) the file is cut
 //! back to its previous length so no torn line remains.
 //!
-//! **Queueing and drops.** [`Transcript::record`] never blocks and never fails: it
-//! `try_send`s into a queue bounded to [`QUEUE_EVENTS`] events *and* [`QUEUE_BYTES`] bytes of
-//! event data (a message can be up to 16 KiB, so a count alone could hold a gigabyte).
-//! When either bound is reached, or the writer has stopped, the event is dropped, counted
-//! in [`Transcript::dropped`], and a warning is logged at most once per second. Delivery
-//! of chat messages therefore never waits for the disk; under a sustained overload the
-//! logs lose events, visibly.
+//! **Queueing, waiting and drops.** The queue is bounded to [`QUEUE_EVENTS`] events *and*
+//! [`QUEUE_BYTES`] bytes of event data (a message can be up to 16 KiB, so a count alone
+//! could hold a gigabyte). Chat messages (room and private) go through
+//! [`Transcript::record_wait`], which waits for room: the logs hold every message sent,
+//! and under a sustained overload the writer's pace paces the senders, as the store's
+//! bounded queue does. Everything else (presence, system events) goes through
+//! [`Transcript::record`], which never blocks and never fails: when either bound is
+//! reached, or the writer has stopped, the event is dropped, counted in
+//! [`Transcript::dropped`], and a warning is logged at most once per second.
+//!
+//! **Private conversations** are one file under two names: `users/<a>/<b>.log` (a < b)
+//! is created and `users/<b>/<a>.log` made a hard link to it, so a message costs one
+//! write and a new conversation one file, not two. A copy that is a file of its own
+//! (an operator removed or rotated one, retention rewrote one, or the logs predate this)
+//! stays separate and gets the same lines; a removed copy comes back with new lines only.
 //!
 //! **Retention.** With `Some(d)`, lines older than `d` are removed from every `*.log` file
 //! when the writer starts and then once per hour (see `retention`).
@@ -73,11 +81,11 @@ mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use files::Disk;
@@ -190,14 +198,44 @@ enum Command {
 }
 
 /// Counters shared between recorders and the writer.
-#[derive(Default)]
 struct Counters {
     /// Events dropped (queue full or writer stopped).
     dropped: AtomicU64,
-    /// Bytes of event data in the queue, for [`QUEUE_BYTES`].
-    queued_bytes: AtomicUsize,
+    /// Room left in the queue for event data, in bytes (one permit a byte; starts at
+    /// [`QUEUE_BYTES`]): taken when an event is queued, given back when the writer takes
+    /// it off the queue.
+    room: Semaphore,
     /// Rate limit of the "dropping events" warning.
     drop_warning: WarnLimiter,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            dropped: AtomicU64::new(0),
+            room: Semaphore::new(QUEUE_BYTES),
+            drop_warning: WarnLimiter::default(),
+        }
+    }
+}
+
+impl Counters {
+    /// Gives back the queue room an event took (the writer took it off the queue).
+    fn release(&self, event: &Event) {
+        self.room.add_permits(permits(event) as usize);
+    }
+
+    /// Bytes of event data in the queue now.
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
+        QUEUE_BYTES - self.room.available_permits()
+    }
+}
+
+/// The queue room an event takes, in bytes (at most the whole queue, so that one
+/// event can always be queued once the queue is empty).
+fn permits(event: &Event) -> u32 {
+    u32::try_from(event.weight().min(QUEUE_BYTES)).unwrap_or(u32::MAX)
 }
 
 /// Lets a warning through at most once per [`WARN_EVERY_MS`], from any thread.
@@ -266,24 +304,49 @@ impl Transcript {
 
     /// Queues an event; never blocks and never fails the caller. When the queue is full
     /// (or the writer has stopped) the event is dropped and counted; see the module doc.
+    /// For presence and system events; chat messages use [`Transcript::record_wait`].
     pub fn record(&self, event: Event) {
-        let weight = event.weight();
-        let before = self
-            .counters
-            .queued_bytes
-            .fetch_add(weight, Ordering::Relaxed);
-        let reason = if before.saturating_add(weight) > QUEUE_BYTES {
-            "queue full (bytes)"
-        } else {
-            match self.tx.try_send(Command::Event(event)) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => "queue full",
-                Err(mpsc::error::TrySendError::Closed(_)) => "writer stopped",
+        let reason = match self.counters.room.try_acquire_many(permits(&event)) {
+            Err(_) => "queue full (bytes)",
+            Ok(room) => {
+                room.forget();
+                match self.tx.try_send(Command::Event(event)) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(Command::Event(event))) => {
+                        self.counters.release(&event);
+                        "queue full"
+                    }
+                    Err(mpsc::error::TrySendError::Closed(Command::Event(event))) => {
+                        self.counters.release(&event);
+                        "writer stopped"
+                    }
+                    // Only events are sent here.
+                    Err(_) => "queue full",
+                }
             }
         };
-        self.counters
-            .queued_bytes
-            .fetch_sub(weight, Ordering::Relaxed);
+        self.dropped_one(reason);
+    }
+
+    /// Queues a chat message's event, waiting for room in the queue instead of dropping
+    /// it: under a sustained overload the writer's pace then paces the senders (as the
+    /// store's queue does), and every message sent is in the logs. Drops (and counts)
+    /// only once the writer has stopped.
+    pub async fn record_wait(&self, event: Event) {
+        match self.counters.room.acquire_many(permits(&event)).await {
+            Ok(room) => room.forget(),
+            Err(_) => return self.dropped_one("writer stopped"),
+        }
+        if let Err(mpsc::error::SendError(cmd)) = self.tx.send(Command::Event(event)).await {
+            if let Command::Event(event) = cmd {
+                self.counters.release(&event);
+            }
+            self.dropped_one("writer stopped");
+        }
+    }
+
+    /// Counts a dropped event and warns (at most once a second).
+    fn dropped_one(&self, reason: &'static str) {
         let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if self.counters.drop_warning.allow() {
             tracing::warn!(dropped, reason, "conversation log is dropping events");
@@ -371,9 +434,7 @@ async fn run_writer(mut rx: mpsc::Receiver<Command>, disk: Disk, retention: Opti
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
         if let Command::Event(event) = cmd {
-            counters
-                .queued_bytes
-                .fetch_sub(event.weight(), Ordering::Relaxed);
+            counters.release(&event);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

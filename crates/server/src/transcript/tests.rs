@@ -4,6 +4,7 @@ use super::files::SYSTEM_LOG;
 use super::testkit::*;
 use super::*;
 use std::collections::BTreeSet;
+use std::fs;
 
 #[tokio::test]
 async fn conversations_rooms_and_system_events_are_logged() {
@@ -205,7 +206,7 @@ async fn a_full_queue_drops_and_counts() {
     assert_eq!(t.dropped(), 6);
     flush(&t).await;
     assert_eq!(read_lines(&logs.join(SYSTEM_LOG)).len(), 4);
-    assert_eq!(t.counters.queued_bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(t.counters.queued_bytes(), 0);
 }
 
 #[tokio::test]
@@ -238,4 +239,133 @@ fn start_outside_a_runtime_is_an_error() {
         Transcript::start(tmp.path().join("logs"), None),
         Err(TranscriptError::NoRuntime)
     ));
+}
+
+/// A private message from `from` to `to` at `TS + n` ms.
+fn private(from: &str, to: &str, text: &str, n: u64) -> Event {
+    Event::Private {
+        from: from.into(),
+        to: to.into(),
+        text: text.into(),
+        ts_ms: TS + n,
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_conversation_is_one_file_under_both_names() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Transcript::start(logs.clone(), None).expect("start");
+    // The larger name first: the file is still named after the smaller key first.
+    t.record(private("zoe", "amy", "one", 0));
+    flush(&t).await;
+    t.record(private("amy", "zoe", "two", 1));
+    t.record(private("zoe", "amy", "three", 2));
+    flush(&t).await;
+    let (amy, zoe) = (
+        logs.join("users/amy/zoe.log"),
+        logs.join("users/zoe/amy.log"),
+    );
+    let (a, z) = (
+        fs::metadata(&amy).expect("amy's copy"),
+        fs::metadata(&zoe).expect("zoe's copy"),
+    );
+    assert_eq!((a.dev(), a.ino()), (z.dev(), z.ino()), "one file");
+    assert_eq!(a.nlink(), 2);
+    let expected = [
+        "2026-11-22T02:31:23.123Z <zoe> -> <amy> one",
+        "2026-11-22T02:31:23.124Z <amy> -> <zoe> two",
+        "2026-11-22T02:31:23.125Z <zoe> -> <amy> three",
+    ];
+    assert_eq!(read_lines(&amy), expected);
+    assert_eq!(read_lines(&zoe), expected);
+    close(&t).await;
+}
+
+#[tokio::test]
+async fn copies_that_are_files_of_their_own_stay_separate_and_complete() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let t = Transcript::start(logs.clone(), None).expect("start");
+    t.record(private("amy", "bob", "before", 0));
+    flush(&t).await;
+    // An operator removes bob's copy: it comes back with new lines only, never with
+    // the conversation it had.
+    fs::remove_file(logs.join("users/bob/amy.log")).expect("remove");
+    t.record(private("bob", "amy", "after", 1));
+    flush(&t).await;
+    assert_eq!(
+        read_lines(&logs.join("users/bob/amy.log")),
+        ["2026-11-22T02:31:23.124Z <bob> -> <amy> after"]
+    );
+    assert_eq!(
+        read_lines(&logs.join("users/amy/bob.log")),
+        [
+            "2026-11-22T02:31:23.123Z <amy> -> <bob> before",
+            "2026-11-22T02:31:23.124Z <bob> -> <amy> after",
+        ]
+    );
+    // Logs written as two files (or the first name removed): both get every new line.
+    let (cat, dan) = (
+        logs.join("users/cat/dan.log"),
+        logs.join("users/dan/cat.log"),
+    );
+    fs::create_dir_all(logs.join("users/dan")).expect("mkdir");
+    fs::write(&dan, "old\n").expect("write");
+    t.record(private("cat", "dan", "new", 2));
+    flush(&t).await;
+    assert_eq!(
+        read_lines(&cat),
+        ["2026-11-22T02:31:23.125Z <cat> -> <dan> new"]
+    );
+    assert_eq!(
+        read_lines(&dan),
+        ["old", "2026-11-22T02:31:23.125Z <cat> -> <dan> new"]
+    );
+    t.record(private("dan", "cat", "both", 3));
+    flush(&t).await;
+    assert_eq!(read_lines(&cat).len(), 2);
+    assert_eq!(read_lines(&dan).len(), 3);
+    close(&t).await;
+}
+
+#[tokio::test]
+async fn chat_messages_wait_for_room_instead_of_being_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    // A queue of two events, and 200 messages from 4 senders at once.
+    let t = Arc::new(Transcript::start_with(logs.clone(), None, 2).expect("start"));
+    let mut senders = Vec::new();
+    for s in 0..4u64 {
+        let t = t.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0..50u64 {
+                let text = format!("s{s} m{i}");
+                t.record_wait(private(&format!("user{s}"), "sink", &text, i))
+                    .await;
+            }
+        }));
+    }
+    for s in senders {
+        tokio::time::timeout(WAIT, s)
+            .await
+            .expect("senders finish")
+            .expect("sender");
+    }
+    flush(&t).await;
+    assert_eq!(t.dropped(), 0);
+    for s in 0..4 {
+        let lines = read_lines(&logs.join(format!("users/sink/user{s}.log")));
+        let texts: Vec<&str> = lines.iter().map(|l| split_line(l).1).collect();
+        let expected: Vec<String> = (0..50)
+            .map(|i| format!("<user{s}> -> <sink> s{s} m{i}"))
+            .collect();
+        assert_eq!(texts, expected, "every message, in order");
+    }
+    close(&t).await;
+    // Once the writer has stopped, waiting would be forever: the event is dropped.
+    t.record_wait(private("user0", "sink", "late", 99)).await;
+    assert_eq!(t.dropped(), 1);
 }

@@ -1,8 +1,9 @@
 //! Password hashing and verification (Argon2id), run off the async worker threads.
 //!
-//! Hashing is deliberately slow, so it runs on tokio's blocking pool behind a semaphore:
-//! a burst of logins queues here instead of occupying every worker thread and stalling
-//! chat for everyone else.
+//! Hashing is deliberately slow, so it runs on a few threads of its own (`pool`, one
+//! per permit) at a lower CPU priority than the chat, behind a semaphore: a burst of
+//! logins queues here instead of occupying every worker thread, and on a busy core the
+//! kernel runs the chat first.
 //!
 //! Each hash needs a work area of `m_cost` KiB (19 MiB). The areas are kept and reused,
 //! at most one per permit, instead of being allocated per hash: a freed area that size
@@ -14,6 +15,11 @@ use std::sync::{Arc, Mutex};
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
+
+mod pool;
+
+pub use pool::HASH_NICE;
+use pool::HashPool;
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -42,21 +48,29 @@ pub struct Authenticator {
     permits: Arc<Semaphore>,
     /// Work areas of finished hashes, for the next ones (at most one per permit).
     areas: Arc<WorkAreas>,
+    /// The hashing threads, one per permit.
+    pool: Arc<HashPool>,
     /// A real hash of a random password, verified against when the user is unknown so
     /// that "no such user" costs the same time as "wrong password".
     dummy_hash: Arc<str>,
 }
 
 impl Authenticator {
-    /// Creates an authenticator allowing `max_in_flight` concurrent hashes.
+    /// Creates an authenticator allowing `max_in_flight` concurrent hashes, each on a
+    /// hashing thread of its own.
     pub async fn new(max_in_flight: usize) -> Result<Authenticator, AuthError> {
-        let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        let max_in_flight = max_in_flight.max(1);
+        let permits = Arc::new(Semaphore::new(max_in_flight));
         let areas = Arc::new(WorkAreas::default());
+        let pool =
+            Arc::new(HashPool::start(max_in_flight).map_err(|e| AuthError::Hash(e.to_string()))?);
         let random: [u8; 32] = rand::random();
-        let dummy_hash = hash_blocking(areas.clone(), random.to_vec()).await?;
+        let dummy = areas.clone();
+        let dummy_hash = pool.run(move || hash_with(&dummy, &random)).await??;
         Ok(Authenticator {
             permits,
             areas,
+            pool,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -64,7 +78,9 @@ impl Authenticator {
     /// Hashes a new password into a PHC string (Argon2id, OWASP parameters, random salt).
     pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
         let _permit = self.permits.acquire().await.map_err(|_| AuthError::Task)?;
-        hash_blocking(self.areas.clone(), password.as_bytes().to_vec()).await
+        let areas = self.areas.clone();
+        let password = password.as_bytes().to_vec();
+        self.pool.run(move || hash_with(&areas, &password)).await?
     }
 
     /// Checks `password` against `stored` (or against a dummy hash when `stored` is
@@ -77,7 +93,9 @@ impl Authenticator {
         let hash = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_string);
         let password = password.as_bytes().to_vec();
         let areas = self.areas.clone();
-        let matched = tokio::task::spawn_blocking(move || verify_with(&areas, &password, &hash))
+        let matched = self
+            .pool
+            .run(move || verify_with(&areas, &password, &hash))
             .await
             .unwrap_or(false);
         known && matched
@@ -165,12 +183,6 @@ fn verify_with(areas: &WorkAreas, password: &[u8], stored: &str) -> bool {
     });
     // `Output`'s equality is constant-time.
     hashed.is_ok() && Output::new(&out).is_ok_and(|computed| computed == *expected)
-}
-
-async fn hash_blocking(areas: Arc<WorkAreas>, password: Vec<u8>) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || hash_with(&areas, &password))
-        .await
-        .map_err(|_| AuthError::Task)?
 }
 
 /// Checks a new password against the length rules; the error is safe to show.
