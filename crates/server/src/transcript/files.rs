@@ -250,24 +250,34 @@ impl Disk {
         }
     }
 
-    /// Whether `mirror` is the file just appended to at `path`: it is when this append
-    /// created the file and `mirror` did not exist (it is then made a second name of
-    /// it, one inode and one write per batch instead of two), or when it was made so
-    /// before. A mirror that exists as a file of its own (an operator removed or
+    /// Whether `mirror` is the file just appended to at `path`. It becomes so when the
+    /// file was empty before this append (new, usually) and `mirror` does not exist: it
+    /// is then made a second name of the file (one inode and one write per batch
+    /// instead of two), which shows nothing written before. It is so when it was made
+    /// so earlier. A mirror that exists as a file of its own (an operator removed or
     /// rotated one copy, or the logs are older than this) stays separate, and so does
-    /// one that is missing while the file already existed: a removed copy must not come
-    /// back with the whole conversation.
+    /// one that is missing while the file already had lines: a removed copy must not
+    /// come back with the whole conversation.
     fn linked(&self, file: &Appended, path: &Path, mirror: &Path) -> bool {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            if file.created {
-                if let Some(parent) = mirror.parent()
-                    && self.make_dirs(parent).is_err()
+            if file.was_empty {
+                let mut link = fs::hard_link(path, mirror);
+                if link
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+                    && let Some(parent) = mirror.parent()
+                    && self.make_dirs(parent).is_ok()
                 {
-                    return false;
+                    link = fs::hard_link(path, mirror);
                 }
-                return fs::hard_link(path, mirror).is_ok();
+                match link {
+                    Ok(()) => return true,
+                    // Perhaps a second name already: the identity check below decides.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(_) => return false,
+                }
             }
             fs::metadata(mirror)
                 .is_ok_and(|m| m.dev() == file.meta.dev() && m.ino() == file.meta.ino())
@@ -282,22 +292,14 @@ impl Disk {
     /// Appends `bytes` to `path` with one write, creating the file (0600) and its
     /// directories (0700) if needed.
     fn append(&self, path: &Path, bytes: &[u8]) -> io::Result<Appended> {
-        let (mut file, created) = match open_append(path, false) {
-            Ok(file) => (file, false),
+        let mut file = match open_append(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
                     self.make_dirs(parent)?;
                 }
-                match open_append(path, true) {
-                    Ok(file) => (file, true),
-                    // Made by someone else meanwhile (an operator's tool): append to it.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        (open_append(path, false)?, false)
-                    }
-                    Err(e) => return Err(e),
-                }
+                open_append(path)?
             }
-            Err(e) => return Err(e),
+            other => other?,
         };
         let meta = file.metadata()?;
         if let Err(e) = file.write_all(bytes) {
@@ -306,7 +308,10 @@ impl Disk {
             let _ = file.set_len(meta.len());
             return Err(e);
         }
-        Ok(Appended { meta, created })
+        Ok(Appended {
+            was_empty: meta.len() == 0,
+            meta,
+        })
     }
 
     /// Creates `dir` and any missing directory between it and the logs directory, each
@@ -374,20 +379,18 @@ impl Disk {
     }
 }
 
-/// A file appended to: its metadata from before the write, and whether the append
-/// created it.
+/// A file appended to: its metadata from before the write, and whether it was empty.
 struct Appended {
     /// The file's metadata before the write (its identity, for mirrors).
     meta: fs::Metadata,
-    /// Whether this append created the file.
-    created: bool,
+    /// Whether the file was empty before the write (created by it, usually).
+    was_empty: bool,
 }
 
-/// Opens `path` for appending; with `create`, creates it (mode 0600) and fails if it
-/// exists, so the caller knows whether it made the file.
-fn open_append(path: &Path, create: bool) -> io::Result<File> {
+/// Opens `path` for appending, creating it with mode 0600.
+fn open_append(path: &Path) -> io::Result<File> {
     let mut opts = OpenOptions::new();
-    opts.append(true).create_new(create);
+    opts.append(true).create(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -281,6 +281,12 @@ async fn a_conversation_is_one_file_under_both_names() {
     ];
     assert_eq!(read_lines(&amy), expected);
     assert_eq!(read_lines(&zoe), expected);
+    // Emptied (say by an operator's rotation in place): still one file, one line each.
+    fs::File::create(&amy).expect("truncate");
+    t.record(private("amy", "zoe", "four", 3));
+    flush(&t).await;
+    assert_eq!(read_lines(&zoe), ["2026-11-22T02:31:23.126Z <amy> -> <zoe> four"]);
+    assert_eq!(read_lines(&amy), read_lines(&zoe));
     close(&t).await;
 }
 
