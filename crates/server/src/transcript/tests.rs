@@ -285,7 +285,10 @@ async fn a_conversation_is_one_file_under_both_names() {
     fs::File::create(&amy).expect("truncate");
     t.record(private("amy", "zoe", "four", 3));
     flush(&t).await;
-    assert_eq!(read_lines(&zoe), ["2026-11-22T02:31:23.126Z <amy> -> <zoe> four"]);
+    assert_eq!(
+        read_lines(&zoe),
+        ["2026-11-22T02:31:23.126Z <amy> -> <zoe> four"]
+    );
     assert_eq!(read_lines(&amy), read_lines(&zoe));
     close(&t).await;
 }
