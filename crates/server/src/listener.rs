@@ -278,35 +278,34 @@ fn connection(
             }
         });
     }
-    match shared.tls.as_ref().map(|t| t.acceptor.clone()) {
+    match shared.tls.as_ref().map(|t| t.config.clone()) {
         None => Box::pin(transport::serve_tcp(
             tcp, peer, accepted, shared, stop, slot,
         )),
-        Some(acceptor) => Box::pin(async move {
-            // Boxed: the handshake's state (over a kilobyte) is freed once it is done,
-            // instead of staying part of the connection's future.
-            // The TLS state must not stay in this block's scope while it is served:
-            // the future would keep room for it (over a kilobyte) for the whole session.
+        Some(config) => Box::pin(async move {
+            // The handshake's state must not stay in this block's scope while the
+            // session is served: the future would keep room for it for the whole session.
             let serve = {
-                let handshake = Box::pin(tls_handshake(acceptor, tcp, peer, &shared)).await;
-                let Some((tcp, conn)) = handshake else { return };
-                transport::serve_tls(tcp, conn, peer, accepted, shared, stop, slot)
+                let handshake = Box::pin(tls_handshake(config, &tcp, peer, &shared)).await;
+                let Some(state) = handshake else { return };
+                transport::serve_tls(tcp, state, peer, accepted, shared, stop, slot)
             };
             serve.await
         }),
     }
 }
 
-/// Completes the TLS handshake within the login deadline; the socket and the TLS state,
-/// or `None` (logged) if it failed.
+/// Completes the TLS handshake within the login deadline; the TLS state, or `None`
+/// (logged) if it failed.
 async fn tls_handshake(
-    acceptor: tokio_rustls::TlsAcceptor,
-    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    tcp: &TcpStream,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(TcpStream, rustls::ServerConnection)> {
-    match tokio::time::timeout(shared.config.auth_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => Some(stream.into_inner()),
+) -> Option<crate::tls::TlsState> {
+    let handshake = crate::tls::handshake(config, tcp);
+    match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+        Ok(Ok(state)) => Some(state),
         Ok(Err(e)) => {
             tracing::info!(%peer, error = %e, "TLS handshake failed");
             None

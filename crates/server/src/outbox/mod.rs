@@ -265,8 +265,8 @@ impl Outbox {
         self.drained().await;
         let Some(d) = &self.direct else { return };
         if let Wire::Tls(_, tls) = &d.sink {
-            if let Ok(mut conn) = tls.lock() {
-                conn.send_close_notify();
+            if let Ok(mut st) = tls.lock() {
+                st.send_close_notify();
             }
             self.kick();
             self.drained().await;

@@ -75,7 +75,7 @@ pub fn serve_tcp(
 /// there, so the TLS handshake and the login share one budget.
 pub fn serve_tls(
     stream: TcpStream,
-    conn: rustls::ServerConnection,
+    conn: crate::tls::TlsState,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
