@@ -24,7 +24,9 @@ use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, name_key};
 
 use crate::delivery::Delivery;
 use crate::transport_kind::PerTransport;
+use few::Few;
 
+mod few;
 mod handle;
 
 pub use handle::SessionHandle;
@@ -62,7 +64,7 @@ struct Entry {
     /// Queue and close token.
     handle: SessionHandle,
     /// Rooms this session is in (canonical names, shared with `State::rooms`).
-    rooms: Vec<Arc<str>>,
+    rooms: Few<Arc<str>>,
 }
 
 /// An account that has at least one session online.
@@ -70,16 +72,7 @@ struct OnlineUser {
     /// Display name (case as registered).
     name: Arc<str>,
     /// Its sessions, usually one.
-    sessions: Vec<SessionId>,
-}
-
-/// Appends to a vector that usually holds one element: the first push reserves room for
-/// exactly one (a plain push would reserve four, and every session has such vectors).
-fn push_small<T>(v: &mut Vec<T>, item: T) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
-    }
-    v.push(item);
+    sessions: Few<SessionId>,
 }
 
 /// A room with at least one member.
@@ -299,14 +292,14 @@ impl Hub {
                 let k: Arc<str> = Arc::from(key);
                 let online = Box::new(OnlineUser {
                     name: Arc::from(user),
-                    sessions: Vec::new(),
+                    sessions: Few::default(),
                 });
                 st.users.insert(k.clone(), online);
                 k
             }
         };
         if let Some(online) = st.users.get_mut(&user_key) {
-            push_small(&mut online.sessions, id);
+            online.sessions.push(id);
         }
         st.by_transport.add(handle.transport(), 1);
         st.sessions.insert(
@@ -314,7 +307,7 @@ impl Hub {
             Box::new(Entry {
                 user_key,
                 handle,
-                rooms: Vec::new(),
+                rooms: Few::default(),
             }),
         );
         id
@@ -330,7 +323,7 @@ impl Hub {
         };
         st.by_transport.sub(entry.handle.transport(), 1);
         let mut left = Vec::new();
-        for room in &entry.rooms {
+        for room in entry.rooms.iter() {
             if st.part(id, &entry.user_key, room, reason, message) {
                 left.push(room.to_string());
             }
@@ -379,7 +372,7 @@ impl Hub {
                 k
             }
         };
-        push_small(&mut entry.rooms, room_key.clone());
+        entry.rooms.push(room_key.clone());
         let key = entry.user_key.clone();
         let name = users
             .get(&key)
@@ -484,7 +477,7 @@ impl Hub {
         let Some(online) = st.users.get(name_key(user).as_str()) else {
             return 0;
         };
-        for id in &online.sessions {
+        for id in online.sessions.iter() {
             if let Some(e) = st.sessions.get(id) {
                 e.handle.close(reason);
             }
@@ -517,7 +510,7 @@ impl Hub {
             return false;
         };
         let delivery = Delivery::one(frame.clone());
-        for id in &online.sessions {
+        for id in online.sessions.iter() {
             if let Some(e) = st.sessions.get(id) {
                 e.handle.deliver(&delivery);
             }

@@ -180,6 +180,16 @@ impl Pending {
         })
     }
 
+    /// The session's outbox.
+    pub fn outbox(&self) -> &Arc<crate::outbox::Outbox> {
+        &self.0.handle.outbox
+    }
+
+    /// How long the session's last frames may take to be written at its end.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        self.0.shared.config.shutdown_grace
+    }
+
     /// Runs the session on `frames` (see [`run`]). The session stays where it is (in
     /// the caller's future), borrowed: moving it into this future would leave the
     /// caller's copy in place, unused, for the session's whole life.

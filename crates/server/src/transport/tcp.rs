@@ -130,12 +130,12 @@ fn serve_direct<R>(
 where
     R: AsyncRead + IntoTcp + Unpin + Send,
 {
-    let grace = shared.config.shutdown_grace;
-    let outbox = handle.outbox.clone();
     let mut session = session::Pending::new(handle, peer, accepted, shared);
     async move {
         session.run(&mut decoded(&mut lines, JsonLines)).await;
-        if tokio::time::timeout(grace, outbox.finish()).await.is_err() {
+        let outbox = session.outbox().clone();
+        let finish = tokio::time::timeout(session.shutdown_grace(), outbox.finish());
+        if finish.await.is_err() {
             // The peer is not reading; it cannot hold this connection any longer.
             outbox.abandon();
         } else {
