@@ -83,6 +83,14 @@ const READ_CHUNK: usize = 4096;
 /// Most plaintext encrypted into one record at once (TLS's limit).
 const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 
+/// Room first offered for a record rustls encodes by itself (alerts, tickets,
+/// handshake messages); it asks for more when it needs it.
+const SMALL_RECORD: usize = 256;
+
+/// Bytes a record adds to its plaintext at most (header, content type, tag), with room
+/// to spare.
+const RECORD_OVERHEAD: usize = 64;
+
 /// Encrypted records not yet written beyond which the writer stops encrypting more
 /// until the socket takes them (so a peer that does not read costs a bounded buffer).
 const MAX_OUTGOING: usize = 64 * 1024;
@@ -189,7 +197,7 @@ impl TlsState {
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                    encode_into(outgoing, |out| {
+                    encode_into(outgoing, SMALL_RECORD, |out| {
                         e.encode(out).map_err(|e| match e {
                             EncodeError::InsufficientSize(s) => Some(s.required_size),
                             EncodeError::AlreadyEncoded => None,
@@ -270,20 +278,34 @@ impl TlsState {
         let mut exhausted = false;
         let progress = self.process(Some(&mut |w, outgoing| {
             while !chunk.is_empty() && outgoing.len() < MAX_OUTGOING {
-                scratch.clear();
-                while scratch.len() < MAX_RECORD_PLAINTEXT {
-                    let Some(front) = chunk.front_mut() else {
-                        break;
-                    };
-                    let n = front.len().min(MAX_RECORD_PLAINTEXT - scratch.len());
-                    scratch.extend_from_slice(&front[..n]);
-                    front.advance(n);
-                    if front.is_empty() {
-                        chunk.pop_front();
+                // One buffer alone (or a large one) is encrypted where it is; several
+                // small ones are joined first, so they share records.
+                let alone = chunk.len() == 1
+                    || chunk
+                        .front()
+                        .is_some_and(|f| f.len() >= MAX_RECORD_PLAINTEXT);
+                if !alone {
+                    scratch.clear();
+                    while scratch.len() < MAX_RECORD_PLAINTEXT {
+                        let Some(front) = chunk.front_mut() else {
+                            break;
+                        };
+                        let n = front.len().min(MAX_RECORD_PLAINTEXT - scratch.len());
+                        scratch.extend_from_slice(&front[..n]);
+                        front.advance(n);
+                        if front.is_empty() {
+                            chunk.pop_front();
+                        }
                     }
                 }
-                let ok = encode_into(outgoing, |out| {
-                    w.encrypt(&scratch, out).map_err(|e| match e {
+                let data = match chunk.front() {
+                    Some(front) if alone => &front[..front.len().min(MAX_RECORD_PLAINTEXT)],
+                    _ => &scratch[..],
+                };
+                let taken = data.len();
+                // Room for the data and a record's overhead, so one try usually does.
+                let ok = encode_into(outgoing, taken + RECORD_OVERHEAD, |out| {
+                    w.encrypt(data, out).map_err(|e| match e {
                         EncryptError::InsufficientSize(s) => Some(s.required_size),
                         EncryptError::EncryptExhausted => None,
                     })
@@ -291,6 +313,12 @@ impl TlsState {
                 if !ok {
                     exhausted = true;
                     return;
+                }
+                if alone && let Some(front) = chunk.front_mut() {
+                    front.advance(taken);
+                    if front.is_empty() {
+                        chunk.pop_front();
+                    }
                 }
             }
         }));
@@ -308,7 +336,7 @@ impl TlsState {
     /// Queues close_notify for the peer (once the handshake is done).
     pub fn send_close_notify(&mut self) {
         let _ = self.process(Some(&mut |w, outgoing| {
-            encode_into(outgoing, |out| {
+            encode_into(outgoing, SMALL_RECORD, |out| {
                 w.queue_close_notify(out).map_err(|e| match e {
                     EncryptError::InsufficientSize(s) => Some(s.required_size),
                     EncryptError::EncryptExhausted => None,
@@ -343,10 +371,11 @@ impl TlsState {
 /// it needs `n` bytes); false if it cannot encode at all.
 fn encode_into(
     out: &mut Vec<u8>,
+    room: usize,
     mut encode: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
 ) -> bool {
     let start = out.len();
-    let mut room = 256;
+    let mut room = room;
     loop {
         out.resize(start + room, 0);
         match encode(&mut out[start..]) {
@@ -369,7 +398,7 @@ fn drain_alerts(conn: &mut UnbufferedServerConnection, outgoing: &mut Vec<u8>) {
     for _ in 0..8 {
         match conn.process_tls_records(&mut []).state {
             Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                encode_into(outgoing, |out| {
+                encode_into(outgoing, SMALL_RECORD, |out| {
                     e.encode(out).map_err(|e| match e {
                         EncodeError::InsufficientSize(s) => Some(s.required_size),
                         EncodeError::AlreadyEncoded => None,
