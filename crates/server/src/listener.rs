@@ -249,7 +249,8 @@ pub async fn accept_loop_for(
 /// Boxed, one box per transport: a task's memory is its future's size (rounded up to
 /// tokio's 128-byte cell alignment) for its whole life, so the task holds only a
 /// pointer, and a plaintext connection does not pay for the larger TLS session and
-/// handshake.
+/// handshake. An idle connection's future is most of what it costs, so none of these
+/// futures keeps what it has handed on (see [`transport::serve_tcp`]).
 fn connection(
     transport: Transport,
     tcp: TcpStream,
@@ -277,38 +278,42 @@ fn connection(
             }
         });
     }
-    match shared.tls.clone() {
-        None => Box::pin(async move {
-            let _slot = slot;
-            transport::serve_tcp(tcp, peer, accepted, shared, stop).await
-        }),
-        Some(tls) => Box::pin(async move {
-            let _slot = slot;
-            tls_connection(tls, tcp, peer, accepted, shared, stop).await
+    match shared.tls.as_ref().map(|t| t.config.clone()) {
+        None => Box::pin(transport::serve_tcp(
+            tcp, peer, accepted, shared, stop, slot,
+        )),
+        Some(config) => Box::pin(async move {
+            // The handshake's state must not stay in this block's scope while the
+            // session is served: the future would keep room for it for the whole session.
+            let serve = {
+                let handshake = Box::pin(tls_handshake(config, &tcp, peer, &shared)).await;
+                let Some(state) = handshake else { return };
+                transport::serve_tls(tcp, state, peer, accepted, shared, stop, slot)
+            };
+            serve.await
         }),
     }
 }
 
-/// Completes the TLS handshake within the login deadline, then serves the session.
-async fn tls_connection(
-    tls: crate::tls::TlsIdentity,
-    tcp: TcpStream,
+/// Completes the TLS handshake within the login deadline; the TLS state, or `None`
+/// (logged) if it failed.
+async fn tls_handshake(
+    config: Arc<rustls::ServerConfig>,
+    tcp: &TcpStream,
     peer: SocketAddr,
-    accepted: tokio::time::Instant,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let handshake = tokio::time::timeout(shared.config.auth_timeout, tls.acceptor.accept(tcp));
-    match handshake.await {
-        Ok(Ok(stream)) => {
-            let (tcp, conn) = stream.into_inner();
-            Box::pin(transport::serve_tls(
-                tcp, conn, peer, accepted, shared, stop,
-            ))
-            .await
+    shared: &Shared,
+) -> Option<crate::tls::TlsState> {
+    let handshake = crate::tls::handshake(config, tcp);
+    match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+        Ok(Ok(state)) => Some(state),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            None
         }
-        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 

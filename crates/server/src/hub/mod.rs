@@ -18,13 +18,15 @@
 //! `presence_summary` per room when [`Hub::flush_presence`] runs (about once a second).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use natter_proto::{MAX_NAMES, PresenceEvent, RoomInfo, ServerFrame, name_key};
 
 use crate::delivery::Delivery;
 use crate::transport_kind::PerTransport;
+use few::Few;
 
+mod few;
 mod handle;
 
 pub use handle::SessionHandle;
@@ -53,21 +55,24 @@ impl SessionId {
 }
 
 /// Registered session: whose it is, how to reach it, where it is.
+///
+/// Names are shared (`Arc<str>`) between the hub's maps: a user's case-folded and
+/// display names are allocated once however many maps and rooms list them.
 struct Entry {
     /// Case-folded account name.
-    user_key: String,
+    user_key: Arc<str>,
     /// Queue and close token.
     handle: SessionHandle,
-    /// Rooms this session is in (canonical names).
-    rooms: Vec<String>,
+    /// Rooms this session is in (canonical names, shared with `State::rooms`).
+    rooms: Few<Arc<str>>,
 }
 
 /// An account that has at least one session online.
 struct OnlineUser {
     /// Display name (case as registered).
-    name: String,
+    name: Arc<str>,
     /// Its sessions, usually one.
-    sessions: Vec<SessionId>,
+    sessions: Few<SessionId>,
 }
 
 /// A room with at least one member.
@@ -77,7 +82,7 @@ struct Room {
     sessions: Vec<(SessionId, SessionHandle)>,
     /// Members by case-folded name (so in the order `who` lists them): display name and
     /// how many of their sessions are in.
-    members: BTreeMap<String, (String, usize)>,
+    members: BTreeMap<Arc<str>, (Arc<str>, usize)>,
     /// Joins and leaves not yet announced (large rooms only).
     pending: Option<Summary>,
     /// When the room got its first member (ms since the epoch); a room lasts while it
@@ -93,7 +98,7 @@ impl Room {
                 .members
                 .values()
                 .take(MAX_NAMES)
-                .map(|(name, _)| name.clone())
+                .map(|(name, _)| name.to_string())
                 .collect(),
             total: self.members.len(),
         }
@@ -142,14 +147,15 @@ struct State {
     node: u16,
     /// Last session counter handed out.
     next_id: u64,
-    /// Every authenticated session.
-    sessions: HashMap<SessionId, Entry>,
+    /// Every authenticated session. Boxed entries keep the table's slots small: a hash
+    /// table is up to half empty, and an empty slot costs what a full one does.
+    sessions: HashMap<SessionId, Box<Entry>>,
     /// Authenticated sessions by the transport they came over.
     by_transport: PerTransport,
-    /// Online accounts by case-folded name.
-    users: HashMap<String, OnlineUser>,
+    /// Online accounts by case-folded name (boxed, as `sessions`).
+    users: HashMap<Arc<str>, Box<OnlineUser>>,
     /// Rooms with members, by canonical name.
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<Arc<str>, Room>,
     /// Rooms with joins or leaves waiting for a summary.
     dirty: Vec<String>,
     /// Member count from which a room's presence is summarised.
@@ -189,6 +195,7 @@ impl State {
             }
         }
         let Some(name) = left else { return false };
+        let name = name.to_string();
         let large = room.members.len() >= self.large_room;
         room.members.remove(user_key);
         if room.members.is_empty() {
@@ -279,22 +286,29 @@ impl Hub {
         let mut st = self.lock();
         st.next_id += 1;
         let id = SessionId::new(st.node, st.next_id);
-        st.users
-            .entry(key.clone())
-            .or_insert_with(|| OnlineUser {
-                name: user.to_string(),
-                sessions: Vec::new(),
-            })
-            .sessions
-            .push(id);
+        let user_key = match st.users.get_key_value(key.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<str> = Arc::from(key);
+                let online = Box::new(OnlineUser {
+                    name: Arc::from(user),
+                    sessions: Few::default(),
+                });
+                st.users.insert(k.clone(), online);
+                k
+            }
+        };
+        if let Some(online) = st.users.get_mut(&user_key) {
+            online.sessions.push(id);
+        }
         st.by_transport.add(handle.transport(), 1);
         st.sessions.insert(
             id,
-            Entry {
-                user_key: key,
+            Box::new(Entry {
+                user_key,
                 handle,
-                rooms: Vec::new(),
-            },
+                rooms: Few::default(),
+            }),
         );
         id
     }
@@ -309,9 +323,9 @@ impl Hub {
         };
         st.by_transport.sub(entry.handle.transport(), 1);
         let mut left = Vec::new();
-        for room in &entry.rooms {
+        for room in entry.rooms.iter() {
             if st.part(id, &entry.user_key, room, reason, message) {
-                left.push(room.clone());
+                left.push(room.to_string());
             }
         }
         if let Some(online) = st.users.get_mut(&entry.user_key) {
@@ -339,22 +353,33 @@ impl Hub {
             ..
         } = &mut *st;
         let entry = sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
-        if entry.rooms.iter().any(|r| r == room) {
+        if entry.rooms.iter().any(|r| &**r == room) {
             let members = rooms.get(room).map(Room::member_names).unwrap_or_default();
             return Ok((members, false));
         }
         if entry.rooms.len() >= self.max_rooms {
             return Err(RoomError::TooManyRooms);
         }
-        entry.rooms.push(room.to_string());
+        let room_key = match rooms.get_key_value(room) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<str> = Arc::from(room);
+                let new = Room {
+                    created_ms: crate::clock::now_ms(),
+                    ..Room::default()
+                };
+                rooms.insert(k.clone(), new);
+                k
+            }
+        };
+        entry.rooms.push(room_key.clone());
         let key = entry.user_key.clone();
         let name = users
             .get(&key)
             .map_or_else(|| key.clone(), |u| u.name.clone());
-        let r = rooms.entry(room.to_string()).or_insert_with(|| Room {
-            created_ms: crate::clock::now_ms(),
-            ..Room::default()
-        });
+        let Some(r) = rooms.get_mut(&room_key) else {
+            return Err(RoomError::NoSession);
+        };
         let first = !r.members.contains_key(&key);
         if first && r.members.len() + 1 >= large_room {
             let summary = r.pending.get_or_insert_with(|| {
@@ -365,7 +390,7 @@ impl Hub {
         } else if first && !closing {
             let join = Delivery::one(ServerFrame::Presence {
                 room: room.to_string(),
-                user: name.clone(),
+                user: name.to_string(),
                 event: PresenceEvent::Join,
                 reason: None,
                 message: None,
@@ -390,7 +415,7 @@ impl Hub {
         let mut st = self.lock();
         let entry = st.sessions.get_mut(&id).ok_or(RoomError::NoSession)?;
         let before = entry.rooms.len();
-        entry.rooms.retain(|r| r != room);
+        entry.rooms.retain(|r| &**r != room);
         if entry.rooms.len() == before {
             return Err(RoomError::NotInRoom);
         }
@@ -403,7 +428,7 @@ impl Hub {
         self.lock()
             .sessions
             .get(&id)
-            .is_some_and(|e| e.rooms.iter().any(|r| r == room))
+            .is_some_and(|e| e.rooms.iter().any(|r| &**r == room))
     }
 
     /// Delivers to every session in `room`, if session `from` is in it, one shared
@@ -419,7 +444,7 @@ impl Hub {
         let in_room = st
             .sessions
             .get(&from)
-            .is_some_and(|e| e.rooms.iter().any(|r| r == room));
+            .is_some_and(|e| e.rooms.iter().any(|r| &**r == room));
         let r = st
             .rooms
             .get(room)
@@ -449,10 +474,10 @@ impl Hub {
     /// Ends every session of `user` with `reason`; returns how many were told to close.
     pub fn kick(&self, user: &str, reason: &str) -> usize {
         let st = self.lock();
-        let Some(online) = st.users.get(&name_key(user)) else {
+        let Some(online) = st.users.get(name_key(user).as_str()) else {
             return 0;
         };
-        for id in &online.sessions {
+        for id in online.sessions.iter() {
             if let Some(e) = st.sessions.get(id) {
                 e.handle.close(reason);
             }
@@ -464,7 +489,7 @@ impl Hub {
     /// case-insensitively.
     pub fn online_sessions(&self) -> Vec<(String, PerTransport)> {
         let st = self.lock();
-        let mut keys: Vec<&String> = st.users.keys().collect();
+        let mut keys: Vec<&Arc<str>> = st.users.keys().collect();
         keys.sort();
         keys.into_iter()
             .map(|k| {
@@ -473,7 +498,7 @@ impl Hub {
                 for e in user.sessions.iter().filter_map(|id| st.sessions.get(id)) {
                     per.add(e.handle.transport(), 1);
                 }
-                (user.name.clone(), per)
+                (user.name.to_string(), per)
             })
             .collect()
     }
@@ -481,11 +506,11 @@ impl Hub {
     /// Sends a frame to every session of `user`; false if they have none.
     pub fn send_to_user(&self, user: &str, frame: &ServerFrame) -> bool {
         let st = self.lock();
-        let Some(online) = st.users.get(&name_key(user)) else {
+        let Some(online) = st.users.get(name_key(user).as_str()) else {
             return false;
         };
         let delivery = Delivery::one(frame.clone());
-        for id in &online.sessions {
+        for id in online.sessions.iter() {
             if let Some(e) = st.sessions.get(id) {
                 e.handle.deliver(&delivery);
             }
@@ -506,10 +531,16 @@ impl Hub {
     ) -> Result<usize, PrivateError> {
         let st = self.lock();
         let to_key = name_key(to);
-        let target = st.users.get(&to_key).ok_or(PrivateError::NotOnline)?;
+        let target = st
+            .users
+            .get(to_key.as_str())
+            .ok_or(PrivateError::NotOnline)?;
         let delivery = Delivery::one(frame_for(&target.name));
         let from_key = name_key(from);
-        let sender = st.users.get(&from_key).filter(|_| from_key != to_key);
+        let sender = st
+            .users
+            .get(from_key.as_str())
+            .filter(|_| from_key != to_key);
         for id in target
             .sessions
             .iter()
@@ -526,8 +557,8 @@ impl Hub {
     pub fn online_name(&self, user: &str) -> Option<String> {
         self.lock()
             .users
-            .get(&name_key(user))
-            .map(|u| u.name.clone())
+            .get(name_key(user).as_str())
+            .map(|u| u.name.to_string())
     }
 
     /// When each room got its first member (ms since the epoch), by canonical name.
@@ -535,21 +566,21 @@ impl Hub {
         let st = self.lock();
         st.rooms
             .iter()
-            .map(|(name, r)| (name.clone(), r.created_ms))
+            .map(|(name, r)| (name.to_string(), r.created_ms))
             .collect()
     }
 
     /// The rooms `user` is in with any of their sessions (canonical names, sorted).
     pub fn rooms_of(&self, user: &str) -> Vec<String> {
         let st = self.lock();
-        let Some(online) = st.users.get(&name_key(user)) else {
+        let Some(online) = st.users.get(name_key(user).as_str()) else {
             return Vec::new();
         };
         let mut rooms: Vec<String> = online
             .sessions
             .iter()
             .filter_map(|id| st.sessions.get(id))
-            .flat_map(|e| e.rooms.iter().cloned())
+            .flat_map(|e| e.rooms.iter().map(|r| r.to_string()))
             .collect();
         rooms.sort();
         rooms.dedup();
@@ -559,9 +590,11 @@ impl Hub {
     /// Names of everyone online, sorted case-insensitively.
     pub fn online_users(&self) -> Vec<String> {
         let st = self.lock();
-        let mut keys: Vec<&String> = st.users.keys().collect();
+        let mut keys: Vec<&Arc<str>> = st.users.keys().collect();
         keys.sort();
-        keys.into_iter().map(|k| st.users[k].name.clone()).collect()
+        keys.into_iter()
+            .map(|k| st.users[k].name.to_string())
+            .collect()
     }
 
     /// Every room with its member count, sorted by name.
@@ -571,7 +604,7 @@ impl Hub {
             .rooms
             .iter()
             .map(|(name, r)| RoomInfo {
-                name: name.clone(),
+                name: name.to_string(),
                 members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
             })
             .collect();
@@ -593,7 +626,7 @@ impl Hub {
         let closing = st.closing;
         let mut announced = 0;
         for name in dirty {
-            let Some(room) = st.rooms.get_mut(&name) else {
+            let Some(room) = st.rooms.get_mut(name.as_str()) else {
                 continue;
             };
             let Some(summary) = room.pending.take() else {
@@ -674,7 +707,7 @@ impl Hub {
         self.lock().rooms.get(room).map_or_else(Vec::new, |r| {
             r.members
                 .iter()
-                .map(|(k, (name, _))| (k.clone(), name.clone()))
+                .map(|(k, (name, _))| (k.to_string(), name.to_string()))
                 .collect()
         })
     }
@@ -686,7 +719,7 @@ impl Hub {
     ) -> Option<(String, crate::transport_kind::TransportKind)> {
         let st = self.lock();
         let e = st.sessions.get(&id)?;
-        let name = st.users.get(&e.user_key).map(|u| u.name.clone())?;
+        let name = st.users.get(&e.user_key).map(|u| u.name.to_string())?;
         Some((name, e.handle.transport()))
     }
 
@@ -714,11 +747,11 @@ impl Hub {
                 let mut rooms = Vec::new();
                 for e in u.sessions.iter().filter_map(|id| st.sessions.get(id)) {
                     per.add(e.handle.transport(), 1);
-                    rooms.extend(e.rooms.iter().cloned());
+                    rooms.extend(e.rooms.iter().map(|r| r.to_string()));
                 }
                 rooms.sort();
                 rooms.dedup();
-                (u.name.clone(), per, rooms)
+                (u.name.to_string(), per, rooms)
             })
             .collect()
     }

@@ -88,8 +88,9 @@ pub struct Outbox {
     /// Why the session is being closed, if it is (first reason wins); kept here so a
     /// session needs one shared allocation, not two.
     close_reason: OnceLock<String>,
-    /// Set for a direct outbox (TCP, plain or TLS).
-    direct: Option<Box<Direct>>,
+    /// Set for a direct outbox (TCP, plain or TLS). Inline: nearly every outbox is
+    /// direct, and a box of its own would cost each one an allocation.
+    direct: Option<Direct>,
 }
 
 impl Outbox {
@@ -113,11 +114,11 @@ impl Outbox {
         token: CancellationToken,
     ) -> Outbox {
         Outbox {
-            direct: Some(Box::new(Direct {
+            direct: Some(Direct {
                 sink,
                 flusher,
                 token,
-            })),
+            }),
             ..Outbox::new(max_frames)
         }
     }
@@ -265,8 +266,8 @@ impl Outbox {
         self.drained().await;
         let Some(d) = &self.direct else { return };
         if let Wire::Tls(_, tls) = &d.sink {
-            if let Ok(mut conn) = tls.lock() {
-                conn.send_close_notify();
+            if let Ok(mut st) = tls.lock() {
+                st.send_close_notify();
             }
             self.kick();
             self.drained().await;

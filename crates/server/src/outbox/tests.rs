@@ -202,12 +202,9 @@ async fn tls_pair(
             .expect("client handshake")
     });
     let (tcp, _) = listener.accept().await.expect("accept");
-    let (tcp, conn) = id
-        .acceptor
-        .accept(tcp)
+    let conn = crate::tls::handshake(id.config.clone(), &tcp)
         .await
-        .expect("server handshake")
-        .into_inner();
+        .expect("server handshake");
     let peer = client.await.expect("client task");
     let (rd, wr) = tcp.into_split();
     let tls = crate::tls::TlsConn::new(conn);
@@ -321,4 +318,39 @@ async fn a_broken_peer_ends_the_session() {
         out.close_reason()
     );
     assert_eq!(out.push(&Bytes::from_static(b"more\n"), 1), Push::Closed);
+}
+
+#[tokio::test]
+async fn an_idle_tls_connection_holds_no_buffers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (out, mut reader, mut peer, _dir) = tls_pair(1000).await;
+    peer.write_all(b"hello\n").await.expect("write");
+    peer.flush().await.expect("flush");
+    let mut line = [0u8; 6];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reader.read_exact(&mut line),
+    )
+    .await
+    .expect("the reader decrypted")
+    .expect("read");
+    assert_eq!(&line, b"hello\n");
+    out.push(&Bytes::from_static(b"welcome\n"), 1);
+    let mut got = [0u8; 8];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        peer.read_exact(&mut got),
+    )
+    .await
+    .expect("the flusher wrote")
+    .expect("read");
+    assert_eq!(&got, b"welcome\n");
+    // Nothing more to read: the reader waits, holding no buffer, and the writer holds
+    // none once everything is written.
+    let mut more = [0u8; 1];
+    {
+        let mut read = std::pin::pin!(reader.read(&mut more));
+        assert!(futures::poll!(read.as_mut()).is_pending());
+    }
+    assert_eq!(reader.buffered(), 0);
 }

@@ -81,23 +81,6 @@ fn write_now(sink: &OwnedWriteHalf, chunk: &mut VecDeque<Bytes>) -> io::Result<(
     Ok(())
 }
 
-/// `io::Write` over a socket that never waits, for TLS records.
-struct TrySend<'a>(&'a OwnedWriteHalf);
-
-impl io::Write for TrySend<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        send(self.0, &[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        send(self.0, bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Encrypts as much of `chunk` as the TLS state takes (its buffer of unsent records is
 /// bounded) and writes records while the socket takes them, dropping what was taken;
 /// `Ok(true)` once `chunk` is empty and every record is written.
@@ -106,44 +89,19 @@ fn write_tls_now(
     tls: &TlsConn,
     chunk: &mut VecDeque<Bytes>,
 ) -> io::Result<bool> {
-    use std::io::Write;
-    let mut conn = tls.lock()?;
-    // Set once the TLS state refuses data for good (it failed on what the peer sent):
-    // what is queued is dropped, but the alert telling the peer why still goes out.
-    let mut broken = None;
+    let mut st = tls.lock()?;
     loop {
-        // Many queued buffers go into as few records as they fit (up to 16 KiB each).
-        while !chunk.is_empty() {
-            let took = {
-                let mut bufs = [IoSlice::new(&[]); MAX_IOV];
-                let n = slices(chunk, &mut bufs);
-                conn.writer().write_vectored(&bufs[..n])
-            };
-            match took {
-                Ok(0) => break,
-                Ok(took) => consume(chunk, took),
-                Err(e) => {
-                    chunk.clear();
-                    broken = Some(e);
-                }
-            }
-        }
-        if !conn.wants_write() {
-            return match broken {
-                Some(e) => Err(e),
-                None if chunk.is_empty() => Ok(true),
-                // Refusing plaintext with no records waiting would never end.
-                None => Err(io::Error::other("the TLS state takes no more data")),
-            };
-        }
-        match conn.write_tls(&mut TrySend(sink)) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return broken.map_or(Ok(false), Err);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        // Set once the TLS state refuses data for good (it failed on what the peer
+        // sent): what is queued is dropped, but the alert telling the peer why still
+        // goes out.
+        let broken = st.encrypt(chunk).err();
+        let done = st.write_records(|b| send(sink, &[IoSlice::new(b)]))?;
+        match broken {
+            Some(e) => return Err(e),
+            None if !done => return Ok(false),
+            None if chunk.is_empty() => return Ok(true),
+            // The records of this round are written; encrypt the next ones.
+            None => {}
         }
     }
 }

@@ -19,6 +19,7 @@ mod notice;
 mod private;
 mod rooms;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -76,6 +77,14 @@ struct Session {
     auth_failures: u32,
     /// Public messages committing; published in order as their commits finish.
     inflight: Inflight,
+    /// When the peer must have logged in.
+    auth_deadline: Instant,
+    /// When the peer was last heard from (any input).
+    last_heard: Instant,
+    /// Set while a ping is outstanding: when it was sent.
+    pinged: Option<Instant>,
+    /// Id of the last ping sent.
+    ping_seq: u64,
 }
 
 /// The `hello` frame that opens every connection.
@@ -105,167 +114,274 @@ pub enum InputError {
     Io(String),
 }
 
+/// What woke an idle session.
+enum Wake {
+    /// The login or liveness deadline passed.
+    Deadline,
+    /// The session was told to end (closed for a reason, or shutdown).
+    Closed,
+    /// Commits finished: the oldest one.
+    Committed(commit::Committed),
+    /// The transport's next frame, or why there is none.
+    Input(Option<Result<ClientFrame, InputError>>),
+}
+
 /// Runs the session over any transport: `frames` yields the peer's frames (or why the
 /// transport could not make one; a transport adapter turns its bytes into these), and
 /// `handle` holds the outbox that a writer task or the flusher drains to the peer, the
 /// peer's wire format, and the token that ends the session (closed for a reason, or
-/// shutdown). Returns when the session ends; by then the outbox is closed, so what is
+/// shutdown). Resolves when the session ends; by then the outbox is closed, so what is
 /// queued is written and the writing stops.
-pub async fn run<F>(
-    frames: &mut F,
+pub fn run<'a, F>(
+    frames: &'a mut F,
     handle: SessionHandle,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
-) where
+) -> impl Future<Output = ()> + 'a
+where
     F: futures::Stream<Item = Result<ClientFrame, InputError>> + Unpin,
 {
-    let auth_deadline = accepted + shared.config.auth_timeout;
-    let mut s = Session {
-        shared,
-        peer,
-        handle,
-        user: None,
-        prelogin_frames: 0,
-        quit_message: None,
-        auth_failures: 0,
-        inflight: Inflight::default(),
-    };
-    s.reply(&hello());
-    tracing::debug!(%peer, "connection opened");
+    let mut session = Pending::new(handle, peer, accepted, shared);
+    async move { session.run(frames).await }
+}
 
-    let (ping_interval, ping_timeout) =
-        (s.shared.config.ping_interval, s.shared.config.ping_timeout);
-    let mut last_heard = Instant::now();
-    // Set while a ping is outstanding: when it was sent.
-    let mut pinged: Option<Instant> = None;
-    let mut ping_seq: u64 = 0;
-    let reason = loop {
-        let logged_in = s.user.is_some();
-        let liveness_deadline = match pinged {
-            Some(at) => at + ping_timeout,
-            None => last_heard + ping_interval,
-        };
+/// A session not yet running: [`run`] in two steps, for a transport whose future holds
+/// the session beside the state its frames come from (see [`crate::transport::tcp`]).
+///
+/// [`run`] and [`Pending::new`] are not `async fn`s: such a function keeps its arguments
+/// in its future beside what is made of them, for the session's whole life (the
+/// compiler does not overlap them), and every connection pays for its future's size
+/// while it is idle.
+pub struct Pending(Session);
+
+impl Pending {
+    /// A session for the peer at `peer`, accepted at `accepted`, writing through
+    /// `handle` (see [`run`]).
+    pub fn new(
+        handle: SessionHandle,
+        peer: SocketAddr,
+        accepted: Instant,
+        shared: Arc<Shared>,
+    ) -> Pending {
+        Pending(Session {
+            auth_deadline: accepted + shared.config.auth_timeout,
+            shared,
+            peer,
+            handle,
+            user: None,
+            prelogin_frames: 0,
+            quit_message: None,
+            auth_failures: 0,
+            inflight: Inflight::default(),
+            last_heard: Instant::now(),
+            pinged: None,
+            ping_seq: 0,
+        })
+    }
+
+    /// The session's outbox.
+    pub fn outbox(&self) -> &Arc<crate::outbox::Outbox> {
+        &self.0.handle.outbox
+    }
+
+    /// How long the session's last frames may take to be written at its end.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        self.0.shared.config.shutdown_grace
+    }
+
+    /// Runs the session on `frames` (see [`run`]). The session stays where it is (in
+    /// the caller's future), borrowed: moving it into this future would leave the
+    /// caller's copy in place, unused, for the session's whole life.
+    pub async fn run<F>(&mut self, frames: &mut F)
+    where
+        F: futures::Stream<Item = Result<ClientFrame, InputError>> + Unpin,
+    {
+        let reason = self.0.serve(frames).await;
+        Box::pin(self.0.end(reason)).await;
+    }
+}
+
+impl Session {
+    /// Hello, then frames until the session ends; returns why it ended.
+    async fn serve<F>(&mut self, frames: &mut F) -> String
+    where
+        F: futures::Stream<Item = Result<ClientFrame, InputError>> + Unpin,
+    {
+        self.reply(&hello());
+        tracing::debug!(peer = %self.peer, "connection opened");
+        loop {
+            let wake = self.next_wake(frames).await;
+            // Boxed: what handling needs is held only while it runs, not by every idle
+            // session's future (a frame alone is over 100 bytes).
+            if let Some(reason) = Box::pin(self.on_wake(wake)).await {
+                return reason;
+            }
+        }
+    }
+
+    /// Waits for whatever the session must act on next.
+    async fn next_wake<F>(&mut self, frames: &mut F) -> Wake
+    where
+        F: futures::Stream<Item = Result<ClientFrame, InputError>> + Unpin,
+    {
         // One timer for both deadlines: each costs every connection its size.
-        let deadline = if logged_in {
-            liveness_deadline
-        } else {
-            liveness_deadline.min(auth_deadline)
-        };
+        let deadline = self.deadline();
+        let (inflight, handle) = (&mut self.inflight, &self.handle);
         tokio::select! {
-            _ = sleep_until(deadline) => {
-                if !logged_in && Instant::now() >= auth_deadline {
-                    s.error(None, ErrorCode::NotAuthenticated, "login timed out");
-                    s.bye("login timed out");
-                    break "login timeout".to_string();
+            _ = sleep_until(deadline) => Wake::Deadline,
+            _ = handle.closed() => Wake::Closed,
+            Some(first) = inflight.next(), if !inflight.is_empty() => Wake::Committed(first),
+            next = frames.next(), if inflight.len() < MAX_INFLIGHT => Wake::Input(next),
+        }
+    }
+
+    /// When the session must next act on its own: the liveness deadline (send a ping,
+    /// or give up on an unanswered one), and before login the login deadline.
+    fn deadline(&self) -> Instant {
+        let config = &self.shared.config;
+        let liveness = match self.pinged {
+            Some(at) => at + config.ping_timeout,
+            None => self.last_heard + config.ping_interval,
+        };
+        if self.user.is_some() {
+            liveness
+        } else {
+            liveness.min(self.auth_deadline)
+        }
+    }
+
+    /// Any input proves the peer alive, not only a pong.
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.pinged = None;
+    }
+
+    /// Acts on what woke the session; `Some(reason)` when the session ends.
+    async fn on_wake(&mut self, wake: Wake) -> Option<String> {
+        match wake {
+            Wake::Deadline => {
+                if self.user.is_none() && Instant::now() >= self.auth_deadline {
+                    self.error(None, ErrorCode::NotAuthenticated, "login timed out");
+                    self.bye("login timed out");
+                    return Some("login timeout".to_string());
                 }
-                if pinged.is_some() {
-                    s.flush().await;
-                    s.bye("ping timeout");
-                    break "ping timeout".to_string();
+                if self.pinged.is_some() {
+                    self.flush().await;
+                    self.bye("ping timeout");
+                    return Some("ping timeout".to_string());
                 }
-                ping_seq += 1;
-                s.reply(&ServerFrame::Ping { id: Some(FrameId::Num(ping_seq)) });
-                pinged = Some(Instant::now());
+                self.ping_seq += 1;
+                self.reply(&ServerFrame::Ping {
+                    id: Some(FrameId::Num(self.ping_seq)),
+                });
+                self.pinged = Some(Instant::now());
             }
-            _ = s.handle.closed() => {
-                s.flush().await;
+            Wake::Closed => {
+                self.flush().await;
                 // Closed without a reason: the server is shutting down.
-                let Some(reason) = s.handle.close_reason().map(str::to_string) else {
-                    s.reply(&ServerFrame::System { text: "server is shutting down".into() });
-                    s.bye("server shutting down");
-                    break "server shutting down".to_string();
+                let Some(reason) = self.handle.close_reason().map(str::to_string) else {
+                    self.reply(&ServerFrame::System {
+                        text: "server is shutting down".into(),
+                    });
+                    self.bye("server shutting down");
+                    return Some("server shutting down".to_string());
                 };
-                s.bye(&reason);
-                break reason;
+                self.bye(&reason);
+                return Some(reason);
             }
-            Some(first) = s.inflight.next(), if !s.inflight.is_empty() => {
+            Wake::Committed(first) => {
                 // Publish every commit that has finished, together.
                 let mut done = vec![first];
                 while done.len() < MAX_PUBLISH {
-                    match s.inflight.next_ready() {
+                    match self.inflight.next_ready() {
                         Some(p) => done.push(p),
                         None => break,
                     }
                 }
-                // Boxed: delivering is rare per connection, its state need not be part
-                // of every idle session's future.
-                Box::pin(s.finish(done)).await;
+                self.finish(done).await;
             }
-            next = frames.next(), if s.inflight.len() < MAX_INFLIGHT => match next {
-                None => break "connection lost".to_string(),
-                Some(Err(InputError::TooLong { max })) => {
-                    s.flush().await;
-                    s.shared.metrics.rejected(s.handle.transport(), ErrorCode::LineTooLong.as_str());
-                    s.error(None, ErrorCode::LineTooLong, format!("line longer than {max} bytes; closing"));
-                    s.bye("line too long");
-                    break "line too long".to_string();
+            Wake::Input(None) => return Some("connection lost".to_string()),
+            Wake::Input(Some(Err(InputError::TooLong { max }))) => {
+                self.flush().await;
+                self.shared
+                    .metrics
+                    .rejected(self.handle.transport(), ErrorCode::LineTooLong.as_str());
+                self.error(
+                    None,
+                    ErrorCode::LineTooLong,
+                    format!("line longer than {max} bytes; closing"),
+                );
+                self.bye("line too long");
+                return Some("line too long".to_string());
+            }
+            Wake::Input(Some(Err(InputError::Unsupported(what)))) => {
+                self.heard();
+                if let Some(Flow::Close(reason)) = self.count_prelogin() {
+                    return Some(reason);
                 }
-                Some(Err(InputError::Unsupported(what))) => {
-                    last_heard = Instant::now();
-                    pinged = None;
-                    if let Some(Flow::Close(reason)) = s.count_prelogin() {
-                        break reason;
-                    }
-                    s.shared.metrics.rejected(s.handle.transport(), ErrorCode::BadFrame.as_str());
-                    s.error(None, ErrorCode::BadFrame, what);
+                self.shared
+                    .metrics
+                    .rejected(self.handle.transport(), ErrorCode::BadFrame.as_str());
+                self.error(None, ErrorCode::BadFrame, what);
+            }
+            Wake::Input(Some(Err(InputError::Io(e)))) => {
+                tracing::debug!(peer = %self.peer, error = %e, "read failed");
+                return Some("connection lost".to_string());
+            }
+            Wake::Input(Some(Err(InputError::Invalid(e)))) => {
+                self.heard();
+                if let Some(Flow::Close(reason)) = self.count_prelogin() {
+                    return Some(reason);
                 }
-                Some(Err(InputError::Io(e))) => {
-                    tracing::debug!(%peer, error = %e, "read failed");
-                    break "connection lost".to_string();
+                tracing::debug!(peer = %self.peer, code = %e.code, "rejected frame");
+                self.shared
+                    .metrics
+                    .rejected(self.handle.transport(), e.code.as_str());
+                self.reply(&e.to_frame());
+            }
+            Wake::Input(Some(Ok(frame))) => {
+                self.heard();
+                if let Flow::Close(reason) = self.handle_frame(frame).await {
+                    return Some(reason);
                 }
-                Some(Err(InputError::Invalid(e))) => {
-                    last_heard = Instant::now();
-                    pinged = None;
-                    if let Some(Flow::Close(reason)) = s.count_prelogin() {
-                        break reason;
-                    }
-                    tracing::debug!(%peer, code = %e.code, "rejected frame");
-                    s.shared.metrics.rejected(s.handle.transport(), e.code.as_str());
-                    s.reply(&e.to_frame());
-                }
-                Some(Ok(frame)) => {
-                    // Any frame proves the peer alive, not only a pong.
-                    last_heard = Instant::now();
-                    pinged = None;
-                    // Boxed: the handler's state is only needed while a frame is being
-                    // handled, not by every idle connection.
-                    match Box::pin(s.handle_frame(frame)).await {
-                        Flow::Continue => {}
-                        Flow::Close(reason) => break reason,
-                    }
-                }
-            },
+            }
         }
-    };
+        None
+    }
 
-    // Messages sent just before the connection went are still published.
-    s.flush().await;
-    if let Some(user) = &s.user {
-        let left = s
-            .shared
-            .bus
-            .disconnect(user.id, &reason, s.quit_message.as_deref());
-        let ts_ms = crate::now_ms();
-        for room in left {
-            s.shared.emit(Event::RoomPresence {
-                room,
-                user: user.name.clone(),
-                joined: false,
-                reason: Some(reason.clone()),
+    /// Ends the session for `reason`: what is still committing is published, the hub
+    /// forgets the session, and the outbox is closed.
+    async fn end(&mut self, reason: String) {
+        // Messages sent just before the connection went are still published.
+        self.flush().await;
+        let peer = self.peer;
+        if let Some(user) = &self.user {
+            let left = self
+                .shared
+                .bus
+                .disconnect(user.id, &reason, self.quit_message.as_deref());
+            let ts_ms = crate::now_ms();
+            for room in left {
+                self.shared.emit(Event::RoomPresence {
+                    room,
+                    user: user.name.clone(),
+                    joined: false,
+                    reason: Some(reason.clone()),
+                    ts_ms,
+                });
+            }
+            self.shared.emit(Event::System {
+                kind: "disconnect",
+                detail: format!("user={} addr={peer} reason={reason}", user.name),
                 ts_ms,
             });
+            tracing::info!(%peer, user = %user.name, %reason, "session ended");
+        } else {
+            tracing::debug!(%peer, %reason, "connection closed before login");
         }
-        s.shared.emit(Event::System {
-            kind: "disconnect",
-            detail: format!("user={} addr={peer} reason={reason}", user.name),
-            ts_ms,
-        });
-        tracing::info!(%peer, user = %user.name, %reason, "session ended");
-    } else {
-        tracing::debug!(%peer, %reason, "connection closed before login");
+        self.handle.outbox.close();
     }
-    s.handle.outbox.close();
 }
 
 impl Session {

@@ -11,6 +11,7 @@
 //! mini-redis's `Connection::read_frame`, the adapter is the only code that knows how a
 //! frame is framed.
 
+pub mod lines;
 pub mod tcp;
 
 use std::net::SocketAddr;

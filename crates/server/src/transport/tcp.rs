@@ -2,20 +2,23 @@
 //! (the server's flusher writes it, see [`crate::outbox`]), so a connection needs no
 //! writer task.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use natter_proto::{LineCodec, MAX_LINE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::decoded;
+use super::lines::Lines;
 use crate::Shared;
 use crate::codec::{JsonLines, json_lines};
 use crate::hub::SessionHandle;
+use crate::listener::ConnSlot;
 use crate::outbox::{Outbox, Wire};
 use crate::session;
 use crate::tls::{TlsConn, TlsReader};
@@ -25,10 +28,6 @@ use crate::transport_kind::TransportKind;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// How much input a closing connection discards at most.
 const LINGER_BYTES: usize = 256 * 1024;
-
-/// Initial read buffer of a connection; it grows when a peer sends more at once, so an
-/// idle connection stays small.
-const READ_BUFFER: usize = 128;
 
 /// A handle on a direct outbox writing to `wire`, in natter's JSON format (transport
 /// `natter`).
@@ -48,24 +47,24 @@ fn direct(shared: &Shared, shutdown: CancellationToken, wire: Wire) -> SessionHa
 }
 
 /// Serves one plain TCP connection until the peer leaves, misbehaves, or `shutdown`
-/// fires. Its outbox is direct: the server's flusher writes it (see [`crate::outbox`]),
+/// fires; `slot` (the connection's place under the connection limits) is held until
+/// then. Its outbox is direct: the server's flusher writes it (see [`crate::outbox`]),
 /// so the connection needs no writer task.
 ///
 /// `accepted` is when the TCP connection was accepted: the login deadline counts from
 /// there.
-pub async fn serve_tcp(
+pub fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-) {
+    slot: ConnSlot,
+) -> impl Future<Output = ()> + Send {
     let (rd, wr) = stream.into_split();
     let handle = direct(&shared, shutdown, Wire::Tcp(wr));
-    let lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER);
-    if let Some(lines) = serve_direct(lines, handle, peer, accepted, shared).await {
-        linger(lines.into_inner()).await;
-    }
+    let lines = Lines::new(rd, LineCodec::new(MAX_LINE));
+    serve_direct(lines, handle, peer, accepted, shared, slot)
 }
 
 /// Serves one TLS connection whose handshake is done (`conn` is its TLS state) like
@@ -74,14 +73,15 @@ pub async fn serve_tcp(
 ///
 /// `accepted` is when the TCP connection was accepted: the login deadline counts from
 /// there, so the TLS handshake and the login share one budget.
-pub async fn serve_tls(
+pub fn serve_tls(
     stream: TcpStream,
-    conn: rustls::ServerConnection,
+    conn: crate::tls::TlsState,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-) {
+    slot: ConnSlot,
+) -> impl Future<Output = ()> + Send {
     let (rd, wr) = stream.into_split();
     let tls = TlsConn::new(conn);
     let handle = direct(&shared, shutdown, Wire::Tls(wr, tls.clone()));
@@ -91,42 +91,64 @@ pub async fn serve_tls(
     }
     let out = handle.outbox.clone();
     let rd = TlsReader::new(rd, tls, Box::new(move || out.kick()));
-    let lines = FramedRead::with_capacity(rd, LineCodec::new(MAX_LINE), READ_BUFFER);
-    if let Some(lines) = serve_direct(lines, handle, peer, accepted, shared).await {
-        linger(lines.into_inner().into_tcp()).await;
+    let lines = Lines::new(rd, LineCodec::new(MAX_LINE));
+    serve_direct(lines, handle, peer, accepted, shared, slot)
+}
+
+/// A connection's reading side that can hand back its socket for lingering.
+trait IntoTcp {
+    /// The socket's read half.
+    fn into_tcp(self) -> OwnedReadHalf;
+}
+
+impl IntoTcp for OwnedReadHalf {
+    fn into_tcp(self) -> OwnedReadHalf {
+        self
     }
 }
 
-/// Runs the session on `lines` with a direct outbox, then ends the stream after the
-/// last frame. Returns the reader for lingering, or `None` if the peer did not read
-/// what was left within the shutdown grace and the connection was abandoned.
-async fn serve_direct<R: AsyncRead + Unpin>(
-    mut lines: FramedRead<R, LineCodec>,
+impl IntoTcp for TlsReader {
+    fn into_tcp(self) -> OwnedReadHalf {
+        TlsReader::into_tcp(self)
+    }
+}
+
+/// Runs the session on `lines` with a direct outbox, ends the stream after the last
+/// frame, then lingers (see [`linger`]) unless the peer did not read what was left
+/// within the shutdown grace. Releases `slot` at the very end.
+///
+/// Not an `async fn`, whose future would keep its arguments beside what is made of them
+/// for the connection's whole life: the block below keeps each once.
+fn serve_direct<R>(
+    mut lines: Lines<R>,
     handle: SessionHandle,
     peer: SocketAddr,
     accepted: Instant,
     shared: Arc<Shared>,
-) -> Option<FramedRead<R, LineCodec>> {
-    let grace = shared.config.shutdown_grace;
-    {
-        let mut frames = decoded(&mut lines, JsonLines);
-        session::run(&mut frames, handle.clone(), peer, accepted, shared).await;
+    slot: ConnSlot,
+) -> impl Future<Output = ()> + Send
+where
+    R: AsyncRead + IntoTcp + Unpin + Send,
+{
+    let mut session = session::Pending::new(handle, peer, accepted, shared);
+    async move {
+        session.run(&mut decoded(&mut lines, JsonLines)).await;
+        let outbox = session.outbox().clone();
+        let finish = tokio::time::timeout(session.shutdown_grace(), outbox.finish());
+        if finish.await.is_err() {
+            // The peer is not reading; it cannot hold this connection any longer.
+            outbox.abandon();
+        } else {
+            linger(lines.into_inner().into_tcp()).await;
+        }
+        drop(slot);
     }
-    if tokio::time::timeout(grace, handle.outbox.finish())
-        .await
-        .is_err()
-    {
-        // The peer is not reading; it cannot hold this connection any longer.
-        handle.outbox.abandon();
-        return None;
-    }
-    Some(lines)
 }
 
 /// Reads and discards what the peer still sends, briefly and boundedly. Closing a socket
 /// with unread input makes the kernel send a reset, which can destroy our last frames
 /// (error, bye) before the peer reads them; this makes the close orderly.
-async fn linger<R: AsyncRead + Unpin>(mut rd: R) {
+async fn linger(mut rd: OwnedReadHalf) {
     let _ = tokio::time::timeout(LINGER, async {
         // On the heap, and only now: a buffer in the future itself would cost every
         // connection its size for its whole life.
