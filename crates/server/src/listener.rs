@@ -261,22 +261,25 @@ fn connection(
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let accepted = tokio::time::Instant::now();
     if let Transport::Irc { tls } = transport {
-        return Box::pin(async move {
-            let _slot = slot;
-            match shared.tls.clone().filter(|_| tls) {
-                None => crate::irc::serve_irc(tcp, peer, accepted, shared, stop).await,
-                Some(identity) => {
-                    let handshake = identity.acceptor.accept(tcp);
-                    match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
-                        Ok(Ok(stream)) => {
-                            crate::irc::serve_irc(stream, peer, accepted, shared, stop).await
-                        }
-                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "IRC TLS handshake failed"),
-                        Err(_) => tracing::info!(%peer, "IRC TLS handshake timed out"),
+        // Two boxes, not one future with two branches: a plaintext connection must not
+        // carry room for the TLS stream its future would otherwise reserve.
+        return match shared.tls.clone().filter(|_| tls) {
+            None => Box::pin(async move {
+                let _slot = slot;
+                crate::irc::serve_irc(tcp, peer, accepted, shared, stop).await
+            }),
+            Some(identity) => Box::pin(async move {
+                let _slot = slot;
+                let handshake = identity.acceptor.accept(tcp);
+                match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
+                    Ok(Ok(stream)) => {
+                        crate::irc::serve_irc(stream, peer, accepted, shared, stop).await
                     }
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "IRC TLS handshake failed"),
+                    Err(_) => tracing::info!(%peer, "IRC TLS handshake timed out"),
                 }
-            }
-        });
+            }),
+        };
     }
     match shared.tls.as_ref().map(|t| t.config.clone()) {
         None => Box::pin(transport::serve_tcp(

@@ -214,7 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn register_and_identify_become_auth_frames() {
-        let (conn, _rx, _dir) = crate::irc::test_conn().await;
+        let (conn, _dir) = crate::irc::test_conn().await;
         let conn = Arc::new(conn);
         let mut st = State::new(4, false, "natter".into());
         st.nick = Some("al".into());

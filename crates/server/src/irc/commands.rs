@@ -307,7 +307,7 @@ mod tests {
 
     /// Runs one command as the welcomed alice; returns what was written and the frames.
     async fn run(line: &str) -> (String, Vec<ClientFrame>) {
-        let (conn, _rx, _dir) = crate::irc::test_conn().await;
+        let (conn, _dir) = crate::irc::test_conn().await;
         let mut st = State::new(20, false, "natter".into());
         st.nick = Some("alice".into());
         st.account = Some("alice".into());

@@ -38,9 +38,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use natter_proto::{ClientFrame, LineCodec};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 pub use encode::IrcEncoder;
@@ -49,6 +47,7 @@ use crate::Shared;
 use crate::hub::SessionHandle;
 use crate::outbox::Outbox;
 use crate::session::{self, InputError};
+use crate::transport::lines::Lines;
 use registration::State;
 
 /// The host part of every user's IRC mask (`nick!nick@natter`).
@@ -72,6 +71,48 @@ pub(crate) enum Out {
     End,
 }
 
+/// The writer's side channel: what [`Out`] says, in order. Unbounded like the channel
+/// it replaces (the pre-login line budget bounds what a client can make it hold), but
+/// its queue is allocated only while it holds something: an idle connection keeps none.
+#[derive(Default)]
+pub(crate) struct Direct {
+    /// What the writer has not taken yet.
+    queue: Mutex<VecDeque<Out>>,
+    /// Wakes the writer; a wake-up with nobody waiting is kept for the next wait.
+    ready: tokio::sync::Notify,
+}
+
+impl Direct {
+    /// Queues `out` for the writer.
+    pub(crate) fn send(&self, out: Out) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(out);
+        self.ready.notify_one();
+    }
+
+    /// The oldest item, if there is one; the queue's memory goes when it empties.
+    pub(crate) fn try_recv(&self) -> Option<Out> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let out = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
+        }
+        out
+    }
+
+    /// The oldest item, once there is one.
+    async fn recv(&self) -> Out {
+        loop {
+            if let Some(out) = self.try_recv() {
+                return out;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// One IRC connection's state, shared by its reader and its encoder.
 pub struct Conn {
     /// Registration state and negotiated capabilities.
@@ -91,7 +132,7 @@ pub struct Conn {
     /// Set once the welcome went out; then lines go through the outbox.
     welcomed: AtomicBool,
     /// The writer's side channel.
-    direct: mpsc::UnboundedSender<Out>,
+    direct: Direct,
     /// The session's outbox, for the adapter's own lines after the welcome.
     outbox: Arc<Outbox>,
     /// The server's name in prefixes and numerics (`irc_server_name`).
@@ -124,7 +165,7 @@ impl Conn {
             // A full outbox closes the session on its next delivery; nothing to do here.
             let _ = self.outbox.push(&lines.into(), 1);
         } else {
-            let _ = self.direct.send(Out::Lines(lines.into()));
+            self.direct.send(Out::Lines(lines.into()));
         }
     }
 }
@@ -132,8 +173,8 @@ impl Conn {
 /// Reads IRC lines and yields the frames they stand for; lines the adapter answers
 /// itself (CAP, PING, ...) yield nothing.
 struct IrcFrames<R> {
-    /// The connection's lines.
-    lines: FramedRead<R, LineCodec>,
+    /// The connection's lines (a read buffer only while something is buffered).
+    lines: Lines<R>,
     /// The connection's state.
     conn: Arc<Conn>,
     /// Frames from the last line not yet taken (JOIN #a,#b yields two).
@@ -187,7 +228,6 @@ pub async fn serve_irc<S>(
 {
     let (rd, wr) = tokio::io::split(stream);
     let outbox = Arc::new(Outbox::new(shared.config.session_queue));
-    let (direct, rx) = mpsc::unbounded_channel();
     let server: Arc<str> = shared.config.irc_server_name.as_str().into();
     let conn = Arc::new_cyclic(|me| Conn {
         me: me.clone(),
@@ -201,7 +241,7 @@ pub async fn serve_irc<S>(
         echo: AtomicBool::new(false),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
-        direct,
+        direct: Direct::default(),
         outbox: outbox.clone(),
         server,
         shared: shared.clone(),
@@ -218,16 +258,16 @@ pub async fn serve_irc<S>(
         crate::transport_kind::TransportKind::Irc,
     )
     .without_lobby();
-    let writer = tokio::spawn(write_loop(wr, handle.clone(), rx));
+    let writer = tokio::spawn(write_loop(wr, handle.clone(), conn.clone()));
     let mut frames = IrcFrames {
-        lines: FramedRead::new(rd, LineCodec::new(line::MAX_READ)),
+        lines: Lines::new(rd, LineCodec::new(line::MAX_READ)),
         conn: conn.clone(),
         pending: VecDeque::new(),
         blocked: None,
     };
     let grace = shared.config.shutdown_grace;
     session::run(&mut frames, handle, peer, accepted, shared.clone()).await;
-    let _ = conn.direct.send(Out::End);
+    conn.direct.send(Out::End);
     let registered = {
         let st = conn.lock();
         // Profiles are published once welcomed and logged in (see `publish_profile`).
@@ -246,23 +286,19 @@ pub async fn serve_irc<S>(
 ///
 /// Before the welcome the outbox is not even read: what the session queues stays in its
 /// bounded outbox, so a client that never finishes registering cannot grow memory here.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    handle: SessionHandle,
-    mut direct: mpsc::UnboundedReceiver<Out>,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: SessionHandle, conn: Arc<Conn>) {
     let mut open = false;
     let mut ended = false;
     loop {
         let chunk = tokio::select! {
             biased;
-            msg = direct.recv(), if !ended => match msg {
-                Some(Out::Lines(b)) => b,
-                Some(Out::Open(b)) => {
+            msg = conn.direct.recv(), if !ended => match msg {
+                Out::Lines(b) => b,
+                Out::Open(b) => {
                     open = true;
                     b
                 }
-                Some(Out::End) | None => {
+                Out::End => {
                     ended = true;
                     if open {
                         continue;
@@ -285,14 +321,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// A connection on a fresh server in a temp dir, for unit tests.
 #[cfg(test)]
-async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) {
+async fn test_conn() -> (Conn, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = crate::Config {
         plaintext: true,
         ..crate::Config::with_data_dir(dir.path())
     };
     let server = crate::Server::open(config).await.expect("server");
-    let (direct, rx) = mpsc::unbounded_channel();
     let conn = Conn {
         state: Mutex::new(State::new(4, false, "natter".into())),
         slot: AtomicUsize::new(IRC_SLOT),
@@ -301,7 +336,7 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
         me: Weak::new(),
         account: OnceLock::new(),
         welcomed: AtomicBool::new(false),
-        direct,
+        direct: Direct::default(),
         outbox: Arc::new(Outbox::new(16)),
         server: "natter".into(),
         shared: server.shared().clone(),
@@ -309,5 +344,5 @@ async fn test_conn() -> (Conn, mpsc::UnboundedReceiver<Out>, tempfile::TempDir) 
         blocking: Mutex::new(None),
         history: history::Barrier::default(),
     };
-    (conn, rx, dir)
+    (conn, dir)
 }

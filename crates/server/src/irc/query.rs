@@ -455,7 +455,7 @@ mod tests {
 
     impl Fixture {
         async fn new() -> Fixture {
-            let (conn, _rx, dir) = crate::irc::test_conn().await;
+            let (conn, dir) = crate::irc::test_conn().await;
             let mut st = State::new(20, false, "natter".into());
             st.nick = Some("alice".into());
             st.account = Some("alice".into());

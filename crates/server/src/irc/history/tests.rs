@@ -149,7 +149,7 @@ async fn store_some(store: &dyn Store, target: Target, t0: u64, count: usize) ->
 
 #[tokio::test]
 async fn every_subcommand_on_rooms_and_conversations() {
-    let (conn, _rx, _dir) = crate::irc::test_conn().await;
+    let (conn, _dir) = crate::irc::test_conn().await;
     let store = &*conn.shared.store;
     // Interleaved with another room's and another pair's messages, so ids have gaps.
     let room = Target::Room("r".into());

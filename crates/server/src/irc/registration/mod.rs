@@ -737,7 +737,7 @@ impl Conn {
         st.welcomed = true;
         self.publish_profile(st);
         self.welcomed.store(true, Ordering::Release);
-        let _ = self.direct.send(Out::Open(std::mem::take(out).into()));
+        self.direct.send(Out::Open(std::mem::take(out).into()));
     }
 }
 
