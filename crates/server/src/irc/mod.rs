@@ -346,3 +346,51 @@ async fn test_conn() -> (Conn, tempfile::TempDir) {
     };
     (conn, dir)
 }
+
+#[cfg(test)]
+mod direct_tests {
+    use super::*;
+
+    fn text(out: Option<Out>) -> String {
+        match out {
+            Some(Out::Lines(b)) | Some(Out::Open(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Out::End) => "end".into(),
+            None => "nothing".into(),
+        }
+    }
+
+    #[test]
+    fn items_come_out_in_order_and_an_empty_queue_keeps_no_memory() {
+        let direct = Direct::default();
+        assert_eq!(text(direct.try_recv()), "nothing");
+        direct.send(Out::Lines(Bytes::from_static(b"a")));
+        direct.send(Out::Open(Bytes::from_static(b"b")));
+        direct.send(Out::End);
+        assert_eq!(text(direct.try_recv()), "a");
+        assert_eq!(text(direct.try_recv()), "b");
+        assert_eq!(text(direct.try_recv()), "end");
+        assert_eq!(text(direct.try_recv()), "nothing");
+        let queue = direct.queue.lock().expect("lock");
+        assert_eq!(queue.capacity(), 0, "the emptied queue was not released");
+    }
+
+    #[tokio::test]
+    async fn the_writer_waits_until_something_is_sent_even_if_sent_first() {
+        let direct = Arc::new(Direct::default());
+        // Sent before anyone waits: the wake-up is kept.
+        direct.send(Out::Lines(Bytes::from_static(b"early")));
+        assert_eq!(text(Some(direct.recv().await)), "early");
+        let waiting = tokio::spawn({
+            let direct = direct.clone();
+            async move { text(Some(direct.recv().await)) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "recv returned with nothing queued");
+        direct.send(Out::End);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the writer was not woken")
+            .expect("task");
+        assert_eq!(got, "end");
+    }
+}
