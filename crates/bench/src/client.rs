@@ -148,8 +148,12 @@ impl Target {
         }
     }
 
-    /// A natter TLS target trusting the certificate in `cert_pem` for "localhost".
-    pub fn natter_tls(addr: SocketAddr, cert_pem: &Path) -> Result<Target> {
+    /// A TLS target (natter's protocol or its IRC gateway) trusting the certificate in
+    /// `cert_pem` for "localhost".
+    pub fn tls(kind: Kind, addr: SocketAddr, cert_pem: &Path) -> Result<Target> {
+        if !matches!(kind, Kind::Natter | Kind::NatterIrc) {
+            bail!("TLS is for natter's protocol and its IRC gateway only");
+        }
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(cert_pem)
             .with_context(|| format!("reading {}", cert_pem.display()))?
@@ -163,7 +167,7 @@ impl Target {
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(Target {
-            kind: Kind::Natter,
+            kind,
             addr,
             tls: Some(Arc::new(config)),
         })

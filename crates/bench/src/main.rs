@@ -50,7 +50,8 @@ struct Common {
     /// "postgres" for a cluster node); such records get the cluster table in `report`.
     #[arg(long)]
     store: Option<String>,
-    /// natter over TLS, trusting this certificate (DATA_DIR/tls/cert.pem).
+    /// natter (or its IRC gateway) over TLS, trusting this certificate
+    /// (DATA_DIR/tls/cert.pem).
     #[arg(long)]
     tls_cert: Option<PathBuf>,
     /// Mark the records as measured with the server pinned to one core.
@@ -240,7 +241,7 @@ fn parse_phase(s: &str) -> Result<Phase> {
 
 fn target_at(c: &Common, addr: SocketAddr) -> Result<Target> {
     match &c.tls_cert {
-        Some(cert) => Target::natter_tls(addr, cert),
+        Some(cert) => Target::tls(c.kind, addr, cert),
         None => Ok(Target::plain(c.kind, addr)),
     }
 }

@@ -506,3 +506,20 @@ async fn resp_pushes() {
         ]
     );
 }
+
+#[test]
+fn tls_is_refused_for_servers_that_do_not_speak_it_here() {
+    let addr: SocketAddr = "127.0.0.1:1".parse().expect("address");
+    // Refused before the certificate is even read.
+    let missing = Path::new("/nonexistent/cert.pem");
+    for kind in [Kind::Redis, Kind::Irc] {
+        let err = Target::tls(kind, addr, missing).err().expect("refused");
+        assert!(err.to_string().contains("TLS is for natter"), "{err}");
+    }
+    for kind in [Kind::Natter, Kind::NatterIrc] {
+        let err = Target::tls(kind, addr, missing)
+            .err()
+            .expect("no certificate");
+        assert!(err.to_string().contains("reading"), "{err}");
+    }
+}
