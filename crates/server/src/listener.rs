@@ -270,14 +270,15 @@ fn connection(
             }),
             Some(identity) => Box::pin(async move {
                 let _slot = slot;
-                let handshake = identity.acceptor.accept(tcp);
-                match tokio::time::timeout(shared.config.auth_timeout, handshake).await {
-                    Ok(Ok(stream)) => {
-                        crate::irc::serve_irc(stream, peer, accepted, shared, stop).await
-                    }
-                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "IRC TLS handshake failed"),
-                    Err(_) => tracing::info!(%peer, "IRC TLS handshake timed out"),
-                }
+                // As for natter's protocol: the handshake's state is gone before the
+                // session is served.
+                let serve = {
+                    let config = identity.config.clone();
+                    let handshake = Box::pin(tls_handshake(config, &tcp, peer, &shared)).await;
+                    let Some(state) = handshake else { return };
+                    crate::irc::serve_irc_tls(tcp, state, peer, accepted, shared, stop)
+                };
+                serve.await
             }),
         };
     }

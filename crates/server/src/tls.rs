@@ -25,9 +25,9 @@ use rustls::unbuffered::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::TlsAcceptor;
 
 /// Socket reads one [`TlsReader::poll_read`] makes without producing plaintext before
@@ -134,6 +134,8 @@ pub struct TlsState {
     /// Set when the handshake ends: what the peer sent right after it may already be in
     /// `incoming`, unprocessed, and no socket read will announce it.
     unread: bool,
+    /// close_notify was queued by [`TlsWriter`]'s shutdown.
+    close_notify_sent: bool,
 }
 
 impl TlsState {
@@ -149,6 +151,7 @@ impl TlsState {
             peer_done: false,
             failed: None,
             unread: false,
+            close_notify_sent: false,
         })
     }
 
@@ -562,6 +565,81 @@ impl AsyncRead for TlsReader {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// The writing direction of a TLS connection as an `AsyncWrite`, for writers that take
+/// one (the IRC gateway's): what is written is encrypted at once under the shared lock,
+/// and the records go out as the socket takes them. A write is accepted once encrypted;
+/// `flush` waits until every record has gone, including those reading left to send
+/// (the connection's writer flushes when its reader's wake-up says so).
+pub struct TlsWriter {
+    /// The socket's write half.
+    tcp: OwnedWriteHalf,
+    /// The connection's TLS state.
+    tls: Arc<TlsConn>,
+}
+
+impl TlsWriter {
+    /// Writes `tcp` through `tls`.
+    pub fn new(tcp: OwnedWriteHalf, tls: Arc<TlsConn>) -> TlsWriter {
+        TlsWriter { tcp, tls }
+    }
+
+    /// Writes queued records until none is left, or the socket is full (then it is
+    /// registered for the next chance to write).
+    fn poll_records(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bounded: each round writes something or waits for the socket.
+        loop {
+            let done = self
+                .tls
+                .lock()?
+                .write_records(|bytes| self.tcp.try_write(bytes))?;
+            if done {
+                return Poll::Ready(Ok(()));
+            }
+            // `try_write` cleared the readiness, so this registers for the next chance.
+            std::task::ready!(self.tcp.as_ref().poll_write_ready(cx))?;
+        }
+    }
+}
+
+impl AsyncWrite for TlsWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // Records from before first, so what is queued stays bounded.
+        std::task::ready!(this.poll_records(cx))?;
+        let mut chunk = VecDeque::from([Bytes::copy_from_slice(buf)]);
+        this.tls.lock()?.encrypt(&mut chunk)?;
+        let left: usize = chunk.iter().map(Bytes::len).sum();
+        // Encrypted is accepted: what the socket does not take now goes on the next write
+        // or flush.
+        if let Poll::Ready(Err(e)) = this.poll_records(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len() - left))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_records(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        {
+            let mut st = this.tls.lock()?;
+            // Once: a second poll after Pending must not queue it again.
+            if !st.close_notify_sent {
+                st.close_notify_sent = true;
+                st.send_close_notify();
+            }
+        }
+        std::task::ready!(this.poll_records(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
 }
 

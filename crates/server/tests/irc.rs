@@ -9,10 +9,8 @@ mod irc_gateway;
 
 use common::*;
 use natter_proto::{ClientFrame, PresenceEvent, ServerFrame};
-use natter_server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 use irc::{Client, base64};
 use irc_gateway::*;
@@ -354,32 +352,15 @@ async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, ServerName};
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::open(natter_server::Config::with_data_dir(dir.path()))
-        .await
-        .expect("open server");
-    let shared = server.shared().clone();
-    let acceptor = server.tls().expect("TLS by default").acceptor.clone();
-    let irc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = irc.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    // The listener would pick plaintext on loopback; drive the adapter over TLS directly.
-    tokio::spawn(async move {
-        while let Ok((tcp, peer)) = irc.accept().await {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                continue;
-            };
-            let accepted = tokio::time::Instant::now();
-            let (shared, token) = (shared.clone(), token.child_token());
-            tokio::spawn(natter_server::irc::serve_irc(
-                stream, peer, accepted, shared, token,
-            ));
-        }
-    });
-
+    // The real listener, told to use TLS on loopback too.
+    let s = Irc::start_with(|c| {
+        c.plaintext = false;
+        c.irc_tls = Some(true);
+    })
+    .await;
+    let cert = s.shared.config.data_dir.join("tls/cert.pem");
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.path().join("tls/cert.pem")).expect("pem") {
+    for cert in CertificateDer::pem_file_iter(&cert).expect("pem") {
         roots.add(cert.expect("cert")).expect("root");
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -389,7 +370,7 @@ async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tcp = TcpStream::connect(s.irc).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("name");
     let tls = tokio::time::timeout(
         WAIT,
@@ -400,21 +381,49 @@ async fn the_gateway_runs_over_tls_with_the_servers_certificate() {
     .expect("handshake with the server's certificate");
     let (rd, mut wr) = tokio::io::split(tls);
     let mut lines = BufReader::new(rd).lines();
-    wr.write_all(b"PING :over-tls\r\n").await.expect("write");
+    // Many answers (within the 64 lines allowed before logging in), so that the
+    // server's writes go out as several records.
+    let mut pings = String::new();
+    for i in 0..50 {
+        pings.push_str(&format!("PING :over-tls-{i}\r\n"));
+    }
+    wr.write_all(pings.as_bytes()).await.expect("write");
+    let mut next = 0;
     let mut seen = Vec::new();
-    loop {
+    while next < 50 {
         let line = tokio::time::timeout(WAIT, lines.next_line())
             .await
             .expect("line in time")
             .expect("read")
             .expect("open");
-        if line == ":natter PONG natter :over-tls" {
-            break;
+        if line == format!(":natter PONG natter :over-tls-{next}") {
+            next += 1;
+        } else {
+            seen.push(line);
+            assert!(seen.len() < 10, "{seen:#?}");
         }
-        seen.push(line);
-        assert!(seen.len() < 10, "{seen:#?}");
     }
-    stop.cancel();
+    wr.write_all(b"QUIT :bye\r\n").await.expect("write");
+    // The goodbye, then the end of the stream: the server closes TLS with close_notify
+    // (a TCP close without it is an error for the client).
+    let mut tail = Vec::new();
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("line or end in time")
+            .expect("a clean TLS close");
+        match line {
+            Some(line) => {
+                tail.push(line);
+                assert!(tail.len() < 10, "{tail:#?}");
+            }
+            None => break,
+        }
+    }
+    assert!(
+        tail.iter().any(|l| l.starts_with("ERROR :Closing link")),
+        "{tail:#?}"
+    );
 }
 
 #[tokio::test]

@@ -214,9 +214,8 @@ impl<R: AsyncRead + Unpin> Stream for IrcFrames<R> {
     }
 }
 
-/// Serves one IRC connection (plain TCP, or TLS after the handshake) until the session
-/// ends. `accepted` is when the connection was accepted: the login deadline counts from
-/// there.
+/// Serves one IRC connection over a byte stream (plain TCP) until the session ends.
+/// `accepted` is when the connection was accepted: the login deadline counts from there.
 pub async fn serve_irc<S>(
     stream: S,
     peer: SocketAddr,
@@ -227,6 +226,48 @@ pub async fn serve_irc<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
+    serve_irc_on(rd, wr, None, peer, accepted, shared, shutdown).await
+}
+
+/// Serves one IRC connection over TLS (after the handshake) until the session ends, on
+/// the server's own TLS state ([`crate::tls`]), whose buffers exist only while they
+/// hold something.
+pub async fn serve_irc_tls(
+    tcp: tokio::net::TcpStream,
+    state: crate::tls::TlsState,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let (rd, wr) = tcp.into_split();
+    let tls = crate::tls::TlsConn::new(state);
+    // Records that reading makes the connection send (alerts, key updates) and those the
+    // handshake left (session tickets) go out when the writer flushes.
+    let kick = Arc::new(tokio::sync::Notify::new());
+    if tls.lock().is_ok_and(|st| st.wants_write()) {
+        kick.notify_one();
+    }
+    let wake = kick.clone();
+    let rd = crate::tls::TlsReader::new(rd, tls.clone(), Box::new(move || wake.notify_one()));
+    let wr = crate::tls::TlsWriter::new(wr, tls);
+    serve_irc_on(rd, wr, Some(kick), peer, accepted, shared, shutdown).await
+}
+
+/// Serves one IRC connection on its two directions; `kick`, when given, asks the writer
+/// to flush (records of the TLS state's own).
+async fn serve_irc_on<R, W>(
+    rd: R,
+    wr: W,
+    kick: Option<Arc<tokio::sync::Notify>>,
+    peer: SocketAddr,
+    accepted: Instant,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let outbox = Arc::new(Outbox::new(shared.config.session_queue));
     let server: Arc<str> = shared.config.irc_server_name.as_str().into();
     let conn = Arc::new_cyclic(|me| Conn {
@@ -258,7 +299,7 @@ pub async fn serve_irc<S>(
         crate::transport_kind::TransportKind::Irc,
     )
     .without_lobby();
-    let writer = tokio::spawn(write_loop(wr, handle.clone(), conn.clone()));
+    let writer = tokio::spawn(write_loop(wr, handle.clone(), conn.clone(), kick));
     let mut frames = IrcFrames {
         lines: Lines::new(rd, LineCodec::new(line::MAX_READ)),
         conn: conn.clone(),
@@ -286,12 +327,30 @@ pub async fn serve_irc<S>(
 ///
 /// Before the welcome the outbox is not even read: what the session queues stays in its
 /// bounded outbox, so a client that never finishes registering cannot grow memory here.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: SessionHandle, conn: Arc<Conn>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    handle: SessionHandle,
+    conn: Arc<Conn>,
+    kick: Option<Arc<tokio::sync::Notify>>,
+) {
     let mut open = false;
     let mut ended = false;
     loop {
+        let kicked = async {
+            match &kick {
+                Some(kick) => kick.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let chunk = tokio::select! {
             biased;
+            () = kicked => {
+                if let Err(e) = wr.flush().await {
+                    handle.close(format!("write failed: {e}"));
+                    return;
+                }
+                continue;
+            }
             msg = conn.direct.recv(), if !ended => match msg {
                 Out::Lines(b) => b,
                 Out::Open(b) => {
@@ -311,7 +370,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: SessionHandle, con
                 None => break,
             },
         };
-        if let Err(e) = wr.write_all(&chunk).await {
+        // Flushed too: a TLS writer may hold records the socket did not take at once.
+        if let Err(e) = async {
+            wr.write_all(&chunk).await?;
+            wr.flush().await
+        }
+        .await
+        {
             handle.close(format!("write failed: {e}"));
             return;
         }
