@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use rustls::ServerConfig;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
@@ -276,7 +276,13 @@ impl TlsState {
     /// into as few records as they fit), dropping what was taken; records the connection
     /// must send anyway are queued too. Fails if the connection has failed (the alert
     /// still goes out).
-    pub fn encrypt(&mut self, chunk: &mut VecDeque<Bytes>) -> io::Result<()> {
+    ///
+    /// The buffers are `Bytes` from an outbox, or a borrowed slice ([`TlsWriter`]): both
+    /// are encrypted where they are, never copied first.
+    pub fn encrypt<B>(&mut self, chunk: &mut VecDeque<B>) -> io::Result<()>
+    where
+        B: Buf + std::ops::Deref<Target = [u8]>,
+    {
         let mut scratch = Vec::new();
         let mut exhausted = false;
         let progress = self.process(Some(&mut |w, outgoing| {
@@ -613,9 +619,9 @@ impl AsyncWrite for TlsWriter {
         let this = self.get_mut();
         // Records from before first, so what is queued stays bounded.
         std::task::ready!(this.poll_records(cx))?;
-        let mut chunk = VecDeque::from([Bytes::copy_from_slice(buf)]);
+        let mut chunk = VecDeque::from([buf]);
         this.tls.lock()?.encrypt(&mut chunk)?;
-        let left: usize = chunk.iter().map(Bytes::len).sum();
+        let left: usize = chunk.iter().map(|rest| rest.len()).sum();
         // Encrypted is accepted: what the socket does not take now goes on the next write
         // or flush.
         if let Poll::Ready(Err(e)) = this.poll_records(cx) {
