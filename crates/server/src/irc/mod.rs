@@ -71,9 +71,9 @@ pub(crate) enum Out {
     End,
 }
 
-/// The writer's side channel: what [`Out`] says, in order. Unbounded like the channel
-/// it replaces (the pre-login line budget bounds what a client can make it hold), but
-/// its queue is allocated only while it holds something: an idle connection keeps none.
+/// The writer's side channel: what [`Out`] says, in order. Unbounded, since the
+/// pre-login line budget bounds what a client can make it hold; its queue is allocated
+/// only while it holds something, so an idle connection keeps none.
 #[derive(Default)]
 pub(crate) struct Direct {
     /// What the writer has not taken yet.
