@@ -19,13 +19,19 @@
 //!
 //! A failure on one connection never delays the owner on another address unless the
 //! account is under attack from several addresses and the owner comes from a new one.
+//!
+//! Attempts that must wait are admitted in the order they arrived, and a finished
+//! attempt wakes only those it admits: when many people behind one address log in at
+//! once, each waits its turn instead of racing every other waiter at each release (a
+//! race some lost for minutes in a storm of 2 000 logins; PERFORMANCE.md).
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Failed-login settings.
@@ -139,16 +145,40 @@ struct State {
     /// pair (a few bytes each: every account that logs in has one), with the time in
     /// seconds since the throttle started.
     known: HashMap<u64, u32>,
+    /// Attempts waiting for their gates, oldest first.
+    waiting: VecDeque<Waiter>,
+    /// Reservations made for waiters that have not taken them yet, by waiter id.
+    granted: HashMap<u64, Grant>,
+    /// The next waiter's id.
+    next_waiter: u64,
+}
+
+/// An attempt waiting for its gates to admit it.
+struct Waiter {
+    /// Its id, for [`State::granted`].
+    id: u64,
+    /// Case-folded account name; `None` for registrations.
+    account: Option<String>,
+    /// Source address.
+    ip: IpAddr,
+    /// Wakes the waiting task once it is admitted.
+    waker: Waker,
+}
+
+/// What a reservation decided: whether the address is known to the account, and the
+/// delay before the password check.
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    known: bool,
+    delay: Duration,
 }
 
 /// Growing, concurrency-proof delays for password checks (see the module documentation).
 pub struct LoginThrottle {
     /// Settings.
     limits: LoginLimits,
-    /// Failures and reservations.
+    /// Failures, reservations and waiting attempts.
     state: Mutex<State>,
-    /// Woken whenever an attempt finishes, so waiting attempts look again.
-    released: Notify,
     /// Keys the hash of known pairs, so nobody can choose colliding names.
     hasher: std::collections::hash_map::RandomState,
     /// Where the seconds of known pairs count from.
@@ -178,27 +208,58 @@ impl LoginThrottle {
         LoginThrottle {
             limits,
             state: Mutex::default(),
-            released: Notify::new(),
             hasher: std::collections::hash_map::RandomState::new(),
             started: Instant::now(),
         }
     }
 
     /// Reserves an attempt for `account` (case-folded name; `None` for a registration)
-    /// from `ip`, waiting while the gates say earlier attempts must finish first. Then
-    /// wait [`Attempt::delay`] before checking the password.
+    /// from `ip`, waiting while the gates say earlier attempts must finish first (those
+    /// waiting are admitted in the order they asked). Then wait [`Attempt::delay`]
+    /// before checking the password.
     pub async fn begin(&self, account: Option<&str>, ip: IpAddr) -> Attempt<'_> {
-        loop {
-            // Registered before looking, so a release between the look and the wait is
-            // not missed.
-            let released = self.released.notified();
-            tokio::pin!(released);
-            released.as_mut().enable();
-            if let Some(attempt) = self.try_begin(account, ip, Instant::now()) {
-                return attempt;
-            }
-            released.await;
-        }
+        // Set once queued: dropping the future then leaves the queue (see `Queued`).
+        let mut queued: Option<Queued<'_>> = None;
+        std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            let grant = match &queued {
+                Some(q) => match st.granted.remove(&q.id) {
+                    Some(grant) => {
+                        q.taken();
+                        grant
+                    }
+                    None => {
+                        if let Some(w) = st.waiting.iter_mut().find(|w| w.id == q.id)
+                            && !w.waker.will_wake(cx.waker())
+                        {
+                            w.waker = cx.waker().clone();
+                        }
+                        return Poll::Pending;
+                    }
+                },
+                None => {
+                    let now = Instant::now();
+                    prune(&mut st, now, self.limits.window);
+                    match self.reserve(&mut st, account, ip, now) {
+                        Some(grant) => grant,
+                        None => {
+                            let id = st.next_waiter;
+                            st.next_waiter += 1;
+                            st.waiting.push_back(Waiter {
+                                id,
+                                account: account.map(str::to_string),
+                                ip,
+                                waker: cx.waker().clone(),
+                            });
+                            queued = Some(Queued::new(self, id, account, ip));
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            };
+            Poll::Ready(self.attempt(account.map(str::to_string), ip, grant))
+        })
+        .await
     }
 
     /// Reserves an attempt if the gates allow one to start at `now`.
@@ -208,10 +269,35 @@ impl LoginThrottle {
         ip: IpAddr,
         now: Instant,
     ) -> Option<Attempt<'_>> {
+        let grant = {
+            let mut st = self.lock();
+            prune(&mut st, now, self.limits.window);
+            self.reserve(&mut st, account, ip, now)?
+        };
+        Some(self.attempt(account.map(str::to_string), ip, grant))
+    }
+
+    /// The attempt a reservation made.
+    fn attempt(&self, account: Option<String>, ip: IpAddr, grant: Grant) -> Attempt<'_> {
+        Attempt {
+            throttle: self,
+            account,
+            ip,
+            known: grant.known,
+            delay: grant.delay,
+        }
+    }
+
+    /// Reserves an attempt in every gate if they all allow one to start at `now`.
+    fn reserve(
+        &self,
+        st: &mut State,
+        account: Option<&str>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Option<Grant> {
         let l = &self.limits;
         let w = l.window;
-        let mut st = self.lock();
-        prune(&mut st, now, w);
         let addr = st.addrs.get(&ip).copied().unwrap_or(Gate::new(now));
         if !addr.admits(l.free_per_ip, now, w) {
             return None;
@@ -229,7 +315,7 @@ impl LoginThrottle {
                 return None;
             }
             steps = steps.max(pair.failures(now, w));
-            known = self.is_known(&st, name, ip, now);
+            known = self.is_known(st, name, ip, now);
             if !known && let Some(acc) = st.accounts.get(name) {
                 let free = l.free_addrs_per_account;
                 let pressure = acc.pressure(now, w);
@@ -247,13 +333,29 @@ impl LoginThrottle {
             }
         }
         st.addrs.entry(ip).or_insert(Gate::new(now)).in_flight += 1;
-        Some(Attempt {
-            throttle: self,
-            account: account.map(str::to_string),
-            ip,
+        Some(Grant {
             known,
             delay: self.delay_for(steps),
         })
+    }
+
+    /// Admits, oldest first, every waiting attempt the gates now allow; returns the
+    /// wakers of those admitted, to be woken once the lock is released.
+    fn admit_waiting(&self, st: &mut State, now: Instant) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        let mut waiting = std::mem::take(&mut st.waiting);
+        waiting.retain(
+            |w| match self.reserve(st, w.account.as_deref(), w.ip, now) {
+                Some(grant) => {
+                    st.granted.insert(w.id, grant);
+                    woken.push(w.waker.clone());
+                    false
+                }
+                None => true,
+            },
+        );
+        st.waiting = waiting;
+        woken
     }
 
     /// The key of an (account, address) pair in the known map.
@@ -355,7 +457,7 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        {
+        let woken = {
             let now = Instant::now();
             let w = self.throttle.limits.window;
             let mut st = self.throttle.lock();
@@ -373,8 +475,60 @@ impl Drop for Attempt<'_> {
                     }
                 }
             }
+            self.throttle.admit_waiting(&mut st, now)
+        };
+        for waker in woken {
+            waker.wake();
         }
-        self.throttle.released.notify_waiters();
+    }
+}
+
+/// A waiting [`LoginThrottle::begin`]'s place in the queue. Dropped before its attempt
+/// was taken (the peer went away), it leaves the queue, or gives back the reservation
+/// made for it.
+struct Queued<'a> {
+    throttle: &'a LoginThrottle,
+    id: u64,
+    /// The waiter's account and address, to give a reservation back.
+    account: Option<String>,
+    ip: IpAddr,
+    /// Cleared once the attempt was taken.
+    live: std::cell::Cell<bool>,
+}
+
+impl<'a> Queued<'a> {
+    fn new(throttle: &'a LoginThrottle, id: u64, account: Option<&str>, ip: IpAddr) -> Queued<'a> {
+        Queued {
+            throttle,
+            id,
+            account: account.map(str::to_string),
+            ip,
+            live: std::cell::Cell::new(true),
+        }
+    }
+
+    /// The attempt was taken: nothing to give back.
+    fn taken(&self) {
+        self.live.set(false);
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if !self.live.get() {
+            return;
+        }
+        let th = self.throttle;
+        let grant = {
+            let mut st = th.lock();
+            st.waiting.retain(|w| w.id != self.id);
+            st.granted.remove(&self.id)
+        };
+        // Admitted but never taken: the reservation is released as an unfinished
+        // attempt's would be, which admits the next in line.
+        if let Some(grant) = grant {
+            drop(th.attempt(self.account.take(), self.ip, grant));
+        }
     }
 }
 
@@ -587,5 +741,111 @@ mod tests {
         assert!(st.pairs.contains_key(&("live".to_string(), ip(2))));
         drop(st);
         drop(live);
+    }
+
+    /// Five attempts from one address, holding its free allowance.
+    fn hold_allowance(th: &LoginThrottle, t0: Instant) -> Vec<Attempt<'_>> {
+        (0..5)
+            .map(|i| {
+                th.try_begin(Some(&format!("held{i}")), ip(1), t0)
+                    .expect("free to start")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_released_place_goes_to_the_oldest_waiter_not_a_newcomer() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        let mut held = hold_allowance(&th, t0);
+        let mut waiter = Box::pin(th.begin(Some("waiter"), ip(1)));
+        assert!(futures::poll!(waiter.as_mut()).is_pending(), "queued");
+        drop(held.pop());
+        // The waiter has not run since, yet the place is already its own.
+        assert!(
+            th.try_begin(Some("newcomer"), ip(1), Instant::now())
+                .is_none(),
+            "a newcomer cannot take the place the oldest waiter was given"
+        );
+        let attempt = waiter.await;
+        assert_eq!(attempt.delay(), Duration::ZERO);
+        drop(attempt);
+        assert!(
+            th.try_begin(Some("newcomer"), ip(1), Instant::now())
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_attempts_are_admitted_in_the_order_they_came() {
+        let t0 = Instant::now();
+        let th = std::sync::Arc::new(LoginThrottle::new(limits()));
+        let held = hold_allowance(&th, t0);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let (th2, tx2) = (th.clone(), tx.clone());
+            tasks.push(tokio::spawn(async move {
+                let (name, late_name) = (format!("w{i}"), format!("late{i}"));
+                let attempt = th2.begin(Some(&name), ip(1)).await;
+                let _ = tx2.send(i);
+                // Another login from the address arrives as this one finishes.
+                let late = th2.begin(Some(&late_name), ip(1));
+                drop(attempt);
+                drop(late.await);
+            }));
+            // Bounded: each task queues itself at its first poll.
+            for _ in 0..100 {
+                if th.lock().waiting.len() > i {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(th.lock().waiting.len(), i + 1, "waiter {i} queued");
+        }
+        drop(held);
+        let mut order = Vec::new();
+        for _ in 0..20 {
+            let i = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("admitted in time")
+                .expect("a task");
+            order.push(i);
+        }
+        assert_eq!(order, (0..20).collect::<Vec<_>>());
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let st = th.lock();
+        assert!(st.waiting.is_empty() && st.granted.is_empty());
+        assert!(st.addrs.is_empty(), "every place given back");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_goes_away_gives_its_place_back() {
+        let t0 = Instant::now();
+        let th = LoginThrottle::new(limits());
+        let mut held = hold_allowance(&th, t0);
+        // Gone while queued: it leaves the queue.
+        let mut gone = Box::pin(th.begin(Some("gone"), ip(1)));
+        assert!(futures::poll!(gone.as_mut()).is_pending());
+        drop(gone);
+        assert!(th.lock().waiting.is_empty());
+        // Gone after it was admitted but before it took the attempt: the reservation
+        // is released, and the next waiter gets it.
+        let mut admitted = Box::pin(th.begin(Some("admitted"), ip(1)));
+        assert!(futures::poll!(admitted.as_mut()).is_pending());
+        let mut next = Box::pin(th.begin(Some("next"), ip(1)));
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        drop(held.pop());
+        assert_eq!(th.lock().granted.len(), 1, "admitted, not yet taken");
+        drop(admitted);
+        let next = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("the place passed on");
+        drop(next);
+        drop(held);
+        let st = th.lock();
+        assert!(st.addrs.is_empty() && st.pairs.is_empty() && st.granted.is_empty());
     }
 }
