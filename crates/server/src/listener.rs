@@ -223,7 +223,7 @@ pub async fn accept_loop_for(
                     tcp,
                     peer,
                     shared.clone(),
-                    stop.child_token(),
+                    stop.clone(),
                     slot,
                 ));
             }

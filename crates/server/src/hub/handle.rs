@@ -17,8 +17,8 @@ use crate::transport_kind::TransportKind;
 pub struct SessionHandle {
     /// The session's bounded outgoing queue of encoded frames.
     pub outbox: Arc<Outbox>,
-    /// Fires when the session must end: closed for a reason (slow consumer, kick, ban)
-    /// or, with no reason, because the server is shutting down.
+    /// The server's shutdown token, shared by every session; closing one session for a
+    /// reason goes through its outbox ([`Outbox::closing`]).
     token: CancellationToken,
     /// Encodes frames in the format of the session's transport.
     encoder: Arc<dyn Encoder>,
@@ -32,9 +32,9 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// A handle on `outbox`, encoding with `encoder`, ending when `token` is cancelled
-    /// (the connection's shutdown token: one token serves for shutdown and closing), for
-    /// a session that came over `transport`.
+    /// A handle on `outbox`, encoding with `encoder`, ending when `token` (the server's
+    /// shutdown token) is cancelled or the session is closed, for a session that came
+    /// over `transport`.
     pub fn new(
         outbox: Arc<Outbox>,
         token: CancellationToken,
@@ -81,13 +81,15 @@ impl SessionHandle {
     /// Asks the session to end for `reason` (first reason wins).
     pub fn close(&self, reason: impl Into<String>) {
         self.outbox.set_close_reason(reason.into());
-        self.token.cancel();
     }
 
-    /// Resolves once the session must end: [`SessionHandle::close`] was called or the
-    /// server is shutting down.
+    /// Resolves once the session must end: [`SessionHandle::close`] was called, a write
+    /// failed, or the server is shutting down.
     pub async fn closed(&self) {
-        self.token.cancelled().await
+        tokio::select! {
+            _ = self.token.cancelled() => {}
+            _ = self.outbox.closing() => {}
+        }
     }
 
     /// The reason given to [`SessionHandle::close`], if any (none on shutdown).

@@ -340,3 +340,37 @@ fn rooms_of_a_user_span_their_sessions() {
     assert_eq!(hub.rooms_of("BOB"), vec!["b".to_string()]);
     assert!(hub.rooms_of("nobody").is_empty());
 }
+
+#[tokio::test]
+async fn closing_one_session_leaves_the_others_that_share_the_shutdown_token() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = || {
+        SessionHandle::new(
+            Arc::new(Outbox::new(8)),
+            stop.clone(),
+            json_lines(),
+            TransportKind::Natter,
+        )
+    };
+    let (a, b) = (handle(), handle());
+    let wait = std::time::Duration::from_secs(5);
+    a.close("kicked");
+    tokio::time::timeout(wait, a.closed())
+        .await
+        .expect("the closed session ends");
+    assert!(
+        !stop.is_cancelled(),
+        "closing a session does not stop the server"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), b.closed())
+            .await
+            .is_err(),
+        "the other session goes on"
+    );
+    stop.cancel();
+    tokio::time::timeout(wait, b.closed())
+        .await
+        .expect("shutdown ends every session");
+    assert_eq!(b.close_reason(), None, "a shutdown gives no reason");
+}

@@ -23,10 +23,11 @@ mod wire;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
+use futures::task::AtomicWaker;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 pub use flusher::Flusher;
 pub use wire::Wire;
@@ -72,8 +73,6 @@ struct Direct {
     sink: Wire,
     /// The server's flusher, which writes this outbox when it is queued.
     flusher: Arc<Flusher>,
-    /// Ends the session when a write fails.
-    token: CancellationToken,
 }
 
 /// A bounded queue of encoded lines for one connection, filled by many, drained by one.
@@ -88,6 +87,11 @@ pub struct Outbox {
     /// Why the session is being closed, if it is (first reason wins); kept here so a
     /// session needs one shared allocation, not two.
     close_reason: OnceLock<String>,
+    /// Wakes the task waiting in [`Outbox::closing`] once a reason is recorded. Here,
+    /// not a cancellation token per session: a child of the server's token is a
+    /// separate allocation of ≈ 128 bytes for every connection, and a waker is smaller
+    /// than a `Notify` both here and in the waiting future.
+    closing: AtomicWaker,
     /// Set for a direct outbox (TCP, plain or TLS). Inline: nearly every outbox is
     /// direct, and a box of its own would cost each one an allocation.
     direct: Option<Direct>,
@@ -101,31 +105,43 @@ impl Outbox {
             ready: Notify::new(),
             max_frames,
             close_reason: OnceLock::new(),
+            closing: AtomicWaker::new(),
             direct: None,
         }
     }
 
-    /// An empty direct outbox writing to `sink` through `flusher`; a failed write cancels
-    /// `token`.
-    pub fn direct(
-        max_frames: usize,
-        sink: Wire,
-        flusher: Arc<Flusher>,
-        token: CancellationToken,
-    ) -> Outbox {
+    /// An empty direct outbox writing to `sink` through `flusher`; a failed write records
+    /// a close reason, which ends the session (see [`Outbox::closing`]).
+    pub fn direct(max_frames: usize, sink: Wire, flusher: Arc<Flusher>) -> Outbox {
         Outbox {
-            direct: Some(Direct {
-                sink,
-                flusher,
-                token,
-            }),
+            direct: Some(Direct { sink, flusher }),
             ..Outbox::new(max_frames)
         }
     }
 
-    /// Records why the session is being closed, unless a reason was recorded already.
+    /// Records why the session is being closed, unless a reason was recorded already,
+    /// and wakes whoever waits in [`Outbox::closing`].
     pub fn set_close_reason(&self, reason: String) {
         let _ = self.close_reason.set(reason);
+        self.closing.wake();
+    }
+
+    /// Resolves once a close reason has been recorded (at once if one was already).
+    /// One task at a time may wait here (the session's own): a second waiter would
+    /// take the first one's place.
+    pub fn closing(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.close_reason.get().is_some() {
+                return Poll::Ready(());
+            }
+            self.closing.register(cx.waker());
+            // Checked again after registering: a reason set in between woke nobody.
+            if self.close_reason.get().is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// The first reason recorded by [`Outbox::set_close_reason`].
@@ -335,9 +351,6 @@ impl Outbox {
             st.drainer = None;
         }
         self.set_close_reason(format!("write failed: {e}"));
-        if let Some(d) = &self.direct {
-            d.token.cancel();
-        }
         self.ready.notify_one();
     }
 }

@@ -1,6 +1,7 @@
 //! The outbox's queue, writers and flusher against real sockets.
 
 use super::*;
+use tokio_util::sync::CancellationToken;
 
 #[test]
 fn bursts_are_taken_in_one_piece_and_the_bound_is_in_frames() {
@@ -51,7 +52,7 @@ async fn a_waiting_writer_wakes_for_bytes_and_for_close() {
 
 /// A connected pair on loopback: our side's direct outbox (flusher running) and the
 /// peer's socket.
-async fn direct_pair(max_frames: usize) -> (Arc<Outbox>, tokio::net::TcpStream, CancellationToken) {
+async fn direct_pair(max_frames: usize) -> (Arc<Outbox>, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -62,19 +63,13 @@ async fn direct_pair(max_frames: usize) -> (Arc<Outbox>, tokio::net::TcpStream, 
     let (_rd, wr) = ours.into_split();
     let flusher = Flusher::new();
     tokio::spawn(flusher.clone().run(CancellationToken::new()));
-    let token = CancellationToken::new();
-    let out = Arc::new(Outbox::direct(
-        max_frames,
-        Wire::Tcp(wr),
-        flusher,
-        token.clone(),
-    ));
-    (out, peer, token)
+    let out = Arc::new(Outbox::direct(max_frames, Wire::Tcp(wr), flusher));
+    (out, peer)
 }
 
 #[tokio::test]
 async fn a_direct_outbox_is_written_by_the_flusher_in_order_and_ends_with_eof() {
-    let (out, mut peer, _token) = direct_pair(1_000_000).await;
+    let (out, mut peer) = direct_pair(1_000_000).await;
     let mut want = Vec::new();
     for i in 0..2000 {
         let line = Bytes::from(format!("frame {i}\n"));
@@ -153,7 +148,7 @@ fn assert_all(got: &[u8], frame: &[u8], frames: usize) {
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_stalls_its_outbox_and_gets_everything_later() {
-    let (out, peer, _token) = direct_pair(1_000_000).await;
+    let (out, peer) = direct_pair(1_000_000).await;
     let (frame, frames) = stall(&out).await;
     out.close();
     let read = spawn_read(peer);
@@ -214,7 +209,6 @@ async fn tls_pair(
         max_frames,
         Wire::Tls(wr, tls.clone()),
         flusher,
-        CancellationToken::new(),
     ));
     out.kick();
     let kick = out.clone();
@@ -296,21 +290,20 @@ async fn a_peer_sending_a_forged_record_gets_an_alert_even_with_frames_queued() 
 
 #[tokio::test]
 async fn a_broken_peer_ends_the_session() {
-    let (out, peer, token) = direct_pair(1000).await;
+    let (out, peer) = direct_pair(1000).await;
     drop(peer);
     // Writing to a socket whose peer is gone fails (reset) within a few writes.
     let failed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             out.push(&Bytes::from_static(b"hello\n"), 1);
             tokio::select! {
-                _ = token.cancelled() => break,
+                _ = out.closing() => break,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
             }
         }
     })
     .await;
     assert!(failed.is_ok(), "the write never failed");
-    assert!(token.is_cancelled(), "a failed write cancels the session");
     assert!(
         out.close_reason()
             .is_some_and(|r| r.starts_with("write failed")),
@@ -353,4 +346,26 @@ async fn an_idle_tls_connection_holds_no_buffers() {
         assert!(futures::poll!(read.as_mut()).is_pending());
     }
     assert_eq!(reader.buffered(), 0);
+}
+
+#[tokio::test]
+async fn closing_resolves_for_a_reason_given_before_or_while_waiting() {
+    let out = Arc::new(Outbox::new(10));
+    let waiting = tokio::spawn({
+        let out = out.clone();
+        async move { out.closing().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no reason yet");
+    out.set_close_reason("kicked".into());
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("a waiter is woken by the reason")
+        .expect("waiter task");
+    // A later waiter sees the reason at once; the first reason stays.
+    out.set_close_reason("banned".into());
+    tokio::time::timeout(std::time::Duration::from_secs(5), out.closing())
+        .await
+        .expect("resolves at once");
+    assert_eq!(out.close_reason(), Some("kicked"));
 }

@@ -61,8 +61,8 @@ where
 }
 
 /// A handle on a new outbox drained by a writer task, encoding in natter's JSON format
-/// and ending when `shutdown` (this connection's token) is cancelled, for a session that
-/// came over `transport`.
+/// and ending when `shutdown` (the server's token) is cancelled or the session is closed,
+/// for a session that came over `transport`.
 pub fn channel(
     shared: &Shared,
     shutdown: CancellationToken,

@@ -32,12 +32,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// A handle on a direct outbox writing to `wire`, in natter's JSON format (transport
 /// `natter`).
 fn direct(shared: &Shared, shutdown: CancellationToken, wire: Wire) -> SessionHandle {
-    let outbox = Outbox::direct(
-        shared.config.session_queue,
-        wire,
-        shared.flusher.clone(),
-        shutdown.clone(),
-    );
+    let outbox = Outbox::direct(shared.config.session_queue, wire, shared.flusher.clone());
     SessionHandle::new(
         Arc::new(outbox),
         shutdown,

@@ -87,7 +87,7 @@ async fn serve(
             }),
     );
     let mut frames = transport::decoded(lines, JsonLines);
-    let handle = transport::channel(&st.shared, st.stop.child_token(), TransportKind::WebSocket);
+    let handle = transport::channel(&st.shared, st.stop.clone(), TransportKind::WebSocket);
     let writer = tokio::spawn(write_loop(sink, handle.clone()));
     let grace = st.shared.config.shutdown_grace;
     session::run(&mut frames, handle, peer, accepted, st.shared.clone()).await;
