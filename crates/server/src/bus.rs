@@ -111,6 +111,9 @@ pub trait Bus: Send + Sync + 'static {
     fn sessions_by_transport(&self) -> PerTransport;
     /// Announces the joins and leaves collected in large rooms (about once a second).
     fn flush_presence(&self) -> usize;
+    /// Wakes this node's sessions whose deadline has passed by `now` (about four times
+    /// a second; see [`Hub::wake_due`]); returns how many.
+    fn wake_due(&self, now: Instant) -> usize;
     /// The server is shutting down: no more presence notices.
     fn set_closing(&self);
     /// On how many nodes `user` has sessions (at least 1: this one); each node limits
@@ -253,6 +256,10 @@ impl Bus for LocalBus {
 
     fn flush_presence(&self) -> usize {
         self.hub.flush_presence()
+    }
+
+    fn wake_due(&self, now: Instant) -> usize {
+        self.hub.wake_due(now)
     }
 
     fn set_closing(&self) {

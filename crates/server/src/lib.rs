@@ -50,6 +50,9 @@ use store::{SqliteStore, Store, StoreError};
 
 /// How often large rooms announce their joins and leaves.
 pub const PRESENCE_SUMMARY_EVERY: Duration = Duration::from_secs(1);
+/// How often logged-in sessions whose ping or ping timeout is due are woken: so late,
+/// at most, is a ping sent or an unanswered one given up on.
+pub const DEADLINE_SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -380,7 +383,17 @@ impl Server {
             detail: format!("version={}", env!("CARGO_PKG_VERSION")),
             ts_ms: now_ms(),
         });
-        tracker.spawn(announce_presence(self.shared.clone(), stop.clone()));
+        // Joins and leaves of large rooms, announced about once a second.
+        let shared = self.shared.clone();
+        tracker.spawn(every(PRESENCE_SUMMARY_EVERY, stop.clone(), move || {
+            shared.bus.flush_presence();
+        }));
+        // Logged-in sessions whose ping or ping timeout is due: one sweep instead of a
+        // timer in every idle session's future.
+        let shared = self.shared.clone();
+        tracker.spawn(every(DEADLINE_SWEEP_EVERY, stop.clone(), move || {
+            shared.bus.wake_due(tokio::time::Instant::now());
+        }));
         if let Some(retention) = self.shared.config.retention {
             tracker.spawn(prune_history(self.shared.clone(), retention, stop.clone()));
         }
@@ -414,16 +427,14 @@ impl Server {
     }
 }
 
-/// Announces the joins and leaves of large rooms about once a second until `stop`.
-async fn announce_presence(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut every = tokio::time::interval(PRESENCE_SUMMARY_EVERY);
+/// Runs `tick` every `period` (later when the runtime is busy) until `stop`.
+async fn every(period: Duration, stop: CancellationToken, mut tick: impl FnMut()) {
+    let mut every = tokio::time::interval(period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = every.tick() => {
-                shared.bus.flush_presence();
-            }
+            _ = every.tick() => tick(),
         }
     }
 }

@@ -627,6 +627,10 @@ impl Bus for ClusterBus {
         self.local.flush_presence()
     }
 
+    fn wake_due(&self, now: tokio::time::Instant) -> usize {
+        self.local.wake_due(now)
+    }
+
     fn set_closing(&self) {
         self.local.set_closing()
     }

@@ -649,6 +649,16 @@ impl Hub {
         announced
     }
 
+    /// Wakes every session whose deadline (ping or ping timeout) has passed by `now`
+    /// ([`crate::outbox::Outbox::wake_if_due`]); returns how many it woke.
+    pub fn wake_due(&self, now: tokio::time::Instant) -> usize {
+        let st = self.lock();
+        st.sessions
+            .values()
+            .filter(|e| e.handle.outbox.wake_if_due(now))
+            .count()
+    }
+
     /// Delivers to every session in `room` without asking who sent it (messages that
     /// came from another node); returns the sessions reached, 0 when it has none here.
     pub fn deliver_to_room(&self, room: &str, delivery: &Delivery) -> usize {

@@ -374,3 +374,29 @@ async fn closing_one_session_leaves_the_others_that_share_the_shutdown_token() {
         .expect("shutdown ends every session");
     assert_eq!(b.close_reason(), None, "a shutdown gives no reason");
 }
+
+#[test]
+fn the_sweep_wakes_only_sessions_whose_deadline_has_passed() {
+    let hub = Hub::default();
+    let handle = || {
+        SessionHandle::new(
+            Arc::new(Outbox::new(8)),
+            tokio_util::sync::CancellationToken::new(),
+            json_lines(),
+            TransportKind::Natter,
+        )
+    };
+    let (late, early, unset) = (handle(), handle(), handle());
+    let now = tokio::time::Instant::now();
+    late.outbox.set_deadline(now);
+    early
+        .outbox
+        .set_deadline(now + std::time::Duration::from_secs(60));
+    hub.connect("late", late);
+    hub.connect("early", early);
+    hub.connect("unset", unset);
+    // Deadlines are kept in whole milliseconds, rounded up.
+    let later = now + std::time::Duration::from_millis(1);
+    assert_eq!(hub.wake_due(later), 1);
+    assert_eq!(hub.wake_due(later), 0, "a due session is woken once");
+}

@@ -22,12 +22,14 @@ mod wire;
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 pub use flusher::Flusher;
 pub use wire::Wire;
@@ -87,11 +89,17 @@ pub struct Outbox {
     /// Why the session is being closed, if it is (first reason wins); kept here so a
     /// session needs one shared allocation, not two.
     close_reason: OnceLock<String>,
-    /// Wakes the task waiting in [`Outbox::closing`] once a reason is recorded. Here,
-    /// not a cancellation token per session: a child of the server's token is a
-    /// separate allocation of ≈ 128 bytes for every connection, and a waker is smaller
-    /// than a `Notify` both here and in the waiting future.
-    closing: AtomicWaker,
+    /// Wakes the session's task, waiting in [`Outbox::closing`] or [`Outbox::due`], once
+    /// a close reason is recorded or its deadline has passed. Here, not a cancellation
+    /// token and a timer per session: a child of the server's token is a separate
+    /// allocation of ≈ 128 bytes for every connection, a timer 112 bytes in every
+    /// session's future, and a waker is smaller than a `Notify` both here and in the
+    /// waiting future.
+    waker: AtomicWaker,
+    /// When a logged-in session must next act on its own (send a ping, or give up on
+    /// an unanswered one), in [`deadline_ms`]; [`NO_DEADLINE`] when none is set, 0 once
+    /// the server's sweeper found it passed ([`Outbox::wake_if_due`]).
+    deadline: AtomicU64,
     /// Set for a direct outbox (TCP, plain or TLS). Inline: nearly every outbox is
     /// direct, and a box of its own would cost each one an allocation.
     direct: Option<Direct>,
@@ -105,7 +113,8 @@ impl Outbox {
             ready: Notify::new(),
             max_frames,
             close_reason: OnceLock::new(),
-            closing: AtomicWaker::new(),
+            waker: AtomicWaker::new(),
+            deadline: AtomicU64::new(NO_DEADLINE),
             direct: None,
         }
     }
@@ -123,7 +132,7 @@ impl Outbox {
     /// and wakes whoever waits in [`Outbox::closing`].
     pub fn set_close_reason(&self, reason: String) {
         let _ = self.close_reason.set(reason);
-        self.closing.wake();
+        self.waker.wake();
     }
 
     /// Resolves once a close reason has been recorded (at once if one was already).
@@ -134,9 +143,51 @@ impl Outbox {
             if self.close_reason.get().is_some() {
                 return Poll::Ready(());
             }
-            self.closing.register(cx.waker());
+            self.waker.register(cx.waker());
             // Checked again after registering: a reason set in between woke nobody.
             if self.close_reason.get().is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Sets when the session must next act on its own; the server's sweeper wakes it
+    /// (through [`Outbox::due`]) once that has passed.
+    pub fn set_deadline(&self, at: Instant) {
+        self.deadline
+            .store(deadline_ms(at, true), Ordering::Release);
+    }
+
+    /// Called by the server's sweeper: if the deadline has passed by `now`, marks it due
+    /// and wakes the session. True if it did.
+    pub fn wake_if_due(&self, now: Instant) -> bool {
+        let at = self.deadline.load(Ordering::Acquire);
+        if at == 0 || at == NO_DEADLINE || at > deadline_ms(now, false) {
+            return false;
+        }
+        // Not if the session set a new deadline in the meantime.
+        if self
+            .deadline
+            .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.waker.wake();
+        true
+    }
+
+    /// Resolves once the sweeper found the deadline passed ([`Outbox::wake_if_due`]).
+    /// One task at a time may wait here, as in [`Outbox::closing`].
+    pub fn due(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.deadline.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.deadline.load(Ordering::Acquire) == 0 {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -353,6 +404,26 @@ impl Outbox {
         self.set_close_reason(format!("write failed: {e}"));
         self.ready.notify_one();
     }
+}
+
+/// No deadline set, in [`Outbox`]'s `deadline`.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// `at` as 1 + milliseconds since the first instant this process converted, rounded up
+/// for a deadline and down for the time now, so that a deadline counts as passed only
+/// once it has; 0 means "due" in [`Outbox`]'s `deadline`.
+fn deadline_ms(at: Instant, up: bool) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let since = at.saturating_duration_since(*EPOCH.get_or_init(Instant::now));
+    let ms = if up {
+        since.as_nanos().div_ceil(1_000_000)
+    } else {
+        since.as_millis()
+    };
+    u64::try_from(ms)
+        .unwrap_or(NO_DEADLINE - 2)
+        .min(NO_DEADLINE - 2)
+        + 1
 }
 
 /// Takes the queued buffers out of `st`.

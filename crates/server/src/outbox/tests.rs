@@ -369,3 +369,43 @@ async fn closing_resolves_for_a_reason_given_before_or_while_waiting() {
         .expect("resolves at once");
     assert_eq!(out.close_reason(), Some("kicked"));
 }
+
+#[tokio::test]
+async fn a_deadline_wakes_the_session_only_once_it_has_passed() {
+    let out = Arc::new(Outbox::new(10));
+    let now = tokio::time::Instant::now();
+    let second = std::time::Duration::from_secs(1);
+    assert!(!out.wake_if_due(now + second), "no deadline set");
+    out.set_deadline(now + second);
+    assert!(!out.wake_if_due(now), "not passed yet");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(20), out.due())
+            .await
+            .is_err(),
+        "not due before the sweeper says so"
+    );
+    let waiting = tokio::spawn({
+        let out = out.clone();
+        async move { out.due().await }
+    });
+    tokio::task::yield_now().await;
+    // Deadlines are kept in whole milliseconds, rounded up.
+    let ms = std::time::Duration::from_millis(1);
+    assert!(out.wake_if_due(now + second + ms), "passed");
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting session is woken")
+        .expect("waiter task");
+    assert!(
+        !out.wake_if_due(now + 2 * second),
+        "woken once per deadline"
+    );
+    // A session that set a new deadline is not woken for the old one.
+    out.set_deadline(now + 3 * second);
+    assert!(!out.wake_if_due(now + 2 * second));
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(20), out.due())
+            .await
+            .is_err()
+    );
+}
