@@ -281,7 +281,7 @@ impl Session {
         match wake {
             Wake::Deadline => {
                 if Instant::now() < self.deadline() {
-                    // Woken early (the sweeper rounds to milliseconds): wait again.
+                    // Only a deadline that has passed is acted on; this one has not.
                     return None;
                 }
                 if self.user.is_none() && Instant::now() >= self.auth_deadline {
