@@ -139,18 +139,7 @@ impl Outbox {
     /// One task at a time may wait here (the session's own): a second waiter would
     /// take the first one's place.
     pub fn closing(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            if self.close_reason.get().is_some() {
-                return Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            // Checked again after registering: a reason set in between woke nobody.
-            if self.close_reason.get().is_some() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        self.woken_when(|out| out.close_reason.get().is_some())
     }
 
     /// Sets when the session must next act on its own; the server's sweeper wakes it
@@ -182,12 +171,23 @@ impl Outbox {
     /// Resolves once the sweeper found the deadline passed ([`Outbox::wake_if_due`]).
     /// One task at a time may wait here, as in [`Outbox::closing`].
     pub fn due(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            if self.deadline.load(Ordering::Acquire) == 0 {
+        self.woken_when(|out| out.deadline.load(Ordering::Acquire) == 0)
+    }
+
+    /// Resolves once `ready` holds, waiting for [`Outbox`]'s `waker` in between.
+    /// Generic, not a function pointer: the closures capture nothing, so the future
+    /// is no larger than a reference to the outbox.
+    fn woken_when<R: Fn(&Outbox) -> bool + 'static>(
+        &self,
+        ready: R,
+    ) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if ready(self) {
                 return Poll::Ready(());
             }
             self.waker.register(cx.waker());
-            if self.deadline.load(Ordering::Acquire) == 0 {
+            // Checked again after registering: a change in between woke nobody.
+            if ready(self) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
